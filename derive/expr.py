@@ -1,0 +1,324 @@
+"""The expression language: text → a small AST.  Never evaluates the text as Python.
+
+Takes the string of one [forward] definition (or a quantity / claim formula) and gives
+an immutable tree of `Num`, `Name`, `Neg`, `Bin`, `Call`, `Deriv` and `AtStep` nodes.
+Grammar (lowest binding first):
+
+    expr    := term (('+' | '-') term)*
+    term    := unary (('*' | '/' | '@') unary)*
+    unary   := '-' unary | '+' unary | power
+    power   := atom (('^' | '**') unary)?          # right-associative: 2^3^2 = 2^9
+    atom    := NUMBER | NAME | NAME '(' expr (',' expr)* ')' | '(' expr ')'
+             | 'd'NAME '/' 'd'NAME                  # quantities only: a derivative
+             | NAME '@' INTEGER                     # quantities only: value after k steps
+
+A hand-written tokenizer and recursive-descent parser: only these tokens exist, so text
+such as `__import__('os')`, `a.b`, `x[0]`, `f(x=1)` or `'s'` is a syntax error with a column.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .errors import DeriveError, LimitError
+
+MAX_EXPRESSION_CHARS = 20_000   # longer text is refused, not parsed
+MAX_NESTING = 200               # parentheses / unary minus / power nesting
+MAX_NUMBER_CHARS = 400          # digits in one numeric literal (100-digit integers are fine)
+
+ELEMENTWISE_FUNCTIONS = ("sigmoid", "relu", "tanh", "exp", "log", "sqrt", "softplus")
+MATRIX_FUNCTIONS = ("transpose", "sum", "mean", "norm2", "frobenius")
+FUNCTIONS = ELEMENTWISE_FUNCTIONS + MATRIX_FUNCTIONS
+
+
+# ---------------------------------------------------------------- the tree
+@dataclass(frozen=True)
+class Num:
+    value: Fraction
+    text: str
+
+
+@dataclass(frozen=True)
+class Name:
+    id: str
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: object
+
+
+@dataclass(frozen=True)
+class Bin:
+    op: str          # one of + - * / ^ @
+    left: object
+    right: object
+
+
+@dataclass(frozen=True)
+class Call:
+    fn: str
+    args: tuple
+
+
+@dataclass(frozen=True)
+class Deriv:
+    """dA/dB: derivative of quantity `of` with respect to quantity `wrt` (quantities only)."""
+    of: str
+    wrt: str
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class AtStep:
+    """NAME@k: the value of NAME after k update steps (quantities only)."""
+    name: str
+    step: int
+
+
+def names_in(node) -> set[str]:
+    """Every name a tree refers to (for dependency checks)."""
+    if isinstance(node, Name):
+        return {node.id}
+    if isinstance(node, AtStep):
+        return {node.name}
+    if isinstance(node, Deriv):
+        return {node.of, node.wrt}
+    if isinstance(node, Neg):
+        return names_in(node.operand)
+    if isinstance(node, Bin):
+        return names_in(node.left) | names_in(node.right)
+    if isinstance(node, Call):
+        out: set[str] = set()
+        for a in node.args:
+            out |= names_in(a)
+        return out
+    return set()
+
+
+# ---------------------------------------------------------------- tokens
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<op>\*\*|[-+*/^@(),])
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str   # number | name | op | end
+    text: str
+    column: int  # 1-based
+
+
+def tokenize(text: str) -> list[Token]:
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise LimitError(f"expression is {len(text)} characters long; the limit is {MAX_EXPRESSION_CHARS}")
+    tokens: list[Token] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            ch = text[pos]
+            hint = _hint_for(ch)
+            raise DeriveError(f"unexpected character {ch!r}{hint}", column=pos + 1)
+        kind = m.lastgroup
+        if kind != "ws":
+            tokens.append(Token(kind, m.group(), pos + 1))
+        pos = m.end()
+    tokens.append(Token("end", "", len(text) + 1))
+    return tokens
+
+
+def _hint_for(ch: str) -> str:
+    if ch in "'\"":
+        return " (strings are not part of the expression language)"
+    if ch == ".":
+        return " (attribute access is not part of the expression language)"
+    if ch in "[]":
+        return " (subscripts are not part of the expression language)"
+    if ch == "=":
+        return " (keyword arguments and assignments are not part of the expression language)"
+    return ""
+
+
+# ---------------------------------------------------------------- parser
+class _Parser:
+    def __init__(self, text: str, quantities: bool, known=None):
+        self.text = text
+        self.tokens = tokenize(text)
+        self.i = 0
+        self.depth = 0
+        self.quantities = quantities
+        self.known = known  # callable name -> bool, for telling dE/dw5 from a division
+
+    # token helpers
+    @property
+    def tok(self) -> Token:
+        return self.tokens[self.i]
+
+    def peek(self, k: int = 1) -> Token:
+        return self.tokens[min(self.i + k, len(self.tokens) - 1)]
+
+    def take(self) -> Token:
+        t = self.tokens[self.i]
+        self.i += 1
+        return t
+
+    def error(self, what: str, tok: Token | None = None) -> DeriveError:
+        tok = tok or self.tok
+        return DeriveError(what, column=tok.column)
+
+    def expect(self, op: str) -> Token:
+        if self.tok.kind == "op" and self.tok.text == op:
+            return self.take()
+        found = self.tok.text or "end of expression"
+        return_error = self.error(f"expected {op!r} but found {found!r}")
+        raise return_error
+
+    def nest(self):
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise LimitError(f"expression nested more than {MAX_NESTING} levels deep", column=self.tok.column)
+
+    # grammar
+    def parse(self):
+        if self.tok.kind == "end":
+            raise self.error("empty expression")
+        node = self.expr()
+        if self.tok.kind != "end":
+            raise self.error(f"unexpected {self.tok.text!r}")
+        return node
+
+    def expr(self):
+        node = self.term()
+        while self.tok.kind == "op" and self.tok.text in "+-":
+            op = self.take().text
+            node = Bin(op, node, self.term())
+        return node
+
+    def term(self):
+        node = self.unary()
+        while self.tok.kind == "op" and self.tok.text in ("*", "/", "@"):
+            op = self.take()
+            if op.text == "@" and self.quantities and self.tok.kind == "number":
+                node = self._at_step(node, op)
+                continue
+            node = Bin(op.text, node, self.unary())
+        return node
+
+    def unary(self):
+        if self.tok.kind == "op" and self.tok.text in "+-":
+            op = self.take().text
+            self.nest()
+            operand = self.unary()
+            self.depth -= 1
+            return Neg(operand) if op == "-" else operand
+        return self.power()
+
+    def power(self):
+        base = self.atom()
+        if self.tok.kind == "op" and self.tok.text in ("^", "**"):
+            self.take()
+            self.nest()
+            exponent = self.unary()
+            self.depth -= 1
+            return Bin("^", base, exponent)
+        return base
+
+    def atom(self):
+        tok = self.tok
+        if tok.kind == "number":
+            self.take()
+            return _number(tok)
+        if tok.kind == "name":
+            return self.name_or_call()
+        if tok.kind == "op" and tok.text == "(":
+            self.take()
+            self.nest()
+            node = self.expr()
+            self.depth -= 1
+            self.expect(")")
+            return node
+        found = tok.text or "end of expression"
+        raise self.error(f"expected a number, a name or '(' but found {found!r}")
+
+    def name_or_call(self):
+        tok = self.take()
+        if self.tok.kind == "op" and self.tok.text == "(":
+            if tok.text not in FUNCTIONS:
+                raise self.error(
+                    f"unknown function {tok.text!r} (known: {', '.join(FUNCTIONS)})", tok)
+            self.take()
+            self.nest()
+            args = [self.expr()]
+            while self.tok.kind == "op" and self.tok.text == ",":
+                self.take()
+                args.append(self.expr())
+            self.depth -= 1
+            self.expect(")")
+            if len(args) != 1:
+                raise self.error(f"{tok.text}() takes one argument, not {len(args)}", tok)
+            return Call(tok.text, tuple(args))
+        if tok.text in FUNCTIONS:
+            raise self.error(f"function {tok.text!r} used without an argument", tok)
+        if self.quantities:
+            deriv = self.maybe_derivative(tok)
+            if deriv is not None:
+                return deriv
+        return Name(tok.text)
+
+    def maybe_derivative(self, tok: Token):
+        """`dA/dB` where A and B are known names and `dA` itself is not: a derivative."""
+        nxt, second = self.tok, self.peek()
+        if not (tok.text.startswith("d") and nxt.kind == "op" and nxt.text == "/"
+                and second.kind == "name" and second.text.startswith("d")):
+            return None
+        of, wrt = tok.text[1:], second.text[1:]
+        known = self.known or (lambda n: False)
+        if known(tok.text) or not (known(of) and known(wrt)):
+            return None
+        self.take()
+        self.take()
+        return Deriv(of, wrt)
+
+    def _at_step(self, node, at: Token):
+        k = self._step_number(self.take())
+        if isinstance(node, Name):
+            return AtStep(node.id, k)
+        if isinstance(node, Deriv) and node.step == 0:
+            return Deriv(node.of, node.wrt, k)
+        raise self.error("'@k' (value after k steps) follows a name or a derivative dA/dB", at)
+
+    def _step_number(self, tok: Token) -> int:
+        if not re.fullmatch(r"\d{1,6}", tok.text):
+            raise self.error(f"step after '@' must be a whole number, not {tok.text!r}", tok)
+        return int(tok.text)
+
+
+def _number(tok: Token) -> Num:
+    if len(tok.text) > MAX_NUMBER_CHARS:
+        raise LimitError(f"number literal longer than {MAX_NUMBER_CHARS} characters", column=tok.column)
+    mantissa, _, exponent = tok.text.lower().partition("e")
+    if exponent and abs(int(exponent)) > 1000:
+        raise LimitError(f"exponent of {tok.text} is outside ±1000", column=tok.column)
+    return Num(Fraction(mantissa) * Fraction(10) ** int(exponent or 0), tok.text)
+
+
+def parse(text: str) -> object:
+    """Parse a [forward] definition (names, numbers, operators, functions)."""
+    return _Parser(text, quantities=False).parse()
+
+
+def parse_quantity(text: str, known) -> object:
+    """Parse a quantity: an expression that may also use dA/dB and NAME@k.
+
+    `known(name) -> bool` tells which names exist, so that `dE/dw5` is read as a derivative
+    only when E and w5 are names and `dE` is not.
+    """
+    return _Parser(text, quantities=True, known=known).parse()

@@ -1,0 +1,332 @@
+"""Stage 2 — graph: named quantities, their entries, and their local derivatives.
+
+Takes a `Spec`; gives a `Graph`.  Every data value, parameter and [forward] definition is a
+`Quantity` made of scalar *entries* (a scalar has one; an r×c matrix has r·c, row-major), each
+an `Entry` symbol.  A forward entry has a *local* SymPy expression over the entries of the
+quantities its definition uses directly (`net_h1 = w1*i1 + w2*i2 + b1`), and for every entry it
+uses, a `LocalDerivative` ∂entry/∂used computed by `sympy.diff` of that small expression and
+written back in named quantities (dσ(net)/dnet = σ(net)(1 − σ(net)) becomes out(1 − out)).
+Backpropagation (stage `calculus`) only ever multiplies and adds these local derivatives.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import sympy as sp
+
+from . import expr as ex
+from .errors import DeriveError, LimitError
+from .functions import norm2_of, relu, sigmoid, softplus
+from .spec import Spec, Value
+
+MAX_POWER_DIGITS = 10_000   # a numeric power whose exact value would have more digits is refused
+
+
+class Entry(sp.Symbol):
+    """A scalar entry of a named quantity: `w1`, or `W1[1,2]` (0-based inside, 1-based shown)."""
+
+    def __new__(cls, quantity: str, index: tuple = (), shape: tuple = (), step: int = 0):
+        label = quantity if not index else f"{quantity}[{index[0]},{index[1]}]"
+        if step:
+            label = f"{label}@{step}"
+        obj = super().__new__(cls, label, real=True)
+        obj.quantity = quantity
+        obj.index = index
+        obj.qshape = shape
+        obj.step = step
+        return obj
+
+    def __getnewargs_ex__(self):
+        return ((self.quantity, self.index, self.qshape, self.step), {})
+
+    def _hashable_content(self):
+        return (self.name, self.quantity, self.index, self.qshape, self.step) + tuple(
+            sorted(self.assumptions0.items()))
+
+
+@dataclass(frozen=True)
+class Quantity:
+    name: str
+    kind: str                  # "data" | "parameter" | "forward"
+    shape: tuple               # () for a scalar, (rows, cols) for a matrix
+    entries: tuple             # Entry symbols, row-major
+    local: tuple = ()          # forward only: a SymPy expression per entry
+    uses: tuple = ()           # forward only: names used directly, in order of first use
+    text: str = ""             # forward only: the definition as written
+    tree: object = None        # forward only: the parsed definition
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.shape == ()
+
+    def as_value(self):
+        """The entries as a SymPy scalar or an ImmutableMatrix."""
+        if self.is_scalar:
+            return self.entries[0]
+        return sp.ImmutableMatrix(self.shape[0], self.shape[1], list(self.entries))
+
+
+@dataclass(frozen=True)
+class LocalDerivative:
+    """∂of/∂wrt for an entry `of` whose local expression uses entry `wrt` directly."""
+    of: Entry
+    wrt: Entry
+    formula: sp.Expr
+
+
+@dataclass(frozen=True)
+class Graph:
+    spec: Spec
+    quantities: dict                    # name -> Quantity, in definition order
+    local_derivatives: dict             # (of, wrt) -> LocalDerivative
+    uses: dict                          # entry -> entries its local expression uses (ordered)
+    consumers: dict                     # entry -> entries whose local expression uses it
+    order: tuple                        # all entries, inputs first, in evaluation order
+    parameters: tuple                   # names of trainable quantities
+    loss: str
+
+    def quantity_of(self, entry: Entry) -> Quantity:
+        return self.quantities[entry.quantity]
+
+    @property
+    def loss_entry(self) -> Entry:
+        return self.quantities[self.loss].entries[0]
+
+
+# ---------------------------------------------------------------- AST -> SymPy, with shapes
+def shape_of(v) -> tuple:
+    return tuple(v.shape) if isinstance(v, sp.MatrixBase) else ()
+
+
+def _shape_text(shape: tuple) -> str:
+    return "a scalar" if shape == () else f"a {shape[0]}×{shape[1]} matrix"
+
+
+def _elementwise(op, a, b, opname: str):
+    sa, sb = shape_of(a), shape_of(b)
+    if sa == () and sb == ():
+        return op(a, b)
+    if sa == ():
+        return b.applyfunc(lambda y: op(a, y))
+    if sb == ():
+        return a.applyfunc(lambda x: op(x, b))
+    if sa != sb:
+        raise DeriveError(f"shape mismatch in '{opname}': {_shape_text(sa)} and {_shape_text(sb)}")
+    return sp.ImmutableMatrix(sa[0], sa[1], [op(x, y) for x, y in zip(a, b)])
+
+
+def _matmul(a, b):
+    sa, sb = shape_of(a), shape_of(b)
+    if sa == () or sb == ():
+        raise DeriveError(f"'@' needs two matrices, got {_shape_text(sa)} and {_shape_text(sb)}; "
+                          "use '*' to scale")
+    if sa[1] != sb[0]:
+        raise DeriveError(f"shape mismatch in '@': {_shape_text(sa)} @ {_shape_text(sb)} "
+                          f"({sa[1]} columns against {sb[0]} rows)")
+    return sp.ImmutableMatrix(a * b)
+
+
+def _safe_pow(base, exponent):
+    if shape_of(exponent) != ():
+        raise DeriveError("an exponent must be a scalar")
+    if base.is_number and exponent.is_number and exponent.is_Rational and base.is_Rational:
+        if base != 0 and abs(float(exponent)) * max(len(str(abs(base.p))), len(str(abs(base.q)))) > MAX_POWER_DIGITS:
+            raise LimitError(f"the exact value of a power would have more than {MAX_POWER_DIGITS} digits")
+        if base == 0 and exponent < 0:
+            raise DeriveError("division by zero: 0 to a negative power")
+    return base ** exponent
+
+
+def _divide(a, b):
+    if b.is_number and b.is_zero:
+        raise DeriveError("division by zero")
+    return a / b
+
+
+def _log(x):
+    if x.is_number and x.is_zero:
+        raise DeriveError("log(0) is undefined")
+    if x.is_number and x.is_negative:
+        raise DeriveError(f"log of a negative number ({x})")
+    return sp.log(x)
+
+
+def _sqrt(x):
+    if x.is_number and x.is_negative:
+        raise DeriveError(f"sqrt of a negative number ({x})")
+    return sp.sqrt(x)
+
+
+def _exp(x):
+    if x.is_number and x.is_real and abs(x) > 100_000:
+        raise LimitError("exp of a number larger than 100000 in size is refused")
+    return sp.exp(x)
+
+
+SCALAR_FUNCTIONS = {
+    "sigmoid": sigmoid, "relu": relu, "tanh": sp.tanh, "exp": _exp,
+    "log": _log, "sqrt": _sqrt, "softplus": softplus,
+}
+
+
+def _matrix_function(fn: str, v):
+    shape = shape_of(v)
+    entries = [v] if shape == () else list(v)
+    if fn == "transpose":
+        return v if shape == () else sp.ImmutableMatrix(v.T)
+    if fn == "sum":
+        return sp.Add(*entries)
+    if fn == "mean":
+        return sp.Add(*entries) / len(entries)
+    if fn == "frobenius":
+        return sp.sqrt(sp.Add(*[e ** 2 for e in entries]))
+    if fn == "norm2":
+        return sp.Abs(v) if shape == () else norm2_of(shape[0], shape[1], entries)
+    raise AssertionError(fn)
+
+
+def to_sympy(tree, env) -> object:
+    """Build the SymPy value (scalar or ImmutableMatrix) of a parsed expression.
+
+    `env(node) -> value` resolves Name, AtStep and Deriv nodes.  Shape errors raise DeriveError.
+    """
+    if isinstance(tree, ex.Num):
+        return sp.Rational(tree.value.numerator, tree.value.denominator)
+    if isinstance(tree, (ex.Name, ex.AtStep, ex.Deriv)):
+        return env(tree)
+    if isinstance(tree, ex.Neg):
+        v = to_sympy(tree.operand, env)
+        return -v if shape_of(v) == () else v.applyfunc(lambda x: -x)
+    if isinstance(tree, ex.Bin):
+        a, b = to_sympy(tree.left, env), to_sympy(tree.right, env)
+        if tree.op == "@":
+            return _matmul(a, b)
+        op = {
+            "+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y,
+            "/": _divide, "^": _safe_pow,
+        }[tree.op]
+        if tree.op == "^" and shape_of(b) != ():
+            raise DeriveError("an exponent must be a scalar")
+        return _elementwise(op, a, b, tree.op)
+    if isinstance(tree, ex.Call):
+        v = to_sympy(tree.args[0], env)
+        if tree.fn in SCALAR_FUNCTIONS:
+            f = SCALAR_FUNCTIONS[tree.fn]
+            return f(v) if shape_of(v) == () else v.applyfunc(f)
+        return _matrix_function(tree.fn, v)
+    raise AssertionError(f"unknown node {tree!r}")
+
+
+# ---------------------------------------------------------------- building the graph
+def _input_quantity(name: str, kind: str, value: Value | None) -> Quantity:
+    shape = value.shape if value is not None else ()
+    if shape == ():
+        entries = (Entry(name),)
+    else:
+        r, c = shape
+        entries = tuple(Entry(name, (i, j), shape) for i in range(r) for j in range(c))
+    return Quantity(name, kind, shape, entries)
+
+
+def _named_back(formula: sp.Expr, local: sp.Expr, entry: Entry) -> sp.Expr:
+    """Write a local derivative in named quantities: σ(net)(1 − σ(net)) → out(1 − out)."""
+    if isinstance(local, sp.Symbol) or local.is_number:
+        return formula
+    return formula.xreplace({local: entry})
+
+
+def build(spec: Spec) -> Graph:
+    quantities: dict[str, Quantity] = {}
+    symbolic_params = [n for n in spec.symbolic if n in spec.update]
+    for name, value in spec.data.items():
+        quantities[name] = _input_quantity(name, "data", value)
+    for name, value in spec.parameters.items():
+        quantities[name] = _input_quantity(name, "parameter", value)
+    for name in spec.symbolic:
+        kind = "parameter" if name in symbolic_params else "data"
+        quantities[name] = _input_quantity(name, kind, None)
+
+    uses: dict[Entry, tuple] = {}
+    consumers: dict[Entry, list] = {e: [] for q in quantities.values() for e in q.entries}
+    local_derivatives: dict[tuple, LocalDerivative] = {}
+    order = [e for q in quantities.values() for e in q.entries]
+
+    for d in spec.forward:
+        key = f"forward.{d.name}"
+
+        def env(node):
+            if isinstance(node, ex.Name):
+                return quantities[node.id].as_value()
+            raise DeriveError("'@' steps and derivatives belong in quantities, not in [forward]")
+
+        try:
+            value = to_sympy(d.tree, env)
+        except DeriveError as e:
+            raise e.located(file=spec.path, key=key) from None
+        shape = shape_of(value)
+        if shape == ():
+            entries = (Entry(d.name),)
+            locals_ = (value,)
+        else:
+            entries = tuple(Entry(d.name, (i, j), shape) for i in range(shape[0]) for j in range(shape[1]))
+            locals_ = tuple(value)
+        used_names = [n for n in _ordered_names(d.tree)]
+        q = Quantity(d.name, "forward", shape, entries, locals_, tuple(used_names), d.text, d.tree)
+        quantities[d.name] = q
+        for entry, local in zip(entries, locals_):
+            deps = [s for s in _ordered_symbols(local)]
+            uses[entry] = tuple(deps)
+            consumers[entry] = []
+            for dep in deps:
+                consumers[dep].append(entry)
+                try:
+                    formula = sp.diff(local, dep)
+                except DeriveError as e:
+                    raise e.located(file=spec.path, key=key) from None
+                local_derivatives[(entry, dep)] = LocalDerivative(entry, dep, _named_back(formula, local, entry))
+            order.append(entry)
+
+    loss_q = quantities[spec.loss]
+    if not loss_q.is_scalar:
+        raise DeriveError(f"the loss must be a scalar, but {spec.loss} is {_shape_text(loss_q.shape)}",
+                          file=spec.path, key="train.loss")
+    params = tuple(n for n, q in quantities.items() if q.kind == "parameter")
+    return Graph(
+        spec=spec, quantities=quantities, local_derivatives=local_derivatives,
+        uses=uses, consumers={k: tuple(v) for k, v in consumers.items()},
+        order=tuple(order), parameters=params, loss=spec.loss,
+    )
+
+
+def _ordered_names(tree) -> list[str]:
+    seen: list[str] = []
+
+    def walk(node):
+        if isinstance(node, ex.Name):
+            if node.id not in seen:
+                seen.append(node.id)
+        elif isinstance(node, ex.Neg):
+            walk(node.operand)
+        elif isinstance(node, ex.Bin):
+            walk(node.left)
+            walk(node.right)
+        elif isinstance(node, ex.Call):
+            for a in node.args:
+                walk(a)
+
+    walk(tree)
+    return seen
+
+
+def _ordered_symbols(expr: sp.Expr) -> list:
+    """Entry symbols of an expression in a stable order (by first appearance in preorder)."""
+    seen: list = []
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, Entry) and node not in seen:
+            seen.append(node)
+    return sorted(seen, key=lambda s: (s.quantity, s.index)) if len(seen) > 1 else seen
+
+
+def value_to_fraction_entries(value: Value) -> list[Fraction]:
+    return list(value.entries)

@@ -1,0 +1,454 @@
+"""Stage 4 — numeric: exact and high-precision values, correct rounding, gradient steps.
+
+Takes a `Graph`; gives `Run`s: the values of every entry, every local derivative and every
+adjoint dL/d(entry) at each gradient-descent step, computed in one arithmetic *context*:
+`ExactContext` (Fractions; None where a value is not rational) or `MpContext(digits)` (mpmath
+at that working precision).  Every SymPy expression is evaluated by `evaluate` with a context,
+so there is one evaluator for forward values, local derivatives and quantity formulas.
+
+Correct rounding: a value is shown exactly when it is rational and short; otherwise it is
+evaluated at working precision p and at about 2p, and accepted when both round to the same
+N-digit decimal (the precision doubles until they do).  Rounding is half away from zero.
+"""
+from __future__ import annotations
+
+import decimal
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import mpmath
+import sympy as sp
+
+from .errors import DeriveError, LimitError
+from .functions import Norm2, relu, sigmoid, softplus, step
+from .graph import Entry, Graph
+
+MAX_DIGITS = 10_000          # --digits limit
+MAX_WORKING_DIGITS = 40_000  # precision escalation stops here
+EXP_LIMIT = 100_000          # exp(x) with |x| beyond this is refused
+
+
+# ---------------------------------------------------------------- arithmetic contexts
+class ExactContext:
+    """Rational arithmetic; a value that is not rational is None (and so is all that uses it)."""
+    name = "exact"
+
+    def const(self, q: Fraction):
+        return q
+
+    def add(self, xs):
+        return None if any(x is None for x in xs) else sum(xs, Fraction(0))
+
+    def mul(self, xs):
+        if any(x == 0 for x in xs if x is not None):
+            return Fraction(0)
+        if any(x is None for x in xs):
+            return None
+        out = Fraction(1)
+        for x in xs:
+            out *= x
+        return out
+
+    def pow(self, b, e):
+        if b is None or e is None or e.denominator != 1:
+            if b is not None and e is not None and b >= 0:
+                return _exact_root(b, e)
+            return None
+        if b == 0 and e < 0:
+            raise DeriveError("division by zero")
+        if abs(e) > 10_000:
+            return None
+        return b ** int(e)
+
+    def func(self, name, x):
+        if x is None:
+            return None
+        if name == "relu":
+            return max(x, Fraction(0))
+        if name == "step":
+            return Fraction(1 if x > 0 else 0)
+        if name == "sigmoid" and x == 0:
+            return Fraction(1, 2)
+        if name == "exp" and x == 0:
+            return Fraction(1)
+        if name == "log" and x == 1:
+            return Fraction(0)
+        if name == "tanh" and x == 0:
+            return Fraction(0)
+        if name == "abs":
+            return abs(x)
+        return None
+
+    def norm2(self, rows, cols, xs):
+        return None
+
+    def constant(self, c):
+        return None
+
+
+def _exact_root(b: Fraction, e: Fraction):
+    """b**e for a rational e = p/q when the q-th root of b is rational; else None."""
+    from sympy import integer_nthroot
+    q = e.denominator
+    num, ok1 = integer_nthroot(b.numerator, q)
+    den, ok2 = integer_nthroot(b.denominator, q)
+    if not (ok1 and ok2):
+        return None
+    root = Fraction(int(num), int(den))
+    if root == 0 and e < 0:
+        raise DeriveError("division by zero")
+    return root ** e.numerator
+
+
+class MpContext:
+    """mpmath arithmetic at a working precision of `digits` decimal digits."""
+
+    def __init__(self, digits: int):
+        self.digits = digits
+        self.ctx = mpmath.MPContext()
+        self.ctx.dps = digits
+        self.name = f"mp{digits}"
+
+    def const(self, q: Fraction):
+        return self.ctx.mpf(q.numerator) / q.denominator
+
+    def add(self, xs):
+        return self.ctx.fsum(xs)
+
+    def mul(self, xs):
+        out = self.ctx.mpf(1)
+        for x in xs:
+            out *= x
+        return out
+
+    def pow(self, b, e):
+        c = self.ctx
+        if b == 0 and e < 0:
+            raise DeriveError("division by zero")
+        if e == c.mpf(1) / 2:
+            if b < 0:
+                raise DeriveError("sqrt of a negative value")
+            return c.sqrt(b)
+        if c.isint(e):
+            return b ** int(e)
+        if b < 0:
+            raise DeriveError("a negative value raised to a fractional power")
+        return c.power(b, e)
+
+    def func(self, name, x):
+        c = self.ctx
+        if name == "sigmoid":
+            # σ(x) = 1/(1 + e^(−x)), computed on the side where e^(…) does not overflow
+            if abs(x) > EXP_LIMIT:
+                raise LimitError(f"sigmoid of a value beyond ±{EXP_LIMIT} is refused")
+            return 1 / (1 + c.exp(-x)) if x >= 0 else c.exp(x) / (1 + c.exp(x))
+        if name == "exp":
+            if abs(x) > EXP_LIMIT:
+                raise LimitError(f"exp of a value beyond ±{EXP_LIMIT} is refused")
+            return c.exp(x)
+        if name == "log":
+            if x <= 0:
+                raise DeriveError("log of a value ≤ 0 (for example log(0) in a cross-entropy)")
+            return c.log(x)
+        if name == "tanh":
+            return c.tanh(x)
+        if name == "relu":
+            return x if x > 0 else c.mpf(0)
+        if name == "step":
+            return c.mpf(1) if x > 0 else c.mpf(0)
+        if name == "softplus":
+            if abs(x) > EXP_LIMIT:
+                raise LimitError(f"softplus of a value beyond ±{EXP_LIMIT} is refused")
+            return c.log1p(c.exp(x)) if x < 0 else x + c.log1p(c.exp(-x))
+        if name == "abs":
+            return abs(x)
+        raise AssertionError(name)
+
+    def norm2(self, rows, cols, xs):
+        c = self.ctx
+        m = c.matrix(rows, cols)
+        for k, x in enumerate(xs):
+            m[k // cols, k % cols] = x
+        return max(c.svd_r(m, compute_uv=False))
+
+    def constant(self, value: sp.Expr):
+        return self.ctx.mpf(sp.N(value, self.digits + 10))
+
+
+_FUNCTIONS = {sigmoid: "sigmoid", relu: "relu", step: "step", softplus: "softplus",
+              sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.Abs: "abs"}
+
+
+def evaluate(expr: sp.Expr, env: dict, ctx):
+    """The value of a SymPy expression in a context; `env` maps Entry symbols to values."""
+    cache: dict = {}
+
+    def ev(e):
+        if e in cache:
+            return cache[e]
+        if isinstance(e, sp.Symbol):
+            try:
+                v = env[e]
+            except KeyError:
+                raise DeriveError(f"{e.name} has no value (a symbolic name)") from None
+        elif e.is_Rational:
+            v = ctx.const(Fraction(int(e.p), int(e.q)))
+        elif isinstance(e, sp.Add):
+            v = ctx.add([ev(a) for a in e.args])
+        elif isinstance(e, sp.Mul):
+            v = ctx.mul([ev(a) for a in e.args])
+        elif isinstance(e, sp.Pow):
+            v = ctx.pow(ev(e.base), ev(e.exp))
+        elif isinstance(e, Norm2):
+            rows, cols = int(e.args[0]), int(e.args[1])
+            xs = [ev(a) for a in e.args[2:]]
+            v = None if any(x is None for x in xs) else ctx.norm2(rows, cols, xs)
+        elif type(e) in _FUNCTIONS or e.func in _FUNCTIONS:
+            v = ctx.func(_FUNCTIONS[e.func], ev(e.args[0]))
+        elif e.is_number:
+            v = ctx.constant(e)
+        else:
+            raise DeriveError(f"cannot evaluate {e}")
+        cache[e] = v
+        return v
+
+    return ev(expr)
+
+
+# ---------------------------------------------------------------- runs of the network
+@dataclass
+class State:
+    """Everything at one step: entry values, local-derivative values, adjoints dL/d(entry)."""
+    values: dict              # Entry -> value
+    local: dict               # (of, wrt) -> value of ∂of/∂wrt
+    adjoint: dict             # Entry -> dL/d(entry)
+
+
+@dataclass
+class Run:
+    ctx: object
+    states: list              # State at step 0..steps
+    learning_rate: object
+
+    def loss_history(self, graph: Graph):
+        return [s.values[graph.loss_entry] for s in self.states]
+
+
+def initial_values(graph: Graph, ctx) -> dict:
+    spec = graph.spec
+    values = {}
+    for table in (spec.data, spec.parameters):
+        for name, value in table.items():
+            for entry, q in zip(graph.quantities[name].entries, value.entries):
+                values[entry] = ctx.const(q)
+    return values
+
+
+def forward(graph: Graph, inputs: dict, ctx) -> dict:
+    """Values of every entry, from the input entries' values, in evaluation order."""
+    values = dict(inputs)
+    for q in graph.quantities.values():
+        if q.kind != "forward":
+            continue
+        for entry, local in zip(q.entries, q.local):
+            values[entry] = evaluate(local, values, ctx)
+    return values
+
+
+def local_values(graph: Graph, values: dict, ctx) -> dict:
+    env = dict(values)
+    return {k: evaluate(ld.formula, env, ctx) for k, ld in graph.local_derivatives.items()}
+
+
+def backward(graph: Graph, local: dict, ctx, seed: Entry) -> dict:
+    """Reverse accumulation from `seed`: d(seed)/d(entry) for every entry.
+
+    dL/dn = Σ over consumers c of n: dL/dc · ∂c/∂n  (visited in reverse evaluation order)
+    """
+    zero = ctx.const(Fraction(0))
+    one = ctx.const(Fraction(1))
+    adj = {e: zero for e in graph.order}
+    adj[seed] = one
+    for entry in reversed(graph.order):
+        a = adj[entry]
+        if a == 0 or entry not in graph.uses:
+            continue
+        for dep in graph.uses[entry]:
+            adj[dep] = ctx.add([adj[dep], ctx.mul([a, local[(entry, dep)]])])
+    return adj
+
+
+def make_state(graph: Graph, inputs: dict, ctx) -> State:
+    values = forward(graph, inputs, ctx)
+    local = local_values(graph, values, ctx)
+    return State(values, local, backward(graph, local, ctx, graph.loss_entry))
+
+
+def run(graph: Graph, ctx, steps: int | None = None) -> Run:
+    """The forward pass, the backward pass, and `steps` gradient-descent updates."""
+    spec = graph.spec
+    steps = spec.steps if steps is None else steps
+    lr = ctx.const(spec.learning_rate)
+    inputs = initial_values(graph, ctx)
+    states = [make_state(graph, inputs, ctx)]
+    for _ in range(steps):
+        prev = states[-1]
+        inputs = dict(inputs)
+        for name in spec.update:
+            for e in graph.quantities[name].entries:
+                # p@k+1 = p@k − η · dL/dp@k
+                inputs[e] = ctx.add([prev.values[e], ctx.mul([ctx.const(Fraction(-1)), lr, prev.adjoint[e]])])
+        states.append(make_state(graph, inputs, ctx))
+    return Run(ctx, states, lr)
+
+
+# ---------------------------------------------------------------- correct rounding
+def round_fraction(q: Fraction, digits: int) -> decimal.Decimal:
+    """q correctly rounded to `digits` significant digits, half away from zero."""
+    if q == 0:
+        return decimal.Decimal(0)
+    with decimal.localcontext() as dc:
+        dc.prec = max(digits + 50, 60)
+        num = abs(q.numerator)
+        den = q.denominator
+        # exponent of the leading digit: 10^e ≤ |q| < 10^(e+1)
+        e = len(str(num)) - len(str(den))
+        if num * 10 ** max(0, -e) < den * 10 ** max(0, e):
+            e -= 1
+        shift = digits - 1 - e
+        scaled_num = num * 10 ** max(0, shift)
+        scaled_den = den * 10 ** max(0, -shift)
+        n, r = divmod(scaled_num, scaled_den)
+        if 2 * r >= scaled_den:
+            n += 1
+        if n == 10 ** digits:  # rounding carried into a new leading digit: 9.99… → 10.0…
+            n //= 10
+            shift -= 1
+        sign = -1 if q < 0 else 1
+        return decimal.Decimal(sign * n).scaleb(-shift)
+
+
+def mpf_to_fraction(x) -> Fraction:
+    """The exact binary value of an mpf as a Fraction."""
+    sign, man, exp, _ = x._mpf_
+    if man == 0:
+        if exp != 0:  # mpmath's encodings of inf and nan
+            raise DeriveError("a value is infinite or not a number")
+        return Fraction(0)
+    q = Fraction(man) * Fraction(2) ** exp
+    return -q if sign else q
+
+
+def is_short_exact(q: Fraction, digits: int) -> bool:
+    """A rational with a terminating decimal of at most `digits` significant digits."""
+    if q == 0:
+        return True
+    den = q.denominator
+    for p in (2, 5):
+        while den % p == 0:
+            den //= p
+    if den != 1:
+        return False
+    return round_fraction(q, digits) == _decimal_of(q)
+
+
+def _decimal_of(q: Fraction) -> decimal.Decimal:
+    with decimal.localcontext() as dc:
+        dc.prec = 100_000
+        return decimal.Decimal(q.numerator) / decimal.Decimal(q.denominator)
+
+
+def format_decimal(d: decimal.Decimal, digits: int, exact: bool = False) -> str:
+    """Plain notation for 1e-4 ≤ |d| < 10^digits, else scientific (mantissa e exponent).
+
+    A correctly rounded value keeps its trailing zeros (0.5000000000); an exact one does not.
+    """
+    if d == 0:
+        return "0"
+    if exact:
+        d = d.normalize()
+    sign, digs, exp = d.as_tuple()
+    n = len(digs)
+    lead = n - 1 + exp  # exponent of the leading digit
+    s = "".join(map(str, digs))
+    if -4 <= lead < max(digits, n):
+        if exp >= 0:
+            body = s + "0" * exp
+        elif lead >= 0:
+            body = s[: lead + 1] + "." + s[lead + 1:]
+        else:
+            body = "0." + "0" * (-lead - 1) + s
+    else:
+        mant = s[0] + ("." + s[1:] if len(s) > 1 else "")
+        body = f"{mant}e{lead}"
+    return ("-" if sign else "") + body
+
+
+@dataclass(frozen=True)
+class Number:
+    """A value as shown: its text at N significant digits, exact Fraction if known, the float."""
+    text: str
+    exact: Fraction | None
+    approx: float
+
+    @property
+    def is_exact(self) -> bool:
+        return self.exact is not None
+
+    def exact_text(self) -> str | None:
+        if self.exact is None:
+            return None
+        q = self.exact
+        return str(q.numerator) if q.denominator == 1 else f"{q.numerator}/{q.denominator}"
+
+
+def show(value, digits: int, exact: Fraction | None = None) -> Number:
+    """The correctly rounded text of a value (a Fraction, or an mpf accurate enough)."""
+    if exact is not None:
+        if is_short_exact(exact, digits):
+            return Number(format_decimal(_decimal_of(exact), digits, exact=True), exact, float(exact))
+        return Number(format_decimal(round_fraction(exact, digits), digits), exact, float(exact))
+    q = mpf_to_fraction(value)
+    return Number(format_decimal(round_fraction(q, digits), digits), None, float(q))
+
+
+def rounded_text(value, digits: int) -> str:
+    if isinstance(value, Fraction):
+        return format_decimal(round_fraction(value, digits), digits)
+    return format_decimal(round_fraction(mpf_to_fraction(value), digits), digits)
+
+
+class Evaluator:
+    """Runs of one graph at increasing precision, and correctly rounded answers to queries.
+
+    A query is a function Run -> list of values (entries, row-major).  `answer` evaluates it in
+    exact arithmetic and at two working precisions, doubling the precision until the two
+    agree on every entry to `digits` significant digits.
+    """
+
+    def __init__(self, graph: Graph, steps: int | None = None):
+        self.graph = graph
+        self.steps = graph.spec.steps if steps is None else steps
+        self._runs: dict = {}
+
+    def run_in(self, key):
+        if key not in self._runs:
+            ctx = ExactContext() if key == "exact" else MpContext(key)
+            self._runs[key] = run(self.graph, ctx, self.steps)
+        return self._runs[key]
+
+    def answer(self, query, digits: int) -> list[Number]:
+        if digits < 1 or digits > MAX_DIGITS:
+            raise LimitError(f"digits must be between 1 and {MAX_DIGITS}")
+        exact = query(self.run_in("exact"))
+        if all(x is not None for x in exact):
+            return [show(x, digits, exact=x) for x in exact]
+        p = digits + 30
+        while True:
+            lo, hi = query(self.run_in(p)), query(self.run_in(2 * p + 10))
+            agree = all(
+                (e is not None) or rounded_text(a, digits) == rounded_text(b, digits)
+                for a, b, e in zip(lo, hi, exact))
+            if agree or 2 * p + 10 > MAX_WORKING_DIGITS:
+                return [show(b, digits, exact=e) for b, e in zip(hi, exact)]
+            p = 2 * p + 10

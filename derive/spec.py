@@ -1,0 +1,299 @@
+"""Stage 1 — spec: load and validate a problem spec (TOML) into a frozen `Spec`.
+
+Takes a path to a .toml file or the id of a built-in problem (derive/problems/<id>.toml);
+gives a `Spec` whose numbers are exact `Fraction`s (a decimal in the file means exactly that
+decimal: 0.15 is 3/20) and whose [forward] definitions are parsed trees (see `expr`).
+Bad input raises `DeriveError` naming the file and the key.
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+
+from . import expr as ex
+from .errors import DeriveError, LimitError
+from .latexsafe import check_display_name
+
+MAX_SPEC_BYTES = 1_000_000
+MAX_ENTRIES = 20_000        # scalar values (data + parameters) in one spec
+MAX_FORWARD = 500           # [forward] definitions
+MAX_STEPS = 50              # gradient-descent steps
+LATEX_NAME_CHARS = 120
+
+TOP_KEYS = {"title", "source", "lang", "symbolic", "data", "parameters", "forward", "train", "latex"}
+TRAIN_KEYS = {"loss", "learning_rate", "update", "steps"}
+LANGS = ("en", "zh")
+
+
+@dataclass(frozen=True)
+class Value:
+    """An exact value: a scalar (`shape == ()`) or a matrix given as rows of Fractions."""
+    shape: tuple
+    entries: tuple          # scalar: (Fraction,); matrix: row-major Fractions
+    flat_list: bool = False  # written as a flat list in the spec (a column vector)
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.shape == ()
+
+    def rows(self) -> list[list[Fraction]]:
+        r, c = self.shape
+        return [list(self.entries[i * c:(i + 1) * c]) for i in range(r)]
+
+
+@dataclass(frozen=True)
+class Definition:
+    name: str
+    text: str
+    tree: object
+
+
+@dataclass(frozen=True)
+class Spec:
+    id: str                       # built-in id or file stem
+    path: str                     # what error messages call the file
+    title: str
+    source: str
+    lang: str
+    data: dict                    # name -> Value
+    parameters: dict              # name -> Value
+    symbolic: tuple               # names without a value
+    forward: tuple                # Definitions, in order
+    loss: str
+    learning_rate: Fraction | None  # None: the symbol eta (symbolic specs)
+    update: tuple                 # parameter names updated by a step
+    steps: int
+    latex: dict = field(default_factory=dict)
+
+    @property
+    def is_symbolic(self) -> bool:
+        return bool(self.symbolic)
+
+    def all_names(self) -> list[str]:
+        return [*self.data, *self.parameters, *self.symbolic, *(d.name for d in self.forward)]
+
+
+# ---------------------------------------------------------------- built-in problems
+def problems_dir():
+    return resources.files("derive") / "problems"
+
+
+def builtin_ids() -> list[str]:
+    return sorted(p.name[:-5] for p in problems_dir().iterdir()
+                  if p.name.endswith(".toml") and not p.name.endswith(".claims.toml"))
+
+
+def read_source(path_or_id: str) -> tuple[str, str, str]:
+    """(id, display path, text) for a file path or a built-in id."""
+    p = Path(path_or_id)
+    if p.suffix == ".toml" or p.exists() or "/" in path_or_id:
+        try:
+            if p.stat().st_size > MAX_SPEC_BYTES:
+                raise LimitError(f"file is larger than {MAX_SPEC_BYTES} bytes", file=str(p))
+            return p.stem, str(p), p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            reason = getattr(e, "strerror", None) or str(e)
+            raise DeriveError(f"cannot read file: {reason}", file=str(p)) from None
+    if path_or_id in builtin_ids():
+        text = (problems_dir() / f"{path_or_id}.toml").read_text(encoding="utf-8")
+        return path_or_id, f"{path_or_id} (built-in)", text
+    raise DeriveError(f"no such file or built-in problem {path_or_id!r} "
+                      f"(built-in: {', '.join(builtin_ids())})")
+
+
+def parse_toml(text: str, path: str) -> dict:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise DeriveError(f"not valid TOML: {e}", file=path) from None
+
+
+def load(path_or_id: str) -> Spec:
+    sid, path, text = read_source(path_or_id)
+    return spec_from_dict(parse_toml(text, path), sid=sid, path=path)
+
+
+# ---------------------------------------------------------------- values
+def to_fraction(x, path: str, key: str) -> Fraction:
+    """An exact Fraction for a TOML number; a float means the decimal the user wrote."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise DeriveError(f"expected a number, got {_describe(x)}", file=path, key=key)
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            raise DeriveError(f"{x} is not a finite number", file=path, key=key)
+        return Fraction(repr(x))  # repr is the shortest round-trip decimal: 0.15 -> 3/20
+    if abs(x) > 10 ** 100:
+        raise LimitError("integer has more than 100 digits", file=path, key=key)
+    return Fraction(x)
+
+
+def _describe(x) -> str:
+    if isinstance(x, str):
+        return f"the string {x!r}"[:80]
+    if isinstance(x, bool):
+        return f"the boolean {str(x).lower()}"
+    if isinstance(x, dict):
+        return "a table"
+    if isinstance(x, list):
+        return "a list"
+    return type(x).__name__
+
+
+def to_value(x, path: str, key: str) -> Value:
+    if isinstance(x, list):
+        if not x:
+            raise DeriveError("empty list", file=path, key=key)
+        if all(isinstance(r, list) for r in x):
+            ncols = len(x[0])
+            if ncols == 0 or any(len(r) != ncols for r in x):
+                raise DeriveError("matrix rows must be non-empty and of equal length", file=path, key=key)
+            entries = tuple(to_fraction(v, path, f"{key}[{i}][{j}]")
+                            for i, r in enumerate(x) for j, v in enumerate(r))
+            return Value((len(x), ncols), entries)
+        if any(isinstance(r, list) for r in x):
+            raise DeriveError("mixes numbers and lists; a matrix is a list of rows", file=path, key=key)
+        entries = tuple(to_fraction(v, path, f"{key}[{i}]") for i, v in enumerate(x))
+        return Value((len(x), 1), entries, flat_list=True)
+    return Value((), (to_fraction(x, path, key),))
+
+
+# ---------------------------------------------------------------- validation
+def _check_keys(table: dict, allowed: set, path: str, where: str):
+    for k in table:
+        if k not in allowed:
+            prefix = f"{where}." if where else ""
+            raise DeriveError(f"unknown key (allowed: {', '.join(sorted(allowed))})",
+                              file=path, key=f"{prefix}{k}")
+
+
+def _table(doc: dict, key: str, path: str) -> dict:
+    t = doc.get(key, {})
+    if not isinstance(t, dict):
+        raise DeriveError(f"expected a table [{key}], got {_describe(t)}", file=path, key=key)
+    return t
+
+
+def _name_ok(name: str, path: str, key: str):
+    if not ex._TOKEN.fullmatch(name) or not name[0].isalpha() and name[0] != "_" or not name.isascii() \
+            or not name.replace("_", "a").isalnum():
+        raise DeriveError(f"{name!r} is not a valid name (letters, digits and _, not starting with a digit)",
+                          file=path, key=key)
+    if name in ex.FUNCTIONS:
+        raise DeriveError(f"{name!r} is a function name and cannot be a quantity", file=path, key=key)
+
+
+def spec_from_dict(doc: dict, *, sid: str, path: str) -> Spec:
+    _check_keys(doc, TOP_KEYS, path, "")
+    title = doc.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise DeriveError("required: a non-empty string title", file=path, key="title")
+    source = doc.get("source", "")
+    if not isinstance(source, str):
+        raise DeriveError("expected a string", file=path, key="source")
+    lang = doc.get("lang", "en")
+    if lang not in LANGS:
+        raise DeriveError(f"expected one of {', '.join(LANGS)}, got {lang!r}", file=path, key="lang")
+
+    defined: dict[str, str] = {}  # name -> the key that defined it
+
+    def define(name: str, key: str):
+        _name_ok(name, path, key)
+        if name in defined:
+            raise DeriveError(f"{name!r} is already defined by {defined[name]}", file=path, key=key)
+        defined[name] = key
+
+    data = {}
+    for name, v in _table(doc, "data", path).items():
+        define(name, f"data.{name}")
+        data[name] = to_value(v, path, f"data.{name}")
+    parameters = {}
+    for name, v in _table(doc, "parameters", path).items():
+        define(name, f"parameters.{name}")
+        parameters[name] = to_value(v, path, f"parameters.{name}")
+    n_entries = sum(len(v.entries) for v in (*data.values(), *parameters.values()))
+    if n_entries > MAX_ENTRIES:
+        raise LimitError(f"{n_entries} values in [data] and [parameters]; the limit is {MAX_ENTRIES}", file=path)
+
+    symbolic_raw = doc.get("symbolic", [])
+    if not isinstance(symbolic_raw, list) or not all(isinstance(s, str) for s in symbolic_raw):
+        raise DeriveError("expected a list of names", file=path, key="symbolic")
+    for name in symbolic_raw:
+        define(name, "symbolic")
+
+    forward_raw = _table(doc, "forward", path)
+    if not forward_raw:
+        raise DeriveError("required: at least one definition in [forward]", file=path, key="forward")
+    if len(forward_raw) > MAX_FORWARD:
+        raise LimitError(f"more than {MAX_FORWARD} definitions", file=path, key="forward")
+    forward = []
+    for name, text in forward_raw.items():
+        key = f"forward.{name}"
+        _name_ok(name, path, key)
+        if not isinstance(text, str):
+            raise DeriveError(f"expected an expression as a string, got {_describe(text)}", file=path, key=key)
+        try:
+            tree = ex.parse(text)
+        except DeriveError as e:
+            raise e.located(file=path, key=key) from None
+        for used in sorted(ex.names_in(tree)):
+            if used == name:
+                raise DeriveError(f"{name!r} is defined in terms of itself (a cycle)", file=path, key=key)
+            if used not in defined:
+                later = used in forward_raw
+                why = "is used before its definition" if later else "is not defined"
+                raise DeriveError(f"{used!r} {why}", file=path, key=key)
+        define(name, key)
+        forward.append(Definition(name, text, tree))
+
+    train = _table(doc, "train", path)
+    _check_keys(train, TRAIN_KEYS, path, "train")
+    loss = train.get("loss", forward[-1].name)
+    if not isinstance(loss, str) or loss not in {d.name for d in forward}:
+        raise DeriveError(f"{loss!r} is not a name defined in [forward]", file=path, key="train.loss")
+    update_raw = train.get("update")
+    if update_raw is None:
+        update = tuple(parameters)
+    else:
+        if not isinstance(update_raw, list) or not all(isinstance(u, str) for u in update_raw):
+            raise DeriveError("expected a list of parameter names", file=path, key="train.update")
+        for u in update_raw:
+            if u not in parameters and u not in symbolic_raw:
+                raise DeriveError(f"{u!r} is not a parameter", file=path, key="train.update")
+        if len(set(update_raw)) != len(update_raw):
+            raise DeriveError("lists a parameter twice", file=path, key="train.update")
+        update = tuple(update_raw)
+
+    lr_raw = train.get("learning_rate")
+    if lr_raw is None:
+        learning_rate = None if symbolic_raw else Fraction(1, 2)
+    else:
+        learning_rate = to_fraction(lr_raw, path, "train.learning_rate")
+    steps = train.get("steps", 1)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise DeriveError("expected a whole number ≥ 0", file=path, key="train.steps")
+    if steps > MAX_STEPS:
+        raise LimitError(f"steps is limited to {MAX_STEPS}", file=path, key="train.steps")
+
+    latex = {}
+    for name, disp in _table(doc, "latex", path).items():
+        key = f"latex.{name}"
+        if name not in defined:
+            raise DeriveError(f"{name!r} is not a name of this spec", file=path, key=key)
+        if not isinstance(disp, str) or not disp.strip():
+            raise DeriveError("expected a non-empty string", file=path, key=key)
+        try:
+            check_display_name(disp)
+        except DeriveError as e:
+            raise e.located(file=path, key=key) from None
+        latex[name] = disp
+
+    return Spec(
+        id=sid, path=path, title=title.strip(), source=source, lang=lang,
+        data=data, parameters=parameters,
+        symbolic=tuple(symbolic_raw), forward=tuple(forward), loss=loss,
+        learning_rate=learning_rate, update=update, steps=steps, latex=latex,
+    )
