@@ -1,0 +1,167 @@
+"""Stage 3 — calculus: the chain rule as data.
+
+Takes a `Graph`; gives, for the loss L and every entry n on the way to it:
+- `Adjoint(n)`: dL/dn = Σ over consumers c of n: dL/dc · ∂c/∂n (one `Factor` per consumer);
+- `Chain(n)`: the textbook form dL/dn = dL/dk · ∂k/∂… · … · ∂c₁/∂n, following n's single consumer
+  upward until k is the loss or an entry with several consumers (whose dL/dk is its Adjoint);
+- `paths(p)`: every path from p to L, each a product of local derivatives (summed, they are dL/dp);
+- `Gradient(p)`: the chain, the paths and the formula of dL/dp in named quantities.
+Values are not computed here (see `numeric`); every formula is a product of `LocalDerivative`s.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import sympy as sp
+
+from .errors import DeriveError
+from .graph import Entry, Graph, LocalDerivative
+
+MAX_PATHS = 64   # a gradient with more paths than this is shown through its chain only
+
+
+@dataclass(frozen=True)
+class Chain:
+    entry: Entry
+    head: Entry                 # the loss, or a branch entry
+    factors: tuple              # LocalDerivatives, from head down to entry
+
+    @property
+    def formula(self) -> sp.Expr:
+        return sp.Mul(*[f.formula for f in self.factors])
+
+
+@dataclass(frozen=True)
+class Adjoint:
+    entry: Entry
+    terms: tuple                # LocalDerivatives ∂c/∂entry, one per consumer c reaching the loss
+
+
+@dataclass(frozen=True)
+class Path:
+    factors: tuple              # LocalDerivatives, from the loss side down to the parameter
+
+    @property
+    def formula(self) -> sp.Expr:
+        return sp.Mul(*[f.formula for f in self.factors])
+
+
+@dataclass(frozen=True)
+class Gradient:
+    entry: Entry
+    chain: Chain
+    paths: tuple | None         # None when there are more than MAX_PATHS
+    formula: sp.Expr            # dL/dp in named quantities (sum over paths, factored)
+
+
+class Calculus:
+    """The chain-rule structure of one graph with respect to one target (by default the loss)."""
+
+    def __init__(self, graph: Graph, target: Entry | None = None):
+        self.graph = graph
+        self.target = target if target is not None else graph.loss_entry
+
+    @cached_property
+    def reaches(self) -> frozenset:
+        """Entries the target depends on (including the target itself)."""
+        seen = {self.target}
+        stack = [self.target]
+        while stack:
+            e = stack.pop()
+            for dep in self.graph.uses.get(e, ()):
+                if dep not in seen:
+                    seen.add(dep)
+                    stack.append(dep)
+        return frozenset(seen)
+
+    def consumers(self, entry: Entry) -> tuple:
+        """Consumers of `entry` through which it affects the target."""
+        return tuple(c for c in self.graph.consumers.get(entry, ()) if c in self.reaches)
+
+    def local(self, of: Entry, wrt: Entry) -> LocalDerivative:
+        return self.graph.local_derivatives[(of, wrt)]
+
+    def adjoint(self, entry: Entry) -> Adjoint:
+        # dL/dn = Σ_c dL/dc · ∂c/∂n
+        return Adjoint(entry, tuple(self.local(c, entry) for c in self.consumers(entry)))
+
+    def chain(self, entry: Entry) -> Chain:
+        factors = []
+        n = entry
+        while n != self.target:
+            cs = self.consumers(n)
+            if len(cs) != 1:
+                break
+            factors.append(self.local(cs[0], n))
+            n = cs[0]
+        return Chain(entry, n, tuple(reversed(factors)))
+
+    def is_branch(self, entry: Entry) -> bool:
+        return entry != self.target and len(self.consumers(entry)) > 1
+
+    def paths(self, entry: Entry, limit: int = MAX_PATHS) -> tuple | None:
+        """Every path entry → target as factors from the target side down; None past `limit`."""
+        found: list = []
+
+        def walk(n, below):
+            if len(found) > limit:
+                return
+            if n == self.target:
+                found.append(Path(tuple(reversed(below))))
+                return
+            for c in self.consumers(n):
+                walk(c, below + [self.local(c, n)])
+
+        walk(entry, [])
+        return None if len(found) > limit else tuple(found)
+
+    @cached_property
+    def _formulas(self) -> dict:
+        """dTarget/dn in named quantities for every entry reaching the target (factored sums)."""
+        out = {self.target: sp.Integer(1)}
+        for n in reversed(self.graph.order):
+            if n == self.target or n not in self.reaches:
+                continue
+            out[n] = sp.Add(*[out[c] * self.local(c, n).formula for c in self.consumers(n)])
+        return out
+
+    def formula(self, entry: Entry) -> sp.Expr:
+        return self._formulas.get(entry, sp.Integer(0))
+
+    def gradient(self, entry: Entry) -> Gradient:
+        return Gradient(entry, self.chain(entry), self.paths(entry), self.formula(entry))
+
+    def gradients(self) -> dict:
+        """Entry -> Gradient for every entry of every parameter."""
+        return {e: self.gradient(e)
+                for name in self.graph.parameters for e in self.graph.quantities[name].entries}
+
+
+# ---------------------------------------------------------------- the independent cross-check
+MAX_COMPOSED_OPS = 4000   # composing the loss is skipped for larger networks
+
+
+def composed(graph: Graph, entry: Entry) -> sp.Expr | None:
+    """The entry written in input entries only (every definition substituted); None if large."""
+    full: dict = {}
+    for q in graph.quantities.values():
+        if q.kind != "forward":
+            continue
+        for e, local in zip(q.entries, q.local):
+            expr = local.xreplace(full)
+            if sp.count_ops(expr) > MAX_COMPOSED_OPS:
+                return None
+            full[e] = expr
+    return full.get(entry, entry)
+
+
+def diff_composed(graph: Graph, wrt: Entry, of: Entry | None = None) -> sp.Expr | None:
+    """sympy.diff of the fully composed quantity (the loss by default); None when too large."""
+    expr = composed(graph, graph.loss_entry if of is None else of)
+    if expr is None:
+        return None
+    try:
+        return sp.diff(expr, wrt)
+    except DeriveError:
+        return None

@@ -1,0 +1,215 @@
+"""The command line: wires the stages together and turns bad input into exit code 2.
+
+    derive list | solve | eval | verify | render | build | check
+
+Every DeriveError is printed as one line on stderr with exit code 2; nothing else escapes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import solve as api
+from .errors import DeriveError
+from .spec import builtin_ids, load as load_spec
+from .numeric import MAX_DIGITS
+
+
+def _digits(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= n <= MAX_DIGITS:
+        raise argparse.ArgumentTypeError(f"digits must be between 1 and {MAX_DIGITS}")
+    return n
+
+
+def _steps(text: str) -> int:
+    from .spec import MAX_STEPS
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= n <= MAX_STEPS:
+        raise argparse.ArgumentTypeError(f"steps must be between 0 and {MAX_STEPS}")
+    return n
+
+
+# ---------------------------------------------------------------- commands
+def cmd_list(args) -> int:
+    for pid in builtin_ids():
+        spec = load_spec(pid)
+        print(f"{pid}\t{spec.title}\t{spec.source}")
+    return 0
+
+
+def cmd_solve(args) -> int:
+    problem = api.load(args.spec)
+    solution = problem.solve(digits=args.digits, steps=args.steps)
+    data = solution.to_json()
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return 0
+    print(data["title"])
+    if data.get("symbolic"):
+        print("symbolic spec: formulas only")
+        for name, f in data["forward"].items():
+            print(f"  {name} = {f}")
+        for name, f in data["gradients"].items():
+            print(f"  d{data['loss']}/d{name} = {f}")
+        return 0
+    width = max(len(n) for n in [*data["forward"], *data["gradients"]]) + 8
+    print("forward pass:")
+    for name, v in data["forward"].items():
+        print(f"  {name:<{width}} {v}")
+    loss = problem.spec.loss
+    print("gradients:")
+    for name, v in data["gradients"].items():
+        print(f"  {'d' + loss + '/d' + name:<{width}} {v}")
+    print(f"after {solution.steps} step(s) (learning rate {_fraction_text(problem.spec.learning_rate)}):")
+    for name, v in data["updated"].items():
+        print(f"  {name + '@1':<{width}} {v}")
+    print(f"loss: {' -> '.join(data['history'])}")
+    return 0
+
+
+def _fraction_text(q) -> str:
+    from .numeric import format_decimal, round_fraction, is_short_exact
+    if q is None:
+        return "eta"
+    if is_short_exact(q, 30):
+        return format_decimal(round_fraction(q, 30), 30, exact=True)
+    return f"{q.numerator}/{q.denominator}"
+
+
+def cmd_eval(args) -> int:
+    problem = api.load(args.spec)
+    answers = problem.eval(*args.quantity, digits=args.digits)
+    for a in answers:
+        parts = [a.quantity]
+        if a.formula is not None and problem.is_symbolic:
+            parts.append(f"= {a.formula}")
+        if a.exact:
+            parts.append(f"= {a.exact}")
+        if a.value is not None:
+            parts.append(("≈ " if not all(v.is_exact for v in a.value.values) else "= ") + a.value.text)
+        print(" ".join(parts))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from mpmath import nstr
+    problem = api.load(args.spec)
+    if problem.is_symbolic:
+        print(f"{problem.spec.id}: symbolic spec; nothing numeric to verify")
+        return 0
+    v = problem.verify()
+    for method in ("paths", "sympy.diff", "finite difference", "matrix form"):
+        w = v.worst(method)
+        if w is None:
+            continue
+        n = sum(1 for c in v.checks if c.method == method)
+        status = "ok" if all(c.ok for c in v.checks if c.method == method) else "DISAGREE"
+        print(f"{method:<18} {n:>4} checks, largest relative disagreement {nstr(w.disagreement, 3)} "
+              f"({w.parameter}) {status}")
+    for reason in v.skipped:
+        print(f"skipped: {reason}")
+    print("verified: every gradient agrees" if v.ok else "FAILED: some gradients disagree")
+    return 0 if v.ok else 1
+
+
+def cmd_render(args) -> int:
+    from .render import command_render
+    return command_render(args)
+
+
+def cmd_build(args) -> int:
+    from .render import command_build
+    return command_build(args)
+
+
+def cmd_check(args) -> int:
+    from .check import command_check
+    return command_check(args)
+
+
+# ---------------------------------------------------------------- parser
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="derive", description="Exact worked solutions of backpropagation.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="built-in problems").set_defaults(run=cmd_list)
+
+    s = sub.add_parser("solve", help="forward pass, gradients, one step")
+    s.add_argument("spec", metavar="SPEC_OR_ID")
+    s.add_argument("--digits", type=_digits, default=10)
+    s.add_argument("--steps", type=_steps, default=None)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(run=cmd_solve)
+
+    e = sub.add_parser("eval", help="values of quantities: NAME, dA/dB, NAME@k, expressions")
+    e.add_argument("spec", metavar="SPEC_OR_ID")
+    e.add_argument("quantity", nargs="+", metavar="QUANTITY")
+    e.add_argument("--digits", type=_digits, default=10)
+    e.set_defaults(run=cmd_eval)
+
+    v = sub.add_parser("verify", help="check every gradient three independent ways")
+    v.add_argument("spec", metavar="SPEC_OR_ID")
+    v.set_defaults(run=cmd_verify)
+
+    r = sub.add_parser("render", help="a worked solution as Markdown, LaTeX or PDF")
+    r.add_argument("spec", metavar="SPEC_OR_ID")
+    r.add_argument("--format", choices=("md", "tex", "pdf"), default="md")
+    r.add_argument("--lang", choices=("en", "zh"), default=None)
+    r.add_argument("--digits", type=_digits, default=10)
+    r.add_argument("--only", default=None, metavar="NAMES", help="comma-separated parameters")
+    r.add_argument("--mode", choices=("solution", "exercise"), default="solution")
+    r.add_argument("-o", "--output", default=None, metavar="PATH")
+    r.add_argument("--template-dir", default=None, metavar="DIR")
+    r.set_defaults(run=cmd_render)
+
+    b = sub.add_parser("build", help="render every built-in problem into output/")
+    b.add_argument("--out", default="output", metavar="DIR")
+    b.add_argument("--pdf", action="store_true")
+    b.set_defaults(run=cmd_build)
+
+    c = sub.add_parser("check", help="check a hand derivation (a claims file)")
+    c.add_argument("claims", metavar="CLAIMS")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--format", choices=("text", "md", "tex"), default="text")
+    c.add_argument("-o", "--output", default=None, metavar="PATH")
+    c.add_argument("--lang", choices=("en", "zh"), default="en")
+    c.add_argument("--digits", type=_digits, default=10)
+    c.set_defaults(run=cmd_check)
+    return p
+
+
+class _Parser(argparse.ArgumentParser):
+    pass
+
+
+def main(argv=None) -> int:
+    p = parser()
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as e:  # argparse prints its own one-line usage error, exit 2
+        return int(e.code or 0)
+    try:
+        return args.run(args)
+    except DeriveError as e:
+        print(f"derive: {e.line()}", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print("derive: input nested too deeply", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. `derive solve … | head`
+        sys.stderr.close()
+        return 0
+
+
+def entry() -> None:
+    sys.exit(main())
