@@ -94,7 +94,7 @@ def cmd_eval(args) -> int:
         if a.exact:
             parts.append(f"= {a.exact}")
         if a.value is not None:
-            parts.append(("≈ " if not all(v.is_exact for v in a.value.values) else "= ") + a.value.text)
+            parts.append(("= " if a.value.shown_exactly else "≈ ") + a.value.text)
         print(" ".join(parts))
     return 0
 

@@ -24,7 +24,7 @@ from fractions import Fraction
 from .errors import DeriveError, LimitError
 
 MAX_EXPRESSION_CHARS = 20_000   # longer text is refused, not parsed
-MAX_NESTING = 200               # parentheses / unary minus / power nesting
+MAX_NESTING = 100               # parentheses / unary minus / power nesting
 MAX_NUMBER_CHARS = 400          # digits in one numeric literal (100-digit integers are fine)
 
 ELEMENTWISE_FUNCTIONS = ("sigmoid", "relu", "tanh", "exp", "log", "sqrt", "softplus")

@@ -13,6 +13,7 @@ N-digit decimal (the precision doubles until they do).  Rounding is half away fr
 from __future__ import annotations
 
 import decimal
+import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -24,25 +25,41 @@ from .functions import Norm2, relu, sigmoid, softplus, step
 from .graph import Entry, Graph
 
 MAX_DIGITS = 10_000          # --digits limit
+
+if 0 < sys.get_int_max_str_digits() < 100_000:  # 10 000-digit values are printed as decimals
+    sys.set_int_max_str_digits(100_000)
 MAX_WORKING_DIGITS = 40_000  # precision escalation stops here
 EXP_LIMIT = 100_000          # exp(x) with |x| beyond this is refused
 
 
 # ---------------------------------------------------------------- arithmetic contexts
+MAX_EXACT_BITS = 60_000     # a Fraction larger than this is not carried exactly (mpmath takes over)
+
+
+def _bits(q: Fraction) -> int:
+    return q.numerator.bit_length() + q.denominator.bit_length()
+
+
 class ExactContext:
-    """Rational arithmetic; a value that is not rational is None (and so is all that uses it)."""
+    """Rational arithmetic; a value that is not rational is None (and so is all that uses it).
+
+    Exact arithmetic that would explode (repeated squaring of 11/10 …) is not attempted: a result
+    over MAX_EXACT_BITS is None, and that value is then shown from the high-precision runs.
+    """
     name = "exact"
 
     def const(self, q: Fraction):
         return q
 
     def add(self, xs):
-        return None if any(x is None for x in xs) else sum(xs, Fraction(0))
+        if any(x is None for x in xs) or sum(_bits(x) for x in xs) > MAX_EXACT_BITS:
+            return None
+        return sum(xs, Fraction(0))
 
     def mul(self, xs):
         if any(x == 0 for x in xs if x is not None):
             return Fraction(0)
-        if any(x is None for x in xs):
+        if any(x is None for x in xs) or sum(_bits(x) for x in xs) > MAX_EXACT_BITS:
             return None
         out = Fraction(1)
         for x in xs:
@@ -56,7 +73,7 @@ class ExactContext:
             return None
         if b == 0 and e < 0:
             raise DeriveError("division by zero")
-        if abs(e) > 10_000:
+        if abs(e) > 10_000 or _bits(b) * abs(int(e)) > MAX_EXACT_BITS:
             return None
         return b ** int(e)
 
@@ -311,10 +328,7 @@ def round_fraction(q: Fraction, digits: int) -> decimal.Decimal:
         dc.prec = max(digits + 50, 60)
         num = abs(q.numerator)
         den = q.denominator
-        # exponent of the leading digit: 10^e ≤ |q| < 10^(e+1)
-        e = len(str(num)) - len(str(den))
-        if num * 10 ** max(0, -e) < den * 10 ** max(0, e):
-            e -= 1
+        e = _decimal_exponent(num, den)
         shift = digits - 1 - e
         scaled_num = num * 10 ** max(0, shift)
         scaled_den = den * 10 ** max(0, -shift)
@@ -326,6 +340,20 @@ def round_fraction(q: Fraction, digits: int) -> decimal.Decimal:
             shift -= 1
         sign = -1 if q < 0 else 1
         return decimal.Decimal(sign * n).scaleb(-shift)
+
+
+def _decimal_exponent(num: int, den: int) -> int:
+    """e with 10^e ≤ num/den < 10^(e+1), for positive integers (no string conversion)."""
+    e = int((num.bit_length() - den.bit_length()) * 0.30102999566398120)
+
+    def below(k):  # num/den < 10^k
+        return num * 10 ** max(0, -k) < den * 10 ** max(0, k)
+
+    while below(e):
+        e -= 1
+    while not below(e + 1):
+        e += 1
+    return e
 
 
 def mpf_to_fraction(x) -> Fraction:
@@ -390,6 +418,7 @@ class Number:
     text: str
     exact: Fraction | None
     approx: float
+    shown_exactly: bool = False   # the text is the exact value, not a rounding of it
 
     @property
     def is_exact(self) -> bool:
@@ -406,16 +435,55 @@ def show(value, digits: int, exact: Fraction | None = None) -> Number:
     """The correctly rounded text of a value (a Fraction, or an mpf accurate enough)."""
     if exact is not None:
         if is_short_exact(exact, digits):
-            return Number(format_decimal(_decimal_of(exact), digits, exact=True), exact, float(exact))
-        return Number(format_decimal(round_fraction(exact, digits), digits), exact, float(exact))
-    q = mpf_to_fraction(value)
-    return Number(format_decimal(round_fraction(q, digits), digits), None, float(q))
+            return Number(format_decimal(_decimal_of(exact), digits, exact=True), exact, _to_float(exact), True)
+        return Number(format_decimal(round_fraction(exact, digits), digits), exact, _to_float(exact))
+    return Number(rounded_text(value, digits), None, _to_float(value))
+
+
+def _to_float(x) -> float:
+    """A float for rough uses (sorting, plots); ±inf beyond the float range."""
+    try:
+        return float(x)
+    except OverflowError:
+        return float("inf") if x > 0 else float("-inf")
+
+
+def round_mpf(x, digits: int) -> decimal.Decimal:
+    """An mpf rounded to `digits` significant digits, half away from zero.
+
+    Works on the binary value directly (no Fraction), so values such as 10^(10^10) cost nothing.
+    The result is only as good as x; `Evaluator.answer` compares two working precisions.
+    """
+    sign, man, exp, bc = x._mpf_
+    if man == 0:
+        if exp != 0:
+            raise DeriveError("a value is infinite or not a number")
+        return decimal.Decimal(0)
+    with mpmath.workprec(max(bc, int(digits * 3.33)) + 64):
+        a = mpmath.mpf((0, man, exp, bc))
+        e = int(mpmath.floor(mpmath.log10(a)))
+        scaled = a * mpmath.mpf(10) ** (digits - 1 - e)
+        if scaled < mpmath.mpf(10) ** (digits - 1):   # log10 was a hair too high
+            e -= 1
+            scaled *= 10
+        elif scaled >= mpmath.mpf(10) ** digits:
+            e += 1
+            scaled /= 10
+        n = int(mpmath.floor(scaled + mpmath.mpf(1) / 2))
+    if n == 10 ** digits:
+        n //= 10
+        e += 1
+    return decimal.Decimal((sign, tuple(int(ch) for ch in str(n)), e - digits + 1))
+
+
+def rounded_decimal(value, digits: int) -> decimal.Decimal:
+    if isinstance(value, Fraction):
+        return round_fraction(value, digits)
+    return round_mpf(value, digits)
 
 
 def rounded_text(value, digits: int) -> str:
-    if isinstance(value, Fraction):
-        return format_decimal(round_fraction(value, digits), digits)
-    return format_decimal(round_fraction(mpf_to_fraction(value), digits), digits)
+    return format_decimal(rounded_decimal(value, digits), digits)
 
 
 class Evaluator:

@@ -35,9 +35,17 @@ class Shaped:
 
     @property
     def text(self) -> str:
-        if self.shape == ():
-            return self.values[0].text
-        return str(self.nested())
+        """Plain text: a number, [a, b] for a flat list, [[a, b], [c, d]] for rows."""
+        nested = self.nested()
+        if isinstance(nested, str):
+            return nested
+        if not isinstance(nested[0], list):
+            return "[" + ", ".join(nested) + "]"
+        return "[" + ", ".join("[" + ", ".join(r) + "]" for r in nested) + "]"
+
+    @property
+    def shown_exactly(self) -> bool:
+        return all(v.shown_exactly for v in self.values)
 
     def nested(self):
         texts = [v.text for v in self.values]

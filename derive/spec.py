@@ -186,6 +186,29 @@ def _name_ok(name: str, path: str, key: str):
         raise DeriveError(f"{name!r} is a function name and cannot be a quantity", file=path, key=key)
 
 
+def _cycle_through(start: str, used: str, forward_raw: dict) -> list[str] | None:
+    """A chain start -> used -> … -> start through the [forward] texts, if there is one."""
+    def uses(n):
+        text = forward_raw.get(n)
+        if not isinstance(text, str):
+            return set()
+        try:
+            return ex.names_in(ex.parse(text))
+        except DeriveError:
+            return set()
+
+    stack, seen = [(used, [start, used])], {used}
+    while stack:
+        n, trail = stack.pop()
+        for m in sorted(uses(n)):
+            if m == start:
+                return trail + [start]
+            if m in forward_raw and m not in seen:
+                seen.add(m)
+                stack.append((m, trail + [m]))
+    return None
+
+
 def spec_from_dict(doc: dict, *, sid: str, path: str) -> Spec:
     _check_keys(doc, TOP_KEYS, path, "")
     title = doc.get("title")
@@ -243,8 +266,12 @@ def spec_from_dict(doc: dict, *, sid: str, path: str) -> Spec:
             if used == name:
                 raise DeriveError(f"{name!r} is defined in terms of itself (a cycle)", file=path, key=key)
             if used not in defined:
-                later = used in forward_raw
-                why = "is used before its definition" if later else "is not defined"
+                if used in forward_raw:
+                    cycle = _cycle_through(name, used, forward_raw)
+                    why = (f"is part of a cycle: {' -> '.join(cycle)}" if cycle
+                           else "is used before its definition (definitions are read in order)")
+                else:
+                    why = "is not defined"
                 raise DeriveError(f"{used!r} {why}", file=path, key=key)
         define(name, key)
         forward.append(Definition(name, text, tree))

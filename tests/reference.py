@@ -1,0 +1,165 @@
+"""Independent reference computations for the built-in problems.
+
+Each network is coded by hand here, in plain mpmath, from the numbers in its spec file (read with
+tomllib, not with derive), and its gradients come from mpmath.diff (high-precision numerical
+differentiation) — nothing here uses derive's parser, graph, calculus or numeric stages.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import mpmath
+
+PROBLEMS = Path(__file__).resolve().parent.parent / "derive" / "problems"
+mp = mpmath.mp
+
+
+def numbers(pid: str) -> dict:
+    """Data and parameters of a built-in spec as mpf (decimals exact, as the user wrote them)."""
+    doc = tomllib.loads((PROBLEMS / f"{pid}.toml").read_text())
+
+    def conv(v):
+        if isinstance(v, list):
+            return [conv(x) for x in v]
+        return mpmath.mpf(repr(v)) if isinstance(v, float) else mpmath.mpf(v)
+
+    out = {k: conv(v) for k, v in {**doc.get("data", {}), **doc.get("parameters", {})}.items()}
+    out["_lr"] = conv(doc["train"]["learning_rate"])
+    return out
+
+
+def sig(x):
+    return 1 / (1 + mpmath.exp(-x))
+
+
+# ---------------------------------------------------------------- losses written by hand
+def loss_two_two_two(v):
+    h1 = sig(v["w1"] * v["i1"] + v["w2"] * v["i2"] + v["b1"])
+    h2 = sig(v["w3"] * v["i1"] + v["w4"] * v["i2"] + v["b1"])
+    o1 = sig(v["w5"] * h1 + v["w6"] * h2 + v["b2"])
+    o2 = sig(v["w7"] * h1 + v["w8"] * h2 + v["b2"])
+    return (v["target_o1"] - o1) ** 2 / 2 + (v["target_o2"] - o2) ** 2 / 2
+
+
+def loss_house_price(v):
+    h1 = sig(v["w1"] * v["x1"] + v["b1"] + v["w4"] * v["x2"] + v["b4"])
+    h2 = sig(v["w2"] * v["x1"] + v["b2"] + v["w5"] * v["x2"] + v["b5"])
+    h3 = sig(v["w3"] * v["x1"] + v["b3"] + v["w6"] * v["x2"] + v["b6"])
+    yhat = sig(v["w7"] * h1 + v["w8"] * h2 + v["w9"] * h3)
+    return (v["y"] - yhat) ** 2
+
+
+def loss_alice(v):
+    h1 = sig(v["w1"] * v["x1"] + v["w2"] * v["x2"] + v["b1"])
+    h2 = sig(v["w3"] * v["x1"] + v["w4"] * v["x2"] + v["b2"])
+    o1 = sig(v["w5"] * h1 + v["w6"] * h2 + v["b3"])
+    return (v["y_true"] - o1) ** 2
+
+
+def _matvec(W, x):
+    return [mpmath.fsum(w * xi for w, xi in zip(row, x)) for row in W]
+
+
+def loss_sigmoid_2_4_2(v):
+    a = [sig(z + b) for z, b in zip(_matvec(v["W_hidden"], v["x"]), v["b_hidden"])]
+    y = [sig(z + b) for z, b in zip(_matvec(v["W_output"], a), v["b_output"])]
+    return mpmath.fsum((t - o) ** 2 for t, o in zip(v["y_t"], y)) / 2
+
+
+def loss_linear_2x(v):
+    h = [2 * z for z in _matvec(v["W_hidden"], v["x"])]
+    y = _matvec(v["W_output"], h)
+    return mpmath.fsum((t - o) ** 2 for t, o in zip(v["y_t"], y)) / 2
+
+
+def _matmul(A, B):
+    return [[mpmath.fsum(a * b for a, b in zip(row, col)) for col in zip(*B)] for row in A]
+
+
+def loss_matrix_linear(v):
+    P = _matmul(_matmul(v["input_param"], v["w1"]), v["w2"])
+    return mpmath.fsum((p - t) ** 2 for rp, rt in zip(P, v["output"]) for p, t in zip(rp, rt)) / 2
+
+
+LOSSES = {
+    "two-two-two": loss_two_two_two,
+    "house-price": loss_house_price,
+    "alice": loss_alice,
+    "sigmoid-2-4-2": loss_sigmoid_2_4_2,
+    "linear-2x": loss_linear_2x,
+    "matrix-linear": loss_matrix_linear,
+}
+
+
+def parameter_slots(pid: str) -> list[tuple[str, tuple]]:
+    """(name, index) for every scalar parameter entry, row-major ((), (i,) or (i, j))."""
+    doc = tomllib.loads((PROBLEMS / f"{pid}.toml").read_text())
+    slots = []
+    for name, val in doc["parameters"].items():
+        if not isinstance(val, list):
+            slots.append((name, ()))
+        elif isinstance(val[0], list):
+            slots += [(name, (i, j)) for i in range(len(val)) for j in range(len(val[0]))]
+        else:
+            slots += [(name, (i,)) for i in range(len(val))]
+    return slots
+
+
+def _with(v, name, index, x):
+    w = dict(v)
+    if index == ():
+        w[name] = x
+    elif len(index) == 1:
+        w[name] = list(v[name])
+        w[name][index[0]] = x
+    else:
+        w[name] = [list(r) for r in v[name]]
+        w[name][index[0]][index[1]] = x
+    return w
+
+
+def _get(v, name, index):
+    x = v[name]
+    for i in index:
+        x = x[i]
+    return x
+
+
+def gradients(pid: str, dps: int = 60) -> dict:
+    """{(name, index): dL/dparam} by mpmath.diff, at `dps` digits."""
+    with mpmath.workdps(dps):
+        v = numbers(pid)
+        loss = LOSSES[pid]
+        out = {}
+        for name, index in parameter_slots(pid):
+            x0 = _get(v, name, index)
+            out[(name, index)] = mpmath.diff(lambda x: loss(_with(v, name, index, x)), x0)
+        return out
+
+
+def loss_value(pid: str, dps: int = 60):
+    with mpmath.workdps(dps):
+        return LOSSES[pid](numbers(pid))
+
+
+def loss_after_one_step(pid: str, update: list[str], dps: int = 60):
+    """The loss after p ← p − η·dL/dp for the parameters in `update`."""
+    with mpmath.workdps(dps):
+        v = numbers(pid)
+        grads = gradients(pid, dps)
+        w = v
+        for (name, index), g in grads.items():
+            if name in update:
+                w = _with(w, name, index, _get(v, name, index) - v["_lr"] * g)
+        return LOSSES[pid](w)
+
+
+def agrees(text: str, reference, digits: int) -> bool:
+    """Is `text` the reference rounded to `digits` significant digits (within half a unit)?"""
+    shown = mpmath.mpf(text)
+    if reference == 0:
+        return shown == 0
+    e = int(mpmath.floor(mpmath.log10(abs(reference))))
+    half_unit = mpmath.mpf(10) ** (e - digits + 1) / 2
+    return abs(shown - reference) <= half_unit * (1 + mpmath.mpf(10) ** -6)

@@ -1,0 +1,93 @@
+"""End-to-end: the CLI as a subprocess, as a user runs it."""
+import json
+
+import pytest
+
+from reference import agrees, gradients, loss_value
+from conftest import run_cli
+
+
+def test_list_names_every_builtin():
+    r = run_cli("list")
+    assert r.returncode == 0
+    ids = [line.split("\t")[0] for line in r.stdout.splitlines()]
+    assert ids == sorted(["alice", "house-price", "linear-2x", "matrix-linear", "one-two-one",
+                          "sigmoid-2-4-2", "two-two-two"])
+
+
+def test_solve_json_shape_and_values():
+    r = run_cli("solve", "house-price", "--json", "--digits", "10")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert set(data) == {"title", "digits", "forward", "loss", "gradients", "updated", "loss_after", "history"}
+    g = gradients("house-price")
+    assert agrees(data["gradients"]["w1"], g[("w1", ())], 10)
+    assert data["gradients"]["w1"].startswith("-3.7717")   # float64 gets -3.7717317e-5 here
+    assert agrees(data["loss"], loss_value("house-price"), 10)
+    assert len(data["history"]) == 2 and data["history"][0] == data["loss"]
+
+
+def test_solve_json_keeps_matrix_shapes():
+    data = json.loads(run_cli("solve", "sigmoid-2-4-2", "--json").stdout)
+    assert len(data["gradients"]["W_hidden"]) == 4 and len(data["gradients"]["W_hidden"][0]) == 2
+    assert isinstance(data["forward"]["y"], list) and isinstance(data["forward"]["y"][0], str)  # flat stays flat
+
+
+def test_solve_steps_option():
+    data = json.loads(run_cli("solve", "alice", "--json", "--steps", "3").stdout)
+    assert len(data["history"]) == 4
+
+
+def test_eval_prints_one_line_per_quantity():
+    r = run_cli("eval", "two-two-two", "dE_total/dw6", "w6@1", "net_h1", "--digits", "10")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 3
+    assert lines[0] == "dE_total/dw6 ≈ 0.02813366886"
+    assert lines[1] == "w6@1 ≈ 0.3471866331"
+    assert lines[2] == "net_h1 = 0.415"
+
+
+def test_verify_passes_and_reports_largest_disagreement():
+    r = run_cli("verify", "two-two-two")
+    assert r.returncode == 0
+    assert "finite difference" in r.stdout and "largest relative disagreement" in r.stdout
+    assert "verified" in r.stdout
+
+
+def test_verify_fails_when_a_local_derivative_is_wrong(tmp_path):
+    # break sigmoid's derivative inside a subprocess: verify must notice (exit 1)
+    script = tmp_path / "broken.py"
+    script.write_text(
+        "import sys, sympy\n"
+        "import derive.functions as f\n"
+        "f.sigmoid.fdiff = lambda self, argindex=1: f.sigmoid(self.args[0])\n"
+        "from derive.cli import main\n"
+        "sys.exit(main(['verify', 'alice']))\n")
+    import subprocess, sys
+    from conftest import ROOT, source_env
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, env=source_env())
+    assert r.returncode == 1 and "DISAGREE" in r.stdout
+
+
+@pytest.mark.parametrize("args, what", [
+    (["solve", "no-such"], "no such file or built-in problem"),
+    (["solve", "/nonexistent.toml"], "cannot read file"),
+    (["eval", "alice", "nope"], "unknown name"),
+    (["solve", "alice", "--digits", "0"], "digits must be between"),
+    (["solve", "alice", "--digits", "x"], "whole number"),
+])
+def test_errors_are_one_line_exit_2(args, what):
+    r = run_cli(*args)
+    assert r.returncode == 2
+    assert what in r.stderr and "Traceback" not in r.stderr
+    assert r.stdout == ""
+
+
+def test_bad_spec_file_via_cli(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text('title = "t"\n[parameters]\nw = 1\n[forward]\nE = "__import__(\'os\').system(\'touch X\')"\n')
+    r = run_cli("solve", p, cwd=tmp_path)
+    assert r.returncode == 2 and "forward.E" in r.stderr and str(p) in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "X").exists()
