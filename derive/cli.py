@@ -45,8 +45,15 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _load_and_warn(spec: str):
+    problem = api.load(spec)
+    for w in problem.warnings:
+        print(f"derive: warning: {w}", file=sys.stderr)
+    return problem
+
+
 def cmd_solve(args) -> int:
-    problem = api.load(args.spec)
+    problem = _load_and_warn(args.spec)
     solution = problem.solve(digits=args.digits, steps=args.steps)
     data = solution.to_json()
     if args.json:
@@ -85,7 +92,7 @@ def _fraction_text(q) -> str:
 
 
 def cmd_eval(args) -> int:
-    problem = api.load(args.spec)
+    problem = _load_and_warn(args.spec)
     answers = problem.eval(*args.quantity, digits=args.digits)
     for a in answers:
         parts = [a.quantity]

@@ -21,6 +21,8 @@ from .functions import norm2_of, relu, sigmoid, softplus
 from .spec import Spec, Value
 
 MAX_POWER_DIGITS = 10_000   # a numeric power whose exact value would have more digits is refused
+MAX_QUANTITY_ENTRIES = 20_000  # entries in one matrix quantity (a 10⁶-unit layer is refused)
+MAX_GRAPH_ENTRIES = 50_000     # entries in all quantities together
 
 
 class Entry(sp.Symbol):
@@ -124,6 +126,9 @@ def _matmul(a, b):
     if sa[1] != sb[0]:
         raise DeriveError(f"shape mismatch in '@': {_shape_text(sa)} @ {_shape_text(sb)} "
                           f"({sa[1]} columns against {sb[0]} rows)")
+    if sa[0] * sb[1] > MAX_QUANTITY_ENTRIES or sa[0] * sb[1] * sa[1] > 20 * MAX_QUANTITY_ENTRIES:
+        raise LimitError(f"'@' would make a {sa[0]}×{sb[1]} matrix from {sa[1]}-term sums; the limit is "
+                         f"{MAX_QUANTITY_ENTRIES} entries")
     return sp.ImmutableMatrix(a * b)
 
 
@@ -265,6 +270,9 @@ def build(spec: Spec) -> Graph:
         except DeriveError as e:
             raise e.located(file=spec.path, key=key) from None
         shape = shape_of(value)
+        if len(order) + (1 if shape == () else shape[0] * shape[1]) > MAX_GRAPH_ENTRIES:
+            raise LimitError(f"the network would have more than {MAX_GRAPH_ENTRIES} scalar quantities",
+                             file=spec.path, key=key)
         if shape == ():
             entries = (Entry(d.name),)
             locals_ = (value,)

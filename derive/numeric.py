@@ -29,6 +29,12 @@ MAX_DIGITS = 10_000          # --digits limit
 if 0 < sys.get_int_max_str_digits() < 100_000:  # 10 000-digit values are printed as decimals
     sys.set_int_max_str_digits(100_000)
 MAX_WORKING_DIGITS = 40_000  # precision escalation stops here
+MAX_RESCUE_DIGITS = 2_000    # escalation for a value that looks ≤ 0 (log, sqrt) or 0 (division) stops here
+
+
+class NumericalTrouble(DeriveError):
+    """log/sqrt of a value ≤ 0 or a division by 0 at a working precision: perhaps only rounding
+    (1 − σ(1000) is 0 at 40 digits but e^-1000 in truth); retried at a higher precision."""
 EXP_LIMIT = 100_000          # exp(x) with |x| beyond this is refused
 
 
@@ -90,6 +96,8 @@ class ExactContext:
             return Fraction(1)
         if name == "log" and x == 1:
             return Fraction(0)
+        if name == "log" and x <= 0:
+            raise DeriveError("log of a value ≤ 0 (for example log(0) in a cross-entropy)")
         if name == "tanh" and x == 0:
             return Fraction(0)
         if name == "abs":
@@ -141,15 +149,15 @@ class MpContext:
     def pow(self, b, e):
         c = self.ctx
         if b == 0 and e < 0:
-            raise DeriveError("division by zero")
+            raise NumericalTrouble("division by zero")
         if e == c.mpf(1) / 2:
             if b < 0:
-                raise DeriveError("sqrt of a negative value")
+                raise NumericalTrouble("sqrt of a negative value")
             return c.sqrt(b)
         if c.isint(e):
             return b ** int(e)
         if b < 0:
-            raise DeriveError("a negative value raised to a fractional power")
+            raise NumericalTrouble("a negative value raised to a fractional power")
         return c.power(b, e)
 
     def func(self, name, x):
@@ -165,7 +173,7 @@ class MpContext:
             return c.exp(x)
         if name == "log":
             if x <= 0:
-                raise DeriveError("log of a value ≤ 0 (for example log(0) in a cross-entropy)")
+                raise NumericalTrouble("log of a value ≤ 0 (for example log(0) in a cross-entropy)")
             return c.log(x)
         if name == "tanh":
             return c.tanh(x)
@@ -267,14 +275,23 @@ def forward(graph: Graph, inputs: dict, ctx) -> dict:
     for q in graph.quantities.values():
         if q.kind != "forward":
             continue
-        for entry, local in zip(q.entries, q.local):
-            values[entry] = evaluate(local, values, ctx)
+        try:
+            for entry, local in zip(q.entries, q.local):
+                values[entry] = evaluate(local, values, ctx)
+        except DeriveError as e:
+            raise e.located(file=graph.spec.path, key=f"forward.{q.name}") from None
     return values
 
 
 def local_values(graph: Graph, values: dict, ctx) -> dict:
-    env = dict(values)
-    return {k: evaluate(ld.formula, env, ctx) for k, ld in graph.local_derivatives.items()}
+    out = {}
+    for (of, wrt), ld in graph.local_derivatives.items():
+        try:
+            out[(of, wrt)] = evaluate(ld.formula, values, ctx)
+        except DeriveError as e:
+            key = f"forward.{of.quantity} (d{of.quantity}/d{wrt.quantity})"
+            raise e.located(file=graph.spec.path, key=key) from None
+    return out
 
 
 def backward(graph: Graph, local: dict, ctx, seed: Entry) -> dict:
@@ -513,7 +530,14 @@ class Evaluator:
             return [show(x, digits, exact=x) for x in exact]
         p = digits + 30
         while True:
-            lo, hi = query(self.run_in(p)), query(self.run_in(2 * p + 10))
+            try:
+                lo, hi = query(self.run_in(p)), query(self.run_in(2 * p + 10))
+            except NumericalTrouble as trouble:
+                # perhaps only rounding (1 − σ(1000) is 0 at 40 digits): more precision, up to a cap
+                if 2 * p + 10 > MAX_RESCUE_DIGITS:
+                    raise DeriveError(f"{trouble.line()} (still at {2 * p + 10} working digits)") from None
+                p = 2 * p + 10
+                continue
             agree = all(
                 (e is not None) or rounded_text(a, digits) == rounded_text(b, digits)
                 for a, b, e in zip(lo, hi, exact))

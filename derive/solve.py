@@ -79,6 +79,16 @@ class Problem:
     def is_symbolic(self) -> bool:
         return self.spec.is_symbolic
 
+    @property
+    def warnings(self) -> tuple:
+        """The spec's warnings, plus: a parameter in `update` that the loss does not depend on."""
+        out = list(self.spec.warnings)
+        for name in self.spec.update:
+            if not any(e in self.calculus.reaches for e in self.graph.quantities[name].entries):
+                out.append(f"{self.spec.path}: train.update: {self.spec.loss} does not depend on {name}; "
+                           f"d{self.spec.loss}/d{name} = 0 and {name} does not change")
+        return tuple(out)
+
     def evaluator(self, steps: int | None = None) -> nm.Evaluator:
         steps = self.spec.steps if steps is None else steps
         cache = self.__dict__.setdefault("_evaluators", {})

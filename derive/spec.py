@@ -68,6 +68,7 @@ class Spec:
     update: tuple                 # parameter names updated by a step
     steps: int
     latex: dict = field(default_factory=dict)
+    warnings: tuple = ()          # things worth saying that are not errors
 
     @property
     def is_symbolic(self) -> bool:
@@ -305,6 +306,11 @@ def spec_from_dict(doc: dict, *, sid: str, path: str) -> Spec:
     if steps > MAX_STEPS:
         raise LimitError(f"steps is limited to {MAX_STEPS}", file=path, key="train.steps")
 
+    warnings = []
+    if learning_rate is not None and learning_rate < 0:
+        warnings.append(f"{path}: train.learning_rate: negative ({learning_rate}); "
+                        "each step moves uphill, not downhill")
+
     latex = {}
     for name, disp in _table(doc, "latex", path).items():
         key = f"latex.{name}"
@@ -323,4 +329,5 @@ def spec_from_dict(doc: dict, *, sid: str, path: str) -> Spec:
         data=data, parameters=parameters,
         symbolic=tuple(symbolic_raw), forward=tuple(forward), loss=loss,
         learning_rate=learning_rate, update=update, steps=steps, latex=latex,
+        warnings=tuple(warnings),
     )

@@ -1,0 +1,122 @@
+"""Writes tests/corpus/specs/*.toml: one bad spec per failure kind, each starting with
+`# expect: <fragment of the one-line error>` and `# key: <the key it must name>`.
+Run once by hand (python3 tests/corpus/make_corpus.py); the files are committed."""
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent / "specs"
+BASE = 'title = "t"\n[data]\nx = 2\n[parameters]\nw = 0.5\n'
+
+
+def fw(expr: str) -> str:
+    return BASE + f'[forward]\nE = """{expr}"""\n'
+
+
+CASES = {
+    # code and things that are not expressions
+    "import": (fw("__import__('os').system('touch PWNED')"), "forward.E", "unexpected character"),
+    "dunder-bases": (fw("().__class__.__bases__"), "forward.E", "attribute access"),
+    "lambda": (fw("lambda: 0"), "forward.E", "unexpected character"),
+    "attribute": (fw("w.real"), "forward.E", "attribute access"),
+    "subscript": (fw("x[0]"), "forward.E", "subscripts"),
+    "keyword-arg": (fw("sigmoid(x=1)"), "forward.E", "keyword arguments"),
+    "string": (fw("'abc'"), "forward.E", "strings"),
+    "unknown-name": (fw("w*y"), "forward.E", "'y' is not defined"),
+    "unknown-function": (fw("exec(w)"), "forward.E", "unknown function 'exec'"),
+    "open-call": (fw("open(w)"), "forward.E", "unknown function 'open'"),
+    "semicolon": (fw("w; x"), "forward.E", "unexpected character ';'"),
+    "backtick": (fw("`w`"), "forward.E", "unexpected character"),
+    "assignment": (fw("w = 1"), "forward.E", "assignments"),
+    "conditional": (fw("w if x else 1"), "forward.E", "unexpected 'if'"),
+    "empty-expression": (fw(""), "forward.E", "empty expression"),
+    "unbalanced-paren": (fw("(w*x"), "forward.E", "expected ')'"),
+    "trailing-operator": (fw("w*"), "forward.E", "expected a number"),
+    "two-arguments": (fw("sigmoid(w, x)"), "forward.E", "takes one argument"),
+    # resource bombs
+    "power-tower": (fw("w*10^10^10"), "forward.E", "more than 10000 digits"),
+    "exp-tower": (fw("w*exp(exp(exp(100)))"), "forward.E", "larger than 100000"),
+    "deep-nesting": (fw("(" * 3000 + "w" + ")" * 3000), "forward.E", "nested more than"),
+    "long-expression": (fw("w+" * 12000 + "w"), "forward.E", "characters long"),
+    "huge-literal": (fw("w*" + "9" * 500), "forward.E", "longer than 400 characters"),
+    "huge-exponent-literal": (fw("w*1e100000"), "forward.E", "outside ±1000"),
+    "huge-layer": ('title = "t"\n[data]\nx = [' + ", ".join(["1"] * 1000) + ']\n[parameters]\nw = 1\n'
+                   '[forward]\nM = "x @ transpose(x)"\nE = "w*sum(M)"\n', "forward.M", "the limit is 20000"),
+    "too-many-steps": (BASE + '[forward]\nE = "w*x"\n[train]\nsteps = 1000\n', "train.steps", "limited to 50"),
+    "huge-integer": (BASE.replace("x = 2", "x = 1" + "0" * 120) + '[forward]\nE = "w*x"\n', "data.x",
+                     "more than 100 digits"),
+    # values
+    "nan": (BASE.replace("x = 2", "x = nan") + '[forward]\nE = "w*x"\n', "data.x", "not a finite number"),
+    "inf": (BASE.replace("x = 2", "x = -inf") + '[forward]\nE = "w*x"\n', "data.x", "not a finite number"),
+    "string-value": (BASE.replace("w = 0.5", 'w = "0.5"') + '[forward]\nE = "w*x"\n', "parameters.w",
+                     "expected a number"),
+    "bool-value": (BASE.replace("w = 0.5", "w = true") + '[forward]\nE = "w*x"\n', "parameters.w",
+                   "expected a number"),
+    "ragged-matrix": (BASE.replace("w = 0.5", "w = [[1, 2], [3]]") + '[forward]\nE = "sum(w)"\n',
+                      "parameters.w", "equal length"),
+    "empty-list": (BASE.replace("w = 0.5", "w = []") + '[forward]\nE = "sum(w)"\n', "parameters.w",
+                   "empty list"),
+    "mixed-list": (BASE.replace("w = 0.5", "w = [1, [2]]") + '[forward]\nE = "sum(w)"\n', "parameters.w",
+                   "mixes numbers and lists"),
+    # structure
+    "no-title": ('[parameters]\nw = 1\n[forward]\nE = "w"\n', "title", "required"),
+    "no-forward": (BASE, "forward", "at least one definition"),
+    "used-before-defined": (BASE + '[forward]\nE = "a*w"\na = "x"\n', "forward.E", "used before its definition"),
+    "cycle": (BASE + '[forward]\na = "b*w"\nb = "a*x"\n', "forward.a", "cycle: a -> b -> a"),
+    "self-reference": (BASE + '[forward]\na = "a*w"\n', "forward.a", "in terms of itself"),
+    "duplicate-name": (BASE + '[data]\n' if False else BASE.replace("[parameters]\nw = 0.5", "[parameters]\nx = 0.5")
+                       + '[forward]\nE = "x"\n', "parameters.x", "already defined by data.x"),
+    "function-as-name": (BASE.replace("w = 0.5", "exp = 0.5") + '[forward]\nE = "x"\n', "parameters.exp",
+                         "function name"),
+    "bad-name": (BASE.replace("w = 0.5", '"w-1" = 0.5') + '[forward]\nE = "x"\n', "parameters.w-1",
+                 "not a valid name"),
+    "unknown-top-key": ('colour = "red"\n' + BASE + '[forward]\nE = "w*x"\n', "colour", "unknown key"),
+    "unknown-train-key": (BASE + '[forward]\nE = "w*x"\n[train]\nrate = 0.1\n', "train.rate", "unknown key"),
+    "loss-not-defined": (BASE + '[forward]\nE = "w*x"\n[train]\nloss = "F"\n', "train.loss", "not a name"),
+    "loss-not-scalar": ('title = "t"\n[parameters]\nw = [1, 2]\n[forward]\nE = "w"\n', "train.loss",
+                        "must be a scalar"),
+    "update-unknown": (BASE + '[forward]\nE = "w*x"\n[train]\nupdate = ["v"]\n', "train.update",
+                       "not a parameter"),
+    "update-twice": (BASE + '[forward]\nE = "w*x"\n[train]\nupdate = ["w", "w"]\n', "train.update", "twice"),
+    "negative-steps": (BASE + '[forward]\nE = "w*x"\n[train]\nsteps = -1\n', "train.steps", "whole number"),
+    "bad-lang": ('lang = "fr"\n' + BASE + '[forward]\nE = "w*x"\n', "lang", "expected one of en, zh"),
+    "bad-toml": ("title = \n", "", "not valid TOML"),
+    "latex-input": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = \'\\input{/etc/passwd}\'\n', "latex.w",
+                    "not in the safe subset"),
+    "latex-write18": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = \'\\write18{rm -rf /}\'\n', "latex.w",
+                      "not in the safe subset"),
+    "latex-catcode": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = \'\\catcode`\\%=12\'\n', "latex.w",
+                      "may not contain"),
+    "latex-unbalanced": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = "w_{1"\n', "latex.w", "unbalanced braces"),
+    "latex-percent": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = "w%"\n', "latex.w", "may not contain"),
+    "latex-unknown-name": (BASE + '[forward]\nE = "w*x"\n[latex]\nv = "v"\n', "latex.v", "not a name"),
+    # shapes
+    "shape-matmul": ('title = "t"\n[data]\nx = [1, 2]\n[parameters]\nW = [[1, 2, 3]]\n[forward]\n'
+                     'E = "sum(W @ x)"\n', "forward.E", "shape mismatch in '@'"),
+    "shape-add": ('title = "t"\n[data]\nx = [1, 2]\n[parameters]\nw = [1, 2, 3]\n[forward]\nE = "sum(x + w)"\n',
+                  "forward.E", "shape mismatch in '+'"),
+    "matmul-scalar": (BASE + '[forward]\nE = "w @ x"\n', "forward.E", "'@' needs two matrices"),
+    "matrix-exponent": ('title = "t"\n[parameters]\nw = [1, 2]\n[forward]\nE = "sum(2^w)"\n', "forward.E",
+                        "exponent must be a scalar"),
+    # numeric edge cases
+    "log-zero": (BASE + '[forward]\nE = "w*log(x - 2)"\n', "forward.E", "log(0)"),
+    "log-zero-at-runtime": (BASE.replace("w = 0.5", "w = 0") + '[forward]\nE = "log(relu(w))"\n', "forward.E",
+                            "log of a value ≤ 0"),
+    "division-by-zero": (BASE + '[forward]\nE = "w/(x - 2)"\n', "forward.E", "division by zero"),
+    "division-by-zero-at-runtime": (BASE + '[forward]\nE = "x/(w - 0.5)"\n', "forward.E", "division by zero"),
+    "sqrt-negative": (BASE + '[forward]\nE = "w*sqrt(-x)"\n', "forward.E", "sqrt of a negative"),
+    "norm2-in-loss": ('title = "t"\n[parameters]\nW = [[1, 2], [3, 4]]\n[forward]\nE = "norm2(W)"\n',
+                      "forward.E", "cannot be differentiated"),
+}
+
+
+def main():
+    HERE.mkdir(parents=True, exist_ok=True)
+    for old in HERE.glob("*.toml"):
+        old.unlink()
+    for i, (name, (text, key, expect)) in enumerate(CASES.items(), 1):
+        header = f"# expect: {expect}\n# key: {key}\n"
+        (HERE / f"{i:02d}-{name}.toml").write_text(header + text, encoding="utf-8")
+    print(f"{len(CASES)} files")
+
+
+if __name__ == "__main__":
+    main()
