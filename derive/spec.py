@@ -91,7 +91,11 @@ def builtin_ids() -> list[str]:
 def read_source(path_or_id: str) -> tuple[str, str, str]:
     """(id, display path, text) for a file path or a built-in id."""
     p = Path(path_or_id)
-    if p.suffix == ".toml" or p.exists() or "/" in path_or_id:
+    looks_like_path = p.suffix == ".toml" or p.is_file() or "/" in path_or_id or "\\" in path_or_id
+    if not looks_like_path and path_or_id in builtin_ids():
+        text = (problems_dir() / f"{path_or_id}.toml").read_text(encoding="utf-8")
+        return path_or_id, f"{path_or_id} (built-in)", text
+    if looks_like_path or p.exists():
         try:
             if p.stat().st_size > MAX_SPEC_BYTES:
                 raise LimitError(f"file is larger than {MAX_SPEC_BYTES} bytes", file=str(p))
@@ -99,9 +103,6 @@ def read_source(path_or_id: str) -> tuple[str, str, str]:
         except (OSError, UnicodeDecodeError) as e:
             reason = getattr(e, "strerror", None) or str(e)
             raise DeriveError(f"cannot read file: {reason}", file=str(p)) from None
-    if path_or_id in builtin_ids():
-        text = (problems_dir() / f"{path_or_id}.toml").read_text(encoding="utf-8")
-        return path_or_id, f"{path_or_id} (built-in)", text
     raise DeriveError(f"no such file or built-in problem {path_or_id!r} "
                       f"(built-in: {', '.join(builtin_ids())})")
 
