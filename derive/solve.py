@@ -108,10 +108,34 @@ class Problem:
                 continue
             ev = self.evaluator(max(self.spec.steps, q.max_step))
             numbers = ev.answer(q, digits)
-            exact = _exact_text(numbers, q)
+            exact = _exact_text(numbers, q) or self._closed_form(q)
             answers.append(Answer(text, Shaped(q.shape, tuple(numbers), q.flat), exact,
                                   _symbolic_formula(self, q)))
         return answers
+
+    def _closed_form(self, q) -> str | None:
+        """For NAME at the start: its definition with exact (rational) inputs, where short,
+        e.g. out_h1 = sigmoid(83/200)."""
+        from . import expr as ex
+        if not isinstance(q.tree, ex.Name):
+            return None
+        quantity = self.graph.quantities[q.tree.id]
+        if quantity.kind != "forward" or not quantity.is_scalar:
+            return None
+        exact_run = self.evaluator().run_in("exact")
+        values = exact_run.states[0].values
+        local = quantity.local[0]
+        subs = {}
+        for s in local.free_symbols:
+            v = values.get(s)
+            if v is None:
+                return None
+            subs[s] = sp.Rational(v.numerator, v.denominator)
+        closed = local.xreplace(subs)
+        if closed.is_Rational:
+            return None  # the value itself is exact and already shown
+        text = str(closed)
+        return text if len(text) <= 60 else None
 
     def verify(self, digits: int = 60) -> "Verification":
         from .verify import verify

@@ -91,3 +91,27 @@ def test_bad_spec_file_via_cli(tmp_path):
     assert r.returncode == 2 and "forward.E" in r.stderr and str(p) in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "X").exists()
+
+
+def test_eval_shows_short_closed_form():
+    r = run_cli("eval", "two-two-two", "out_h1")
+    assert r.stdout.strip() == "out_h1 = sigmoid(83/200) ≈ 0.6022861769"
+
+
+@pytest.mark.parametrize("pid", ["two-two-two", "matrix-linear", "one-two-one"])
+def test_output_is_identical_across_hash_seeds(pid):
+    outs = {run_cli("solve", pid, "--json", env={"PYTHONHASHSEED": seed}).stdout for seed in ("0", "1", "12345")}
+    assert len(outs) == 1 and outs.pop().startswith("{")
+
+
+def test_warnings_for_negative_learning_rate_and_ignored_parameter(tmp_path):
+    p = tmp_path / "w.toml"
+    p.write_text('title = "t"\n[data]\nx = 1\n[parameters]\nw = 1\nv = 2\n[forward]\nE = "(w*x)^2"\n'
+                 '[train]\nlearning_rate = -0.1\nupdate = ["w", "v"]\n')
+    r = run_cli("solve", p, "--json")
+    assert r.returncode == 0
+    assert "learning_rate: negative" in r.stderr and "E does not depend on v" in r.stderr
+    import json
+    data = json.loads(r.stdout)
+    assert data["gradients"]["v"] == "0" and data["updated"]["v"] == "2"
+    assert data["updated"]["w"] == "1.2"   # w − (−0.1)·2w = 1.2: uphill, as warned
