@@ -14,27 +14,24 @@ from . import solve as api
 from .errors import DeriveError
 from .spec import builtin_ids, load as load_spec
 from .numeric import MAX_DIGITS
+from .spec import MAX_STEPS
 
 
-def _digits(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= n <= MAX_DIGITS:
-        raise argparse.ArgumentTypeError(f"digits must be between 1 and {MAX_DIGITS}")
-    return n
+def _whole_number(what: str, lo: int, hi: int):
+    """An argparse type: a whole number in [lo, hi], with a one-line error otherwise."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not lo <= n <= hi:
+            raise argparse.ArgumentTypeError(f"{what} must be between {lo} and {hi}")
+        return n
+    return parse
 
 
-def _steps(text: str) -> int:
-    from .spec import MAX_STEPS
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= n <= MAX_STEPS:
-        raise argparse.ArgumentTypeError(f"steps must be between 0 and {MAX_STEPS}")
-    return n
+_digits = _whole_number("digits", 1, MAX_DIGITS)
+_steps = _whole_number("steps", 0, MAX_STEPS)
 
 
 # ---------------------------------------------------------------- commands
