@@ -1,0 +1,602 @@
+"""Printing formulas in the handouts' notation: one printer for SymPy, definition trees and matrix rules.
+
+Takes display names (the spec's [latex] table, else a default built from the name: `w1` → `w_{1}`,
+`net_h1` → `net_{h_{1}}`, `E_total` → `E_{\\mathrm{total}}`, `y_hat` → `\\hat{y}`) and gives LaTeX for
+- SymPy expressions over graph entries (local derivatives, gradient formulas): `DerivePrinter`, a
+  subclass of SymPy's `LatexPrinter` that prints entries by their display names (matrix entries
+  `W[i,j]` as `W_{ij}`, 1-based), `sigmoid` as σ, and, given values, the same formula with numbers
+  substituted (every product then written with a centred dot);
+- a definition's parsed tree in the user's own order (`net_{h_1} = w_{1} i_{1} + w_{2} i_{2} + b_{1}`),
+  symbolically or with numbers (matrices as `pmatrix`): `TreePrinter`;
+- matrix-form chain-rule trees (`derive.matrixform` MExpr): `MatrixPrinter`;
+- derivative symbols, numbers (`3.6e-5` → `3.6 \\times 10^{-5}`) and a rough width estimate used to
+  break long lines and shrink wide matrices.
+Markdown embeds the same LaTeX (only macros that KaTeX and MathJax know are used).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+from . import expr as ex
+from . import matrixform as mf
+from .graph import Entry
+
+GREEK = {
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda",
+    "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega",
+    "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega",
+}
+ACCENTS = {"hat": "\\hat", "bar": "\\bar", "tilde": "\\tilde", "dot": "\\dot", "vec": "\\vec"}
+
+# precedence of printed pieces: a piece is wrapped in parentheses where a tighter one is needed
+ADD, NEG, MUL, POW, ATOM = 10, 15, 20, 30, 40
+
+
+# ---------------------------------------------------------------- names
+def _word(text: str) -> str:
+    """One part of a name: a Greek letter, a single letter, or a word set upright when in a subscript."""
+    if text in GREEK:
+        return "\\" + text
+    return text
+
+
+def _sub_word(text: str) -> str:
+    m = re.fullmatch(r"([A-Za-z]+?)(\d+)", text)
+    if m and len(m.group(1)) == 1:                  # h1 -> h_{1}
+        return f"{_word(m.group(1))}_{{{m.group(2)}}}"
+    if m and m.group(1) in GREEK:
+        return f"\\{m.group(1)}_{{{m.group(2)}}}"
+    if text.isalpha() and len(text) > 1 and text not in GREEK:
+        return f"\\mathrm{{{text}}}"               # total -> \mathrm{total}
+    return _word(text)
+
+
+def default_display(name: str) -> str:
+    """A display name for an identifier without a [latex] entry."""
+    if not name:
+        return ""
+    lead = len(name) - len(name.lstrip("_"))
+    if lead:  # names may start with an underscore
+        return "\\mathit{" + "\\_" * lead + "}" + (default_display(name[lead:]) if name[lead:] else "")
+    if "_" in name.rstrip("_"):
+        base, _, sub = name.rstrip("_").rpartition("_")
+        if sub in ACCENTS and base and "_" not in base:
+            return f"{ACCENTS[sub]}{{{default_display(base)}}}"
+        inner = default_display(base)
+        m = re.fullmatch(r"([^_{}]+)_\{([^{}]*)\}", inner)
+        if m:                                           # w1_21 -> w_{1,21}
+            return f"{m.group(1)}_{{{m.group(2)},{_sub_word(sub)}}}"
+        if "_" in inner or "^" in inner:
+            inner = "{" + inner + "}"
+        return f"{inner}_{{{_sub_word(sub)}}}"
+    m = re.fullmatch(r"([A-Za-z]+?)(\d+)", name)
+    if m:                                               # w1 -> w_{1}, sigma2 -> \sigma_{2}
+        return f"{_word(m.group(1))}_{{{m.group(2)}}}"
+    if name in GREEK:
+        return "\\" + name
+    return name.rstrip("_") or name
+
+
+def display_names(spec, graph) -> dict:
+    """name -> display LaTeX for every quantity: the spec's [latex] table, else the default."""
+    out = {n: default_display(n) for n in graph.quantities}
+    out.update(spec.latex)
+    return out
+
+
+def _brace(d: str) -> str:
+    """Wrap a display name so that a sub- or superscript can follow it safely."""
+    return d if re.fullmatch(r"\\?[A-Za-z]+", d) else "{" + d + "}"
+
+
+def with_step(d: str, step: int) -> str:
+    return d if not step else f"{_brace(d)}^{{({step})}}"
+
+
+def with_index(d: str, index: tuple, shape: tuple) -> str:
+    """Display of entry (i, j) (0-based) of a matrix quantity, 1-based: W_{12}, x_{3}, W_{1,12}."""
+    if not index:
+        return d
+    i, j = index
+    r, c = shape
+    idx = [i + 1] if c == 1 else [j + 1] if r == 1 else [i + 1, j + 1]
+    text = ("," if any(n >= 10 for n in idx) else "").join(str(n) for n in idx)
+    m = re.fullmatch(r"(.*)_\{([^{}]*)\}", d)
+    if m and m.group(1) and "_" not in m.group(1):
+        return f"{m.group(1)}_{{{m.group(2)},{text}}}"
+    return f"{_brace(d)}_{{{text}}}"
+
+
+def deriv(of: str, wrt: str, inline: bool = False) -> str:
+    """∂of/∂wrt as a fraction (display) or with a slash (inline, headings)."""
+    if inline:
+        return f"\\partial {of}/\\partial {wrt}"
+    return f"\\frac{{\\partial {of}}}{{\\partial {wrt}}}"
+
+
+# ---------------------------------------------------------------- numbers
+def number(text: str, paren: bool = False) -> str:
+    """A number as the engine printed it (`-3.6e-5`) in LaTeX; negative ones in parentheses if asked."""
+    neg = text.startswith("-")
+    body = text[1:] if neg else text
+    if "e" in body.lower():
+        mant, _, exp = body.lower().partition("e")
+        exp = str(int(exp))
+        body = f"{mant} \\times 10^{{{exp}}}" if mant != "1" else f"10^{{{exp}}}"
+    out = ("-" if neg else "") + body
+    return f"({out})" if neg and paren else out
+
+
+def fraction(q: Fraction, digits: int = 30) -> str:
+    """An exact constant: a short decimal (0.002) or a fraction (\\frac{1}{3})."""
+    from .numeric import format_decimal, is_short_exact, round_fraction
+    if is_short_exact(q, digits):
+        return number(format_decimal(round_fraction(q, digits), digits, exact=True))
+    sign = "-" if q < 0 else ""
+    return f"{sign}\\frac{{{abs(q.numerator)}}}{{{q.denominator}}}"
+
+
+def pmatrix(rows) -> str:
+    """rows of LaTeX cells -> a pmatrix."""
+    return "\\begin{pmatrix} " + " \\\\ ".join(" & ".join(r) for r in rows) + " \\end{pmatrix}"
+
+
+def shaped_latex(shaped, transpose: bool = False) -> str:
+    """A `solve.Shaped` (scalar or matrix of Numbers) as LaTeX."""
+    if shaped.shape == ():
+        return number(shaped.values[0].text)
+    r, c = shaped.shape
+    cells = [[number(shaped.values[i * c + j].text) for j in range(c)] for i in range(r)]
+    if transpose:
+        cells = [list(col) for col in zip(*cells)]
+    return pmatrix(cells)
+
+
+# ---------------------------------------------------------------- SymPy expressions
+class DerivePrinter(LatexPrinter):
+    """SymPy's LaTeX printer with our names; with `values`, entries print as numbers instead.
+
+    `values(entry) -> str` gives the engine's text of an entry's value (e.g. '0.7485983112').
+    """
+
+    def __init__(self, names: dict, values=None, step: int = 0):
+        settings = {"mul_symbol": "dot"} if values is not None else {}
+        super().__init__(settings)
+        self.names = names
+        self.values = values
+        self.step = step
+
+    def _as_ordered_terms(self, expr, order=None):
+        """Sums with their positive terms first: ŷ − y rather than −y + ŷ (the order is otherwise SymPy's)."""
+        terms = list(super()._as_ordered_terms(expr, order=order))
+        if isinstance(expr, sp.Add):
+            terms.sort(key=lambda t: t.could_extract_minus_sign())
+        return terms
+
+    def entry(self, e: Entry) -> str:
+        d = with_index(self.names[e.quantity], e.index, e.qshape)
+        return with_step(d, e.step or self.step)
+
+    def _print_Symbol(self, expr, style="plain"):
+        if isinstance(expr, Entry):
+            if self.values is not None:
+                return number(self.values(expr), paren=True)
+            return self.entry(expr)
+        if expr.name == "eta":
+            return "\\eta"
+        return super()._print_Symbol(expr, style)
+
+    def _fn(self, name: str, expr, exp=None):
+        tex = f"{name}\\left({self._print(expr.args[0])}\\right)"
+        return f"{tex}^{{{exp}}}" if exp else tex
+
+    def _print_sigmoid(self, expr, exp=None):
+        return self._fn("\\sigma", expr, exp)
+
+    def _print_relu(self, expr, exp=None):
+        return self._fn("\\operatorname{ReLU}", expr, exp)
+
+    def _print_step(self, expr, exp=None):
+        return self._fn("\\operatorname{step}", expr, exp)
+
+    def _print_softplus(self, expr, exp=None):
+        return self._fn("\\operatorname{softplus}", expr, exp)
+
+    def _print_Norm2(self, expr, exp=None):
+        r, c = int(expr.args[0]), int(expr.args[1])
+        cells = [[self._print(expr.args[2 + i * c + j]) for j in range(c)] for i in range(r)]
+        tex = f"\\left\\lVert {pmatrix(cells)} \\right\\rVert_{{2}}"
+        return f"{tex}^{{{exp}}}" if exp else tex
+
+
+def tidy(formula: sp.Expr) -> sp.Expr:
+    """A textbook shape for a local-derivative formula: 2*y - 2*t → 2(y − t)."""
+    if isinstance(formula, sp.Add):
+        f = sp.factor_terms(formula)
+        if f != formula and sp.expand(f - formula) == 0:
+            return f
+    return formula
+
+
+def latex(formula: sp.Expr, names: dict, values=None, step: int = 0) -> str:
+    return DerivePrinter(names, values, step).doprint(formula)
+
+
+def product(parts: list[str]) -> str:
+    """Factors (already LaTeX) in the given order, joined by centred dots."""
+    return " \\cdot ".join(parts) if parts else "1"
+
+
+def needs_parens_in_product(formula: sp.Expr) -> bool:
+    return isinstance(formula, sp.Add) or (formula.could_extract_minus_sign() and formula != -1)
+
+
+# ---------------------------------------------------------------- definition trees, in the user's order
+@dataclass(frozen=True)
+class Piece:
+    tex: str
+    prec: int
+    chunks: tuple = ()     # top-level (operator, tex) pieces where a line may be broken
+
+
+class TreePrinter:
+    """Prints a parsed definition (derive.expr) symbolically or with numbers substituted.
+
+    `shapes(name)` gives a quantity's shape; `subst(name) -> tex` (or None) gives its value as LaTeX
+    (a number or a pmatrix); `step` marks names with ^{(k)} (only those in `stepped`).
+    """
+
+    def __init__(self, names: dict, shapes, subst=None, step: int = 0, stepped=frozenset()):
+        self.names = names
+        self.shapes = shapes
+        self.subst = subst
+        self.step = step
+        self.stepped = stepped
+
+    # shapes, to tell a matrix product from an elementwise one
+    def shape(self, node):
+        if isinstance(node, ex.Num):
+            return ()
+        if isinstance(node, ex.Name):
+            return self.shapes(node.id)
+        if isinstance(node, ex.Neg):
+            return self.shape(node.operand)
+        if isinstance(node, ex.Bin):
+            a, b = self.shape(node.left), self.shape(node.right)
+            if node.op == "@":
+                return (a[0], b[1]) if a and b else ()
+            if node.op == "^":
+                return a
+            return a or b
+        if isinstance(node, ex.Call):
+            a = self.shape(node.args[0])
+            if node.fn == "transpose":
+                return (a[1], a[0]) if a else ()
+            if node.fn in ("sum", "mean", "norm2", "frobenius"):
+                return ()
+            return a
+        return ()
+
+    def tex(self, node) -> str:
+        return self.piece(node).tex
+
+    def chunks(self, node) -> list:
+        """[(operator, tex)] at the top level (a sum or a product), for breaking long lines."""
+        p = self.piece(node)
+        return list(p.chunks) if p.chunks else [("", p.tex)]
+
+    @staticmethod
+    def wrap(p: Piece, need: int) -> str:
+        return p.tex if p.prec >= need else f"\\left({p.tex}\\right)"
+
+    def piece(self, node) -> Piece:
+        if isinstance(node, ex.Num):
+            return Piece(number(_num_text(node)), ATOM)
+        if isinstance(node, ex.Name):
+            if self.subst is not None:
+                v = self.subst(node.id)
+                if v is not None:
+                    return Piece(v, NEG if v.startswith("-") else ATOM)
+            d = self.names[node.id]
+            if node.id in self.stepped:
+                d = with_step(d, self.step)
+            return Piece(d, ATOM)
+        if isinstance(node, ex.Neg):
+            inner = self.piece(node.operand)
+            return Piece("-" + self.wrap(inner, MUL), NEG)
+        if isinstance(node, ex.Bin):
+            return self._bin(node)
+        if isinstance(node, ex.Call):
+            return self._call(node)
+        raise TypeError(node)
+
+    def _bin(self, node) -> Piece:
+        op = node.op
+        if op in "+-":
+            left = self.piece(node.left)
+            right = self.piece(node.right)
+            lt = left.tex if left.prec >= ADD else f"\\left({left.tex}\\right)"
+            need = ADD + 1 if op == "-" else ADD
+            rt = right.tex if right.prec >= need and right.prec != NEG else f"\\left({right.tex}\\right)"
+            sym = "+" if op == "+" else "-"
+            chunks = (list(left.chunks) if left.chunks and left.prec == ADD else [("", lt)]) + [(sym, rt)]
+            return Piece(f"{lt} {sym} {rt}", ADD, tuple(chunks))
+        if op == "/":
+            return Piece(f"\\frac{{{self.tex(node.left)}}}{{{self.tex(node.right)}}}", ATOM)
+        if op == "^":
+            base = self.piece(node.left)
+            bt = base.tex if base.prec >= ATOM else f"\\left({base.tex}\\right)"
+            return Piece(f"{bt}^{{{self.tex(node.right)}}}", POW)
+        # * and @
+        left, right = self.piece(node.left), self.piece(node.right)
+        lt = left.tex if left.prec >= MUL or left.prec == NEG else f"\\left({left.tex}\\right)"
+        rt = right.tex if right.prec >= MUL and right.prec != NEG else f"\\left({right.tex}\\right)"
+        both_matrices = bool(self.shape(node.left)) and bool(self.shape(node.right))
+        if op == "*" and both_matrices:
+            sym = "\\odot"
+        elif self.subst is not None:
+            sym = "\\cdot"
+        elif op == "@":
+            sym = ""
+        else:
+            sym = "\\cdot" if _starts_numeric(rt) or _wordy(lt) or _wordy(rt) else ""
+        chunks = (list(left.chunks) if left.chunks and left.prec == MUL else [("", lt)]) + [(sym, rt)]
+        joined = f"{lt} {sym} {rt}" if sym else f"{lt} {rt}"
+        return Piece(joined, MUL, tuple(chunks))
+
+    def _call(self, node) -> Piece:
+        fn, arg = node.fn, node.args[0]
+        a = self.piece(arg)
+        if fn == "exp":
+            return Piece(f"e^{{{a.tex}}}", POW)
+        if fn == "transpose":
+            at = a.tex if a.prec >= ATOM else f"\\left({a.tex}\\right)"
+            return Piece(f"{{{at}}}^{{\\top}}", POW)
+        if fn == "sqrt":
+            return Piece(f"\\sqrt{{{a.tex}}}", ATOM)
+        if fn == "frobenius":
+            return Piece(f"\\left\\lVert {a.tex} \\right\\rVert_{{F}}", ATOM)
+        if fn == "norm2":
+            return Piece(f"\\left\\lVert {a.tex} \\right\\rVert_{{2}}", ATOM)
+        if fn == "sum":
+            at = a.tex if a.prec >= POW else f"\\left({a.tex}\\right)"
+            return Piece(f"\\sum {at}", MUL)
+        name = {"sigmoid": "\\sigma", "tanh": "\\tanh", "log": "\\log", "relu": "\\operatorname{ReLU}",
+                "softplus": "\\operatorname{softplus}", "mean": "\\operatorname{mean}"}[fn]
+        if _is_pmatrix(a.tex):  # σ of a written-out matrix: its own parentheses suffice
+            return Piece(f"{name} {a.tex}", ATOM)
+        return Piece(f"{name}\\left({a.tex}\\right)", ATOM)
+
+
+def _num_text(node: ex.Num) -> str:
+    return node.text if not node.text.startswith(".") else "0" + node.text
+
+
+def _is_pmatrix(tex: str) -> bool:
+    return tex.startswith("\\begin{pmatrix}") and tex.endswith("\\end{pmatrix}") \
+        and tex.count("\\begin{pmatrix}") == 1
+
+
+def _wordy(tex: str) -> bool:
+    """A name written with several letters (out_{h_1}, \\mathrm{target}): juxtaposing it reads badly."""
+    t = tex
+    while t.startswith("{") and t.endswith("}"):
+        t = t[1:-1]
+    t = re.sub(r"^\\(hat|bar|tilde|vec|dot|ddot|widehat|overline|boldsymbol|mathbf)\{(.*)\}$", r"\2", t)
+    base = re.split(r"[_^]", t, maxsplit=1)[0]
+    if base.startswith("{") and base.endswith("}"):
+        base = base[1:-1]
+    m = re.fullmatch(r"\\(?:mathrm|mathit|mathsf|operatorname)\{([A-Za-z]+)\}", base)
+    if m:
+        return len(m.group(1)) > 1
+    return bool(re.fullmatch(r"[A-Za-z]{2,}", base))
+
+
+def _starts_numeric(tex: str) -> bool:
+    return bool(re.match(r"[-\d.]", tex))
+
+
+# ---------------------------------------------------------------- matrix-form rules
+class MatrixPrinter:
+    """Prints an MExpr tree: symbolically (H^T · ∂E/∂P) or with the engine's matrices substituted.
+
+    `loss` is the loss's display name; `value(name)` / `adjoint(name)` give a `Shaped` (numbers).
+    """
+
+    def __init__(self, names: dict, loss: str, value=None, adjoint=None):
+        self.names = names
+        self.loss = loss
+        self.value = value
+        self.adjoint = adjoint
+
+    @property
+    def numeric(self) -> bool:
+        return self.value is not None
+
+    def tex(self, m) -> str:
+        return self.piece(m).tex
+
+    def chunks(self, m) -> list:
+        p = self.piece(m)
+        return list(p.chunks) if p.chunks else [("", p.tex)]
+
+    def piece(self, m) -> Piece:
+        if isinstance(m, mf.MSym):
+            if self.numeric:
+                s = (self.adjoint if m.adjoint else self.value)(m.name)
+                tex = shaped_latex(s)
+                return Piece(tex, NEG if tex.startswith("-") else ATOM)
+            d = self.names[m.name]
+            return Piece(deriv(self.loss, d) if m.adjoint else d, ATOM)
+        if isinstance(m, mf.MNum):
+            tex = fraction(m.value)
+            return Piece(tex, NEG if tex.startswith("-") else ATOM)
+        if isinstance(m, mf.MT):
+            if self.numeric and isinstance(m.x, mf.MSym):
+                s = (self.adjoint if m.x.adjoint else self.value)(m.x.name)
+                return Piece(shaped_latex(s, transpose=True), ATOM)
+            x = self.piece(m.x)
+            xt = x.tex if x.prec >= ATOM and not x.tex.startswith("\\frac") else f"\\left({x.tex}\\right)"
+            return Piece(f"{{{xt}}}^{{\\top}}", POW)
+        if isinstance(m, (mf.MMul, mf.MHad)):
+            if isinstance(m, mf.MHad) and isinstance(m.a, mf.MNum):
+                c = m.a.value
+                b = self.piece(m.b)
+                bt = b.tex if b.prec >= MUL and b.prec != NEG else f"\\left({b.tex}\\right)"
+                if c == -1:
+                    return Piece("-" + bt, NEG)
+                return Piece(f"{fraction(c)} {bt}" if not self.numeric else f"{fraction(c)} \\cdot {bt}", MUL,
+                             (("", fraction(c)), ("\\cdot", bt)) if self.numeric else ())
+            sym = "\\cdot" if isinstance(m, mf.MMul) else "\\odot"
+            a, b = self.piece(m.a), self.piece(m.b)
+            at = a.tex if a.prec >= MUL and a.prec != NEG else f"\\left({a.tex}\\right)"
+            bt = b.tex if b.prec > MUL else f"\\left({b.tex}\\right)"
+            if b.prec == MUL and type(m.b) is type(m) and not isinstance(getattr(m.b, "a", None), mf.MNum):
+                bt = b.tex  # associative: A ⊙ (B ⊙ C) = A ⊙ B ⊙ C
+                bchunks = list(b.chunks) if b.chunks else [("", bt)]
+                bchunks[0] = (sym, bchunks[0][1])
+            else:
+                bchunks = [(sym, bt)]
+            achunks = list(a.chunks) if a.chunks and a.prec == MUL else [("", at)]
+            return Piece(f"{at} {sym} {bt}", MUL, tuple(achunks + bchunks))
+        if isinstance(m, mf.MAdd):
+            a, b = self.piece(m.a), self.piece(m.b)
+            sym = "+" if m.sign > 0 else "-"
+            bt = b.tex if b.prec > ADD and b.prec != NEG else f"\\left({b.tex}\\right)"
+            achunks = list(a.chunks) if a.chunks and a.prec == ADD else [("", a.tex)]
+            return Piece(f"{a.tex} {sym} {bt}", ADD, tuple(achunks + [(sym, bt)]))
+        if isinstance(m, mf.MPow):
+            x = self.piece(m.x)
+            xt = x.tex if x.prec >= ATOM else f"\\left({x.tex}\\right)"
+            return Piece(f"{xt}^{{{fraction(m.n)}}}", POW)
+        if isinstance(m, mf.MFun):
+            if m.fn == "ones":
+                return Piece("1", ATOM)
+            x = self.piece(m.x)
+            name = {"sigmoid": "\\sigma", "tanh": "\\tanh", "exp": "\\exp", "log": "\\log",
+                    "step": "\\operatorname{step}", "relu": "\\operatorname{ReLU}",
+                    "sum": "\\operatorname{sum}"}.get(m.fn, f"\\operatorname{{{m.fn}}}")
+            return Piece(f"{name}\\left({x.tex}\\right)", ATOM)
+        raise TypeError(m)
+
+
+# ---------------------------------------------------------------- width estimate
+_CMD_WIDTH = {
+    "cdot": 1.6, "odot": 2.2, "approx": 2.4, "times": 2.2, "partial": 1.1, "quad": 2.0, "qquad": 4.0,
+    "sigma": 1.1, "eta": 1.0, "top": 1.0, "left": 0.3, "right": 0.3, "lVert": 0.8, "rVert": 0.8,
+    "sum": 2.0, "log": 2.4, "tanh": 3.4, "exp": 2.6, ",": 0.3, ";": 0.5, "!": -0.2, " ": 0.6,
+    "hat": 0.0, "bar": 0.0, "tilde": 0.0, "vec": 0.0, "dot": 0.0, "mathrm": 0.0, "mathit": 0.0,
+    "mathbf": 0.0, "operatorname": 0.0, "text": 0.0, "boldsymbol": 0.0, "mathsf": 0.0, "mathcal": 0.0,
+    "_": 0.9, "ddot": 0.0, "widehat": 0.0, "overline": 0.0, "leftarrow": 2.4, "to": 2.2,
+}
+
+
+def width(tex: str) -> float:
+    """A rough width of math LaTeX in 'characters' (a digit ≈ 1), enough to choose line breaks."""
+    return _Width(tex).run()
+
+
+class _Width:
+    def __init__(self, tex: str):
+        self.t = tex
+        self.i = 0
+
+    def run(self, scale: float = 1.0) -> float:
+        return self.seq(scale, stop=None)
+
+    def group(self, scale: float) -> float:
+        """A braced group or a single token."""
+        self.skip_ws()
+        if self.i < len(self.t) and self.t[self.i] == "{":
+            self.i += 1
+            w = self.seq(scale, stop="}")
+            self.i += 1
+            return w
+        return self.token(scale)
+
+    def skip_ws(self):
+        while self.i < len(self.t) and self.t[self.i] == " ":
+            self.i += 1
+
+    def seq(self, scale: float, stop) -> float:
+        total = 0.0
+        while self.i < len(self.t):
+            ch = self.t[self.i]
+            if stop and ch == stop:
+                break
+            total += self.token(scale)
+        return total
+
+    def token(self, scale: float) -> float:
+        t = self.t
+        if self.i >= len(t):
+            return 0.0
+        ch = t[self.i]
+        if ch == "{":
+            return self.group(scale)
+        if ch in "_^":
+            self.i += 1
+            return self.group(scale * 0.7)
+        if ch == "\\":
+            m = re.match(r"\\([A-Za-z]+|.)", t[self.i:])
+            cmd = m.group(1)
+            self.i += len(m.group(0))
+            if cmd == "frac":
+                a = self.group(scale)
+                b = self.group(scale)
+                return max(a, b) + 0.4 * scale
+            if cmd == "begin":
+                env = self._braced_text()
+                if env.endswith("matrix"):
+                    return self._matrix(scale)
+                return 0.0
+            if cmd == "end":
+                self._braced_text()
+                return 0.0
+            if cmd in ("mathrm", "operatorname", "text", "mathit", "mathbf"):
+                return self.group(scale) * 1.15
+            if cmd == "sqrt":
+                return self.group(scale) + 1.0 * scale
+            if cmd == "\\":
+                return 0.0
+            return _CMD_WIDTH.get(cmd, 1.1) * scale
+        self.i += 1
+        if ch == " ":
+            return 0.0
+        if ch in "=<>":
+            return 2.4 * scale
+        if ch in "+-":
+            return 2.2 * scale
+        if ch in "&":
+            return 0.0
+        if ch in "()[]|":
+            return 0.5 * scale
+        if ch in ".,":
+            return 0.4 * scale
+        if ch.isupper():
+            return 1.3 * scale
+        return 1.0 * scale
+
+    def _braced_text(self) -> str:
+        m = re.match(r"\{([^{}]*)\}", self.t[self.i:])
+        if not m:
+            return ""
+        self.i += len(m.group(0))
+        return m.group(1)
+
+    def _matrix(self, scale: float) -> float:
+        end = self.t.find("\\end{", self.i)
+        body = self.t[self.i:end]
+        self.i = end
+        rows = [r.split("&") for r in body.split("\\\\")]
+        ncols = max(len(r) for r in rows)
+        cols = [0.0] * ncols
+        for r in rows:
+            for j, cell in enumerate(r):
+                cols[j] = max(cols[j], width(cell.strip()) * scale)
+        return sum(cols) + 2.3 * scale * (ncols - 1) + 2.8 * scale

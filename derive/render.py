@@ -1,0 +1,1200 @@
+"""Stage 5 — render: worked solutions as Markdown, LaTeX and PDF, in English and Chinese.
+
+Takes a `Problem` and its `Solution`; builds ONE context of frozen dataclasses and strings (every
+number in it is the engine's, correctly rounded; every formula comes from `derive.printer`) and
+renders it with the Jinja2 templates of `templates/` (Markdown: `solution.md.j2`; LaTeX:
+`solution.tex.j2`, with `\\BLOCK{…}`/`\\VAR{…}`/`\\#{…}` delimiters).  Prose lives in the template
+directory (`strings.en.toml`, `strings.zh.toml`), never here.  `--template-dir` puts a directory
+in front of the built-in one, so any template can be replaced by file name.
+
+The worked solution: the network (TikZ / Mermaid), the given numbers, the forward pass (formula →
+numbers → value), the loss, the backward pass for every parameter (the chain rule in ∂-notation,
+each factor's formula, numbers and value, factors derived earlier referenced instead of repeated;
+a neuron feeding several others sums over them; matrix specs use the matrix-form rules), the
+update p − η·∂L/∂p, and the forward pass again with the new loss.  Symbolic specs get formulas only;
+`--mode exercise` leaves every result out (the context then holds no solution numbers at all).
+
+CLI: `command_render(args)` (derive render) and `command_build(args)` (derive build → output/).
+All files are written atomically (a temporary file in the target directory, then os.replace).
+"""
+from __future__ import annotations
+
+import decimal
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+import sympy as sp
+
+from . import expr as ex
+from . import printer as pr
+from .errors import DeriveError
+from .latexsafe import escape_text
+from .matrixform import matrix_rules
+from .spec import builtin_ids
+
+FORMATS = ("md", "tex")
+LANGS = ("en", "zh")
+TEX_PACKAGES = "latexmk texlive-xetex texlive-latex-recommended texlive-pictures texlive-lang-chinese"
+LINE_WIDTH = 75.0          # a display line at normal size, in printer.width units
+SIZES = (("", 1.0), ("small", 0.9), ("footnotesize", 0.8), ("scriptsize", 0.7))
+MAX_FULL_PATHS = 6         # the full sum-over-paths formula is shown up to this many paths
+FULL_FORMULA_WIDTH = 400.0
+
+
+# ---------------------------------------------------------------- the context
+@dataclass(frozen=True)
+class Eq:
+    """One displayed equation: `flat` (one line) or aligned `lines` ('lhs &= …', '&= …')."""
+    lines: tuple
+    flat: str | None = None
+    size: str = ""               # LaTeX font size around the display ('' = normal)
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str                    # the spec's name
+    sym: str                     # display LaTeX
+    value: str                   # LaTeX (number or pmatrix), '' in symbolic specs
+    shape: str = ""              # '2×3' for matrices
+    matrix: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """A forward quantity: its equation (formula, numbers, value)."""
+    name: str
+    sym: str
+    eq: Eq
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class Factor:
+    sym: str                     # ∂a/∂b or ∂L/∂c (LaTeX)
+    eq: Eq | None                # formula = numbers ≈ value (None when referenced)
+    value: str = ""              # LaTeX number
+    ref: str = ""                # '' (derived here), 'above', or the display of the section it came from
+    adjoint: bool = False        # a ∂L/∂c factor (derived in its own block)
+    rel: str = "="               # '=' or '\\approx' before `value`
+    formula: str = ""            # the local derivative's formula (shown with a reference in symbolic specs)
+
+
+@dataclass(frozen=True)
+class Block:
+    """dL/dX: its rule (chain or sum over consumers), factors, and the product with numbers."""
+    target: str                  # ∂L/∂X (LaTeX)
+    target_inline: str
+    of: str                      # display of X
+    kind: str                    # 'chain' | 'branch' | 'matrix' | 'zero' | 'single'
+    rule: Eq | None
+    factors: tuple = ()
+    product: Eq | None = None
+    consumers: tuple = ()        # displays of X's consumers (branch blocks)
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str                    # the parameter (or entry) name
+    sym: str
+    title: str                   # ∂L/∂p inline LaTeX
+    main: Block
+    prereqs: tuple = ()          # blocks derived first, in order
+    full: Eq | None = None       # the whole formula in named quantities (sum over paths)
+    paths: int = 1
+    matrix_rule: Eq | None = None
+
+
+@dataclass(frozen=True)
+class Update:
+    name: str
+    sym: str
+    eq: Eq
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    name: str                    # label for Mermaid (the spec's names)
+    tex: str                     # label for TikZ
+    kind: str                    # data | neuron | op | loss | param
+    x: float
+    y: float
+    note: str = ""               # '2×3' for matrices
+    bias: str = ""               # '+ b_{1}': biases added in this neuron (TikZ writes them below it)
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: str
+    dst: str
+    label: str = ""              # Mermaid (spec name)
+    tex: str = ""                # TikZ
+    kind: str = "plain"          # weight | bias | plain
+
+
+@dataclass(frozen=True)
+class Diagram:
+    nodes: tuple
+    edges: tuple
+    xscale: float
+    yscale: float
+    font: str                    # TikZ font size macro name
+    labels: bool                 # edge labels drawn
+    neurons: tuple               # (pre-activation, activation) display pairs, for the caption
+    label_pos: float = 0.28      # where on an arrow its weight label sits (0 = source end)
+    has_bias: bool = False       # some neuron adds a bias
+    has_param: bool = False      # some parameter enters otherwise than as a weight or a bias
+
+
+@dataclass(frozen=True)
+class Task:
+    kind: str                    # forward | loss | gradient | update | after
+    items: tuple                 # LaTeX symbols
+
+
+@dataclass(frozen=True)
+class After:
+    steps: tuple                 # Steps at k = 1
+    loss: Step
+    before: str
+    after: str
+    change: str                  # |L0 − L1| (LaTeX number)
+    percent: str
+    fell: bool
+    same: bool
+
+
+# ---------------------------------------------------------------- numbers as text
+def _num(n) -> str:
+    return pr.number(n.text)
+
+
+def _exact(n) -> bool:
+    """True when the shown text is the exact value (so '=' rather than '≈')."""
+    if n.exact is None:
+        return False
+    try:
+        return Fraction(decimal.Decimal(n.text)) == n.exact
+    except (decimal.InvalidOperation, ValueError):
+        return False
+
+
+def _rel(numbers) -> str:
+    return "=" if all(_exact(n) for n in numbers) else "\\approx"
+
+
+def _paren(tex: str) -> str:
+    return f"\\left({tex}\\right)" if tex.startswith("-") else tex
+
+
+# ---------------------------------------------------------------- equation layout
+def layout(lhs: str, parts: list) -> Eq:
+    """lhs rel₁ part₁ rel₂ part₂ …, on one line if it fits, else aligned and broken at operators.
+
+    `parts` is [(relation, chunks)] with chunks [(operator, tex)] where a line may break.
+    """
+    parts = _dedupe(parts)
+    flat = lhs + "".join(f" {rel} {_join(chunks)}" for rel, chunks in parts)
+    if pr.width(flat) <= LINE_WIDTH:
+        return Eq((flat,), flat, "")
+    lw = pr.width(lhs) + 3
+    widest = max(pr.width(t) + (2 if op else 0) for _, chunks in parts for op, t in chunks)
+    size, factor = SIZES[-1]
+    for s, f in SIZES:
+        if lw + widest <= LINE_WIDTH / f:
+            size, factor = s, f
+            break
+    limit = LINE_WIDTH / factor
+    lines = []
+    cur, curw = f"{lhs} ", lw - 3
+    for i, (rel, chunks) in enumerate(parts):
+        whole = f"{rel} {_join(chunks)}"
+        w = pr.width(whole)
+        if i > 0 and curw + w > limit:          # the next part goes on a new line
+            lines.append(cur.rstrip())
+            cur, curw = "", lw
+        if curw + w <= limit:                    # it fits whole
+            cur += f"&{whole} " if i == 0 or not cur else f"{whole} "
+            curw += w
+            continue
+        cur += f"&{rel} "                        # too long for any line: break it at its operators
+        curw += pr.width(rel) + 1
+        first = True
+        for op, t in chunks:
+            piece = f"{op} {t}" if op else t
+            pw = pr.width(piece)
+            if not first and curw + pw > limit:
+                lines.append(cur.rstrip())
+                cur, curw = f"&\\quad {piece} ", lw + 2 + pw
+            else:
+                cur += f"{piece} "
+                curw += pw
+            first = False
+    lines.append(cur.rstrip())
+    return Eq(tuple(lines), None, size)
+
+
+def pack(items: list) -> Eq | None:
+    """Several displayed items (`W = (…)`) side by side, as many to a line as fit (for gather*)."""
+    if not items:
+        return None
+    widest = max(pr.width(t) for t in items)
+    size, factor = SIZES[-1]
+    for sz, f in SIZES:
+        if widest <= LINE_WIDTH / f:
+            size, factor = sz, f
+            break
+    limit = LINE_WIDTH / factor
+    lines, cur, curw = [], [], 0.0
+    for t in items:
+        w = pr.width(t) + 4
+        if cur and curw + w > limit:
+            lines.append(" \\qquad ".join(cur))
+            cur, curw = [], 0.0
+        cur.append(t)
+        curw += w
+    lines.append(" \\qquad ".join(cur))
+    return Eq(tuple(lines), lines[0] if len(lines) == 1 else None, size)
+
+
+def _join(chunks) -> str:
+    out = ""
+    for op, t in chunks:
+        out += (f" {op} {t}" if op else (f" {t}" if out else t))
+    return out.strip()
+
+
+def _dedupe(parts):
+    """Drop a part that repeats the one before it (e.g. a formula that is just a number)."""
+    out = []
+    for rel, chunks in parts:
+        if not chunks:
+            continue
+        if out and _join(out[-1][1]) == _join(chunks):
+            if rel != "=":
+                out[-1] = (rel, out[-1][1])
+            continue
+        out.append((rel, chunks))
+    return out
+
+
+def _one(tex: str) -> list:
+    return [("", tex)]
+
+
+# ---------------------------------------------------------------- building the context
+class Builder:
+    def __init__(self, problem, solution, *, lang: str, only: list | None, mode: str):
+        self.p = problem
+        self.g = problem.graph
+        self.spec = problem.spec
+        self.sol = solution
+        self.calc = problem.calculus
+        self.lang = lang
+        self.mode = mode
+        self.digits = solution.digits
+        self.names = pr.display_names(self.spec, self.g)
+        self.symbolic = problem.is_symbolic
+        self.exercise = mode == "exercise"
+        self.numeric = not self.symbolic and not self.exercise
+        self.loss = self.g.loss
+        self.L = self.names[self.loss]
+        self.selected = self._order(only)
+        has_matrix = any(not q.is_scalar for q in self.g.quantities.values())
+        self.rules = {r.wrt: r for r in matrix_rules(self.g)} if has_matrix else {}
+        self.matrix_mode = bool(self.rules)
+        self.changes = self._changing()
+        self._evals: dict = {}
+
+    # ---------------------------------------------------------------- helpers
+    def _order(self, only) -> list:
+        """Parameters to derive, the ones nearest the loss first (as textbooks do)."""
+        params = list(self.g.parameters)
+        if only:
+            unknown = [n for n in only if n not in params]
+            if unknown:
+                raise DeriveError(f"--only: {', '.join(repr(u) for u in unknown)} "
+                                  f"{'is not a parameter' if len(unknown) == 1 else 'are not parameters'} "
+                                  f"of {self.spec.id} (parameters: {', '.join(params)})")
+            params = [n for n in params if n in only]
+        distance = self._distances()
+
+        def depth(name):
+            ds = [distance[e] for e in self.g.quantities[name].entries if e in distance]
+            return min(ds) if ds else 10 ** 9
+
+        return sorted(params, key=lambda n: (depth(n), list(self.g.parameters).index(n)))
+
+    def _distances(self) -> dict:
+        """Entry -> number of steps on the shortest way to the loss."""
+        dist = {self.g.loss_entry: 0}
+        for e in reversed(self.g.order):
+            cs = [dist[c] for c in self.calc.consumers(e) if c in dist]
+            if cs and e not in dist:
+                dist[e] = 1 + min(cs)
+        return dist
+
+    def _changing(self) -> set:
+        """Names whose value changes with an update step (updated parameters and what uses them)."""
+        out = set(self.spec.update)
+        for q in self.g.quantities.values():
+            if q.kind == "forward" and any(u in out for u in q.uses):
+                out.add(q.name)
+        return out
+
+    def shape(self, name: str) -> tuple:
+        return self.g.quantities[name].shape
+
+    def disp(self, name: str, k: int = 0) -> str:
+        d = self.names[name]
+        return pr.with_step(d, k) if k and name in self.changes else d
+
+    def edisp(self, entry) -> str:
+        q = self.g.quantities[entry.quantity]
+        return pr.with_index(self.names[entry.quantity], entry.index, q.shape)
+
+    def value_tex(self, name: str, k: int = 0, kind: str = "value") -> str:
+        return pr.shaped_latex(self.sol.shaped(name, kind, k))
+
+    def shape_text(self, name: str) -> str:
+        s = self.shape(name)
+        return f"{s[0]}\\times {s[1]}" if s else ""
+
+    def eval(self, node, k: int):
+        """The engine's value of a sub-expression of a definition at step k (a Shaped)."""
+        return self.eval_text(_unparse(node, k))
+
+    def eval_text(self, text: str, digits: int | None = None):
+        """The engine's value of an expression in the spec language (every partial result shown)."""
+        digits = digits or self.digits
+        if (text, digits) not in self._evals:
+            self._evals[(text, digits)] = self.p.eval(text, digits=digits)[0].value
+        return self._evals[(text, digits)]
+
+    # ---------------------------------------------------------------- given
+    def given(self) -> dict:
+        data, params = [], []
+        for name, q in self.g.quantities.items():
+            if q.kind == "forward":
+                continue
+            value = "" if self.symbolic else self.value_tex(name)
+            row = Row(name, self.names[name], value, self.shape_text(name), not q.is_scalar)
+            (params if q.kind == "parameter" else data).append(row)
+        lr = self.spec.learning_rate
+        return {
+            "data": tuple(data),
+            "parameters": tuple(params),
+            "data_matrices": pack([f"{r.sym} = {r.value}" for r in data if r.matrix]),
+            "parameter_matrices": pack([f"{r.sym} = {r.value}" for r in params if r.matrix]),
+            "learning_rate": "\\eta" if lr is None else pr.fraction(lr),
+            "updated": tuple(self.names[n] for n in self.spec.update),
+            "fixed": tuple(self.names[n] for n in self.g.parameters if n not in self.spec.update),
+            "all_updated": set(self.spec.update) == set(self.g.parameters),
+            "steps": self.spec.steps,
+        }
+
+    # ---------------------------------------------------------------- forward pass
+    def step(self, name: str, k: int = 0, formula: bool = True) -> Step:
+        q = self.g.quantities[name]
+        tree = q.tree
+        lhs = self.disp(name, k)
+        parts = []
+        sym = pr.TreePrinter(self.names, self.shape, step=k, stepped=self.changes)
+        if formula or not self.numeric or isinstance(tree, ex.Name):
+            parts.append(("=", sym.chunks(tree)))
+        if not self.numeric:
+            return Step(name, lhs, layout(lhs, parts))
+        subst = pr.TreePrinter(self.names, self.shape, subst=lambda n: self._subst(n, k))
+        if not isinstance(tree, (ex.Name, ex.Num)):
+            parts.append(("=", subst.chunks(tree)))
+            parts += self.intermediate(tree, k)
+        shaped = self.sol.shaped(name, "value", k)
+        value = pr.shaped_latex(shaped)
+        parts.append((_rel(shaped.values), _one(value)))
+        return Step(name, lhs, layout(lhs, parts), value)
+
+    def _subst(self, name: str, k: int) -> str:
+        return self.value_tex(name, k)
+
+    def intermediate(self, tree, k: int) -> list:
+        """Partial results the documents show: term values of a sum, 1/(1+e^-x) for σ, c·value."""
+        terms = _terms(tree)
+        if len(terms) >= 2 and any(not isinstance(t, (ex.Name, ex.Num)) for _, t in terms):
+            chunks = []
+            for i, (sign, t) in enumerate(terms):
+                v = self.eval(t, k)
+                tex = pr.shaped_latex(v)
+                if i == 0:
+                    chunks.append(("", tex if sign == "+" else "-" + _paren(tex)))
+                else:
+                    chunks.append((sign, _paren(tex)))
+            return [("=", chunks)]
+        if isinstance(tree, ex.Call) and tree.fn == "sigmoid" and not self._shape_of(tree.args[0]):
+            x = self.eval(tree.args[0], k).values[0]
+            e = self.eval(ex.Call("exp", (ex.Neg(tree.args[0]),)), k).values[0]
+            minus_x = x.text[1:] if x.text.startswith("-") else "-" + x.text
+            return [("=", _one(f"\\frac{{1}}{{1 + e^{{{pr.number(minus_x)}}}}}")),
+                    ("\\approx" if not _exact(e) else "=", _one(f"\\frac{{1}}{{1 + {pr.number(e.text)}}}"))]
+        if isinstance(tree, ex.Bin) and tree.op == "*" and _constant(tree.left) \
+                and not isinstance(tree.right, (ex.Name, ex.Num)):
+            v = self.eval(tree.right, k)
+            const = pr.TreePrinter(self.names, self.shape).tex(tree.left)
+            return [("=", [("", const), ("\\cdot", _paren(pr.shaped_latex(v)))])]
+        return []
+
+    def _shape_of(self, node) -> tuple:
+        return pr.TreePrinter(self.names, self.shape).shape(node)
+
+    def forward(self, k: int = 0) -> tuple:
+        return tuple(self.step(d.name, k) for d in self.spec.forward if d.name != self.loss)
+
+    # ---------------------------------------------------------------- backward pass (scalar)
+    def sections(self) -> tuple:
+        self.reg_local: dict = {}
+        self.reg_adj: dict = {}
+        out = []
+        for name in self.selected:
+            if self.matrix_mode:
+                out.append(self.matrix_section(name))
+                continue
+            for entry in self.g.quantities[name].entries:
+                out.append(self.scalar_section(name, entry))
+        return tuple(out)
+
+    def scalar_section(self, name: str, entry) -> Section:
+        self.where = self.edisp(entry)
+        prereqs: list = []
+        main = self.adjoint_block(entry, prereqs)
+        paths = self.calc.paths(entry, limit=64)
+        n_paths = len(paths) if paths is not None else 65
+        full = None
+        if (self.symbolic and n_paths <= 64) or 1 < n_paths <= MAX_FULL_PATHS:
+            tex = self.full_formula(entry)
+            if tex and pr.width(tex) <= FULL_FORMULA_WIDTH:
+                full = layout(pr.deriv(self.L, self.edisp(entry)), [("=", self._full_chunks(entry))])
+        return Section(name, self.edisp(entry), pr.deriv(self.L, self.edisp(entry), inline=True),
+                       main, tuple(prereqs), full, n_paths)
+
+    def _segments(self, factors) -> list:
+        """Chain factors with the identity ones (∂E_total/∂E_o1 = 1) merged into the next one down."""
+        segs, pending = [], []
+        for i, f in enumerate(factors):
+            if f.formula == 1 and i + 1 < len(factors):
+                pending.append(f)
+                continue
+            segs.append((pending[0].of if pending else f.of, f.wrt, f))
+            pending = []
+        return segs
+
+    def local_factor(self, of, wrt, ld) -> Factor:
+        sym = pr.deriv(self.edisp(of), self.edisp(wrt))
+        key = (of, wrt)
+        value = "" if not self.numeric else _num(self.sol.local(ld))
+        rel = "" if not self.numeric else _rel([self.sol.local(ld)])
+        formula = pr.tidy(ld.formula)
+        ftex = pr.latex(formula, self.names)
+        if key in self.reg_local:
+            where = self.reg_local[key]
+            return Factor(sym, None, value, "above" if where == self.where else where, rel=rel, formula=ftex)
+        self.reg_local[key] = self.where
+        parts = [("=", _one(ftex))]
+        if self.numeric:
+            n = self.sol.local(ld)
+            if formula.free_symbols and not isinstance(formula, sp.Symbol):
+                subst = pr.latex(formula, self.names, values=lambda e: self.sol.value(e, 0).text)
+                parts.append(("=", _one(subst)))
+            parts.append((_rel([n]), _one(value)))
+        return Factor(sym, layout(sym, parts), value, rel=rel, formula=ftex)
+
+    def adjoint_factor(self, entry) -> Factor:
+        sym = pr.deriv(self.L, self.edisp(entry))
+        where = self.reg_adj.get(entry, self.where)
+        value = "" if not self.numeric else _num(self.sol.adjoint(entry))
+        rel = "" if not self.numeric else _rel([self.sol.adjoint(entry)])
+        return Factor(sym, None, value, "above" if where == self.where else where, adjoint=True, rel=rel)
+
+    def ensure_adjoint(self, entry, prereqs: list):
+        if entry == self.g.loss_entry or entry in self.reg_adj:
+            return
+        block = self.adjoint_block(entry, prereqs)
+        prereqs.append(block)
+
+    def adjoint_block(self, entry, prereqs: list) -> Block:
+        X = self.edisp(entry)
+        target = pr.deriv(self.L, X)
+        inline = pr.deriv(self.L, X, inline=True)
+        cons = self.calc.consumers(entry)
+        if not cons:
+            self.reg_adj[entry] = self.where
+            return Block(target, inline, X, "zero", layout(target, [("=", _one("0"))]))
+        if len(cons) > 1:
+            for c in cons:
+                self.ensure_adjoint(c, prereqs)
+            terms = []
+            for c in cons:
+                ld = self.calc.local(c, entry)
+                terms.append((self.adjoint_factor(c), self.local_factor(c, entry, ld)))
+            rule_chunks = [("" if i == 0 else "+", f"{a.sym} \\cdot {b.sym}") for i, (a, b) in enumerate(terms)]
+            factors = [f for pair in terms for f in pair]
+            product = None
+            if self.numeric:
+                num_chunks = [("" if i == 0 else "+", f"{_paren(a.value)} \\cdot {_paren(b.value)}")
+                              for i, (a, b) in enumerate(terms)]
+                n = self.sol.adjoint(entry)
+                product = layout(target, [("=", num_chunks), (_rel([n]), _one(_num(n)))])
+            self.reg_adj[entry] = self.where
+            return Block(target, inline, X, "branch", layout(target, [("=", rule_chunks)]), tuple(factors),
+                         product, tuple(self.edisp(c) for c in cons))
+        chain = self.calc.chain(entry)
+        factors = []
+        if chain.head != self.g.loss_entry:
+            self.ensure_adjoint(chain.head, prereqs)
+            factors.append(self.adjoint_factor(chain.head))
+        segs = self._segments(chain.factors)
+        for of, wrt, ld in segs:
+            factors.append(self.local_factor(of, wrt, ld))
+        if segs and segs[0][0] == self.g.loss_entry and chain.head == self.g.loss_entry:
+            self.reg_adj.setdefault(segs[0][1], self.where)
+        self.reg_adj[entry] = self.where
+        if len(factors) == 1 and chain.head == self.g.loss_entry:
+            return Block(target, inline, X, "single", None, tuple(factors))
+        rule = layout(target, [("=", [("" if i == 0 else "\\cdot", f.sym) for i, f in enumerate(factors)])])
+        product = None
+        if self.numeric:
+            n = self.sol.adjoint(entry)
+            chunks = [("" if i == 0 else "\\cdot", _paren(f.value)) for i, f in enumerate(factors)]
+            product = layout(target, [("=", chunks), (_rel([n]), _one(_num(n)))])
+        return Block(target, inline, X, "chain", rule, tuple(factors), product)
+
+    def full_formula(self, entry) -> str:
+        return _join(self._full_chunks(entry))
+
+    def _full_chunks(self, entry) -> list:
+        """dL/d(entry) written out in named quantities, loss side first, summed over consumers."""
+        memo: dict = {}
+
+        def F(n) -> list:   # a list of product terms, each a list of factor texts
+            if n == self.g.loss_entry:
+                return [[]]
+            if n in memo:
+                return memo[n]
+            terms = []
+            for c in self.calc.consumers(n):
+                f = pr.tidy(self.calc.local(c, n).formula)
+                if f == 0:
+                    continue
+                tex = pr.latex(f, self.names)
+                if pr.needs_parens_in_product(f):
+                    tex = f"\\left({tex}\\right)"
+                for t in F(c):
+                    terms.append(t + ([tex] if f != 1 else []))
+            memo[n] = terms
+            return terms
+
+        terms = F(entry)
+        if not terms:
+            return _one("0")
+        return [("" if i == 0 else "+", pr.product(t)) for i, t in enumerate(terms)]
+
+    # ---------------------------------------------------------------- backward pass (matrix form)
+    def matrix_section(self, name: str) -> Section:
+        self.where = self.names[name]
+        prereqs: list = []
+        main = self.matrix_block(name, prereqs)
+        return Section(name, self.names[name], pr.deriv(self.L, self.names[name], inline=True), main,
+                       tuple(prereqs))
+
+    def ensure_madj(self, name: str, prereqs: list):
+        if name == self.loss or name in self.reg_adj:
+            return
+        prereqs.append(self.matrix_block(name, prereqs))
+
+    def matrix_block(self, name: str, prereqs: list) -> Block:
+        X = self.names[name]
+        target = pr.deriv(self.L, X)
+        inline = pr.deriv(self.L, X, inline=True)
+        rule = self.rules.get(name)
+        if rule is None:
+            self.reg_adj[name] = self.where
+            zero = "0"
+            return Block(target, inline, X, "zero", layout(target, [("=", _one(zero))]))
+        for t in rule.terms:
+            self.ensure_madj(t.consumer, prereqs)
+        sym = pr.MatrixPrinter(self.names, self.L)
+        parts = [("=", _sum_chunks([sym.chunks(t.expr) for t in rule.terms]))]
+        if self.numeric:
+            num = pr.MatrixPrinter(self.names, self.L,
+                                   value=lambda n: self.sol.shaped(n, "value", 0),
+                                   adjoint=lambda n: self.sol.shaped(n, "adjoint", 0))
+            parts.append(("=", _sum_chunks([num.chunks(t.expr) for t in rule.terms])))
+            shaped = self.sol.shaped(name, "adjoint", 0)
+            parts.append((_rel(shaped.values), _one(pr.shaped_latex(shaped))))
+        self.reg_adj[name] = self.where
+        return Block(target, inline, X, "matrix", layout(target, parts[:1]), (), layout(target, parts),
+                     tuple(self.names[t.consumer] for t in rule.terms))
+
+    # ---------------------------------------------------------------- update and after
+    def updates(self) -> tuple:
+        out = []
+        eta = "\\eta" if self.spec.learning_rate is None else pr.fraction(self.spec.learning_rate)
+        order = [n for n in self.g.parameters if n in self.spec.update and n in self.selected]
+        for name in order:
+            d = self.names[name]
+            lhs = pr.with_step(d, 1)
+            parts = [("=", [("", d), ("-", f"\\eta \\, {pr.deriv(self.L, d)}")])]
+            if self.numeric:
+                grad = self.sol.shaped(name, "adjoint", 0)
+                new = self.sol.shaped(name, "value", 1)
+                parts.append(("=", [("", self.value_tex(name)), ("-", eta),
+                                    ("\\cdot", _paren(pr.shaped_latex(grad)))]))
+                parts.append((_rel(new.values), _one(pr.shaped_latex(new))))
+            out.append(Update(name, d, layout(lhs, parts)))
+        return tuple(out)
+
+    def after(self) -> After | None:
+        if not self.numeric or self.sol.steps < 1:
+            return None
+        steps = tuple(self.step(d.name, 1, formula=False) for d in self.spec.forward if d.name != self.loss)
+        loss = self.step(self.loss, 1, formula=False)
+        before, after = self.sol.value(self.g.loss_entry, 0), self.sol.value(self.g.loss_entry, 1)
+        change = self.eval_text(f"{self.loss} - ({self.loss}@1)").values[0]
+        fell = not change.text.startswith("-") and change.text != "0"
+        same = change.text == "0"
+        percent = ""
+        if before.text != "0":
+            pct = self.eval_text(f"100*({self.loss} - ({self.loss}@1))/{self.loss}",
+                                 digits=min(self.digits, 4)).values[0]
+            percent = pr.number(pct.text.lstrip("-"))
+        return After(steps, loss, _num(before), _num(after), pr.number(change.text.lstrip("-")), percent,
+                     fell, same)
+
+    def history(self) -> tuple:
+        if not self.numeric or self.sol.steps < 2:
+            return ()
+        return tuple((k, _num(v)) for k, v in enumerate(self.sol.history))
+
+    # ---------------------------------------------------------------- exercise
+    def tasks(self) -> tuple:
+        fwd = tuple(self.names[d.name] for d in self.spec.forward if d.name != self.loss)
+        out = [Task("forward", fwd), Task("loss", (self.L,))]
+        grads = []
+        for name in self.selected:
+            for e in self.g.quantities[name].entries if not self.matrix_mode else [None]:
+                grads.append(pr.deriv(self.L, self.edisp(e) if e is not None else self.names[name], inline=True))
+        out.append(Task("gradient", tuple(grads)))
+        upd = tuple(pr.with_step(self.names[n], 1) for n in self.g.parameters
+                    if n in self.spec.update and n in self.selected)
+        if upd and self.spec.steps >= 1:
+            out.append(Task("update", upd))
+            if not self.symbolic:
+                out.append(Task("after", (pr.with_step(self.L, 1),)))
+        return tuple(out)
+
+    # ---------------------------------------------------------------- the network diagram
+    def diagram(self) -> Diagram:
+        return build_diagram(self)
+
+    # ---------------------------------------------------------------- everything
+    def context(self) -> dict:
+        spec = self.spec
+        ctx = {
+            "id": spec.id,
+            "title": spec.title,
+            "source": spec.source,
+            "lang": self.lang,
+            "mode": self.mode,
+            "exercise": self.exercise,
+            "symbolic": self.symbolic,
+            "matrix": self.matrix_mode,
+            "digits": self.digits,
+            "loss": self.L,
+            "loss_name": self.loss,
+            "only": tuple(self.names[n] for n in self.selected) if len(self.selected) < len(self.g.parameters)
+            else (),
+            "diagram": self.diagram(),
+            "given": self.given(),
+            "eta": "\\eta" if spec.learning_rate is None else pr.fraction(spec.learning_rate),
+            "has_cjk": _has_cjk(spec.title) or _has_cjk(spec.source),
+        }
+        if self.exercise:
+            ctx.update(tasks=self.tasks(), forward=(), loss_step=None, sections=(), updates=(), after=None,
+                       history=())
+            return ctx
+        ctx.update(
+            tasks=(),
+            forward=self.forward(0),
+            loss_step=self.step(self.loss, 0),
+            sections=self.sections(),
+            updates=self.updates() if spec.steps >= 1 else (),
+            after=self.after(),
+            history=self.history(),
+        )
+        return ctx
+
+
+def _sum_chunks(lists) -> list:
+    out = []
+    for i, chunks in enumerate(lists):
+        if i == 0:
+            out += chunks
+        else:
+            (op, t), rest = chunks[0], chunks[1:]
+            out.append(("+", t if not t.startswith("-") else f"\\left({t}\\right)"))
+            out += rest
+    return out
+
+
+def _terms(tree) -> list:
+    """[(sign, term)] of a top-level sum."""
+    if isinstance(tree, ex.Bin) and tree.op in "+-":
+        return _terms(tree.left) + [(tree.op, tree.right)]
+    return [("+", tree)]
+
+
+def _constant(tree) -> bool:
+    return not ex.names_in(tree)
+
+
+def _unparse(node, k: int) -> str:
+    """A sub-tree back in the spec language, names at step k (for the engine's evaluator)."""
+    if isinstance(node, ex.Num):
+        return f"({node.text})"
+    if isinstance(node, ex.Name):
+        return f"({node.id}@{k})" if k else node.id
+    if isinstance(node, ex.Neg):
+        return f"(-{_unparse(node.operand, k)})"
+    if isinstance(node, ex.Bin):
+        return f"({_unparse(node.left, k)} {node.op} {_unparse(node.right, k)})"
+    if isinstance(node, ex.Call):
+        return f"{node.fn}({_unparse(node.args[0], k)})"
+    raise TypeError(node)
+
+
+_CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]+")
+
+
+def _has_cjk(text: str) -> bool:
+    return bool(_CJK.search(text or ""))
+
+
+# ---------------------------------------------------------------- the diagram
+def _linear(tree, params: set):
+    """[(source, weight)] of a definition Σ w·x + b (weight or source may be None), or None."""
+    out = []
+
+    def term(node):
+        if isinstance(node, ex.Neg):
+            return term(node.operand)
+        if isinstance(node, ex.Num):
+            return True
+        if isinstance(node, ex.Name):
+            out.append((None, node.id) if node.id in params else (node.id, None))
+            return True
+        if isinstance(node, ex.Bin) and node.op in "*@":
+            a, b = node.left, node.right
+            if _constant(a):
+                return term(b)
+            if _constant(b):
+                return term(a)
+            if isinstance(a, ex.Name) and isinstance(b, ex.Name):
+                pa, pb = a.id in params, b.id in params
+                if pa != pb:
+                    out.append((b.id, a.id) if pa else (a.id, b.id))
+                    return True
+            return False
+        if isinstance(node, ex.Bin) and node.op in "+-":
+            return term(node.left) and term(node.right)
+        return False
+
+    return out if term(tree) else None
+
+
+def build_diagram(b: Builder) -> Diagram:
+    g = b.g
+    params = set(g.parameters)
+    forward = [q for q in g.quantities.values() if q.kind == "forward"]
+    users: dict = {}
+    for q in forward:
+        for u in q.uses:
+            users.setdefault(u, []).append(q.name)
+    absorbed = {}           # pre-activation -> activation
+    for q in forward:
+        t = q.tree
+        if isinstance(t, ex.Call) and t.fn in ex.ELEMENTWISE_FUNCTIONS and isinstance(t.args[0], ex.Name):
+            pre = t.args[0].id
+            pq = g.quantities[pre]
+            if pq.kind == "forward" and users.get(pre) == [q.name] and _linear(pq.tree, params) is not None:
+                absorbed[pre] = q.name
+    neurons = {v: k for k, v in absorbed.items()}
+    nodes: dict = {}        # name -> kind
+    edges: list = []        # (src, dst, weight or None, kind)
+    for q in forward:
+        if q.name in absorbed:
+            continue
+        kind = "loss" if q.name == g.loss else "neuron" if q.name in neurons else "op"
+        nodes[q.name] = kind
+        tree = g.quantities[neurons[q.name]].tree if q.name in neurons else q.tree
+        lin = _linear(tree, params)
+        if lin is not None:
+            for src, w in lin:
+                if src is not None:
+                    edges.append((src, q.name, w, "weight" if w else "plain"))
+                elif w is not None:
+                    edges.append((w, q.name, None, "bias"))
+        else:
+            for u in q.uses:
+                edges.append((u, q.name, None, "param" if u in params else "plain"))
+    seen = set()
+    edges = [e for e in edges if not (e[:2] in seen or seen.add(e[:2]))]
+    for src, _, _, kind in edges:
+        if src not in nodes:
+            nodes[src] = "param" if src in params else "data"
+    # a parameter that is only ever added (a bias) is written next to its neurons in TikZ: "+ b1"
+    for n, kind in list(nodes.items()):
+        if kind == "param" and all(k == "bias" for s_, _, _, k in edges if s_ == n):
+            nodes[n] = "bias"
+    biases: dict = {}
+    for s_, d, _, k in edges:
+        if k == "bias" and nodes[s_] == "bias":
+            biases.setdefault(d, []).append(s_)
+    # layers: forward nodes by longest path; sources one column before their first consumer
+    layer: dict = {}
+    for q in forward:
+        if q.name not in nodes:
+            continue
+        srcs = [s_ for s_, d, _, _ in edges if d == q.name and g.quantities[s_].kind == "forward"]
+        layer[q.name] = 1 + max((layer[s_] for s_ in srcs), default=0)
+    for name in nodes:
+        if name not in layer:
+            cons = [layer[d] for s_, d, _, _ in edges if s_ == name and d in layer]
+            layer[name] = max(0, min(cons) - 1) if cons else 0
+    ncols = max(layer.values()) + 1
+    # a column: its forward nodes and the data they weigh (inputs) spread out; targets and other
+    # parameters below them (bias nodes are not drawn in TikZ: they get no place of their own)
+    weighted_src = {s_ for s_, _, w, _ in edges if w}
+    extra = {n for n, kind in nodes.items() if kind == "param" or (kind == "data" and n not in weighted_src)}
+    order = list(g.quantities)
+    columns = [sorted([n for n in nodes if layer[n] == c and nodes[n] != "bias"],
+                      key=lambda n: (n in extra, order.index(n))) for c in range(ncols)]
+    mains = [[n for n in col if n not in extra] or col for col in columns]
+    tallest = max(len(m) for m in mains)
+    ys: dict = {}
+    for col, main in zip(columns, mains):
+        rest = [n for n in col if n not in main]
+        step = min(2.0, (tallest - 1) / (len(main) - 1)) if len(main) > 1 else 0.0
+        for r, n in enumerate(main):
+            ys[n] = (len(main) - 1) * step / 2 - r * step
+        low = min((ys[n] for n in main), default=0)
+        for r, n in enumerate(rest):
+            ys[n] = low - 1 - r
+    for n in nodes:          # bias nodes (drawn by Mermaid only): below their column
+        if n not in ys:
+            ys[n] = min(ys.values()) - 1
+    top = max(v for n, v in ys.items() if nodes[n] != "bias")
+    bottom = min(v for n, v in ys.items() if nodes[n] != "bias")
+
+    # column spacing: room for the widest node of two neighbouring columns and a weight label
+    def node_cm(n):
+        q = g.quantities[n]
+        return 0.19 * pr.width(b.names[n]) + (0.75 if q.shape else 0) + 0.5
+
+    def label_cm(c):
+        ws = [0.16 * pr.width(b.names[w]) for s_, d, w, _ in edges if w and layer[s_] == c]
+        return max(ws, default=0) + 0.4
+
+    need = max((max((node_cm(n) for n in columns[c]), default=1) / 2
+                + max((node_cm(n) for n in columns[c + 1]), default=1) / 2
+                + label_cm(c) for c in range(ncols - 1)), default=2.4)
+    crowded = tallest > 1
+    xscale = min(max(3.3 if crowded else 2.6, need), 15.0 / max(1, ncols - 1))
+    yscale = min(1.5, 13.0 / max(1.0, top - bottom))
+    font = "small" if yscale >= 0.9 else "scriptsize"
+    ids = {n: f"n{i}" for i, n in enumerate(sorted(nodes, key=order.index))}
+    out_nodes = []
+    for n, kind in nodes.items():
+        q = g.quantities[n]
+        note = f"{q.shape[0]}×{q.shape[1]}" if q.shape else ""
+        bias = " ".join(f"+ {b.names[x]}" for x in biases.get(n, ()))
+        out_nodes.append(Node(ids[n], n, b.names[n], kind, float(layer[n]), round(ys[n], 3), note, bias))
+    weighted = sum(1 for e in edges if e[2])
+    labels = weighted <= 24
+    out_edges = tuple(Edge(ids[s], ids[d], w or "", b.names[w] if w else "", kind) for s, d, w, kind in edges)
+    pairs = tuple((b.names[p], b.names[a]) for p, a in absorbed.items())
+    return Diagram(tuple(sorted(out_nodes, key=lambda x: int(x.id[1:]))), out_edges, round(xscale, 2),
+                   round(yscale, 2), font, labels, pairs, 0.28 if crowded else 0.5,
+                   bool(biases), any(k == "param" for *_, k in edges))
+
+
+# ---------------------------------------------------------------- templates
+def default_template_dir() -> Path:
+    """templates/ of a source checkout, else the installed package derive.templates."""
+    import derive
+    package = Path(derive.__file__).resolve().parent
+    for candidate in (package.parent / "templates", package / "templates"):
+        if (candidate / "solution.md.j2").is_file():
+            return candidate
+    with resources.as_file(resources.files("derive.templates") / "solution.md.j2") as f:
+        return Path(f).parent
+
+
+def _loader(template_dir: str | None) -> jinja2.BaseLoader:
+    paths = [str(default_template_dir())]
+    if template_dir is not None:
+        d = Path(template_dir)
+        if not d.is_dir():
+            raise DeriveError(f"--template-dir: no such directory: {template_dir}")
+        paths.insert(0, str(d))
+    return jinja2.FileSystemLoader(paths, encoding="utf-8")
+
+
+def environment(fmt: str, template_dir: str | None = None) -> jinja2.Environment:
+    loader = _loader(template_dir)
+    common = dict(loader=loader, undefined=jinja2.StrictUndefined, autoescape=False,
+                  trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    if fmt == "tex":
+        env = jinja2.Environment(
+            block_start_string="\\BLOCK{", block_end_string="}",
+            variable_start_string="\\VAR{", variable_end_string="}",
+            comment_start_string="\\#{", comment_end_string="}",
+            line_statement_prefix=None, line_comment_prefix="%#", **common)
+        env.filters["tex"] = _tex_text
+    else:
+        env = jinja2.Environment(**common)
+        env.filters["md"] = _md_text
+    env.filters["mermaid"] = _mermaid_text
+    return env
+
+
+def _tex_text(text) -> str:
+    """User prose for LaTeX: every special character escaped, CJK runs wrapped for pdfLaTeX."""
+    return _CJK.sub(lambda m: "\\cjk{" + m.group(0) + "}", escape_text(str(text)))
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<|$~#&{}])")
+
+
+def _md_text(text) -> str:
+    """User prose for Markdown: characters that would start markup or math are backslash-escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def _mermaid_text(text) -> str:
+    return re.sub(r'["<>{}\[\]|#&]', "", str(text))
+
+
+def _strings(env: jinja2.Environment, lang: str) -> dict:
+    name = f"strings.{lang}.toml"
+    try:
+        source, filename, _ = env.loader.get_source(env, name)
+    except jinja2.TemplateNotFound:
+        raise DeriveError(f"template {name} not found") from None
+    try:
+        return tomllib.loads(source)
+    except tomllib.TOMLDecodeError as e:
+        raise DeriveError(f"not valid TOML: {e}", file=filename) from None
+
+
+def _string_function(table: dict, fmt: str, name: str):
+    placeholder = re.compile(r"(\{[A-Za-z_]+\})")
+
+    def s(key: str, **kw) -> str:
+        if key not in table:
+            raise DeriveError(f"no string {key!r} in strings.{name}.toml")
+        out = []
+        for part in placeholder.split(str(table[key])):
+            if placeholder.fullmatch(part):
+                k = part[1:-1]
+                if k not in kw:
+                    raise DeriveError(f"string {key!r} needs a value for {{{k}}}")
+                out.append(str(kw[k]))
+            else:
+                out.append(escape_text(part) if fmt == "tex" else part)
+        return "".join(out)
+
+    return s
+
+
+def build_context(problem, solution, *, lang: str, only=None, mode: str = "solution") -> dict:
+    return Builder(problem, solution, lang=lang, only=only, mode=mode).context()
+
+
+def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = 10, only=None,
+                mode: str = "solution", template_dir: str | None = None, solution=None) -> str:
+    """The worked solution of a problem as Markdown or LaTeX text."""
+    lang = lang or problem.spec.lang
+    solution = solution or problem.solve(digits=digits)
+    env = environment(fmt, template_dir)
+    ctx = build_context(problem, solution, lang=lang, only=only, mode=mode)
+    s = _string_function(_strings(env, lang), fmt, lang)
+    try:
+        template = env.get_template(f"solution.{fmt}.j2")
+        text = template.render(**ctx, s=s)
+        return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
+    except jinja2.TemplateNotFound as e:
+        raise DeriveError(f"template {e.name} not found") from None
+    except jinja2.TemplateSyntaxError as e:
+        raise DeriveError(f"template syntax error: {e.message}", file=e.filename or e.name or "",
+                          key=f"line {e.lineno}") from None
+    except jinja2.UndefinedError as e:
+        raise DeriveError(f"template error: {e.message}") from None
+
+
+# ---------------------------------------------------------------- files
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same directory and os.replace (never a half-written file)."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise DeriveError(f"cannot write {path}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise DeriveError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def tex_available() -> bool:
+    return shutil.which("latexmk") is not None and shutil.which("xelatex") is not None
+
+
+def compile_pdf(tex: str, engine: str = "xelatex") -> bytes:
+    """Compile a LaTeX document with latexmk in a temporary directory; the PDF's bytes.
+
+    No shell escape; openout_any=p (TeX may write only below the working directory).
+    """
+    need = "xelatex" if engine == "xelatex" else "pdflatex"
+    if shutil.which("latexmk") is None or shutil.which(need) is None:
+        raise DeriveError(f"cannot make a PDF: latexmk and {need} are not installed "
+                          f"(on Debian/Ubuntu: apt-get install {TEX_PACKAGES})")
+    env = dict(os.environ, openout_any="p", shell_escape="f", SOURCE_DATE_EPOCH="0", FORCE_SOURCE_DATE="1")
+    with tempfile.TemporaryDirectory(prefix="derive-tex-") as d:
+        (Path(d) / "handout.tex").write_text(tex, encoding="utf-8")
+        cmd = ["latexmk", f"-{'xelatex' if engine == 'xelatex' else 'pdf'}", "-no-shell-escape",
+               "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", "handout.tex"]
+        try:
+            subprocess.run(cmd, cwd=d, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=600, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise DeriveError(f"latexmk failed: {e}") from None
+        pdf = Path(d) / "handout.pdf"
+        log = Path(d) / "handout.log"
+        errors = []
+        if log.exists():
+            errors = [ln for ln in log.read_text(encoding="utf-8", errors="replace").splitlines()
+                      if ln.startswith("!") or ": LaTeX Error" in ln or "Undefined control" in ln]
+        if not pdf.exists() or errors:
+            raise DeriveError(f"LaTeX failed: {errors[0] if errors else 'no PDF was produced'}")
+        return pdf.read_bytes()
+
+
+def _only(text: str | None) -> list | None:
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise DeriveError("--only: expected comma-separated parameter names")
+    return names
+
+
+def command_render(args) -> int:
+    from .solve import load
+    problem = load(args.spec)
+    lang = args.lang or problem.spec.lang
+    fmt = "tex" if args.format == "pdf" else args.format
+    if args.format == "pdf" and not tex_available():
+        raise DeriveError(f"cannot make a PDF: latexmk and xelatex are not installed "
+                          f"(on Debian/Ubuntu: apt-get install {TEX_PACKAGES})")
+    if args.output is not None:
+        _check_writable(Path(args.output))
+    text = render_text(problem, fmt=fmt, lang=lang, digits=args.digits, only=_only(args.only),
+                       mode=args.mode, template_dir=args.template_dir)
+    if args.format == "pdf":
+        out = Path(args.output) if args.output else Path(f"{problem.spec.id}.{lang}.pdf")
+        write_atomic(out, compile_pdf(text))
+        print(f"wrote {out}", file=sys.stderr)
+        return 0
+    if args.output:
+        write_atomic(Path(args.output), text.encode("utf-8"))
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _check_writable(path: Path):
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise DeriveError(f"cannot write {path}: it is a directory")
+    if not parent.is_dir():
+        raise DeriveError(f"cannot write {path}: no such directory {parent}")
+    if not os.access(parent, os.W_OK):
+        raise DeriveError(f"cannot write {path}: permission denied")
+
+
+def build_outputs(out_dir: Path, pdf: bool = False, template_dir: str | None = None) -> list:
+    """Render every built-in problem (md + tex, en + zh, PDFs if asked) and the index into out_dir."""
+    from .solve import load
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DeriveError(f"cannot create {out_dir}: {e.strerror or e}") from None
+    if not os.access(out_dir, os.W_OK):
+        raise DeriveError(f"cannot write to {out_dir}: permission denied")
+    if pdf and not tex_available():
+        raise DeriveError(f"cannot make PDFs: latexmk and xelatex are not installed "
+                          f"(on Debian/Ubuntu: apt-get install {TEX_PACKAGES})")
+    written = []
+    entries = []
+    for pid in builtin_ids():
+        problem = load(pid)
+        solution = problem.solve(digits=10)
+        files = {}
+        for lang in LANGS:
+            for fmt in FORMATS:
+                text = render_text(problem, fmt=fmt, lang=lang, solution=solution, template_dir=template_dir)
+                name = f"{pid}.{lang}.{fmt}"
+                write_atomic(out_dir / name, text.encode("utf-8"))
+                written.append(name)
+                files[f"{lang}_{fmt}"] = name
+                if fmt == "tex" and pdf:
+                    pname = f"{pid}.{lang}.pdf"
+                    write_atomic(out_dir / pname, compile_pdf(text))
+                    written.append(pname)
+                    files[f"{lang}_pdf"] = pname
+        entries.append({"id": pid, "title": problem.spec.title, "source": problem.spec.source,
+                        "symbolic": problem.is_symbolic, "files": files})
+    env = environment("md", template_dir)
+    index = env.get_template("readme.md.j2").render(
+        problems=entries, pdf=pdf,
+        s_en=_string_function(_strings(env, "en"), "md", "en"),
+        s_zh=_string_function(_strings(env, "zh"), "md", "zh"))
+    index = re.sub(r"\n{3,}", "\n\n", index).strip("\n") + "\n"
+    write_atomic(out_dir / "README.md", index.encode("utf-8"))
+    written.append("README.md")
+    return written
+
+
+def command_build(args) -> int:
+    written = build_outputs(Path(args.out), pdf=args.pdf)
+    print(f"wrote {len(written)} files to {args.out}", file=sys.stderr)
+    return 0

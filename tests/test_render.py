@@ -1,0 +1,604 @@
+"""Worked solutions: Markdown and LaTeX handouts, PDF, `derive render` and `derive build`.
+
+The numbers in a handout must be the engine's (checked against the Solution object and against the
+independent computations of tests/reference.py); every parameter gets its backward-pass section;
+Markdown math is balanced; exercise sheets carry no results; user text cannot inject LaTeX; every
+generated .tex compiles with the real TeX engines; output/ is what `derive build` writes.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import mpmath
+import pytest
+
+import derive
+from derive import printer as pr
+from derive import render
+from derive.matrixform import matrix_rules
+from derive.spec import builtin_ids
+
+from conftest import ROOT, run_cli
+import reference
+
+IDS = builtin_ids()
+NUMERIC = [p for p in IDS if not derive.load(p).is_symbolic]
+LANGS = ("en", "zh")
+HAVE_XELATEX = shutil.which("xelatex") is not None and shutil.which("latexmk") is not None
+HAVE_PDFLATEX = shutil.which("pdflatex") is not None and shutil.which("latexmk") is not None
+needs_xelatex = pytest.mark.skipif(
+    not HAVE_XELATEX, reason="xelatex/latexmk not installed (CI installs TeX Live; see .ci/run)")
+needs_pdflatex = pytest.mark.skipif(
+    not HAVE_PDFLATEX, reason="pdflatex/latexmk not installed (CI installs TeX Live; see .ci/run)")
+
+HOSTILE_TITLE = r"\input{/etc/passwd} 100% #1 a_b & $x$ {y} ~z^ \end{document} \def\x{1}"
+def _hostile_spec() -> str:
+    title = HOSTILE_TITLE.replace("\\", "\\\\")
+    return (f'title = "{title}"\n'
+            'source = "\\\\write18{rm -rf /} 50% of #2 \\\\immediate\\\\openout"\n'
+            'lang = "en"\n[data]\nx = 2\nt = 1\n[parameters]\nw = 0.5\nb = -0.25\n'
+            '[forward]\ny = "w*x + b"\nE = "(t - y)^2"\n[train]\nlearning_rate = 0.1\n')
+
+
+# ---------------------------------------------------------------- helpers
+@lru_cache(maxsize=None)
+def problem(pid):
+    return derive.load(pid)
+
+
+@lru_cache(maxsize=None)
+def solution(pid, digits=10):
+    return problem(pid).solve(digits=digits)
+
+
+@lru_cache(maxsize=None)
+def text(pid, fmt="md", lang="en", mode="solution", only=None, digits=10):
+    return render.render_text(problem(pid), fmt=fmt, lang=lang, mode=mode, digits=digits,
+                              only=list(only) if only else None, solution=solution(pid, digits))
+
+
+def md_sections(md: str) -> dict:
+    """Backward-pass sections of a Markdown handout: heading's symbol (LaTeX) -> body."""
+    backward = md.split("\n## 5.", 1)[1].split("\n## 6.", 1)[0]
+    parts = re.split(r"^### 5\.\d+ [^$\n]*\$(.+?)\$.*$", backward, flags=re.M)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
+
+
+def tex_sections(tex: str) -> dict:
+    parts = re.split(r"^\\subsection\{[^$\n]*\$(.+?)\$.*\}\s*$", tex, flags=re.M)
+    return {parts[i]: parts[i + 1].split("\\section{", 1)[0] for i in range(1, len(parts), 2)}
+
+
+def expected_sections(pid) -> dict:
+    """Display symbol -> list of (entry) for every parameter (matrix specs: one per matrix)."""
+    p = problem(pid)
+    names = pr.display_names(p.spec, p.graph)
+    matrix = bool(matrix_rules(p.graph)) if any(not q.is_scalar for q in p.graph.quantities.values()) else False
+    out = {}
+    for name in p.graph.parameters:
+        q = p.graph.quantities[name]
+        if matrix:
+            out[names[name]] = list(q.entries)
+        else:
+            for e in q.entries:
+                out[pr.with_index(names[name], e.index, q.shape)] = [e]
+    return out
+
+
+def numbers_in(tex: str) -> set:
+    """Every decimal number printed (as the engine writes it: 1.2, -3.4e-5 → '-3.4 \\times 10^{-5}')."""
+    found = set(re.findall(r"-?\d+(?:\.\d+)?(?: \\times 10\^\{-?\d+\})?", tex))
+    return found
+
+
+def math_balanced(md: str):
+    """$$ blocks on lines of their own without blank lines inside; inline $ paired on each line."""
+    in_code = in_display = False
+    for n, line in enumerate(md.splitlines(), 1):
+        if line.startswith("```"):
+            in_code = not in_code
+            continue
+        if in_code:
+            continue
+        if line.strip() == "$$":
+            in_display = not in_display
+            continue
+        if in_display:
+            assert line.strip(), f"blank line inside $$ … $$ at line {n}"
+            assert "$" not in line.replace("\\$", ""), f"$ inside a display at line {n}"
+            continue
+        bare = line.replace("\\$", "")
+        assert "$$" not in bare, f"$$ not on a line of its own at line {n}: {line}"
+        assert bare.count("$") % 2 == 0, f"unbalanced $ at line {n}: {line}"
+    assert not in_display, "unclosed $$"
+    assert not in_code, "unclosed code block"
+
+
+def latex_balanced(tex: str):
+    depth = 0
+    for ch in re.sub(r"\\[{}]", "", tex):
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        assert depth >= 0
+    assert depth == 0
+    assert tex.count("\\begin{") == tex.count("\\end{")
+
+
+# ---------------------------------------------------------------- the numbers are the engine's
+def test_two_two_two_w6_numbers():
+    """Seed 003's example: ∂E/∂w6 and the new w6, against the engine and an independent computation."""
+    sol = solution("two-two-two")
+    g = problem("two-two-two").graph
+    w6 = g.quantities["w6"].entries[0]
+    grad, new = sol.adjoint(w6).text, sol.value(w6, 1).text
+    ref_grad = reference.gradients("two-two-two")[("w6", ())]
+    with mpmath.workdps(60):
+        v = reference.numbers("two-two-two")
+        ref_new = v["w6"] - v["_lr"] * ref_grad
+    assert reference.agrees(grad, ref_grad, 10) and reference.agrees(new, ref_new, 10)
+    assert (grad, new) == ("0.02813366886", "0.3471866331")
+    for fmt, sections in (("md", md_sections), ("tex", tex_sections)):
+        for lang in LANGS:
+            out = text("two-two-two", fmt, lang)
+            body = sections(out)["w_{6}"]
+            assert f"\\approx {grad}" in body
+            # the chain of factors and their values, in textbook order
+            assert ("\\frac{\\partial E_{\\mathrm{total}}}{\\partial out_{o_1}} \\cdot "
+                    "\\frac{\\partial out_{o_1}}{\\partial net_{o_1}} \\cdot "
+                    "\\frac{\\partial net_{o_1}}{\\partial w_{6}}") in body
+            assert "0.2485983112 \\cdot 0.1881988797 \\cdot 0.6013276358" in body
+            assert f"0.35 - 0.1 \\cdot {grad} \\approx {new}" in out
+
+
+@pytest.mark.parametrize("pid", NUMERIC)
+def test_gradients_printed_are_engine_and_reference(pid):
+    """Every gradient shown is the engine's value, and agrees with the independent reference."""
+    sol = solution(pid)
+    ref = reference.gradients(pid)
+    md = text(pid, "md", "en")
+    secs = md_sections(md)
+    for sym, entries in expected_sections(pid).items():
+        body = secs[sym]
+        for e in entries:
+            shown = sol.adjoint(e).text
+            assert pr.number(shown) in body, f"{pid}: {sym} does not show {shown}"
+            idx = e.index if len(e.index) != 2 or e.qshape[1] != 1 or not _flat(pid, e.quantity) \
+                else (e.index[0],)
+            assert reference.agrees(shown, ref[(e.quantity, idx)], 10), (pid, sym, shown)
+
+
+def _flat(pid, name):
+    import tomllib
+    doc = tomllib.loads((ROOT / "derive" / "problems" / f"{pid}.toml").read_text())
+    v = doc["parameters"][name]
+    return isinstance(v, list) and not isinstance(v[0], list)
+
+
+@pytest.mark.parametrize("pid", NUMERIC)
+def test_loss_before_and_after_printed(pid):
+    sol = solution(pid)
+    md = text(pid, "md", "en")
+    loss = sol.loss.text
+    after = sol.loss_after.text
+    assert reference.agrees(loss, reference.loss_value(pid), 10)
+    upd = list(problem(pid).spec.update)
+    assert reference.agrees(after, reference.loss_after_one_step(pid, upd), 10)
+    loss_section = md.split("\n## 4.", 1)[1].split("\n## 5.", 1)[0]
+    assert pr.number(loss) in loss_section
+    last = md.split("\n## 7.", 1)[1]
+    assert f"${pr.number(loss)}$" in last and f"${pr.number(after)}$" in last
+    for name in upd:
+        shaped = sol.shaped(name, "value", 1)
+        assert pr.shaped_latex(shaped) in md.split("\n## 6.", 1)[1].split("\n## 7.", 1)[0]
+
+
+def test_forward_pass_shows_formula_numbers_and_value():
+    md = text("two-two-two", "md", "en")
+    assert ("net_{h_1} = w_{1} i_{1} + w_{2} i_{2} + b_{1} = 0.25 \\cdot 0.02 + 0.25 \\cdot 0.04 + 0.4 "
+            "= 0.005 + 0.01 + 0.4 = 0.415") in md
+    assert "\\sigma\\left(0.415\\right) = \\frac{1}{1 + e^{-0.415}}" in md
+
+
+def test_every_number_in_a_handout_comes_from_the_engine():
+    """Every long decimal printed is a value of the Solution or a partial result the renderer asked
+    the engine for (term values of a sum, e^-x): templates and renderer never do arithmetic."""
+    p, sol = problem("two-two-two"), solution("two-two-two")
+    b = render.Builder(p, sol, lang="en", only=None, mode="solution")
+    b.context()
+    allowed = {pr.number(n.text).lstrip("-") for n in sol.numbers.values()}
+    allowed |= {pr.number(v.text).lstrip("-") for s in b._evals.values() for v in s.values}
+    body = text("two-two-two", "md", "en").split("\n## 3.", 1)[1]
+    for num in numbers_in(body):
+        if len(re.sub(r"\D", "", num.split(" \\times")[0])) >= 6:
+            assert num.lstrip("-") in allowed, num
+
+
+# ---------------------------------------------------------------- structure
+@pytest.mark.parametrize("pid", IDS)
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_parameter_has_its_backward_section(pid, lang):
+    want = set(expected_sections(pid))
+    assert set(md_sections(text(pid, "md", lang))) == want
+    assert set(tex_sections(text(pid, "tex", lang))) == want
+
+
+@pytest.mark.parametrize("pid", IDS)
+@pytest.mark.parametrize("lang", LANGS)
+def test_markdown_math_is_balanced(pid, lang):
+    for mode in ("solution", "exercise"):
+        math_balanced(text(pid, "md", lang, mode))
+    assert "```mermaid\ngraph LR\n" in text(pid, "md", lang)
+
+
+@pytest.mark.parametrize("pid", IDS)
+def test_latex_is_balanced(pid):
+    for lang in LANGS:
+        for mode in ("solution", "exercise"):
+            latex_balanced(text(pid, "tex", lang, mode))
+
+
+def test_factors_derived_once_then_referenced():
+    md = text("two-two-two", "md", "en")
+    secs = md_sections(md)
+    # ∂out_o1/∂net_o1 is derived (formula and numbers) in the w5 section only; later sections cite it
+    formula = "\\frac{\\partial out_{o_1}}{\\partial net_{o_1}} = out_{o_1} \\left(1 - out_{o_1}\\right)"
+    assert formula in secs["w_{5}"]
+    assert formula not in secs["w_{6}"]
+    assert "\\frac{\\partial out_{o_1}}{\\partial net_{o_1}} \\approx 0.1881988797$ (derived for $w_{5}$)" \
+        in secs["w_{6}"]
+    assert md.count(formula) == 1
+
+
+def test_hidden_neuron_sums_over_its_consumers():
+    secs = md_sections(text("two-two-two", "md", "en"))
+    w1 = secs["w_{1}"]
+    assert ("\\frac{\\partial E_{\\mathrm{total}}}{\\partial out_{h_1}} = "
+            "\\frac{\\partial E_{\\mathrm{total}}}{\\partial net_{o_1}} \\cdot "
+            "\\frac{\\partial net_{o_1}}{\\partial out_{h_1}} + "
+            "\\frac{\\partial E_{\\mathrm{total}}}{\\partial net_{o_2}} \\cdot "
+            "\\frac{\\partial net_{o_2}}{\\partial out_{h_1}}") in w1
+    assert "sum over the 2 paths" in w1
+
+
+def test_matrix_specs_show_the_matrix_form_rule():
+    md = text("matrix-linear", "md", "en")
+    assert "\\frac{\\partial E}{\\partial W_{2}} = {H}^{\\top} \\cdot \\frac{\\partial E}{\\partial P}" in md
+    # the product written out with the transposed matrix, as the document does
+    assert ("\\begin{pmatrix} 7 & 0 \\\\ 15 & 1 \\end{pmatrix} \\cdot \\begin{pmatrix} 2 & 3 \\\\ 2 & 1 "
+            "\\end{pmatrix} = \\begin{pmatrix} 14 & 21 \\\\ 32 & 46 \\end{pmatrix}") in md
+    md2 = text("sigmoid-2-4-2", "md", "en")
+    assert "\\odot y \\odot \\left(1 - y\\right)" in md2
+
+
+def test_matrix_linear_gradients_exact():
+    """Independent exact computation: ∇W2 = Hᵀ(P − T), ∇W1 = Xᵀ(P − T)W2ᵀ."""
+    from fractions import Fraction as F
+
+    def mm(A, B):
+        return [[sum(a * b for a, b in zip(r, c)) for c in zip(*B)] for r in A]
+
+    def T(A):
+        return [list(c) for c in zip(*A)]
+
+    X = [[2, 0, 3], [0, 1, 0]]
+    W1 = [[2, 3], [0, 1], [1, 3]]
+    W2 = [[1, 2], [3, 4]]
+    Y = [[50, 71], [1, 3]]
+    H = mm(X, W1)
+    D = [[p - t for p, t in zip(rp, rt)] for rp, rt in zip(mm(H, W2), Y)]
+    g2 = mm(T(H), D)
+    g1 = mm(T(X), mm(D, T(W2)))
+    md = text("matrix-linear", "md", "en")
+    for g in (g1, g2):
+        assert pr.pmatrix([[str(F(x)) for x in r] for r in g]) in md
+
+
+def test_symbolic_spec_has_formulas_only():
+    md = text("one-two-one", "md", "en")
+    body = md.split("\n## 3.", 1)[1]
+    for block in re.findall(r"\$\$\n(.*?)\n\$\$", body, flags=re.S):
+        assert not re.search(r"\d\.\d", block), f"a decimal number in a symbolic handout: {block}"
+    assert "\\approx" not in body
+    assert ("\\frac{\\partial L}{\\partial w_{1}} = \\left(a_{\\mathrm{out}} - y\\right) \\cdot "
+            "a_{\\mathrm{out}} \\left(1 - a_{\\mathrm{out}}\\right) \\cdot v_{1} \\cdot "
+            "a_{1} \\left(1 - a_{1}\\right) \\cdot x") in md
+    assert "{w_{1}}^{(1)} = w_{1} - \\eta \\, \\frac{\\partial L}{\\partial w_{1}}" in md
+    assert "## 7." not in md
+
+
+@pytest.mark.parametrize("pid", NUMERIC)
+def test_exercise_mode_has_no_solution_numbers(pid):
+    sol = solution(pid)
+    p = problem(pid)
+    given = set()
+    for name, q in p.graph.quantities.items():
+        if q.kind != "forward":
+            given |= {v.text for v in sol.shaped(name).values}
+    results = {n.text for n in sol.numbers.values()} - given
+    results = {r for r in results if len(re.sub(r"\D", "", r)) >= 3}
+    for lang in LANGS:
+        for fmt in ("md", "tex"):
+            out = text(pid, fmt, lang, "exercise")
+            shown = numbers_in(out)
+            leaked = {r for r in results if pr.number(r) in shown}
+            assert not leaked, f"{pid} {fmt} {lang}: exercise shows {sorted(leaked)[:5]}"
+            assert "\\approx" not in out.split("\\begin{document}")[-1]
+
+
+def test_exercise_mode_lists_the_tasks():
+    md = text("two-two-two", "md", "en", "exercise")
+    assert "## 3. What to compute" in md
+    assert "$\\partial E_{\\mathrm{total}}/\\partial w_{6}$" in md
+    assert "## 5." not in md
+
+
+def test_only_restricts_the_backward_pass():
+    md = text("two-two-two", "md", "en", only=("w1", "w6"))
+    assert set(md_sections(md)) == {"w_{1}", "w_{6}"}
+    upd = md.split("\n## 6.", 1)[1].split("\n## 7.", 1)[0]
+    assert "{w_{1}}^{(1)}" in upd and "{w_{6}}^{(1)}" in upd and "{w_{5}}^{(1)}" not in upd
+    # w1 alone derives what it needs in place (nothing to refer back to)
+    only = md_sections(text("two-two-two", "md", "en", only=("w1",)))["w_{1}"]
+    assert "derived for" not in only
+    assert "\\approx 1.819119121 \\times 10^{-5}" in only
+
+
+def test_digits_option():
+    md = text("two-two-two", "md", "en", digits=4)
+    assert "\\approx 0.02813$" not in md
+    assert "\\approx 0.02813\n" in md or "\\approx 0.02813" in md
+    assert "0.02813366886" not in md
+
+
+def test_deterministic():
+    a = render.render_text(problem("house-price"), fmt="tex", lang="zh")
+    b = render.render_text(derive.load("house-price"), fmt="tex", lang="zh")
+    assert a == b
+
+
+# ---------------------------------------------------------------- printer
+def test_default_display_names():
+    d = pr.default_display
+    assert d("w1") == "w_{1}"
+    assert d("net_h1") == "net_{h_{1}}"
+    assert d("E_total") == "E_{\\mathrm{total}}"
+    assert d("y_hat") == "\\hat{y}"
+    assert d("w1_21") == "w_{1,21}"
+    assert d("eta") == "\\eta"
+    assert pr.with_index("W", (0, 1), (2, 3)) == "W_{12}"
+    assert pr.with_index("W_{1}", (1, 0), (3, 2)) == "W_{1,21}"
+    assert pr.with_index("x", (2, 0), (3, 1)) == "x_{3}"
+    assert pr.number("-3.771749664e-5") == "-3.771749664 \\times 10^{-5}"
+    assert pr.number("-0.5", paren=True) == "(-0.5)"
+
+
+def test_tree_printer_keeps_the_users_order():
+    p = problem("two-two-two")
+    names = pr.display_names(p.spec, p.graph)
+    tp = pr.TreePrinter(names, lambda n: p.graph.quantities[n].shape)
+    tree = p.graph.quantities["net_o1"].tree
+    assert tp.tex(tree) == "w_{5} \\cdot out_{h_1} + w_{6} \\cdot out_{h_2} + b_{2}"
+    assert tp.tex(p.graph.quantities["E_o1"].tree) == \
+        "\\frac{1}{2} \\left(\\mathrm{target}_{o_1} - out_{o_1}\\right)^{2}"
+
+
+def test_sympy_printer_notation():
+    p = problem("two-two-two")
+    names = pr.display_names(p.spec, p.graph)
+    ld = p.graph.local_derivatives
+    out_o1 = p.graph.quantities["out_o1"].entries[0]
+    net_o1 = p.graph.quantities["net_o1"].entries[0]
+    assert pr.latex(ld[(out_o1, net_o1)].formula, names) == "out_{o_1} \\left(1 - out_{o_1}\\right)"
+    from derive.functions import sigmoid
+    assert pr.latex(sigmoid(net_o1), names) == "\\sigma\\left(net_{o_1}\\right)"
+    L = problem("alice").graph
+    y = L.quantities["y_pred"].entries[0]
+    f = pr.tidy(L.local_derivatives[(L.loss_entry, y)].formula)
+    assert pr.latex(f, pr.display_names(L.spec, L)) == "2 \\left(y_{pred} - y_{true}\\right)"
+
+
+# ---------------------------------------------------------------- LaTeX safety
+def test_hostile_title_is_escaped(tmp_path):
+    spec = tmp_path / "hostile.toml"
+    spec.write_text(_hostile_spec(), encoding="utf-8")
+    tex = render.render_text(derive.load(str(spec)), fmt="tex", lang="en")
+    assert "\\input{/etc/passwd}" not in tex
+    assert "\\textbackslash{}input\\{/etc/passwd\\} 100\\% \\#1 a\\_b \\& \\$x\\$ \\{y\\}" in tex
+    assert "\\textbackslash{}write18\\{rm -rf /\\} 50\\% of \\#2" in tex
+    assert "\\def\\x" not in tex
+    latex_balanced(tex)
+    md = render.render_text(derive.load(str(spec)), fmt="md", lang="en")
+    math_balanced(md)
+    assert "\\$x\\$" in md
+
+
+@needs_xelatex
+def test_hostile_title_compiles_to_its_literal_text(tmp_path):
+    spec = tmp_path / "hostile.toml"
+    spec.write_text(_hostile_spec(), encoding="utf-8")
+    for lang in LANGS:
+        tex = render.render_text(derive.load(str(spec)), fmt="tex", lang=lang)
+        log, pdf = compile_tex(tex, "xelatex")
+        assert_clean(log, f"hostile {lang}")
+        if shutil.which("pdftotext"):
+            words = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+            assert "\\input{/etc/passwd} 100% #1 a_b & $x$ {y}" in " ".join(words.split())
+
+
+# ---------------------------------------------------------------- compiling every handout
+def compile_tex(tex: str, engine: str):
+    """latexmk in a fresh directory; (log text, pdf path in a kept directory)."""
+    d = Path(tempfile.mkdtemp(prefix="derive-test-tex-"))
+    (d / "h.tex").write_text(tex, encoding="utf-8")
+    flag = "-xelatex" if engine == "xelatex" else "-pdf"
+    env = dict(os.environ, openout_any="p")
+    subprocess.run(["latexmk", flag, "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error",
+                    "h.tex"], cwd=d, capture_output=True, env=env, timeout=600)
+    log = (d / "h.log").read_text(encoding="utf-8", errors="replace") if (d / "h.log").exists() else ""
+    return log, d / "h.pdf"
+
+
+def assert_clean(log: str, what: str):
+    assert log, f"{what}: no log"
+    errors = [ln for ln in log.splitlines() if ln.startswith("!")]
+    assert not errors, f"{what}: {errors[:3]}"
+    assert "Undefined control sequence" not in log, what
+    assert "Missing character" not in log, f"{what}: a glyph is missing from the font"
+    over = [float(x) for x in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
+    assert not [x for x in over if x > 2.0], f"{what}: overfull lines {over}"
+    assert re.search(r"Output written on h\.(pdf|xdv)", log), f"{what}: no output"
+
+
+JOBS = [(pid, lang, "xelatex", mode) for pid in IDS for lang in LANGS for mode in ("solution", "exercise")] + \
+       [(pid, "en", "pdflatex", mode) for pid in IDS for mode in ("solution", "exercise")]
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """Compile every handout and exercise sheet (both languages; English also with pdfLaTeX), once."""
+    jobs = [j for j in JOBS if (HAVE_XELATEX if j[2] == "xelatex" else HAVE_PDFLATEX)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        texs = {job: text(job[0], "tex", job[1], job[3]) for job in jobs}
+        futures = {job: pool.submit(compile_tex, texs[job], job[2]) for job in jobs}
+        return {job: f.result()[0] for job, f in futures.items()}
+
+
+@needs_xelatex
+@pytest.mark.parametrize("pid", IDS)
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("mode", ("solution", "exercise"))
+def test_handout_compiles_with_xelatex(compiled, pid, lang, mode):
+    assert_clean(compiled[(pid, lang, "xelatex", mode)], f"{pid}.{lang} {mode} xelatex")
+
+
+@needs_pdflatex
+@pytest.mark.parametrize("pid", IDS)
+@pytest.mark.parametrize("mode", ("solution", "exercise"))
+def test_english_handout_compiles_with_pdflatex(compiled, pid, mode):
+    assert_clean(compiled[(pid, "en", "pdflatex", mode)], f"{pid}.en {mode} pdflatex")
+
+
+@needs_xelatex
+def test_render_pdf_writes_only_the_pdf(tmp_path):
+    out = tmp_path / "sheet.pdf"
+    r = run_cli("render", "two-two-two", "--format", "pdf", "--lang", "zh", "--mode", "exercise",
+                "-o", out, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes().startswith(b"%PDF")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sheet.pdf"]
+
+
+def test_pdf_without_tex_is_one_clear_line(tmp_path):
+    r = run_cli("render", "two-two-two", "--format", "pdf", "-o", tmp_path / "x.pdf",
+                env={"PATH": str(tmp_path)})
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "apt-get install" in lines[0] and "texlive-xetex" in lines[0]
+    assert not (tmp_path / "x.pdf").exists()
+
+
+# ---------------------------------------------------------------- CLI
+def test_render_cli_markdown_to_stdout_and_file(tmp_path):
+    r = run_cli("render", "two-two-two", "--format", "md", "--lang", "en")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == text("two-two-two", "md", "en")
+    out = tmp_path / "x.tex"
+    r = run_cli("render", "matrix-linear", "--format", "tex", "--lang", "zh", "-o", out)
+    assert r.returncode == 0 and r.stdout == ""
+    assert out.read_text(encoding="utf-8") == text("matrix-linear", "tex", "zh")
+    assert [p.name for p in tmp_path.iterdir()] == ["x.tex"]
+
+
+def test_render_default_language_is_the_specs(tmp_path):
+    r = run_cli("render", "two-two-two")      # the spec says lang = "zh"
+    assert "详细解答" in r.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["render", "two-two-two", "--only", "w1,nope"], "nope"),
+    (["render", "two-two-two", "--only", "net_h1"], "not a parameter"),
+    (["render", "two-two-two", "--template-dir", "/no/such/dir"], "--template-dir"),
+    (["render", "two-two-two", "-o", "/no/such/dir/x.md"], "cannot write"),
+    (["render", "two-two-two", "-o", "/etc/passwd/x.md"], "cannot write"),
+    (["build", "--out", "/etc/passwd/out"], "cannot"),
+])
+def test_error_paths_exit_2_with_one_line(args, words):
+    r = run_cli(*args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_template_dir_overrides_by_file_name(tmp_path):
+    strings = (ROOT / "templates" / "strings.en.toml").read_text(encoding="utf-8")
+    (tmp_path / "strings.en.toml").write_text(
+        strings.replace('h_forward = "Forward pass"', 'h_forward = "Going forward"'), encoding="utf-8")
+    r = run_cli("render", "two-two-two", "--lang", "en", "--template-dir", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "## 3. Going forward" in r.stdout and "## 5. Backward pass" in r.stdout
+    (tmp_path / "solution.md.j2").write_text("Only {{ title }}: {{ sections | length }} sections\n")
+    r = run_cli("render", "two-two-two", "--lang", "en", "--template-dir", tmp_path)
+    assert r.stdout == "Only 2-2-2 sigmoid network with shared biases (Mazur-style example, other numbers): " \
+                       "10 sections\n"
+    # a LaTeX template too, and user text stays escaped through the filter
+    (tmp_path / "solution.tex.j2").write_text("\\VAR{title | tex} \\BLOCK{for s in sections}x\\BLOCK{endfor}\n")
+    r = run_cli("render", "matrix-linear", "--format", "tex", "--template-dir", tmp_path)
+    assert r.stdout.endswith("xx\n") and "(X·W1·W2)" in r.stdout
+
+
+def test_broken_override_template_is_one_line(tmp_path):
+    (tmp_path / "solution.md.j2").write_text("{% if %}\n")
+    r = run_cli("render", "two-two-two", "--template-dir", tmp_path)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- derive build and output/
+def _tree(d: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file() and p.suffix != ".pdf"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build") / "output"
+    r = run_cli("build", "--out", out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_build_writes_every_handout_and_an_index(built):
+    names = set(_tree(built))
+    for pid in IDS:
+        for lang in LANGS:
+            for fmt in ("md", "tex"):
+                assert f"{pid}.{lang}.{fmt}" in names
+    index = (built / "README.md").read_text(encoding="utf-8")
+    for pid in IDS:
+        assert f"({pid}.en.md)" in index and f"({pid}.zh.tex)" in index
+    assert not [p for p in built.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_build_is_deterministic(built, tmp_path):
+    r = run_cli("build", "--out", tmp_path / "again")
+    assert r.returncode == 0
+    assert _tree(tmp_path / "again") == _tree(built)
+
+
+def test_output_directory_is_up_to_date(built):
+    """output/ in the repository holds exactly what `derive build` writes (PDFs aside)."""
+    repo = ROOT / "output"
+    assert repo.is_dir(), "output/ is missing: run python3 -m derive build --out output"
+    have, want = _tree(repo), _tree(built)
+    stale = sorted(n for n in set(have) | set(want) if have.get(n) != want.get(n))
+    assert not stale, f"output/ is stale ({', '.join(stale[:5])}): run python3 -m derive build --out output"
+
+
+def test_installed_package_finds_its_templates():
+    d = render.default_template_dir()
+    assert (d / "solution.md.j2").is_file() and (d / "strings.zh.toml").is_file()
