@@ -1,0 +1,460 @@
+"""Errata: a checked claims file rendered for a reader (Markdown and LaTeX).
+
+Takes the results of `derive.check` for one claims file; gives a document with a table of every
+claim (what was claimed, the true value to the claim's digits, the verdict and the diagnosis) and,
+for every claim that is not `correct`, a section with the explanation and — for `wrong` ones — the
+corrected derivation: the definition or the chain rule in ∂-notation, each factor's formula, the
+numbers, the value (formulas and numbers from `derive.printer` and the engine's correctly rounded
+values).  Templates: `templates/errata/errata.md.j2` and `errata.tex.j2` (LaTeX delimiters
+`\\BLOCK{…}`, `\\VAR{…}`, `\\#{…}`; StrictUndefined); prose in `templates/errata/strings.<lang>.toml`.
+User text (notes, names, claimed numbers) is escaped (`latexsafe.escape_text` for LaTeX); formulas
+are re-printed from the parsed trees, never copied from the claims file.
+
+Anchors, for links from the handouts: every claim's section is `claim-<index>` (Markdown
+`<a id="claim-13"></a>`, LaTeX `\\label{claim-13}` and `\\hypertarget{claim-13}{}`), so a handout
+links `errata/<id>.md#claim-13`.  `errata_index(problem_id)` lists (index, of, verdict, anchor)
+of the claims that are not correct.
+
+`write_errata(out_dir)` writes `<out_dir>/errata/<id>.md` and `.tex` for every built-in problem
+with a claims file, atomically (temporary file + os.replace) and deterministically (no dates; the
+checker's random points are seeded).
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+import sympy as sp
+
+from . import expr as ex
+from .calculus import Calculus
+from .check import (Checker, check_file, load_claims, summary, summary_line, write_atomic,
+                    VERDICTS, chain_formula)
+from .errors import DeriveError
+from .latexsafe import escape_text
+
+try:                                     # the handouts' printer (derive/printer.py)
+    from . import printer as pr
+except ImportError:                      # pragma: no cover - the printer ships with the package
+    pr = None
+
+
+# ---------------------------------------------------------------- templates
+def template_dir() -> Path:
+    """templates/errata of a source checkout, else the installed package's."""
+    import derive
+    checkout = Path(derive.__file__).resolve().parent.parent / "templates" / "errata"
+    if (checkout / "errata.md.j2").is_file():
+        return checkout
+    return Path(str(resources.files("derive.templates"))) / "errata"
+
+
+def environment(fmt: str) -> jinja2.Environment:
+    common = dict(loader=jinja2.FileSystemLoader(str(template_dir()), encoding="utf-8"),
+                  undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True,
+                  lstrip_blocks=True, keep_trailing_newline=True)
+    if fmt == "tex":
+        env = jinja2.Environment(
+            block_start_string="\\BLOCK{", block_end_string="}",
+            variable_start_string="\\VAR{", variable_end_string="}",
+            comment_start_string="\\#{", comment_end_string="}",
+            line_statement_prefix=None, line_comment_prefix="%#", **common)
+    else:
+        env = jinja2.Environment(**common)
+    env.filters["tex"] = tex_prose
+    env.filters["md"] = md_prose
+    return env
+
+
+def strings(lang: str) -> dict:
+    path = template_dir() / f"strings.{lang}.toml"
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise DeriveError(f"cannot read the errata strings: {e}", file=str(path)) from None
+
+
+# symbols in messages that LaTeX text mode cannot take from every font
+_TEX_SYMBOLS = {
+    "σ": "$\\sigma$", "η": "$\\eta$", "α": "$\\alpha$", "δ": "$\\delta$", "∑": "$\\sum$",
+    "≠": "$\\neq$", "≤": "$\\le$", "≥": "$\\ge$", "∈": "$\\in$", "′": "$'$", "∂": "$\\partial$", "·": "$\\cdot$", "−": "$-$", "′": "$'$",
+    "½": "$\\frac{1}{2}$", "≈": "$\\approx$", "—": "---", "…": "\\dots{}", "→": "$\\to$",
+    "×": "$\\times$", "²": "$^2$", "ŷ": "$\\hat{y}$", "⊙": "$\\odot$", "ᵀ": "$^{\\top}$",
+}
+
+
+def tex_prose(text) -> str:
+    """User or message prose for LaTeX: special characters escaped, math symbols made safe."""
+    out = escape_text(str(text))
+    for k, v in _TEX_SYMBOLS.items():
+        out = out.replace(k, v)
+    return out
+
+
+_CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|$~#&{}])")
+
+
+def md_prose(text) -> str:
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+# ---------------------------------------------------------------- LaTeX of claims and truths
+class Tex:
+    """LaTeX for one problem: display names, claim trees, numbers."""
+
+    def __init__(self, problem, solution=None):
+        self.problem = problem
+        self.graph = problem.graph
+        self.spec = problem.spec
+        self.names = pr.display_names(self.spec, self.graph) if pr else {n: n for n in self.graph.quantities}
+        self.loss = self.names[self.graph.loss]
+        self.solution = solution
+
+    def name(self, n: str, step: int = 0) -> str:
+        d = self.names.get(n, n)
+        return pr.with_step(d, step) if (pr and step) else d
+
+    def deriv(self, of: str, wrt: str, step: int = 0) -> str:
+        a, b = self.name(of), self.name(wrt, step)
+        return pr.deriv(a, b) if pr else f"\\frac{{\\partial {a}}}{{\\partial {b}}}"
+
+    def tree(self, node, prec: int = 0) -> str:
+        """A claim's tree (Num, Name, Neg, Bin, Call, Deriv, AtStep) as LaTeX."""
+        if isinstance(node, ex.Num):
+            t = node.text if node.text and not node.text.startswith(".") else str(node.value)
+            return pr.number(t) if pr else t
+        if isinstance(node, ex.Name):
+            return self.name(node.id)
+        if isinstance(node, ex.AtStep):
+            return self.name(node.name, node.step)
+        if isinstance(node, ex.Deriv):
+            return self.deriv(node.of, node.wrt, node.step)
+        if isinstance(node, ex.Neg):
+            inner = self.tree(node.operand, 3)
+            return _paren("-" + inner, prec > 2)
+        if isinstance(node, ex.Bin):
+            op = node.op
+            if op in "+-":
+                left = self.tree(node.left, 1)
+                right = self.tree(node.right, 2 if op == "-" else 1)
+                return _paren(f"{left} {op} {right}", prec > 1)
+            if op == "/":
+                return f"\\frac{{{self.tree(node.left)}}}{{{self.tree(node.right)}}}"
+            if op == "^":
+                base = self.tree(node.left, 5)
+                return f"{{{base}}}^{{{self.tree(node.right)}}}"
+            left, right = self.tree(node.left, 2), self.tree(node.right, 3)
+            sym = {"*": "\\cdot", "@": ""}.get(op, "\\cdot")
+            return _paren(f"{left} {sym} {right}" if sym else f"{left} {right}", prec > 2)
+        if isinstance(node, ex.Call):
+            arg = self.tree(node.args[0])
+            fn = node.fn
+            if fn == "exp":
+                return f"e^{{{arg}}}"
+            if fn == "transpose":
+                return f"{{{self.tree(node.args[0], 5)}}}^{{\\top}}"
+            if fn == "sqrt":
+                return f"\\sqrt{{{arg}}}"
+            if fn == "norm2":
+                return f"\\left\\lVert {arg} \\right\\rVert_{{2}}"
+            if fn == "frobenius":
+                return f"\\left\\lVert {arg} \\right\\rVert_{{F}}"
+            name = {"sigmoid": "\\sigma", "tanh": "\\tanh", "log": "\\log", "relu": "\\operatorname{ReLU}",
+                    "softplus": "\\operatorname{softplus}", "sum": "\\sum", "mean": "\\operatorname{mean}"}[fn]
+            return f"{name}\\left({arg}\\right)"
+        raise TypeError(node)
+
+    def sympy(self, expr, values=None) -> str:
+        if pr:
+            return pr.latex(pr.tidy(expr) if values is None else expr, self.names, values)
+        return sp.latex(expr)
+
+    def chain(self, node, values=None) -> str:
+        """A chain formula (check.chain_formula) as a product in textbook order."""
+        if isinstance(node, tuple) and node[0] == "prod":
+            items = [it for it in node[1] if not (not isinstance(it, tuple) and it == 1)]
+            if not items:
+                return "1"
+            parts = []
+            for it in items:
+                t = self.chain(it, values)
+                if (isinstance(it, tuple) and it[0] == "sum" and len(it[1]) > 1) or \
+                        (not isinstance(it, tuple) and pr and pr.needs_parens_in_product(it)):
+                    t = f"\\left({t}\\right)"
+                parts.append(t)
+            return " \\cdot ".join(parts)
+        if isinstance(node, tuple) and node[0] == "sum":
+            return " + ".join(self.chain(t, values) for t in node[1])
+        return self.sympy(node, values)
+
+    def number(self, text: str, paren: bool = False) -> str:
+        return pr.number(text, paren) if pr else text
+
+    def shaped(self, nested) -> str:
+        """A value as the checker shows it (a string or nested lists of strings) in LaTeX."""
+        if isinstance(nested, str):
+            return self.number(nested)
+        rows = nested if nested and isinstance(nested[0], list) else [[x] for x in nested]
+        cells = [[self.number(str(x)) for x in row] for row in rows]
+        return "\\begin{pmatrix} " + " \\\\ ".join(" & ".join(r) for r in cells) + " \\end{pmatrix}"
+
+
+def _paren(t: str, yes: bool) -> str:
+    return f"\\left({t}\\right)" if yes else t
+
+
+# ---------------------------------------------------------------- corrected derivations
+def derivation(tex: Tex, checker: Checker, claim) -> list:
+    """Display lines (LaTeX, for an aligned environment) of the true derivation of a claim's quantity."""
+    problem, g = tex.problem, tex.graph
+    tree = claim.of_tree
+    sol = tex.solution
+    digits = checker.digits
+    try:
+        answer = problem.eval(claim.of, digits=digits)[0]
+    except DeriveError:
+        answer = None
+    if answer is None or answer.value is None:
+        return []
+    value = tex.shaped(answer.value.nested()) if answer.value.shape != () else \
+        tex.number(answer.value.values[0].text)
+    approx = "=" if all(v.is_exact for v in answer.value.values) else "\\approx"
+
+    if isinstance(tree, ex.Name) and g.quantities[tree.id].kind == "forward":
+        q = g.quantities[tree.id]
+        lhs = tex.name(q.name)
+        lines = [f"{lhs} &= {_tree_printer(tex).tex(q.tree)}"]
+        if q.is_scalar and sol is not None:
+            numeric = _tree_printer(tex, lambda n: _value_tex(tex, n)).tex(q.tree)
+            lines.append(f"&= {numeric}")
+        lines.append(f"&{approx} {value}")
+        return lines
+
+    if isinstance(tree, ex.Deriv) and tree.step == 0:
+        A, B = g.quantities[tree.of], g.quantities[tree.wrt]
+        lhs = tex.deriv(tree.of, tree.wrt)
+        if A.is_scalar and B.is_scalar:
+            a, b = A.entries[0], B.entries[0]
+            calc = Calculus(g, a)
+            ch = calc.chain(b)
+            factors = [f for f in ch.factors]
+            head_sym = [] if ch.head == a else [tex.deriv(tree.of, ch.head.quantity)]
+            syms = head_sym + [tex.deriv(f.of.quantity, f.wrt.quantity) for f in factors]
+            lines = [f"{lhs} &= " + (" \\cdot ".join(syms) if syms else "1")]
+            formula = chain_formula(g, a, b)
+            if formula is not None and len(factors) + len(head_sym) > 0:
+                lines.append(f"&= {tex.chain(formula)}")
+            if sol is not None:
+                nums = []
+                if ch.head != a:
+                    head_val = problem.eval(f"d{tree.of}/d{ch.head.quantity}", digits=digits)[0]
+                    nums.append(tex.number(head_val.values[0].text, paren=True))
+                for f in factors:
+                    nums.append(tex.number(sol.local(f).text, paren=True))
+                if nums:
+                    lines.append("&= " + " \\cdot ".join(nums))
+            lines.append(f"&{approx} {value}")
+            return lines
+        if A.is_scalar and A.name == g.loss and pr is not None:
+            from .matrixform import matrix_rules
+            for rule in matrix_rules(g):
+                if rule.wrt == B.name:
+                    mp = pr.MatrixPrinter(tex.names, tex.loss)
+                    body = " + ".join(mp.tex(t.expr) for t in rule.terms)
+                    return [f"{lhs} &= {body}", f"&{approx} {value}"]
+        return [f"{lhs} &{approx} {value}"]
+
+    if isinstance(tree, ex.AtStep) and tree.name in problem.spec.update:
+        k = tree.step
+        p = tree.name
+        eta = pr.fraction(problem.spec.learning_rate) if (pr and problem.spec.learning_rate is not None) else "\\eta"
+        lhs = tex.name(p, k)
+        prev = tex.name(p, k - 1)
+        grad = tex.deriv(g.loss, p, k - 1)
+        lines = [f"{lhs} &= {prev} - {eta} \\cdot {grad}"]
+        try:
+            pv = problem.eval(p if k == 1 else f"{p}@{k - 1}", digits=digits)[0]
+            gv = problem.eval(f"d{g.loss}/d{p}" + (f"@{k - 1}" if k > 1 else ""), digits=digits)[0]
+            if pv.value.shape == ():
+                lines.append(f"&= {tex.number(pv.values[0].text)} - {eta} \\cdot "
+                             f"{tex.number(gv.values[0].text, paren=True)}")
+            else:
+                lines.append(f"&= {tex.shaped(pv.value.nested())} - {eta} \\cdot {tex.shaped(gv.value.nested())}")
+        except DeriveError:
+            pass
+        lines.append(f"&{approx} {value}")
+        return lines
+
+    return [f"{tex.tree(tree)} &{approx} {value}"]
+
+
+def _tree_printer(tex: Tex, subst=None):
+    shapes = lambda n: tex.graph.quantities[n].shape if n in tex.graph.quantities else ()  # noqa: E731
+    return pr.TreePrinter(tex.names, shapes, subst=subst)
+
+
+def _value_tex(tex: Tex, name: str):
+    q = tex.graph.quantities[name]
+    if not q.is_scalar or tex.solution is None:
+        return None
+    return tex.number(tex.solution.value(q.entries[0]).text, paren=True)
+
+
+# ---------------------------------------------------------------- the context
+@dataclass(frozen=True)
+class Row:
+    index: int
+    anchor: str
+    of: str                 # the quantity as written (plain text)
+    of_tex: str
+    kind: str
+    claimed: str            # plain text
+    claimed_tex: str        # LaTeX (formulas) or "" (values: use claimed)
+    true: str               # plain text (value to the claim's digits, or the correct formula)
+    true_tex: str
+    true_digits: str
+    verdict: str
+    diagnosis: str
+    message: str
+    note: str
+    derivation: tuple       # LaTeX lines (wrong claims)
+    carries: tuple
+
+
+def _plain(x) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, list):
+        if x and isinstance(x[0], list):
+            return "[" + ", ".join("[" + ", ".join(map(str, r)) + "]" for r in x) + "]"
+        return "[" + ", ".join(map(str, x)) + "]"
+    return str(x)
+
+
+def build_rows(checker: Checker, results: list) -> list:
+    problem = checker.problem
+    sol = None
+    if not problem.is_symbolic:
+        sol = problem.solve(digits=checker.digits)
+    tex = Tex(problem, sol)
+    rows = []
+    for r in results:
+        c = r.claim
+        try:
+            of_tex = tex.tree(c.of_tree)
+        except (TypeError, KeyError):
+            of_tex = ""
+        claimed_tex = ""
+        if c.kind != "value" and c.tree is not None:
+            claimed_tex = tex.tree(c.tree)
+        true_tex = ""
+        if c.kind != "value" and not c.constant:
+            true_tex = _true_formula_tex(tex, c)
+        lines: tuple = ()
+        if r.verdict == "wrong" and not problem.is_symbolic and c.of_error is None:
+            try:
+                lines = tuple(derivation(tex, checker, c))
+            except (DeriveError, KeyError, TypeError):
+                lines = ()
+        rows.append(Row(c.index, f"claim-{c.index}", c.of, of_tex, c.kind, _plain(r.claimed), claimed_tex,
+                        _plain(r.true), true_tex, _plain(r.true_digits), r.verdict, r.diagnosis or "",
+                        r.message, c.note, lines, tuple(r.carries)))
+    return rows
+
+
+def _true_formula_tex(tex: Tex, claim) -> str:
+    g = tex.graph
+    tree = claim.of_tree
+    try:
+        if isinstance(tree, ex.Name) and g.quantities[tree.id].kind == "forward":
+            return _tree_printer(tex).tex(g.quantities[tree.id].tree)
+        if isinstance(tree, ex.Deriv) and tree.step == 0:
+            A, B = g.quantities[tree.of], g.quantities[tree.wrt]
+            if A.is_scalar and B.is_scalar:
+                f = chain_formula(g, A.entries[0], B.entries[0])
+                if f is not None:
+                    return tex.chain(f)
+            if A.is_scalar and A.name == g.loss:
+                from .matrixform import matrix_rules
+                for rule in matrix_rules(g):
+                    if rule.wrt == B.name:
+                        mp = pr.MatrixPrinter(tex.names, tex.loss)
+                        return " + ".join(mp.tex(t.expr) for t in rule.terms)
+        if isinstance(tree, ex.AtStep) and tree.name in tex.spec.update:
+            lr = tex.spec.learning_rate
+            eta = pr.fraction(lr) if lr is not None else "\\eta"
+            return f"{tex.name(tree.name, tree.step - 1)} - {eta} \\cdot {tex.deriv(g.loss, tree.name, tree.step - 1)}"
+    except (DeriveError, KeyError, TypeError):
+        return ""
+    return ""
+
+
+def render_report(cf, results: list, fmt: str, lang: str, digits: int, checker: Checker | None = None) -> str:
+    """The errata document of one checked claims file as Markdown ('md') or LaTeX ('tex')."""
+    if checker is None:
+        checker = Checker(cf.problem, digits, lang)
+        checker.results = list(results)
+    env = environment(fmt)
+    s = strings(lang)
+    spec = cf.problem.spec
+    rows = build_rows(checker, results)
+    ctx = dict(
+        s=s, lang=lang, title=spec.title, source=spec.source, spec_id=spec.id, digits=digits,
+        claims_file=Path(cf.path).name, rows=rows, summary=summary(results), verdicts=VERDICTS,
+        summary_line=summary_line(results, lang), symbolic=cf.problem.is_symbolic,
+        cjk=any(_CJK.search(x) for x in [spec.title, spec.source] + [r.note + r.message for r in rows]),
+    )
+    name = "errata.md.j2" if fmt == "md" else "errata.tex.j2"
+    try:
+        return env.get_template(name).render(**ctx)
+    except jinja2.TemplateError as e:
+        raise DeriveError(f"template {name}: {e}") from None
+
+
+# ---------------------------------------------------------------- every built-in problem
+def builtin_claims() -> list:
+    """(id, path) of every built-in problem with a claims file, sorted by id."""
+    from .spec import builtin_ids, problems_dir
+    out = []
+    for pid in builtin_ids():
+        p = problems_dir() / f"{pid}.claims.toml"
+        if p.is_file():
+            out.append((pid, str(p)))
+    return out
+
+
+def errata_index(problem_id: str, digits: int = 10) -> list:
+    """[(index, of, verdict, anchor)] of the claims of a built-in problem that are not correct."""
+    for pid, path in builtin_claims():
+        if pid == problem_id:
+            _cf, results = check_file(path, digits)
+            return [(r.claim.index, r.claim.of, r.verdict, f"claim-{r.claim.index}")
+                    for r in results if r.verdict != "correct"]
+    return []
+
+
+def write_errata(out_dir="output", lang: str | None = None, digits: int = 10) -> list:
+    """Write <out_dir>/errata/<id>.md and <id>.tex for every built-in problem with a claims file.
+
+    `lang` None: each problem's own language (its spec's `lang`).  Returns the paths written.
+    Atomic (temporary file + os.replace) and deterministic."""
+    written = []
+    target = Path(out_dir) / "errata"
+    for pid, path in builtin_claims():
+        cf = load_claims(path)
+        use = lang or cf.problem.spec.lang
+        checker = Checker(cf.problem, digits, use)
+        results = checker.check(cf.claims)
+        display = f"{pid}.claims.toml"
+        cf.path = display
+        for fmt in ("md", "tex"):
+            text = render_report(cf, results, fmt, use, digits, checker)
+            p = target / f"{pid}.{fmt}"
+            write_atomic(p, text)
+            written.append(str(p))
+    return written
