@@ -1985,7 +1985,7 @@ def command_check(args) -> int:
     return 1 if any(r.verdict == "wrong" for r in results) else 0
 
 
-def write_errata(out_dir="output", lang: str | None = None, digits: int = 10) -> list:
-    """Write <out_dir>/errata/<id>.md and .tex for every built-in problem with a claims file."""
+def write_errata(out_dir="output", digits: int = 10) -> list:
+    """Write <out_dir>/errata/<id>[.zh].md and .tex for every built-in problem with a claims file."""
     from .errata import write_errata as _write
-    return _write(out_dir, lang=lang, digits=digits)
+    return _write(out_dir, digits=digits)

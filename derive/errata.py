@@ -12,11 +12,11 @@ are re-printed from the parsed trees, never copied from the claims file.
 
 Anchors, for links from the handouts: every claim's section is `claim-<index>` (Markdown
 `<a id="claim-13"></a>`, LaTeX `\\label{claim-13}` and `\\hypertarget{claim-13}{}`), so a handout
-links `errata/<id>.md#claim-13`.  `errata_index(problem_id)` lists (index, of, verdict, anchor)
-of the claims that are not correct.
+links `errata/<id>.md#claim-13`.  `errata_documents` also gives the `ErrataStep`s (the claims that
+are not correct) that `derive build` lists, with those links, at the end of each handout.
 
-`write_errata(out_dir)` writes `<out_dir>/errata/<id>.md` and `.tex` for every built-in problem
-with a claims file, atomically (temporary file + os.replace) and deterministically (no dates; the
+`write_errata(out_dir)` writes `<out_dir>/errata/<id>.md` and `.tex` (English) and `<id>.zh.md` and
+`.zh.tex` (Chinese) for every built-in problem with a claims file, atomically (temporary file + os.replace) and deterministically (no dates; the
 checker's random points are seeded).
 """
 from __future__ import annotations
@@ -428,33 +428,46 @@ def builtin_claims() -> list:
     return out
 
 
-def errata_index(problem_id: str, digits: int = 10) -> list:
-    """[(index, of, verdict, anchor)] of the claims of a built-in problem that are not correct."""
-    for pid, path in builtin_claims():
-        if pid == problem_id:
-            _cf, results = check_file(path, digits)
-            return [(r.claim.index, r.claim.of, r.verdict, f"claim-{r.claim.index}")
-                    for r in results if r.verdict != "correct"]
-    return []
+ERRATA_LANGS = ("en", "zh")
 
 
-def write_errata(out_dir="output", lang: str | None = None, digits: int = 10) -> list:
-    """Write <out_dir>/errata/<id>.md and <id>.tex for every built-in problem with a claims file.
+@dataclass(frozen=True)
+class ErrataStep:
+    """A claim of the source document that is not correct, for the handout's list of links."""
+    index: int
+    of: str
+    verdict: str
+    diagnosis: str | None
+    anchor: str            # claim-<index>
 
-    `lang` None: each problem's own language (its spec's `lang`).  Returns the paths written.
-    Atomic (temporary file + os.replace) and deterministic."""
+
+def errata_name(pid: str, lang: str, fmt: str) -> str:
+    """errata/<id>.md and .tex in English; errata/<id>.zh.md and .zh.tex in Chinese."""
+    return f"{pid}.{fmt}" if lang == "en" else f"{pid}.{lang}.{fmt}"
+
+
+def errata_documents(pid: str, path: str, lang: str, digits: int = 10) -> tuple[dict, list]:
+    """({fmt: text} for md and tex, [ErrataStep]) for one built-in claims file in one language."""
+    cf = load_claims(path)
+    checker = Checker(cf.problem, digits, lang)
+    results = checker.check(cf.claims)
+    cf.path = f"{pid}.claims.toml"
+    docs = {fmt: render_report(cf, results, fmt, lang, digits, checker) for fmt in ("md", "tex")}
+    steps = [ErrataStep(r.claim.index, r.claim.of, r.verdict, r.diagnosis, f"claim-{r.claim.index}")
+             for r in results if r.verdict != "correct"]
+    return docs, steps
+
+
+def write_errata(out_dir="output", digits: int = 10) -> list:
+    """Write <out_dir>/errata/<id>.md, .tex (English) and <id>.zh.md, .zh.tex (Chinese) for every
+    built-in problem with a claims file.  Returns the paths written.  Atomic and deterministic."""
     written = []
     target = Path(out_dir) / "errata"
     for pid, path in builtin_claims():
-        cf = load_claims(path)
-        use = lang or cf.problem.spec.lang
-        checker = Checker(cf.problem, digits, use)
-        results = checker.check(cf.claims)
-        display = f"{pid}.claims.toml"
-        cf.path = display
-        for fmt in ("md", "tex"):
-            text = render_report(cf, results, fmt, use, digits, checker)
-            p = target / f"{pid}.{fmt}"
-            write_atomic(p, text)
-            written.append(str(p))
+        for lang in ERRATA_LANGS:
+            docs, _steps = errata_documents(pid, path, lang, digits)
+            for fmt, text in docs.items():
+                p = target / errata_name(pid, lang, fmt)
+                write_atomic(p, text)
+                written.append(str(p))
     return written

@@ -1029,12 +1029,17 @@ def build_context(problem, solution, *, lang: str, only=None, mode: str = "solut
 
 
 def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = 10, only=None,
-                mode: str = "solution", template_dir: str | None = None, solution=None) -> str:
-    """The worked solution of a problem as Markdown or LaTeX text."""
+                mode: str = "solution", template_dir: str | None = None, solution=None,
+                errata: dict | None = None) -> str:
+    """The worked solution of a problem as Markdown or LaTeX text.
+
+    `errata` (from `derive build`): {"md": path, "tex": path, "steps": [ErrataStep]} — the source
+    document's steps that are not correct, listed at the end with links to their corrections."""
     lang = lang or problem.spec.lang
     solution = solution or problem.solve(digits=digits)
     env = environment(fmt, template_dir)
     ctx = build_context(problem, solution, lang=lang, only=only, mode=mode)
+    ctx["errata"] = errata if mode == "solution" else None
     s = _string_function(_strings(env, lang), fmt, lang)
     try:
         template = env.get_template(f"solution.{fmt}.j2")
@@ -1151,47 +1156,70 @@ def _check_writable(path: Path):
 
 
 def build_outputs(out_dir: Path, pdf: bool = False, template_dir: str | None = None) -> list:
-    """Render every built-in problem (md + tex, en + zh, PDFs if asked) and the index into out_dir."""
-    from .solve import load
+    """Render every built-in problem (md + tex, en + zh, PDFs if asked), the errata of its source
+    document, and the index into out_dir.
+
+    Everything is rendered in memory first and written only when all of it succeeded, each file
+    atomically: output/ is updated completely, or not at all with a message naming the problem.
+    """
+    from .errata import builtin_claims
     out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DeriveError(f"cannot create {out_dir}: {e.strerror or e}") from None
-    if not os.access(out_dir, os.W_OK):
-        raise DeriveError(f"cannot write to {out_dir}: permission denied")
     if pdf and not tex_available():
         raise DeriveError(f"cannot make PDFs: latexmk and xelatex are not installed "
                           f"(on Debian/Ubuntu: apt-get install {TEX_PACKAGES})")
-    written = []
+    claims = dict(builtin_claims())
+    files: dict[str, bytes] = {}
     entries = []
     for pid in builtin_ids():
-        problem = load(pid)
-        solution = problem.solve(digits=10)
-        files = {}
-        for lang in LANGS:
-            for fmt in FORMATS:
-                text = render_text(problem, fmt=fmt, lang=lang, solution=solution, template_dir=template_dir)
-                name = f"{pid}.{lang}.{fmt}"
-                write_atomic(out_dir / name, text.encode("utf-8"))
-                written.append(name)
-                files[f"{lang}_{fmt}"] = name
-                if fmt == "tex" and pdf:
-                    pname = f"{pid}.{lang}.pdf"
-                    write_atomic(out_dir / pname, compile_pdf(text))
-                    written.append(pname)
-                    files[f"{lang}_pdf"] = pname
-        entries.append({"id": pid, "title": problem.spec.title, "source": problem.spec.source,
-                        "symbolic": problem.is_symbolic, "files": files})
+        try:
+            entries.append(_build_problem(pid, files, claims.get(pid), pdf, template_dir))
+        except DeriveError as e:
+            raise DeriveError(f"building {pid} failed, nothing was written: {e.line()}") from None
     env = environment("md", template_dir)
     index = env.get_template("readme.md.j2").render(
         problems=entries, pdf=pdf,
         s_en=_string_function(_strings(env, "en"), "md", "en"),
         s_zh=_string_function(_strings(env, "zh"), "md", "zh"))
-    index = re.sub(r"\n{3,}", "\n\n", index).strip("\n") + "\n"
-    write_atomic(out_dir / "README.md", index.encode("utf-8"))
-    written.append("README.md")
-    return written
+    files["README.md"] = (re.sub(r"\n{3,}", "\n\n", index).strip("\n") + "\n").encode("utf-8")
+
+    try:
+        (out_dir / "errata").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DeriveError(f"cannot create {out_dir}: {e.strerror or e}") from None
+    for name, data in files.items():
+        write_atomic(out_dir / name, data)
+    return list(files)
+
+
+def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, template_dir) -> dict:
+    """Render one built-in problem into `files` (name → bytes); its entry for the index."""
+    from .errata import ERRATA_LANGS, errata_documents, errata_name
+    from .solve import load
+    problem = load(pid)
+    solution = problem.solve(digits=10)
+    names = {}
+    for lang in LANGS:
+        errata = None
+        if claims_path is not None and lang in ERRATA_LANGS:
+            docs, steps = errata_documents(pid, claims_path, lang)
+            for efmt, etext in docs.items():
+                files[f"errata/{errata_name(pid, lang, efmt)}"] = etext.encode("utf-8")
+            errata = {"md": f"errata/{errata_name(pid, lang, 'md')}",
+                      "tex": f"errata/{errata_name(pid, lang, 'tex')}", "steps": steps}
+            names[f"{lang}_errata"] = errata["md"]
+            if not steps:
+                errata = None  # nothing to correct: the handout does not mention errata
+        for fmt in FORMATS:
+            text = render_text(problem, fmt=fmt, lang=lang, solution=solution, template_dir=template_dir,
+                               errata=errata)
+            name = f"{pid}.{lang}.{fmt}"
+            files[name] = text.encode("utf-8")
+            names[f"{lang}_{fmt}"] = name
+            if fmt == "tex" and pdf:
+                files[f"{pid}.{lang}.pdf"] = compile_pdf(text)
+                names[f"{lang}_pdf"] = f"{pid}.{lang}.pdf"
+    return {"id": pid, "title": problem.spec.title, "source": problem.spec.source,
+            "symbolic": problem.is_symbolic, "files": names}
 
 
 def command_build(args) -> int:

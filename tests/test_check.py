@@ -962,7 +962,8 @@ def test_write_errata_is_complete_deterministic_and_atomic(tmp_path):
     first = sorted(write_errata(tmp_path / "a"))
     second = sorted(write_errata(tmp_path / "b"))
     ids = sorted(p.name[:-len(".claims.toml")] for p in PROBLEMS.glob("*.claims.toml"))
-    assert [Path(p).name for p in first] == sorted(f"{i}.{f}" for i in ids for f in ("md", "tex"))
+    assert [Path(p).name for p in first] == sorted(f"{i}.{lang}{f}" for i in ids for f in ("md", "tex")
+                                                   for lang in ("", "zh."))
     for a, b in zip(first, second):
         assert Path(a).read_bytes() == Path(b).read_bytes()
     leftovers = [p for p in (tmp_path / "a" / "errata").iterdir() if p.name.startswith(".")]

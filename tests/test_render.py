@@ -561,7 +561,9 @@ def test_broken_override_template_is_one_line(tmp_path):
 
 # ---------------------------------------------------------------- derive build and output/
 def _tree(d: Path) -> dict:
-    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file() and p.suffix != ".pdf"}
+    """Every file below d (errata/ included) by relative path, PDFs aside."""
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*"))
+            if p.is_file() and p.suffix != ".pdf"}
 
 
 @pytest.fixture(scope="module")
@@ -581,7 +583,7 @@ def test_build_writes_every_handout_and_an_index(built):
     index = (built / "README.md").read_text(encoding="utf-8")
     for pid in IDS:
         assert f"({pid}.en.md)" in index and f"({pid}.zh.tex)" in index
-    assert not [p for p in built.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    assert not [p for p in built.rglob(".*")], "temporary files left behind"
 
 
 def test_build_is_deterministic(built, tmp_path):

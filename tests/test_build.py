@@ -1,0 +1,106 @@
+"""End-to-end: `derive build` with errata linked from the handouts, errata that compile, and the
+package installed for real (not editable) finding its templates and problems."""
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_cli
+from derive.errata import builtin_claims, errata_documents
+
+HAVE_XELATEX = shutil.which("xelatex") is not None and shutil.which("latexmk") is not None
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build") / "output"
+    r = run_cli("build", "--out", out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_every_claims_file_has_errata_in_both_languages(built):
+    for pid, _path in builtin_claims():
+        for name in (f"{pid}.md", f"{pid}.tex", f"{pid}.zh.md", f"{pid}.zh.tex"):
+            assert (built / "errata" / name).is_file(), name
+
+
+def test_handouts_link_each_wrong_step_to_its_correction(built):
+    for pid, path in builtin_claims():
+        _docs, steps = errata_documents(pid, path, "en")
+        handout = (built / f"{pid}.en.md").read_text(encoding="utf-8")
+        errata = (built / "errata" / f"{pid}.md").read_text(encoding="utf-8")
+        links = re.findall(rf"\]\(errata/{re.escape(pid)}\.md#(claim-\d+)\)", handout)
+        assert links == [st.anchor for st in steps]
+        for anchor in links:
+            assert f'<a id="{anchor}"></a>' in errata
+        if not steps:
+            assert "errata/" not in handout
+
+
+def test_zh_handout_links_the_chinese_errata(built):
+    handout = (built / "house-price.zh.md").read_text(encoding="utf-8")
+    assert "](errata/house-price.zh.md#claim-" in handout and "原文勘误" in handout
+
+
+def _compile(tex: Path) -> str:
+    r = subprocess.run(["latexmk", "-xelatex", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error",
+                        tex.name], cwd=tex.parent, capture_output=True, text=True, timeout=600,
+                       env={**__import__("os").environ, "openout_any": "p"})
+    log = tex.with_suffix(".log")
+    return log.read_text(encoding="utf-8", errors="replace") if log.exists() else r.stdout
+
+
+@pytest.mark.skipif(not HAVE_XELATEX, reason="xelatex/latexmk not installed (CI installs TeX Live; see .ci/run)")
+def test_errata_compile_with_xelatex(built, tmp_path):
+    for tex in sorted((built / "errata").glob("*.tex")):
+        work = tmp_path / tex.stem
+        work.mkdir()
+        shutil.copy(tex, work / tex.name)
+        log = _compile(work / tex.name)
+        errors = [ln for ln in log.splitlines() if ln.startswith("!")]
+        assert not errors and "Undefined control sequence" not in log, (tex.name, errors[:3])
+        assert (work / tex.name).with_suffix(".pdf").is_file(), tex.name
+
+
+def test_build_failure_names_the_problem_and_writes_nothing(tmp_path):
+    # a template that fails for every problem: nothing may be written, the message names the problem
+    tdir = tmp_path / "tpl"
+    tdir.mkdir()
+    (tdir / "solution.md.j2").write_text("{{ no_such_variable }}\n")
+    out = tmp_path / "out"
+    script = ("import sys; from derive.render import build_outputs; from derive.errors import DeriveError\n"
+              "try:\n    build_outputs(sys.argv[1], template_dir=sys.argv[2])\n"
+              "except DeriveError as e:\n    print(e.line()); sys.exit(2)\n")
+    r = subprocess.run([sys.executable, "-c", script, str(out), str(tdir)], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert r.returncode == 2 and "building alice failed, nothing was written" in r.stdout
+    assert not out.exists() or not any(out.rglob("*"))
+
+
+def test_installed_package_renders_from_anywhere(tmp_path):
+    """`pip install .` (not editable): problems and templates ship in the wheel."""
+    target = tmp_path / "site"
+    source = tmp_path / "source"   # a copy, so that the build leaves nothing in the checkout
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "output", "build", "*.egg-info",
+                                                                "__pycache__", ".pytest_cache", ".hypothesis"))
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                        str(source)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    env = {**__import__("os").environ, "PYTHONPATH": str(target)}
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    for args in (["render", "two-two-two", "--format", "md", "--lang", "zh"], ["check", "alice"],
+                 ["render", "matrix-linear", "--format", "tex"]):
+        r = subprocess.run([sys.executable, "-m", "derive", *args], capture_output=True, text=True, cwd=work,
+                           env=env, timeout=300)
+        assert r.returncode in (0, 1), (args, r.stderr)
+        assert str(target) in subprocess.run(
+            [sys.executable, "-c", "import derive; print(derive.__file__)"], capture_output=True, text=True,
+            cwd=work, env=env).stdout
+    r = subprocess.run([sys.executable, "-m", "derive", "render", "two-two-two"], capture_output=True, text=True,
+                       cwd=work, env=env)
+    assert "0.02813366886" in r.stdout
