@@ -200,6 +200,7 @@ def main(argv=None) -> int:
         args = p.parse_args(argv)
     except SystemExit as e:  # argparse prints its own one-line usage error, exit 2
         return int(e.code or 0)
+    api.notify = lambda line: print(f"derive: note: {line}", file=sys.stderr, flush=True)
     try:
         return args.run(args)
     except DeriveError as e:

@@ -411,7 +411,9 @@ def format_decimal(d: decimal.Decimal, digits: int, exact: bool = False) -> str:
     if d == 0:
         return "0"
     if exact:
-        d = d.normalize()
+        with decimal.localcontext() as dc:
+            dc.prec = max(len(d.as_tuple().digits), 1)   # normalize must not round
+            d = d.normalize()
     sign, digs, exp = d.as_tuple()
     n = len(digs)
     lead = n - 1 + exp  # exponent of the leading digit

@@ -115,3 +115,23 @@ def test_warnings_for_negative_learning_rate_and_ignored_parameter(tmp_path):
     data = json.loads(r.stdout)
     assert data["gradients"]["v"] == "0" and data["updated"]["v"] == "2"
     assert data["updated"]["w"] == "1.2"   # w − (−0.1)·2w = 1.2: uphill, as warned
+
+
+def test_hundred_digit_integers_are_exact(tmp_path):
+    big = "9" * 100
+    p = tmp_path / "big.toml"
+    p.write_text(f'title = "t"\n[data]\nx = {big}\n[parameters]\nw = 3\n[forward]\nE = "w*x"\n')
+    data = json.loads(run_cli("solve", p, "--json", "--digits", "120").stdout)
+    assert data["loss"] == str(3 * int(big))
+    assert data["gradients"]["w"] == big
+
+
+def test_large_network_says_so_up_front(tmp_path):
+    import sys
+    sys.path.insert(0, str(__import__("conftest").ROOT / "bench"))
+    from bench_gradients import network_spec
+    p = tmp_path / "large.toml"
+    p.write_text(network_spec([1, 72, 72, 1]))     # 5 401 values: over derive.solve.LARGE_SPEC_VALUES
+    r = run_cli("eval", p, "x0")
+    assert r.returncode == 0
+    assert r.stderr.startswith("derive: note:") and "can take a minute or more" in r.stderr

@@ -145,3 +145,38 @@ def test_garbage_through_a_real_subprocess(tmp_path, cli):
         p.write_bytes(blob)
         r = cli("solve", p)
         assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+
+
+claim_values = st.one_of(
+    st.text(alphabet=string.digits + ".-e", max_size=12).map(lambda s: f'"{s}"'),
+    st.sampled_from(['"0.0214"', '"1e400"', '"nan"', '"-0"', "0.5", "true", "[]", '[["1"], ["2"]]', '["1", "2"]']))
+claim_formulas = st.text(alphabet=string.ascii_letters + string.digits + "+-*/^()@ _.{}\\", max_size=30)
+claim_ofs = st.sampled_from(["L", "dL/dw1", "w1@1", "h1", "dL/dh1", "nope", "dh1/dw1", "sum_h1 + 1", "(((", ""])
+
+
+@st.composite
+def random_claims(draw):
+    spec = draw(st.sampled_from(['"alice"', '"nope"', "1", '"../x.toml"']))
+    lines = [f"spec = {spec}"]
+    for _ in range(draw(st.integers(0, 3))):
+        lines.append("[[claim]]")
+        lines.append(f'of = "{draw(claim_ofs)}"')
+        kind = draw(st.sampled_from(["value", "expr", "latex", "none", "both"]))
+        if kind in ("value", "both"):
+            lines.append(f"value = {draw(claim_values)}")
+        if kind in ("expr", "both"):
+            lines.append("expr = '" + draw(claim_formulas).replace("'", "") + "'")
+        if kind == "latex":
+            lines.append("latex = '" + draw(claim_formulas).replace("'", "") + "'")
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(random_claims(), st.binary(max_size=200).map(lambda b: b.decode("latin-1"))))
+def test_random_claims_files_give_a_verdict_or_exit_2(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("claims") / "claims.toml"
+    path.write_text(text, encoding="utf-8")
+    code, out, err = _run_main(["check", str(path)])
+    assert code in (0, 1, 2), (text, err)
+    if code == 2:
+        assert err.startswith("derive: ") and err.count("\n") == 1, err
