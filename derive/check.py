@@ -85,10 +85,8 @@ input's name.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -103,6 +101,7 @@ from . import expr as ex
 from . import numeric as nm
 from .calculus import Calculus
 from .errors import DeriveError, LimitError
+from .files import write_atomic
 from .functions import relu, sigmoid, softplus
 from .graph import Entry, shape_of
 from .latexparse import parse_latex, unparse
@@ -1942,23 +1941,6 @@ def _pad(s: str, w: int) -> str:
     return s + " " * (w - _w(s))
 
 
-def write_atomic(path, text: str) -> None:
-    """Write a file atomically: a temporary file in the same directory, then os.replace."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def command_check(args) -> int:
     """`derive check CLAIMS [--json] [--format text|md|tex] [-o PATH] [--lang en|zh] [--digits N]`:
     exit 0 when nothing is wrong, 1 when something is, 2 on bad input (raised as DeriveError)."""
@@ -1975,10 +1957,7 @@ def command_check(args) -> int:
             from .errata import render_report
             out = render_report(cf, results, fmt, lang, digits)
     if getattr(args, "output", None):
-        try:
-            write_atomic(args.output, out)
-        except OSError as e:
-            raise DeriveError(f"cannot write: {e.strerror or e}", file=args.output) from None
+        write_atomic(args.output, out)
         print(summary_line(results, lang))
     else:
         print(out, end="")

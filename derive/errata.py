@@ -32,9 +32,10 @@ import sympy as sp
 
 from . import expr as ex
 from .calculus import Calculus
-from .check import (Checker, check_file, load_claims, summary, summary_line, write_atomic,
+from .check import (Checker, check_file, load_claims, summary, summary_line,
                     VERDICTS, chain_formula)
 from .errors import DeriveError
+from .files import write_atomic
 from .latexsafe import escape_text
 
 try:                                     # the handouts' printer (derive/printer.py)
@@ -45,26 +46,14 @@ except ImportError:                      # pragma: no cover - the printer ships 
 
 # ---------------------------------------------------------------- templates
 def template_dir() -> Path:
-    """templates/errata of a source checkout, else the installed package's."""
-    import derive
-    checkout = Path(derive.__file__).resolve().parent.parent / "templates" / "errata"
-    if (checkout / "errata.md.j2").is_file():
-        return checkout
-    return Path(str(resources.files("derive.templates"))) / "errata"
+    """templates/errata of a source checkout, else of the installed package."""
+    from .render import default_template_dir
+    return default_template_dir() / "errata"
 
 
 def environment(fmt: str) -> jinja2.Environment:
-    common = dict(loader=jinja2.FileSystemLoader(str(template_dir()), encoding="utf-8"),
-                  undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True,
-                  lstrip_blocks=True, keep_trailing_newline=True)
-    if fmt == "tex":
-        env = jinja2.Environment(
-            block_start_string="\\BLOCK{", block_end_string="}",
-            variable_start_string="\\VAR{", variable_end_string="}",
-            comment_start_string="\\#{", comment_end_string="}",
-            line_statement_prefix=None, line_comment_prefix="%#", **common)
-    else:
-        env = jinja2.Environment(**common)
+    from .render import jinja_environment
+    env = jinja_environment(fmt, jinja2.FileSystemLoader(str(template_dir()), encoding="utf-8"))
     env.filters["tex"] = tex_prose
     env.filters["md"] = md_prose
     return env
@@ -468,6 +457,6 @@ def write_errata(out_dir="output", digits: int = 10) -> list:
             docs, _steps = errata_documents(pid, path, lang, digits)
             for fmt, text in docs.items():
                 p = target / errata_name(pid, lang, fmt)
-                write_atomic(p, text)
+                write_atomic(p, text, make_parents=True)
                 written.append(str(p))
     return written

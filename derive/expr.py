@@ -77,24 +77,32 @@ class AtStep:
     step: int
 
 
+def children(node) -> tuple:
+    if isinstance(node, Neg):
+        return (node.operand,)
+    if isinstance(node, Bin):
+        return (node.left, node.right)
+    if isinstance(node, Call):
+        return node.args
+    return ()
+
+
+def ordered_names(node) -> list[str]:
+    """Every name a tree refers to, once each, in order of first appearance (left to right)."""
+    out: list[str] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        own = ([n.id] if isinstance(n, Name) else [n.name] if isinstance(n, AtStep)
+               else [n.of, n.wrt] if isinstance(n, Deriv) else [])
+        out += [x for x in own if x not in out]
+        stack.extend(reversed(children(n)))
+    return out
+
+
 def names_in(node) -> set[str]:
     """Every name a tree refers to (for dependency checks)."""
-    if isinstance(node, Name):
-        return {node.id}
-    if isinstance(node, AtStep):
-        return {node.name}
-    if isinstance(node, Deriv):
-        return {node.of, node.wrt}
-    if isinstance(node, Neg):
-        return names_in(node.operand)
-    if isinstance(node, Bin):
-        return names_in(node.left) | names_in(node.right)
-    if isinstance(node, Call):
-        out: set[str] = set()
-        for a in node.args:
-            out |= names_in(a)
-        return out
-    return set()
+    return set(ordered_names(node))
 
 
 # ---------------------------------------------------------------- tokens

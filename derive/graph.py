@@ -279,7 +279,7 @@ def build(spec: Spec) -> Graph:
         else:
             entries = tuple(Entry(d.name, (i, j), shape) for i in range(shape[0]) for j in range(shape[1]))
             locals_ = tuple(value)
-        used_names = [n for n in _ordered_names(d.tree)]
+        used_names = ex.ordered_names(d.tree)
         q = Quantity(d.name, "forward", shape, entries, locals_, tuple(used_names), d.text, d.tree)
         quantities[d.name] = q
         for entry, local in zip(entries, locals_):
@@ -305,26 +305,6 @@ def build(spec: Spec) -> Graph:
         uses=uses, consumers={k: tuple(v) for k, v in consumers.items()},
         order=tuple(order), parameters=params, loss=spec.loss,
     )
-
-
-def _ordered_names(tree) -> list[str]:
-    seen: list[str] = []
-
-    def walk(node):
-        if isinstance(node, ex.Name):
-            if node.id not in seen:
-                seen.append(node.id)
-        elif isinstance(node, ex.Neg):
-            walk(node.operand)
-        elif isinstance(node, ex.Bin):
-            walk(node.left)
-            walk(node.right)
-        elif isinstance(node, ex.Call):
-            for a in node.args:
-                walk(a)
-
-    walk(tree)
-    return seen
 
 
 def _ordered_symbols(expr: sp.Expr) -> list:

@@ -38,6 +38,7 @@ import sympy as sp
 from . import expr as ex
 from . import printer as pr
 from .errors import DeriveError
+from .files import write_atomic
 from .latexsafe import escape_text
 from .matrixform import matrix_rules
 from .spec import builtin_ids
@@ -957,19 +958,26 @@ def _loader(template_dir: str | None) -> jinja2.BaseLoader:
     return jinja2.FileSystemLoader(paths, encoding="utf-8")
 
 
-def environment(fmt: str, template_dir: str | None = None) -> jinja2.Environment:
-    loader = _loader(template_dir)
+def jinja_environment(fmt: str, loader: jinja2.BaseLoader) -> jinja2.Environment:
+    """The Jinja2 environment of a template set: for LaTeX the delimiters \\BLOCK{…}, \\VAR{…},
+    \\#{…} (no clash with TeX braces); StrictUndefined; no autoescape (prose is escaped by filters,
+    the LaTeX that the printer makes is not)."""
     common = dict(loader=loader, undefined=jinja2.StrictUndefined, autoescape=False,
                   trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    if fmt != "tex":
+        return jinja2.Environment(**common)
+    return jinja2.Environment(
+        block_start_string="\\BLOCK{", block_end_string="}",
+        variable_start_string="\\VAR{", variable_end_string="}",
+        comment_start_string="\\#{", comment_end_string="}",
+        line_statement_prefix=None, line_comment_prefix="%#", **common)
+
+
+def environment(fmt: str, template_dir: str | None = None) -> jinja2.Environment:
+    env = jinja_environment(fmt, _loader(template_dir))
     if fmt == "tex":
-        env = jinja2.Environment(
-            block_start_string="\\BLOCK{", block_end_string="}",
-            variable_start_string="\\VAR{", variable_end_string="}",
-            comment_start_string="\\#{", comment_end_string="}",
-            line_statement_prefix=None, line_comment_prefix="%#", **common)
         env.filters["tex"] = _tex_text
     else:
-        env = jinja2.Environment(**common)
         env.filters["md"] = _md_text
     env.filters["mermaid"] = _mermaid_text
     return env
@@ -1055,29 +1063,6 @@ def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = 10,
 
 
 # ---------------------------------------------------------------- files
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same directory and os.replace (never a half-written file)."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise DeriveError(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise DeriveError(f"cannot write {path}: {e.strerror or e}") from None
-
-
 def tex_available() -> bool:
     return shutil.which("latexmk") is not None and shutil.which("xelatex") is not None
 

@@ -94,6 +94,7 @@ def test_installed_package_renders_from_anywhere(tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
     for args in (["render", "two-two-two", "--format", "md", "--lang", "zh"], ["check", "alice"],
+                 ["check", "house-price", "--format", "md", "--lang", "zh"],
                  ["render", "matrix-linear", "--format", "tex"]):
         r = subprocess.run([sys.executable, "-m", "derive", *args], capture_output=True, text=True, cwd=work,
                            env=env, timeout=300)
