@@ -105,6 +105,32 @@ def names_in(node) -> set[str]:
     return set(ordered_names(node))
 
 
+def tree_shape(node, name_shape) -> tuple:
+    """The shape of a tree from the shapes of its names (() a scalar, (rows, cols) a matrix),
+    without checking: used to tell a matrix product from an elementwise one when formulas are
+    printed or read.  (`graph.to_sympy` is where shapes are checked.)"""
+    if isinstance(node, Name):
+        return name_shape(node.id)
+    if isinstance(node, AtStep):
+        return name_shape(node.name)
+    if isinstance(node, Deriv):
+        a, b = name_shape(node.of), name_shape(node.wrt)
+        return b if a == () else a
+    if isinstance(node, Neg):
+        return tree_shape(node.operand, name_shape)
+    if isinstance(node, Bin):
+        a, b = tree_shape(node.left, name_shape), tree_shape(node.right, name_shape)
+        if node.op == "@":
+            return (a[0], b[1]) if a and b else ()
+        return a if node.op == "^" else (a or b)
+    if isinstance(node, Call):
+        a = tree_shape(node.args[0], name_shape)
+        if node.fn == "transpose":
+            return (a[1], a[0]) if a else ()
+        return () if node.fn in ("sum", "mean", "norm2", "frobenius") else a
+    return ()
+
+
 # ---------------------------------------------------------------- tokens
 _TOKEN = re.compile(
     r"""

@@ -747,32 +747,7 @@ def _fraction_text(q: Fraction) -> str:
 
 # ---------------------------------------------------------------- matrix products by shape
 def _shape(node, names: Names):
-    if isinstance(node, ex.Num):
-        return ()
-    if isinstance(node, ex.Name):
-        return names.shape(node.id)
-    if isinstance(node, ex.AtStep):
-        return names.shape(node.name)
-    if isinstance(node, ex.Deriv):
-        a, b = names.shape(node.of), names.shape(node.wrt)
-        return b if a == () else a
-    if isinstance(node, ex.Neg):
-        return _shape(node.operand, names)
-    if isinstance(node, ex.Bin):
-        a, b = _shape(node.left, names), _shape(node.right, names)
-        if node.op == "@":
-            return (a[0], b[1]) if a and b else ()
-        if node.op == "^":
-            return a
-        return a or b
-    if isinstance(node, ex.Call):
-        s = _shape(node.args[0], names)
-        if node.fn == "transpose":
-            return (s[1], s[0]) if s else ()
-        if node.fn in ("sum", "mean", "norm2", "frobenius"):
-            return ()
-        return s
-    return ()
+    return ex.tree_shape(node, names.shape)
 
 
 def resolve_products(node, names: Names):

@@ -260,27 +260,7 @@ class TreePrinter:
 
     # shapes, to tell a matrix product from an elementwise one
     def shape(self, node):
-        if isinstance(node, ex.Num):
-            return ()
-        if isinstance(node, ex.Name):
-            return self.shapes(node.id)
-        if isinstance(node, ex.Neg):
-            return self.shape(node.operand)
-        if isinstance(node, ex.Bin):
-            a, b = self.shape(node.left), self.shape(node.right)
-            if node.op == "@":
-                return (a[0], b[1]) if a and b else ()
-            if node.op == "^":
-                return a
-            return a or b
-        if isinstance(node, ex.Call):
-            a = self.shape(node.args[0])
-            if node.fn == "transpose":
-                return (a[1], a[0]) if a else ()
-            if node.fn in ("sum", "mean", "norm2", "frobenius"):
-                return ()
-            return a
-        return ()
+        return ex.tree_shape(node, self.shapes)
 
     def tex(self, node) -> str:
         return self.piece(node).tex
