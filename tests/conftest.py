@@ -37,3 +37,12 @@ def write_spec(tmp_path):
         p.write_text(text, encoding="utf-8")
         return p
     return write
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """`derive build` into a temporary output/, once per test session."""
+    out = tmp_path_factory.mktemp("build") / "output"
+    r = run_cli("build", "--out", out)
+    assert r.returncode == 0, r.stderr
+    return out

@@ -14,12 +14,6 @@ from derive.errata import builtin_claims, errata_documents
 HAVE_XELATEX = shutil.which("xelatex") is not None and shutil.which("latexmk") is not None
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    out = tmp_path_factory.mktemp("build") / "output"
-    r = run_cli("build", "--out", out)
-    assert r.returncode == 0, r.stderr
-    return out
 
 
 def test_every_claims_file_has_errata_in_both_languages(built):

@@ -566,12 +566,6 @@ def _tree(d: Path) -> dict:
             if p.is_file() and p.suffix != ".pdf"}
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    out = tmp_path_factory.mktemp("build") / "output"
-    r = run_cli("build", "--out", out)
-    assert r.returncode == 0, r.stderr
-    return out
 
 
 def test_build_writes_every_handout_and_an_index(built):
