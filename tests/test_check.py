@@ -238,20 +238,24 @@ def alice():
     return Model(inputs, r, "L", "0.1", params)
 
 
+# a 2-2-2 sigmoid network with shared biases (two-two-two, and the synthetic Mazur file)
+TWO_TWO_TWO_RULES = [
+    ("net_h1", lambda e, s: e["w1"] * e["i1"] + e["w2"] * e["i2"] + e["b1"]),
+    ("out_h1", lambda e, s: s(e["net_h1"])),
+    ("net_h2", lambda e, s: e["w3"] * e["i1"] + e["w4"] * e["i2"] + e["b1"]),
+    ("out_h2", lambda e, s: s(e["net_h2"])),
+    ("net_o1", lambda e, s: e["w5"] * e["out_h1"] + e["w6"] * e["out_h2"] + e["b2"]),
+    ("out_o1", lambda e, s: s(e["net_o1"])),
+    ("net_o2", lambda e, s: e["w7"] * e["out_h1"] + e["w8"] * e["out_h2"] + e["b2"]),
+    ("out_o2", lambda e, s: s(e["net_o2"])),
+    ("E_o1", lambda e, s: sp.Rational(1, 2) * (e["target_o1"] - e["out_o1"]) ** 2),
+    ("E_o2", lambda e, s: sp.Rational(1, 2) * (e["target_o2"] - e["out_o2"]) ** 2),
+    ("E_total", lambda e, s: e["E_o1"] + e["E_o2"]),
+]
+
+
 def two_two_two():
-    r = [
-        ("net_h1", lambda e, s: e["w1"] * e["i1"] + e["w2"] * e["i2"] + e["b1"]),
-        ("out_h1", lambda e, s: s(e["net_h1"])),
-        ("net_h2", lambda e, s: e["w3"] * e["i1"] + e["w4"] * e["i2"] + e["b1"]),
-        ("out_h2", lambda e, s: s(e["net_h2"])),
-        ("net_o1", lambda e, s: e["w5"] * e["out_h1"] + e["w6"] * e["out_h2"] + e["b2"]),
-        ("out_o1", lambda e, s: s(e["net_o1"])),
-        ("net_o2", lambda e, s: e["w7"] * e["out_h1"] + e["w8"] * e["out_h2"] + e["b2"]),
-        ("out_o2", lambda e, s: s(e["net_o2"])),
-        ("E_o1", lambda e, s: sp.Rational(1, 2) * (e["target_o1"] - e["out_o1"]) ** 2),
-        ("E_o2", lambda e, s: sp.Rational(1, 2) * (e["target_o2"] - e["out_o2"]) ** 2),
-        ("E_total", lambda e, s: e["E_o1"] + e["E_o2"]),
-    ]
+    r = TWO_TWO_TWO_RULES
     inputs = dict(i1="0.02", i2="0.04", target_o1="0.5", target_o2="0.9", w1="0.25", w2="0.25", w3="0.15",
                   w4="0.20", w5="0.30", w6="0.35", w7="0.40", w8="0.35", b1="0.4", b2="0.7")
     return Model(inputs, r, "E_total", "0.1", [f"w{i}" for i in range(1, 9)])
@@ -709,19 +713,7 @@ E_total = "E_{total}"
 
 
 def mazur_model():
-    r = [
-        ("net_h1", lambda e, s: e["w1"] * e["i1"] + e["w2"] * e["i2"] + e["b1"]),
-        ("out_h1", lambda e, s: s(e["net_h1"])),
-        ("net_h2", lambda e, s: e["w3"] * e["i1"] + e["w4"] * e["i2"] + e["b1"]),
-        ("out_h2", lambda e, s: s(e["net_h2"])),
-        ("net_o1", lambda e, s: e["w5"] * e["out_h1"] + e["w6"] * e["out_h2"] + e["b2"]),
-        ("out_o1", lambda e, s: s(e["net_o1"])),
-        ("net_o2", lambda e, s: e["w7"] * e["out_h1"] + e["w8"] * e["out_h2"] + e["b2"]),
-        ("out_o2", lambda e, s: s(e["net_o2"])),
-        ("E_o1", lambda e, s: sp.Rational(1, 2) * (e["target_o1"] - e["out_o1"]) ** 2),
-        ("E_o2", lambda e, s: sp.Rational(1, 2) * (e["target_o2"] - e["out_o2"]) ** 2),
-        ("E_total", lambda e, s: e["E_o1"] + e["E_o2"]),
-    ]
+    r = TWO_TWO_TWO_RULES
     inputs = dict(i1="0.05", i2="0.10", target_o1="0.01", target_o2="0.99", w1="0.15", w2="0.20",
                   w3="0.25", w4="0.30", w5="0.40", w6="0.45", w7="0.50", w8="0.55", b1="0.35", b2="0.60")
     return Model(inputs, r, "E_total", "0.5", [f"w{i}" for i in range(1, 9)])
