@@ -88,13 +88,12 @@ import json
 import random
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from itertools import combinations
 from pathlib import Path
 
-import mpmath
 import sympy as sp
 
 from . import expr as ex
@@ -103,7 +102,7 @@ from .calculus import Calculus
 from .errors import DeriveError, LimitError
 from .files import write_atomic
 from .functions import relu, sigmoid, softplus
-from .graph import Entry, shape_of
+from .graph import shape_of
 from .latexparse import parse_latex, unparse
 from .quantity import make_query
 from .solve import Problem

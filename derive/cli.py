@@ -190,10 +190,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-class _Parser(argparse.ArgumentParser):
-    pass
-
-
 def main(argv=None) -> int:
     p = parser()
     try:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import jinja2
@@ -32,7 +31,7 @@ import sympy as sp
 
 from . import expr as ex
 from .calculus import Calculus
-from .check import (Checker, check_file, load_claims, summary, summary_line,
+from .check import (Checker, load_claims, summary, summary_line,
                     VERDICTS, chain_formula)
 from .errors import DeriveError
 from .files import write_atomic

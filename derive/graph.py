@@ -10,8 +10,7 @@ Backpropagation (stage `calculus`) only ever multiplies and adds these local der
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from fractions import Fraction
+from dataclasses import dataclass
 
 import sympy as sp
 
@@ -314,7 +313,3 @@ def _ordered_symbols(expr: sp.Expr) -> list:
         if isinstance(node, Entry) and node not in seen:
             seen.append(node)
     return sorted(seen, key=lambda s: (s.quantity, s.index)) if len(seen) > 1 else seen
-
-
-def value_to_fraction_entries(value: Value) -> list[Fraction]:
-    return list(value.entries)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import decimal
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 
 import mpmath

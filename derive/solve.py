@@ -13,15 +13,13 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 
 import sympy as sp
 
 from . import calculus as calc
 from . import graph as gr
 from . import numeric as nm
-from .errors import DeriveError
 from .quantity import make_query
 from .spec import Spec, load as load_spec
 
@@ -137,7 +135,7 @@ class Problem:
         text = str(closed)
         return text if len(text) <= 60 else None
 
-    def verify(self, digits: int = 60) -> "Verification":
+    def verify(self, digits: int = 60):
         from .verify import verify
         return verify(self, digits)
 

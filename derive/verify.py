@@ -11,7 +11,6 @@ Matrix-form rules (dE/dW = Hᵀ·δ …), where the spec has them, are checked e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 
 import mpmath
 
