@@ -1,7 +1,18 @@
 """derive: exact, textbook-quality worked solutions of backpropagation, and a checker for
-hand derivations.  Pipeline: spec → graph → calculus → numeric → render (and check)."""
+hand derivations.  Pipeline: spec → graph → calculus → numeric → render (and check).
+
+`derive.load`, `derive.Problem` and `derive.Solution` (the API, in `derive.solve`) are loaded on
+first use, so that the command line starts without importing SymPy.
+"""
 from .errors import DeriveError
-from .solve import Problem, Solution, load
 
 __all__ = ["DeriveError", "Problem", "Solution", "load"]
 __version__ = "0.1.0"
+_API = ("Problem", "Solution", "load")
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from . import solve
+        return getattr(solve, name)
+    raise AttributeError(f"module 'derive' has no attribute {name!r}")

@@ -10,11 +10,12 @@ import argparse
 import json
 import sys
 
-from . import solve as api
 from .errors import DeriveError
-from .spec import builtin_ids, load as load_spec
-from .numeric import MAX_DIGITS
-from .spec import MAX_STEPS
+from .rounding import MAX_DIGITS
+from .spec import MAX_STEPS, builtin_ids, load as load_spec
+
+# Stages are imported inside the command that needs them, so that `derive --help` and
+# `derive solve` (the engine, without SymPy) start fast.
 
 
 def _whole_number(what: str, lo: int, hi: int):
@@ -42,17 +43,47 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _load_and_warn(spec: str):
-    problem = api.load(spec)
-    for w in problem.warnings:
+def _warn(lines) -> None:
+    for w in lines:
         print(f"derive: warning: {w}", file=sys.stderr)
+
+
+def _note(line: str) -> None:
+    print(f"derive: note: {line}", file=sys.stderr, flush=True)
+
+
+def _load_and_warn(spec: str):
+    from . import solve as api
+    api.notify = _note
+    problem = api.load(spec)
+    _warn(problem.warnings)
     return problem
 
 
+def _numeric_solve(spec, args) -> tuple[dict, int]:
+    """`derive solve` of a numeric spec: the engine alone (no SymPy graph)."""
+    from . import engine, summary
+    program = engine.compile_spec(spec)
+    steps = spec.steps if args.steps is None else args.steps
+    _warn([*spec.warnings, *(f"{spec.path}: train.update: {spec.loss} does not depend on {p}; "
+                             f"d{spec.loss}/d{p} = 0 and {p} does not change"
+                             for p in engine.unreached_parameters(spec))])
+    note = engine.slow_note(program, steps)
+    if note:
+        _note(note)
+    numbers = engine.solution_numbers(program, args.digits, steps)
+    return summary.numeric_json(spec, program.shapes, numbers), steps
+
+
 def cmd_solve(args) -> int:
-    problem = _load_and_warn(args.spec)
-    solution = problem.solve(digits=args.digits, steps=args.steps)
-    data = solution.to_json()
+    from .summary import fraction_text
+    spec = load_spec(args.spec)
+    if spec.is_symbolic:
+        problem = _load_and_warn(args.spec)
+        solution = problem.solve(digits=args.digits, steps=args.steps)
+        data, steps = solution.to_json(), solution.steps
+    else:
+        data, steps = _numeric_solve(spec, args)
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return 0
@@ -68,24 +99,15 @@ def cmd_solve(args) -> int:
     print("forward pass:")
     for name, v in data["forward"].items():
         print(f"  {name:<{width}} {v}")
-    loss = problem.spec.loss
+    loss = spec.loss
     print("gradients:")
     for name, v in data["gradients"].items():
         print(f"  {'d' + loss + '/d' + name:<{width}} {v}")
-    print(f"after {solution.steps} step(s) (learning rate {_fraction_text(problem.spec.learning_rate)}):")
+    print(f"after {steps} step(s) (learning rate {fraction_text(spec.learning_rate)}):")
     for name, v in data["updated"].items():
         print(f"  {name + '@1':<{width}} {v}")
     print(f"loss: {' -> '.join(data['history'])}")
     return 0
-
-
-def _fraction_text(q) -> str:
-    from .numeric import format_decimal, round_fraction, is_short_exact
-    if q is None:
-        return "eta"
-    if is_short_exact(q, 30):
-        return format_decimal(round_fraction(q, 30), 30, exact=True)
-    return f"{q.numerator}/{q.denominator}"
 
 
 def cmd_eval(args) -> int:
@@ -105,12 +127,14 @@ def cmd_eval(args) -> int:
 
 def cmd_verify(args) -> int:
     from mpmath import nstr
-    problem = api.load(args.spec)
+    problem = _load_and_warn(args.spec)
     if problem.is_symbolic:
         print(f"{problem.spec.id}: symbolic spec; nothing numeric to verify")
         return 0
     v = problem.verify()
-    for method in ("paths", "sympy.diff", "finite difference", "matrix form"):
+    if v.sampled:
+        print(f"sampled: {v.sampled}")
+    for method in ("engine", "paths", "sympy.diff", "finite difference", "matrix form"):
         w = v.worst(method)
         if w is None:
             continue
@@ -196,7 +220,6 @@ def main(argv=None) -> int:
         args = p.parse_args(argv)
     except SystemExit as e:  # argparse prints its own one-line usage error, exit 2
         return int(e.code or 0)
-    api.notify = lambda line: print(f"derive: note: {line}", file=sys.stderr, flush=True)
     try:
         return args.run(args)
     except DeriveError as e:

@@ -17,9 +17,9 @@ import sympy as sp
 from . import expr as ex
 from .errors import DeriveError, LimitError
 from .functions import norm2_of, relu, sigmoid, softplus
+from .limits import EXP_LIMIT, MAX_POWER_DIGITS
 from .spec import Spec, Value
 
-MAX_POWER_DIGITS = 10_000   # a numeric power whose exact value would have more digits is refused
 MAX_QUANTITY_ENTRIES = 20_000  # entries in one matrix quantity (a 10⁶-unit layer is refused)
 MAX_GRAPH_ENTRIES = 50_000     # entries in all quantities together
 
@@ -163,8 +163,8 @@ def _sqrt(x):
 
 
 def _exp(x):
-    if x.is_number and x.is_real and abs(x) > 100_000:
-        raise LimitError("exp of a number larger than 100000 in size is refused")
+    if x.is_number and x.is_real and abs(x) > EXP_LIMIT:
+        raise LimitError(f"exp of a number larger than {EXP_LIMIT} in size is refused")
     return sp.exp(x)
 
 

@@ -13,7 +13,6 @@ N-digit decimal (the precision doubles until they do).  Rounding is half away fr
 from __future__ import annotations
 
 import decimal
-import sys
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -21,13 +20,13 @@ import mpmath
 import sympy as sp
 
 from .errors import DeriveError, LimitError
+from .exact import MAX_EXACT_BITS, ExactContext  # noqa: F401
+from .rounding import (MAX_DIGITS, Number, _decimal_of, format_decimal, is_short_exact,  # noqa: F401
+                       round_fraction, show_fraction, to_float)
+from .limits import EXP_LIMIT
 from .functions import Norm2, relu, sigmoid, softplus, step
 from .graph import Entry, Graph
 
-MAX_DIGITS = 10_000          # --digits limit
-
-if 0 < sys.get_int_max_str_digits() < 100_000:  # 10 000-digit values are printed as decimals
-    sys.set_int_max_str_digits(100_000)
 MAX_WORKING_DIGITS = 40_000  # precision escalation stops here
 MAX_RESCUE_DIGITS = 2_000    # escalation for a value that looks ≤ 0 (log, sqrt) or 0 (division) stops here
 
@@ -35,96 +34,9 @@ MAX_RESCUE_DIGITS = 2_000    # escalation for a value that looks ≤ 0 (log, sqr
 class NumericalTrouble(DeriveError):
     """log/sqrt of a value ≤ 0 or a division by 0 at a working precision: perhaps only rounding
     (1 − σ(1000) is 0 at 40 digits but e^-1000 in truth); retried at a higher precision."""
-EXP_LIMIT = 100_000          # exp(x) with |x| beyond this is refused
 
 
 # ---------------------------------------------------------------- arithmetic contexts
-MAX_EXACT_BITS = 60_000     # a Fraction larger than this is not carried exactly (mpmath takes over)
-
-
-def _bits(q: Fraction) -> int:
-    return q.numerator.bit_length() + q.denominator.bit_length()
-
-
-class ExactContext:
-    """Rational arithmetic; a value that is not rational is None (and so is all that uses it).
-
-    Exact arithmetic that would explode (repeated squaring of 11/10 …) is not attempted: a result
-    over MAX_EXACT_BITS is None, and that value is then shown from the high-precision runs.
-    """
-    name = "exact"
-
-    def const(self, q: Fraction):
-        return q
-
-    def add(self, xs):
-        if any(x is None for x in xs) or sum(_bits(x) for x in xs) > MAX_EXACT_BITS:
-            return None
-        return sum(xs, Fraction(0))
-
-    def mul(self, xs):
-        if any(x == 0 for x in xs if x is not None):
-            return Fraction(0)
-        if any(x is None for x in xs) or sum(_bits(x) for x in xs) > MAX_EXACT_BITS:
-            return None
-        out = Fraction(1)
-        for x in xs:
-            out *= x
-        return out
-
-    def pow(self, b, e):
-        if b is None or e is None or e.denominator != 1:
-            if b is not None and e is not None and b >= 0:
-                return _exact_root(b, e)
-            return None
-        if b == 0 and e < 0:
-            raise DeriveError("division by zero")
-        if abs(e) > 10_000 or _bits(b) * abs(int(e)) > MAX_EXACT_BITS:
-            return None
-        return b ** int(e)
-
-    def func(self, name, x):
-        if x is None:
-            return None
-        if name == "relu":
-            return max(x, Fraction(0))
-        if name == "step":
-            return Fraction(1 if x > 0 else 0)
-        if name == "sigmoid" and x == 0:
-            return Fraction(1, 2)
-        if name == "exp" and x == 0:
-            return Fraction(1)
-        if name == "log" and x == 1:
-            return Fraction(0)
-        if name == "log" and x <= 0:
-            raise DeriveError("log of a value ≤ 0 (for example log(0) in a cross-entropy)")
-        if name == "tanh" and x == 0:
-            return Fraction(0)
-        if name == "abs":
-            return abs(x)
-        return None
-
-    def norm2(self, rows, cols, xs):
-        return None
-
-    def constant(self, c):
-        return None
-
-
-def _exact_root(b: Fraction, e: Fraction):
-    """b**e for a rational e = p/q when the q-th root of b is rational; else None."""
-    from sympy import integer_nthroot
-    q = e.denominator
-    num, ok1 = integer_nthroot(b.numerator, q)
-    den, ok2 = integer_nthroot(b.denominator, q)
-    if not (ok1 and ok2):
-        return None
-    root = Fraction(int(num), int(den))
-    if root == 0 and e < 0:
-        raise DeriveError("division by zero")
-    return root ** e.numerator
-
-
 class MpContext:
     """mpmath arithmetic at a working precision of `digits` decimal digits."""
 
@@ -337,42 +249,6 @@ def run(graph: Graph, ctx, steps: int | None = None) -> Run:
 
 
 # ---------------------------------------------------------------- correct rounding
-def round_fraction(q: Fraction, digits: int) -> decimal.Decimal:
-    """q correctly rounded to `digits` significant digits, half away from zero."""
-    if q == 0:
-        return decimal.Decimal(0)
-    with decimal.localcontext() as dc:
-        dc.prec = max(digits + 50, 60)
-        num = abs(q.numerator)
-        den = q.denominator
-        e = _decimal_exponent(num, den)
-        shift = digits - 1 - e
-        scaled_num = num * 10 ** max(0, shift)
-        scaled_den = den * 10 ** max(0, -shift)
-        n, r = divmod(scaled_num, scaled_den)
-        if 2 * r >= scaled_den:
-            n += 1
-        if n == 10 ** digits:  # rounding carried into a new leading digit: 9.99… → 10.0…
-            n //= 10
-            shift -= 1
-        sign = -1 if q < 0 else 1
-        return decimal.Decimal(sign * n).scaleb(-shift)
-
-
-def _decimal_exponent(num: int, den: int) -> int:
-    """e with 10^e ≤ num/den < 10^(e+1), for positive integers (no string conversion)."""
-    e = int((num.bit_length() - den.bit_length()) * 0.30102999566398120)
-
-    def below(k):  # num/den < 10^k
-        return num * 10 ** max(0, -k) < den * 10 ** max(0, k)
-
-    while below(e):
-        e -= 1
-    while not below(e + 1):
-        e += 1
-    return e
-
-
 def mpf_to_fraction(x) -> Fraction:
     """The exact binary value of an mpf as a Fraction."""
     sign, man, exp, _ = x._mpf_
@@ -384,87 +260,11 @@ def mpf_to_fraction(x) -> Fraction:
     return -q if sign else q
 
 
-def is_short_exact(q: Fraction, digits: int) -> bool:
-    """A rational with a terminating decimal of at most `digits` significant digits."""
-    if q == 0:
-        return True
-    den = q.denominator
-    for p in (2, 5):
-        while den % p == 0:
-            den //= p
-    if den != 1:
-        return False
-    return round_fraction(q, digits) == _decimal_of(q)
-
-
-def _decimal_of(q: Fraction) -> decimal.Decimal:
-    with decimal.localcontext() as dc:
-        dc.prec = 100_000
-        return decimal.Decimal(q.numerator) / decimal.Decimal(q.denominator)
-
-
-def format_decimal(d: decimal.Decimal, digits: int, exact: bool = False) -> str:
-    """Plain notation for 1e-4 ≤ |d| < 10^digits, else scientific (mantissa e exponent).
-
-    A correctly rounded value keeps its trailing zeros (0.5000000000); an exact one does not.
-    """
-    if d == 0:
-        return "0"
-    if exact:
-        with decimal.localcontext() as dc:
-            dc.prec = max(len(d.as_tuple().digits), 1)   # normalize must not round
-            d = d.normalize()
-    sign, digs, exp = d.as_tuple()
-    n = len(digs)
-    lead = n - 1 + exp  # exponent of the leading digit
-    s = "".join(map(str, digs))
-    if -4 <= lead < max(digits, n):
-        if exp >= 0:
-            body = s + "0" * exp
-        elif lead >= 0:
-            body = s[: lead + 1] + "." + s[lead + 1:]
-        else:
-            body = "0." + "0" * (-lead - 1) + s
-    else:
-        mant = s[0] + ("." + s[1:] if len(s) > 1 else "")
-        body = f"{mant}e{lead}"
-    return ("-" if sign else "") + body
-
-
-@dataclass(frozen=True)
-class Number:
-    """A value as shown: its text at N significant digits, exact Fraction if known, the float."""
-    text: str
-    exact: Fraction | None
-    approx: float
-    shown_exactly: bool = False   # the text is the exact value, not a rounding of it
-
-    @property
-    def is_exact(self) -> bool:
-        return self.exact is not None
-
-    def exact_text(self) -> str | None:
-        if self.exact is None:
-            return None
-        q = self.exact
-        return str(q.numerator) if q.denominator == 1 else f"{q.numerator}/{q.denominator}"
-
-
 def show(value, digits: int, exact: Fraction | None = None) -> Number:
     """The correctly rounded text of a value (a Fraction, or an mpf accurate enough)."""
     if exact is not None:
-        if is_short_exact(exact, digits):
-            return Number(format_decimal(_decimal_of(exact), digits, exact=True), exact, _to_float(exact), True)
-        return Number(format_decimal(round_fraction(exact, digits), digits), exact, _to_float(exact))
-    return Number(rounded_text(value, digits), None, _to_float(value))
-
-
-def _to_float(x) -> float:
-    """A float for rough uses (sorting, plots); ±inf beyond the float range."""
-    try:
-        return float(x)
-    except OverflowError:
-        return float("inf") if x > 0 else float("-inf")
+        return show_fraction(exact, digits)
+    return Number(rounded_text(value, digits), None, to_float(value))
 
 
 def round_mpf(x, digits: int) -> decimal.Decimal:

@@ -14,45 +14,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import sympy as sp
 
 from . import calculus as calc
+from . import engine
+from . import expr as ex
 from . import graph as gr
 from . import numeric as nm
 from .quantity import make_query
 from .spec import Spec, load as load_spec
-
-
-@dataclass(frozen=True)
-class Shaped:
-    """Numbers in a quantity's shape: a scalar, a flat list (column vector) or rows."""
-    shape: tuple
-    values: tuple           # Number per entry, row-major
-    flat: bool = False
-
-    @property
-    def text(self) -> str:
-        """Plain text: a number, [a, b] for a flat list, [[a, b], [c, d]] for rows."""
-        nested = self.nested()
-        if isinstance(nested, str):
-            return nested
-        if not isinstance(nested[0], list):
-            return "[" + ", ".join(nested) + "]"
-        return "[" + ", ".join("[" + ", ".join(r) + "]" for r in nested) + "]"
-
-    @property
-    def shown_exactly(self) -> bool:
-        return all(v.shown_exactly for v in self.values)
-
-    def nested(self):
-        texts = [v.text for v in self.values]
-        if self.shape == ():
-            return texts[0]
-        r, c = self.shape
-        if self.flat and c == 1:
-            return texts
-        return [texts[i * c:(i + 1) * c] for i in range(r)]
+from .summary import Shaped, numeric_json, shaped, written_flat
 
 
 @dataclass(frozen=True)
@@ -68,10 +41,30 @@ class Answer:
 
 
 class Problem:
+    """A loaded spec.  Its numbers come from `engine` (whole definitions, certified balls); the
+    per-scalar SymPy graph and its calculus, the source of printed formulas and of the
+    per-factor numbers of a worked solution, are built on first use."""
+
     def __init__(self, spec: Spec):
         self.spec = spec
-        self.graph = gr.build(spec)
-        self.calculus = calc.Calculus(self.graph)
+        if spec.is_symbolic:
+            self.graph  # noqa: B018  (a symbolic spec is all formulas: check it now)
+        else:
+            self.program = engine.compile_spec(spec)
+
+    @cached_property
+    def graph(self) -> gr.Graph:
+        return gr.build(self.spec)
+
+    @cached_property
+    def calculus(self) -> calc.Calculus:
+        return calc.Calculus(self.graph)
+
+    def numbers(self, digits: int, steps: int) -> engine.Numbers:
+        cache = self.__dict__.setdefault("_numbers", {})
+        if (digits, steps) not in cache:
+            cache[(digits, steps)] = engine.solution_numbers(self.program, digits, steps)
+        return cache[(digits, steps)]
 
     @property
     def is_symbolic(self) -> bool:
@@ -81,9 +74,8 @@ class Problem:
     def warnings(self) -> tuple:
         """The spec's warnings, plus: a parameter in `update` that the loss does not depend on."""
         out = list(self.spec.warnings)
-        for name in self.spec.update:
-            if not any(e in self.calculus.reaches for e in self.graph.quantities[name].entries):
-                out.append(f"{self.spec.path}: train.update: {self.spec.loss} does not depend on {name}; "
+        for name in engine.unreached_parameters(self.spec):
+            out.append(f"{self.spec.path}: train.update: {self.spec.loss} does not depend on {name}; "
                            f"d{self.spec.loss}/d{name} = 0 and {name} does not change")
         return tuple(out)
 
@@ -98,26 +90,40 @@ class Problem:
         return Solution(self, digits, self.spec.steps if steps is None else steps)
 
     def eval(self, *quantities: str, digits: int = 10) -> list[Answer]:
+        """Each quantity's value, correctly rounded: by the engine where it can (every NAME,
+        NAME@k and dA/dB of a scalar A, and expressions over them), else per scalar."""
         answers = []
         for text in quantities:
-            q = make_query(text, self.graph, where=text)
             if self.is_symbolic:
-                answers.append(Answer(text, None, None, _symbolic_formula(self, q)))
+                q = make_query(text, self.graph, where=text)
+                answers.append(Answer(text, None, None, _symbolic_formula(self, q.tree)))
                 continue
-            ev = self.evaluator(max(self.spec.steps, q.max_step))
-            numbers = ev.answer(q, digits)
-            exact = _exact_text(numbers, q) or self._closed_form(q)
-            answers.append(Answer(text, Shaped(q.shape, tuple(numbers), q.flat), exact,
-                                  _symbolic_formula(self, q)))
+            try:
+                expr = engine.compile_quantity(self.program, text, where=text)
+            except engine.Unsupported:
+                answers.append(self._eval_per_scalar(text, digits))
+                continue
+            numbers = engine.solve_numbers(self.program, digits, expr.max_step, [expr])[expr]
+            small = self.program.work <= engine.EXACT_LIMIT   # the SymPy graph is cheap
+            tree = ex.parse_quantity(text, lambda n: n in self.program.shapes)
+            exact = _exact_text(numbers, expr.shape) or (self._closed_form(tree) if small else None)
+            flat = expr.shape != () and expr.shape[1] == 1
+            answers.append(Answer(text, Shaped(expr.shape, tuple(numbers), flat), exact,
+                                  _symbolic_formula(self, tree) if small else None))
         return answers
 
-    def _closed_form(self, q) -> str | None:
+    def _eval_per_scalar(self, text: str, digits: int) -> Answer:
+        q = make_query(text, self.graph, where=text)
+        numbers = self.evaluator(max(self.spec.steps, q.max_step)).answer(q, digits)
+        exact = _exact_text(numbers, q.shape) or self._closed_form(q.tree)
+        return Answer(text, Shaped(q.shape, tuple(numbers), q.flat), exact, _symbolic_formula(self, q.tree))
+
+    def _closed_form(self, tree) -> str | None:
         """For NAME at the start: its definition with exact (rational) inputs, where short,
         e.g. out_h1 = sigmoid(83/200)."""
-        from . import expr as ex
-        if not isinstance(q.tree, ex.Name):
+        if not isinstance(tree, ex.Name):
             return None
-        quantity = self.graph.quantities[q.tree.id]
+        quantity = self.graph.quantities[tree.id]
         if quantity.kind != "forward" or not quantity.is_scalar:
             return None
         exact_run = self.evaluator().run_in("exact")
@@ -140,7 +146,7 @@ class Problem:
         return verify(self, digits)
 
 
-def _exact_text(numbers, q) -> str | None:
+def _exact_text(numbers, shape: tuple) -> str | None:
     if not all(n.is_exact for n in numbers):
         return None
     texts = [n.exact_text() for n in numbers]
@@ -148,13 +154,11 @@ def _exact_text(numbers, q) -> str | None:
         return None  # the decimals shown already are exact
     if sum(len(t) for t in texts) > 60:
         return None
-    return texts[0] if q.shape == () else str(texts)
+    return texts[0] if shape == () else str(texts)
 
 
-def _symbolic_formula(problem: Problem, q) -> sp.Expr | None:
+def _symbolic_formula(problem: Problem, t) -> sp.Expr | None:
     """For a lone derivative dA/dB of scalars: its formula in named quantities."""
-    from . import expr as ex
-    t = q.tree
     if isinstance(t, ex.Deriv) and t.step == 0:
         A, B = problem.graph.quantities[t.of], problem.graph.quantities[t.wrt]
         if A.is_scalar and B.is_scalar:
@@ -162,30 +166,40 @@ def _symbolic_formula(problem: Problem, q) -> sp.Expr | None:
     return None
 
 
-LARGE_SPEC_VALUES = 5_000   # measured here: 3 321 parameters solve in about 9 s; 20 000 take minutes
 notify = None               # set by the CLI: a function that prints one line on stderr
 
 
 def load(path_or_id: str) -> Problem:
     """A `Problem` from a spec file path or a built-in id (see `derive list`)."""
-    spec = load_spec(path_or_id)
-    n = sum(len(v.entries) for v in (*spec.data.values(), *spec.parameters.values()))
-    if n > LARGE_SPEC_VALUES and notify is not None:
-        notify(f"{spec.path}: {n} values; a network this large can take a minute or more")
-    return Problem(spec)
+    problem = Problem(load_spec(path_or_id))
+    note = None if problem.is_symbolic else engine.slow_note(problem.program, problem.spec.steps)
+    if note is not None and notify is not None:
+        notify(note)
+    return problem
 
 
 class Solution:
-    """Every number of a worked solution, correctly rounded to `digits` significant digits."""
+    """Every number of a worked solution, correctly rounded to `digits` significant digits.
+
+    The summary (forward values, loss, gradients, updated parameters, loss history) comes from
+    the engine; `numbers` — every entry, local derivative and adjoint at every step, keyed
+    ('value', entry, k), ('local', of, wrt, k), ('adjoint', entry, k) — is computed on first use
+    (a worked solution needs it; `derive solve` does not)."""
 
     def __init__(self, problem: Problem, digits: int, steps: int):
         self.problem = problem
         self.spec = problem.spec
-        self.graph = problem.graph
-        self.calculus = problem.calculus
         self.digits = digits
         self.steps = steps
-        self.numbers: dict = {} if problem.is_symbolic else self._all_numbers()
+        self.summary = None if problem.is_symbolic else problem.numbers(digits, steps)
+
+    @property
+    def graph(self):
+        return self.problem.graph
+
+    @property
+    def calculus(self):
+        return self.problem.calculus
 
     # ---------------------------------------------------------------- all numbers in one query
     def _keys(self):
@@ -197,7 +211,10 @@ class Solution:
             keys += [("adjoint", e, k) for e in g.order]
         return keys
 
-    def _all_numbers(self) -> dict:
+    @cached_property
+    def numbers(self) -> dict:
+        if self.problem.is_symbolic:
+            return {}
         keys = self._keys()
 
         def query(run):
@@ -229,38 +246,38 @@ class Solution:
     def shaped(self, name: str, kind: str = "value", k: int = 0) -> Shaped:
         q = self.graph.quantities[name]
         vals = tuple(self.numbers[(kind, e, k)] for e in q.entries)
-        flat = q.shape != () and q.shape[1] == 1 and _written_flat(self.spec, name)
+        flat = q.shape != () and q.shape[1] == 1 and written_flat(self.spec, name)
         return Shaped(q.shape, vals, flat)
 
-    # ---------------------------------------------------------------- the summary
+    # ---------------------------------------------------------------- the summary (engine)
+    def _summary_shaped(self, name: str, values: tuple) -> Shaped:
+        return shaped(self.spec, self.problem.program.shapes[name], name, values)
+
     @property
     def forward(self) -> dict:
-        return {d.name: self.shaped(d.name) for d in self.spec.forward}
+        return {n: self._summary_shaped(n, v) for n, v in self.summary.forward.items()}
 
     @property
     def loss(self) -> nm.Number:
-        return self.value(self.graph.loss_entry, 0)
+        return self.summary.history[0]
 
     @property
     def gradients(self) -> dict:
-        return {p: self.shaped(p, "adjoint", 0) for p in self.graph.parameters}
+        return {p: self._summary_shaped(p, v) for p, v in self.summary.gradients.items()}
 
     @property
     def updated(self) -> dict:
-        k = 1 if self.steps >= 1 else 0
-        return {p: self.shaped(p, "value", k) for p in self.graph.parameters}
+        return {p: self._summary_shaped(p, v) for p, v in self.summary.updated.items()}
 
     @property
     def loss_after(self) -> nm.Number:
-        return self.value(self.graph.loss_entry, min(1, self.steps))
+        return self.summary.history[min(1, self.steps)]
 
     @property
     def history(self) -> list:
-        return [self.value(self.graph.loss_entry, k) for k in range(self.steps + 1)]
+        return list(self.summary.history)
 
     def to_json(self) -> dict:
-        def j(s):
-            return s.nested() if isinstance(s, Shaped) else s.text
         if self.problem.is_symbolic:
             return {
                 "title": self.spec.title, "digits": self.digits, "symbolic": True,
@@ -271,21 +288,4 @@ class Solution:
                 "loss": self.spec.loss,
                 "gradients": {str(e): str(gd.formula) for e, gd in self.calculus.gradients().items()},
             }
-        return {
-            "title": self.spec.title,
-            "digits": self.digits,
-            "forward": {n: j(v) for n, v in self.forward.items()},
-            "loss": j(self.loss),
-            "gradients": {n: j(v) for n, v in self.gradients.items()},
-            "updated": {n: j(v) for n, v in self.updated.items()},
-            "loss_after": j(self.loss_after),
-            "history": [j(v) for v in self.history],
-        }
-
-
-def _written_flat(spec: Spec, name: str) -> bool:
-    """n×1 values are flat lists, except inputs the spec itself wrote as rows of one."""
-    for table in (spec.data, spec.parameters):
-        if name in table:
-            return table[name].flat_list
-    return True
+        return numeric_json(self.spec, self.problem.program.shapes, self.summary)

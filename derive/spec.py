@@ -15,11 +15,13 @@ from importlib import resources
 from pathlib import Path
 
 from . import expr as ex
+from .arrays import read_array
 from .errors import DeriveError, LimitError
 from .latexsafe import check_display_name
 
 MAX_SPEC_BYTES = 1_000_000
-MAX_ENTRIES = 20_000        # scalar values (data + parameters) in one spec
+MAX_ENTRIES = 10_000_000    # scalar values (data + parameters) in one spec (the engine's memory
+                            # estimate refuses a network that would not fit first)
 MAX_FORWARD = 500           # [forward] definitions
 MAX_STEPS = 50              # gradient-descent steps
 LATEX_NAME_CHARS = 120
@@ -116,7 +118,8 @@ def parse_toml(text: str, path: str) -> dict:
 
 def load(path_or_id: str) -> Spec:
     sid, path, text = read_source(path_or_id)
-    return spec_from_dict(parse_toml(text, path), sid=sid, path=path)
+    base = problems_dir() if path.endswith(" (built-in)") else Path(path_or_id).parent
+    return spec_from_dict(parse_toml(text, path), sid=sid, path=path, base_dir=Path(str(base)))
 
 
 # ---------------------------------------------------------------- values
@@ -145,7 +148,10 @@ def _describe(x) -> str:
     return type(x).__name__
 
 
-def to_value(x, path: str, key: str) -> Value:
+def to_value(x, path: str, key: str, base_dir: Path | None = None) -> Value:
+    if isinstance(x, dict):
+        shape, entries, flat = read_array(x, base_dir, path, key)
+        return Value(shape, entries, flat_list=flat)
     if isinstance(x, list):
         if not x:
             raise DeriveError("empty list", file=path, key=key)
@@ -211,7 +217,8 @@ def _cycle_through(start: str, used: str, forward_raw: dict) -> list[str] | None
     return None
 
 
-def spec_from_dict(doc: dict, *, sid: str, path: str) -> Spec:
+def spec_from_dict(doc: dict, *, sid: str, path: str, base_dir: Path | None = None) -> Spec:
+    """A validated `Spec`; `base_dir` is where array files ({ file = … }) are looked up."""
     _check_keys(doc, TOP_KEYS, path, "")
     title = doc.get("title")
     if not isinstance(title, str) or not title.strip():
@@ -234,11 +241,11 @@ def spec_from_dict(doc: dict, *, sid: str, path: str) -> Spec:
     data = {}
     for name, v in _table(doc, "data", path).items():
         define(name, f"data.{name}")
-        data[name] = to_value(v, path, f"data.{name}")
+        data[name] = to_value(v, path, f"data.{name}", base_dir)
     parameters = {}
     for name, v in _table(doc, "parameters", path).items():
         define(name, f"parameters.{name}")
-        parameters[name] = to_value(v, path, f"parameters.{name}")
+        parameters[name] = to_value(v, path, f"parameters.{name}", base_dir)
     n_entries = sum(len(v.entries) for v in (*data.values(), *parameters.values()))
     if n_entries > MAX_ENTRIES:
         raise LimitError(f"{n_entries} values in [data] and [parameters]; the limit is {MAX_ENTRIES}", file=path)

@@ -5,17 +5,31 @@ For every parameter entry p, dL/dp is computed
   2. as the sum over the chain-rule paths of the products of their factors (the decomposition shown),
   3. by `sympy.diff` of the fully composed loss (networks small enough to compose),
   4. by a central finite difference (L(p + h) − L(p − h)) / 2h in mpmath at high precision,
-all in mpmath at `digits` working digits.  1–3 must agree to about that precision, 4 to 1e-12.
-Matrix-form rules (dE/dW = Hᵀ·δ …), where the spec has them, are checked entry by entry.
+all in mpmath at `digits` working digits, and
+  5. by the engine (`engine`: whole-array rules in certified ball arithmetic), what `derive solve`
+     prints.
+1–3 and 5 must agree to about that precision, 4 to 1e-12.  Matrix-form rules (dE/dW = Hᵀ·δ …),
+where the spec has them, are checked entry by entry.
+
+A network with more than `LARGE_PARAMETERS` parameter entries is not expanded into scalars: the
+engine's gradient of `SAMPLES` entries, drawn by `random.Random(0)` (so every run checks the
+same ones), is compared with a central finite difference of the engine's forward pass alone,
+at twice the working precision.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
+from fractions import Fraction
 
 import mpmath
 
 from . import calculus as calc
+from . import engine
 from . import numeric as nm
+
+LARGE_PARAMETERS = 2_000     # more parameter entries: sampled finite differences only
+SAMPLES = 20                 # entries checked in a large network
 
 EXACT_TOLERANCE = mpmath.mpf(10) ** -20     # methods 1–3 (and matrix forms) against each other
 FD_TOLERANCE = mpmath.mpf(10) ** -12        # the finite difference against method 1
@@ -39,6 +53,7 @@ class Check:
 class Verification:
     checks: tuple
     skipped: tuple        # reasons a method was not applied
+    sampled: str = ""     # for a large network: which entries were checked, and how chosen
 
     @property
     def ok(self) -> bool:
@@ -53,7 +68,39 @@ def _relative(a, b, scale):
     return abs(a - b) / max(abs(a), abs(b), scale)
 
 
+def _mpf_of(ball) -> mpmath.mpf:
+    """A ball's midpoint as an mpf, exactly (the mantissa's bits are all kept)."""
+    m, e = ball.mid().man_exp()
+    m = int(m)
+    with mpmath.workprec(max(64, m.bit_length() + 8)):
+        return mpmath.ldexp(mpmath.mpf(m), int(e))
+
+
+def engine_gradients(program, digits: int) -> dict:
+    """(parameter, entry index) -> the engine's dL/dp at the start, as an mpf (ball midpoint)."""
+    with engine.precision(int(digits * 3.33) + 64) as ctx:
+        step = engine.run(program, ctx, 0).steps[0]
+        out = {}
+        for p in program.parameters:
+            g = step.adjoints.get(p)
+            n = engine._size(program.shapes[p])
+            balls = ctx.entries(g) if g is not None else [None] * n
+            for i, b in enumerate(balls):
+                out[(p, i)] = mpmath.mpf(0) if b is None else _mpf_of(b)
+        return out
+
+
+def entry_label(name: str, shape: tuple, i: int) -> str:
+    """w1, or W1[1,2] for entry i (row-major) of a matrix: 1-based, as printed everywhere."""
+    if shape == ():
+        return name
+    return f"{name}[{i // shape[1] + 1},{i % shape[1] + 1}]"
+
+
 def verify(problem, digits: int = 60) -> Verification:
+    program = problem.program
+    if sum(engine._size(program.shapes[p]) for p in program.parameters) > LARGE_PARAMETERS:
+        return verify_sampled(program, digits)
     graph = problem.graph
     ctx = nm.MpContext(digits)
     c = ctx.ctx
@@ -63,10 +110,13 @@ def verify(problem, digits: int = 60) -> Verification:
     floor = c.mpf(10) ** (-digits + 5) * (1 + abs(loss_value))
     checks, skipped = [], []
     calculus = problem.calculus
+    fast = engine_gradients(program, digits)
     for name in graph.parameters:
-        for entry in graph.quantities[name].entries:
+        for i, entry in enumerate(graph.quantities[name].entries):
             ref = state.adjoint[entry]
             label = entry.name
+            other = fast[(name, i)]
+            checks.append(Check(label, "engine", ref, other, _relative(ref, other, floor)))
 
             paths = calculus.paths(entry)
             if paths is None:
@@ -116,3 +166,37 @@ def matrix_form_checks(problem, state, ctx, floor):
             ref = state.adjoint[entry]
             out.append(Check(entry.name, "matrix form", ref, v, _relative(ref, v, floor)))
     return out
+
+
+def verify_sampled(program, digits: int) -> Verification:
+    """A large network: SAMPLES entries, chosen by random.Random(0), engine gradient against a
+    central finite difference (L(p + h) − L(p − h)) / 2h of the engine's forward pass."""
+    entries = [(p, i) for p in program.parameters for i in range(engine._size(program.shapes[p]))]
+    chosen = sorted(random.Random(0).sample(range(len(entries)), min(SAMPLES, len(entries))))
+    fast = engine_gradients(program, digits)
+    checks = []
+    fd_bits = int(2 * digits * 3.33) + 64
+    h = Fraction(1, 10 ** (digits // 4))
+    with engine.precision(fd_bits) as ctx:
+        base = engine.input_values(program, ctx)
+        loss = _mpf_of(engine.forward_loss(program, ctx, base).data)
+        floor = mpmath.mpf(10) ** (-digits + 5) * (1 + abs(loss))
+        for k in chosen:
+            name, i = entries[k]
+            value = program.spec.parameters[name].entries[i]
+            step = h * max(1, abs(value))
+
+            def loss_at(x):
+                shifted = dict(base)
+                shifted[name] = ctx.with_entry(base[name], i, x)
+                return _mpf_of(engine.forward_loss(program, ctx, shifted).data)
+
+            # dL/dp ≈ (L(p + h) − L(p − h)) / 2h, error O(h²)
+            with mpmath.workdps(2 * digits):
+                fd = (loss_at(value + step) - loss_at(value - step)) / (2 * mpmath.mpf(step.numerator) / step.denominator)
+            ref = fast[(name, i)]
+            label = entry_label(name, program.shapes[name], i)
+            checks.append(Check(label, "finite difference", ref, fd, _relative(ref, fd, floor)))
+    note = (f"{len(chosen)} of {len(entries)} parameter entries, drawn by random.Random(0); "
+            f"the network is larger than {LARGE_PARAMETERS} entries, so the scalar methods are skipped")
+    return Verification(tuple(checks), (), note)

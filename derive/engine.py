@@ -1,0 +1,1194 @@
+"""Stage 4 — engine: the numbers of a numeric spec, whole definitions at a time.
+
+Takes a `Spec`; gives a `Trajectory`: at every step k = 0..K the value of every named quantity
+and its adjoint dL/d(quantity), as `Arr` tensors (a scalar, or an r×c matrix), computed in one
+arithmetic context:
+
+- `ExactArrays`: a Fraction per entry, None where a value is not rational (the same rules as
+  `exact.ExactContext`, entry by entry: 0 · anything = 0);
+- `BallArrays(prec)`: python-flint `arb_mat` at `prec` bits.  Every entry is a ball that is
+  guaranteed to contain the true value, so a value's correctly rounded N-digit decimal is
+  *certified* once both ends of its ball round to the same decimal (`decide`).
+
+No SymPy and no per-scalar graph: every [forward] definition is evaluated as a tree of whole-array
+operations, and backpropagation uses each operation's structural rule (G is dL/dC):
+
+    C = A + B, A − B      dL/dA = G,          dL/dB = ±G
+    C = A ∘ B             dL/dA = G ∘ B,      dL/dB = G ∘ A
+    C = A / B             dL/dA = G / B,      dL/dB = −G ∘ C / B
+    C = A^e               dL/dA = G ∘ e·A^(e−1),  dL/de = Σ G ∘ C ∘ ln A
+    C = A @ B             dL/dA = G·Bᵀ,       dL/dB = Aᵀ·G
+    C = f(A)              dL/dA = G ∘ f′(A)   (σ′ = σ(A)·σ(−A), tanh′ = 1 − C², relu′ = 1[A > 0])
+    c = sum(A), mean(A)   dL/dA = c̄·1 (÷ n),  c = ‖A‖_F: dL/dA = c̄·A / c
+
+with a scalar broadcast against a matrix reduced by summing (dL/ds = Σ G ∘ …).  A step is
+p ← p − η·dL/dp for every parameter in [train] update.
+
+`solve_numbers` asks for the values a solution prints and returns them correctly rounded: from
+the exact run where it is rational (small specs), else from ball runs at a precision doubled
+until every ball decides its digits.  The per-scalar SymPy graph (`graph`, `calculus`) stays the
+source of every printed *formula*; this module is the source of bulk numbers.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+
+import flint
+from flint import arb, arb_mat, fmpq
+
+from . import expr as ex
+from .errors import DeriveError, LimitError
+from .exact import ExactContext
+from .limits import EXP_LIMIT, MAX_POWER_DIGITS
+from .rounding import MAX_DIGITS, Number, format_digits, round_fraction, show_fraction
+from .spec import Spec
+
+EXACT_LIMIT = 200_000            # multiply-adds per pass above which the exact pass is skipped
+MAX_PRECISION_BITS = 140_000     # ≈ 42 000 digits: ball precision stops doubling here
+RESCUE_PRECISION_BITS = 7_000    # a value that is not decided to be > 0 (log) or ≠ 0 (÷) stops here
+MAX_MEMORY_GB = 4.0              # estimated need above which a spec is refused (DERIVE_MAX_MEMORY_GB)
+SLOW_WORK = 1_000_000            # multiply-adds in all above which a run is said to take a while
+
+
+class Imprecise(Exception):
+    """A ball is too wide to decide a branch (log of a ball containing 0, relu at a ball
+    containing 0, ÷ by a ball containing 0): retried at a higher precision."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+# ---------------------------------------------------------------- values
+class Arr:
+    """A value: `shape` () for a scalar or (rows, cols); `data` a tuple of Fraction | None
+    (ExactArrays, row-major) or an arb / arb_mat (BallArrays).  Not to be mutated."""
+    __slots__ = ("shape", "data")
+
+    def __init__(self, shape: tuple, data):
+        self.shape = shape
+        self.data = data
+
+    @property
+    def size(self) -> int:
+        return 1 if self.shape == () else self.shape[0] * self.shape[1]
+
+
+def _dims(shape: tuple) -> tuple:
+    return (1, 1) if shape == () else shape
+
+
+def _shape_text(shape: tuple) -> str:
+    return "a scalar" if shape == () else f"a {shape[0]}×{shape[1]} matrix"
+
+
+# ---------------------------------------------------------------- exact context (per entry)
+class ExactArrays:
+    """Arrays of Fractions (None: not rational), each entry by `exact.ExactContext`'s rules."""
+    name = "exact"
+
+    def __init__(self):
+        self.s = ExactContext()
+
+    def from_fractions(self, shape, entries) -> Arr:
+        return Arr(shape, tuple(entries))
+
+    def const(self, q: Fraction) -> Arr:
+        return Arr((), (q,))
+
+    def full(self, shape, scalar: Arr) -> Arr:
+        return Arr(shape, scalar.data * (_dims(shape)[0] * _dims(shape)[1]))
+
+    def entries(self, a: Arr) -> list:
+        return list(a.data)
+
+    def zip(self, f, a: Arr, b: Arr, shape) -> Arr:
+        xs, ys = a.data, b.data
+        n = len(xs) if len(xs) > 1 else len(ys)
+        if len(xs) == 1:
+            xs = xs * n
+        if len(ys) == 1:
+            ys = ys * n
+        return Arr(shape, tuple(f(x, y) for x, y in zip(xs, ys)))
+
+    def map(self, f, a: Arr) -> Arr:
+        return Arr(a.shape, tuple(f(x) for x in a.data))
+
+    def add(self, a, b, shape):
+        return self.zip(lambda x, y: self.s.add([x, y]), a, b, shape)
+
+    def sub(self, a, b, shape):
+        return self.zip(lambda x, y: self.s.add([x, None if y is None else -y]), a, b, shape)
+
+    def mul(self, a, b, shape):
+        return self.zip(lambda x, y: self.s.mul([x, y]), a, b, shape)
+
+    def div(self, a, b, shape):
+        def q(x, y):
+            if y == 0:
+                raise DeriveError("division by zero")
+            return self.s.mul([x, None if y is None else 1 / y])
+        return self.zip(q, a, b, shape)
+
+    def neg(self, a):
+        return self.map(lambda x: None if x is None else -x, a)
+
+    def pow(self, a, e, shape):
+        return self.zip(self.s.pow, a, e, shape)
+
+    def matmul(self, a, b):
+        (r, k), (_, c) = a.shape, b.shape
+        A, B, s = a.data, b.data, self.s
+        out = []
+        for i in range(r):
+            row = A[i * k:(i + 1) * k]
+            for j in range(c):
+                out.append(s.add([s.mul([row[t], B[t * c + j]]) for t in range(k)]))
+        return Arr((r, c), tuple(out))
+
+    def transpose(self, a):
+        r, c = a.shape
+        return Arr((c, r), tuple(a.data[i * c + j] for j in range(c) for i in range(r)))
+
+    def total(self, a):
+        return Arr((), (self.s.add(list(a.data)),))
+
+    def func(self, name, a):
+        if name == "sqrt":
+            return self.pow(a, self.const(Fraction(1, 2)), a.shape)
+        return self.map(lambda x: self.s.func(name, x), a)
+
+    def sigmoid_prime(self, a, out):
+        # σ′(a) = σ(a)·(1 − σ(a))
+        return self.map(lambda y: self.s.mul([y, self.s.add([Fraction(1), None if y is None else -y])]), out)
+
+    def log(self, a):
+        return self.func("log", a)
+
+    def sqrt(self, a):
+        return self.func("sqrt", a)
+
+    def norm2(self, a):
+        return Arr((), (None,))
+
+    def is_zero(self, a) -> bool:
+        return all(x == 0 for x in a.data)
+
+
+# ---------------------------------------------------------------- ball context (whole arrays)
+def _arb_of(q: Fraction) -> arb:
+    d = q.denominator
+    if d & (d - 1) == 0 and abs(q.numerator) < (1 << 53):   # a binary float: exact
+        return arb(float(q))
+    return arb(fmpq(q.numerator, d))
+
+
+class BallArrays:
+    """Balls at `prec` bits: a scalar is an `arb`, a matrix an `arb_mat`.  Set as flint's working
+    precision by `precision`; every operation returns balls that contain the true values."""
+
+    def __init__(self, prec: int):
+        self.prec = prec
+        self.name = f"ball{prec}"
+
+    # construction
+    def from_fractions(self, shape, entries) -> Arr:
+        if shape == ():
+            return Arr((), _arb_of(entries[0]))
+        r, c = shape
+        return Arr(shape, arb_mat(r, c, [_arb_of(q) for q in entries]))
+
+    def const(self, q: Fraction) -> Arr:
+        return Arr((), _arb_of(q))
+
+    def full(self, shape, scalar: Arr) -> Arr:
+        if shape == ():
+            return scalar
+        r, c = shape
+        return Arr(shape, arb_mat(r, c, [scalar.data] * (r * c)))
+
+    def entries(self, a: Arr) -> list:
+        return [a.data] if a.shape == () else a.data.entries()
+
+    def with_entry(self, a: Arr, i: int, q: Fraction) -> Arr:
+        """a with its entry i (row-major) set to q."""
+        if a.shape == ():
+            return Arr((), _arb_of(q))
+        m = a.data.entries()
+        m[i] = _arb_of(q)
+        return Arr(a.shape, arb_mat(a.shape[0], a.shape[1], m))
+
+    def map(self, f, a: Arr) -> Arr:
+        if a.shape == ():
+            return Arr((), f(a.data))
+        r, c = a.shape
+        return Arr(a.shape, arb_mat(r, c, [f(x) for x in a.data.entries()]))
+
+    def zip(self, f, a: Arr, b: Arr, shape) -> Arr:
+        if shape == ():
+            return Arr((), f(a.data, b.data))
+        r, c = shape
+        xs, ys = self.entries(a), self.entries(b)
+        if len(xs) == 1:
+            xs = xs * (r * c)
+        if len(ys) == 1:
+            ys = ys * (r * c)
+        return Arr(shape, arb_mat(r, c, [f(x, y) for x, y in zip(xs, ys)]))
+
+    # arithmetic
+    def add(self, a, b, shape):
+        if a.shape == b.shape:
+            return Arr(shape, a.data + b.data)
+        return self.zip(lambda x, y: x + y, a, b, shape)
+
+    def sub(self, a, b, shape):
+        if a.shape == b.shape:
+            return Arr(shape, a.data - b.data)
+        return self.zip(lambda x, y: x - y, a, b, shape)
+
+    def mul(self, a, b, shape):
+        if a.shape == () or b.shape == ():
+            return Arr(shape, a.data * b.data if a.shape == () else b.data * a.data)
+        return self.zip(lambda x, y: x * y, a, b, shape)
+
+    def div(self, a, b, shape):
+        return self.zip(_divide, a, b, shape)
+
+    def neg(self, a):
+        return Arr(a.shape, -a.data)
+
+    def pow(self, a, e, shape):
+        return self.zip(_power, a, e, shape)
+
+    def matmul(self, a, b):
+        return Arr((a.shape[0], b.shape[1]), a.data * b.data)
+
+    def transpose(self, a):
+        r, c = a.shape
+        return Arr((c, r), a.data.transpose())
+
+    def total(self, a):
+        if a.shape == ():
+            return a
+        s = arb(0)
+        for x in a.data.entries():
+            s += x
+        return Arr((), s)
+
+    def func(self, name, a):
+        return self.map(_BALL_FUNCTIONS[name], a)
+
+    def sigmoid_prime(self, a, out):
+        # σ′(a) = σ(a)·σ(−a), which keeps its digits when σ(a) is within 10⁻²⁰ of 1
+        return self.zip(lambda x, y: y * _sigmoid(-x), a, out, a.shape)
+
+    def log(self, a):
+        return self.func("log", a)
+
+    def sqrt(self, a):
+        return self.func("sqrt", a)
+
+    def norm2(self, a):
+        """The spectral norm √λmax(AᵀA), from arb's certified eigenvalues."""
+        r, c = a.shape
+        m = a.data
+        g = m.transpose() * m if r >= c else m * m.transpose()
+        try:
+            eig = g.eig()
+        except (ValueError, ArithmeticError):
+            raise Imprecise("the spectral norm's eigenvalues are not separated") from None
+        lam = max((z.real for z in eig), key=lambda x: x.mid())
+        if not lam > 0 and not (lam.is_exact() and lam.is_zero()):
+            lam = lam.nonnegative_part()
+        return Arr((), lam.sqrt())
+
+    def is_zero(self, a) -> bool:
+        return all(x.is_exact() and x.is_zero() for x in self.entries(a))
+
+
+def _divide(x: arb, y: arb) -> arb:
+    if 0 in y:
+        if y.is_exact() and y.is_zero():
+            raise DeriveError("division by zero")
+        raise Imprecise("division by zero")
+    return x / y
+
+
+def _power(x: arb, y: arb) -> arb:
+    if y.is_exact() and y.is_integer():
+        n = int(y.unique_fmpz())
+        if n < 0 and 0 in x:
+            if x.is_exact() and x.is_zero():
+                raise DeriveError("division by zero")
+            raise Imprecise("division by zero")
+        return x ** n
+    if x > 0:
+        return x ** y
+    if x < 0:
+        raise DeriveError("a negative value raised to a fractional power")
+    if x.is_exact() and x.is_zero():
+        if y > 0:
+            return arb(0)
+        raise DeriveError("division by zero")
+    raise Imprecise("a value near 0 raised to a fractional power")
+
+
+def _check_range(x: arb, what: str):
+    if not x.is_finite():
+        raise Imprecise(f"{what} of a value that lost its precision")
+    if not abs(x.mid()) <= EXP_LIMIT:
+        raise LimitError(f"{what} of a value beyond ±{EXP_LIMIT} is refused")
+
+
+def _sigmoid(x: arb) -> arb:
+    # σ(x) = 1/(1 + e^(−x)), computed on the side where e^(…) does not overflow
+    _check_range(x, "sigmoid")
+    if x >= 0:
+        return 1 / (1 + (-x).exp())
+    t = x.exp()
+    return t / (1 + t)
+
+
+def _exp(x: arb) -> arb:
+    _check_range(x, "exp")
+    return x.exp()
+
+
+def _log(x: arb) -> arb:
+    if x > 0:
+        return x.log()
+    if x <= 0:
+        raise DeriveError("log of a value ≤ 0 (for example log(0) in a cross-entropy)")
+    raise Imprecise("log of a value ≤ 0 (for example log(0) in a cross-entropy)")
+
+
+def _sqrt(x: arb) -> arb:
+    if x >= 0:
+        return x.sqrt() if not x.is_zero() else arb(0)
+    if x < 0:
+        raise DeriveError("sqrt of a negative value")
+    raise Imprecise("sqrt of a negative value")
+
+
+def _relu(x: arb) -> arb:
+    if x > 0:
+        return x
+    if x <= 0:
+        return arb(0)
+    raise Imprecise("relu at a value not known to be > 0 or ≤ 0")
+
+
+def _step(x: arb) -> arb:
+    # relu′(x) = 1[x > 0]; relu′(0) is taken as 0
+    if x > 0:
+        return arb(1)
+    if x <= 0:
+        return arb(0)
+    raise Imprecise("relu′ at a value not known to be > 0 or ≤ 0")
+
+
+def _softplus(x: arb) -> arb:
+    _check_range(x, "softplus")
+    return (x.exp()).log1p() if x < 0 else x + ((-x).exp()).log1p()
+
+
+_BALL_FUNCTIONS = {
+    "sigmoid": _sigmoid, "exp": _exp, "log": _log, "sqrt": _sqrt, "tanh": lambda x: x.tanh(),
+    "relu": _relu, "step": _step, "softplus": _softplus,
+}
+
+
+# ---------------------------------------------------------------- shapes (checked before any work)
+def _shape_of(node, shapes: dict) -> tuple:
+    """(shape, work) of a definition's tree: its shape, checked, and the multiply-adds of its
+    forward and backward pass; DeriveError for a shape that does not fit."""
+    memo: dict = {}
+    work = 0
+    for n in _postorder(node):
+        kids = [memo[id(k)] for k in ex.children(n)]
+        shape = memo[id(n)] = _node_shape(n, kids, shapes)
+        if isinstance(n, ex.Bin) and n.op == "@":
+            work += 3 * kids[0][0] * kids[0][1] * kids[1][1]
+        else:
+            work += 3 * max([_size(shape)] + [_size(k) for k in kids])
+    return memo[id(node)], work
+
+
+def _node_shape(n, kids, shapes) -> tuple:
+    if isinstance(n, ex.Num):
+        return ()
+    if isinstance(n, ex.Name):
+        return shapes[n.id]
+    if isinstance(n, (ex.AtStep, ex.Deriv)):
+        raise DeriveError("'@' steps and derivatives belong in quantities, not in [forward]")
+    if isinstance(n, ex.Neg):
+        return kids[0]
+    if isinstance(n, ex.Bin):
+        a, b = kids
+        if n.op == "@":
+            if a == () or b == ():
+                raise DeriveError(f"'@' needs two matrices, got {_shape_text(a)} and {_shape_text(b)}; "
+                                  "use '*' to scale")
+            if a[1] != b[0]:
+                raise DeriveError(f"shape mismatch in '@': {_shape_text(a)} @ {_shape_text(b)} "
+                                  f"({a[1]} columns against {b[0]} rows)")
+            return (a[0], b[1])
+        if n.op == "^" and b != ():
+            raise DeriveError("an exponent must be a scalar")
+        if a != () and b != () and a != b:
+            raise DeriveError(f"shape mismatch in '{n.op}': {_shape_text(a)} and {_shape_text(b)}")
+        return a or b
+    if isinstance(n, ex.Call):
+        a = kids[0]
+        if n.fn == "transpose":
+            return (a[1], a[0]) if a else ()
+        return () if n.fn in ("sum", "mean", "norm2", "frobenius") else a
+    raise AssertionError(f"unknown node {n!r}")
+
+
+def _postorder(root) -> list:
+    """Nodes of a tree, children before parents (iterative: depth follows user input)."""
+    out, stack = [], [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        kids = ex.children(node)
+        if expanded or not kids:
+            out.append(node)
+            continue
+        stack.append((node, True))
+        stack.extend((k, False) for k in reversed(kids))
+    return out
+
+
+# ---------------------------------------------------------------- the program
+@dataclass(frozen=True)
+class Program:
+    """A numeric spec as evaluation order: input shapes, definitions with their shapes."""
+    spec: Spec
+    shapes: dict            # name -> shape, every data, parameter and forward name
+    definitions: tuple      # (name, tree, ops): ops in evaluation order, the last is the result
+    loss: str
+    work: int               # multiply-adds of one forward + backward pass (an estimate)
+
+    @property
+    def parameters(self) -> tuple:
+        return tuple(self.spec.parameters)
+
+
+def compile_spec(spec: Spec) -> Program:
+    """Shapes of every definition (checked), the loss checked to be a scalar, the cost estimated."""
+    if spec.is_symbolic:
+        raise DeriveError("a symbolic spec has no numbers", file=spec.path)
+    shapes = {n: v.shape for n, v in (*spec.data.items(), *spec.parameters.items())}
+    definitions = []
+    work = sum(_size(s) for s in shapes.values())
+    for d in spec.forward:
+        try:
+            shapes[d.name], cost = _shape_of(d.tree, shapes)
+            _check_constants(d.tree)
+        except DeriveError as e:
+            raise e.located(file=spec.path, key=f"forward.{d.name}") from None
+        work += cost
+        tree = _squared_norms(d.tree)
+        definitions.append((d.name, tree, _ops(tree)))
+    if shapes[spec.loss] != ():
+        raise DeriveError(f"the loss must be a scalar, but {spec.loss} is {_shape_text(shapes[spec.loss])}",
+                          file=spec.path, key="train.loss")
+    program = Program(spec, shapes, tuple(definitions), spec.loss, work)
+    need, limit = estimated_bytes(program), memory_limit_gb()
+    if need > limit * 1e9:
+        largest = max(shapes, key=lambda n: _size(shapes[n]))
+        table = "data" if largest in spec.data else "parameters" if largest in spec.parameters else "forward"
+        raise LimitError(f"the network would need about {need / 1e9:.1f} GB of memory ({largest} alone is "
+                         f"{_shape_text(shapes[largest])}); the limit is {limit:g} GB "
+                         "(set DERIVE_MAX_MEMORY_GB to change it)", file=spec.path, key=f"{table}.{largest}")
+    return program
+
+
+def _rebuild(root, replace):
+    """The tree with each node n for which replace(n, kids) gives a node swapped for it
+    (bottom-up, iterative); replace returns None to keep n (with rebuilt children)."""
+    built: dict = {}
+    for n in _postorder(root):
+        kids = tuple(built[id(k)] for k in ex.children(n))
+        new = replace(n, kids)
+        if new is None:
+            if isinstance(n, ex.Bin):
+                new = n if kids[0] is n.left and kids[1] is n.right else ex.Bin(n.op, *kids)
+            elif isinstance(n, ex.Neg):
+                new = n if kids[0] is n.operand else ex.Neg(kids[0])
+            elif isinstance(n, ex.Call):
+                new = n if all(k is a for k, a in zip(kids, n.args)) else ex.Call(n.fn, kids)
+            else:
+                new = n
+        built[id(n)] = new
+    return built[id(root)]
+
+
+def _check_constants(root) -> None:
+    """The parts of a definition without names, checked as they are folded: 10^10^10 (too many
+    digits), exp(exp(exp(100))) (beyond EXP_LIMIT), 1/0, log(0), sqrt(−1) are refused before any
+    work.  Exact where rational, else a 64-bit ball."""
+    s = ExactContext()
+    vals: dict = {}
+    with precision(64):
+        for n in _postorder(root):
+            kids = [vals.get(id(k)) for k in ex.children(n)]
+            if isinstance(n, ex.Bin) and n.op == "/" and kids[1] is not None and kids[1][0] == 0:
+                raise DeriveError("division by zero")
+            if isinstance(n, ex.Name) or any(k is None for k in kids):
+                continue
+            if isinstance(n, ex.Num):
+                vals[id(n)] = (n.value, _arb_of(n.value))
+            elif isinstance(n, ex.Neg):
+                q, b = kids[0]
+                vals[id(n)] = (None if q is None else -q, -b)
+            elif isinstance(n, ex.Bin):
+                vals[id(n)] = _fold_binary(s, n.op, kids[0], kids[1])
+            elif isinstance(n, ex.Call):
+                vals[id(n)] = _fold_call(s, n.fn, kids[0])
+
+
+def _fold_binary(s: ExactContext, op: str, a: tuple, b: tuple) -> tuple:
+    (qa, ba), (qb, bb) = a, b
+    if op in "+-":
+        sign = 1 if op == "+" else -1
+        return (s.add([qa, None if qb is None else sign * qb]), ba + sign * bb)
+    if op == "*":
+        return (s.mul([qa, qb]), ba * bb)
+    if op == "/":
+        if qb == 0:
+            raise DeriveError("division by zero")
+        return (s.mul([qa, None if qb is None else 1 / qb]), ba / bb)
+    if op == "^":
+        if qa is not None and qb is not None:
+            if qa == 0 and qb < 0:
+                raise DeriveError("division by zero: 0 to a negative power")
+            size = max(len(str(abs(qa.numerator))), len(str(qa.denominator)))
+            if qa != 0 and abs(qb) * size > MAX_POWER_DIGITS:
+                raise LimitError(f"the exact value of a power would have more than {MAX_POWER_DIGITS} digits")
+            return (s.pow(qa, qb), _power(ba, bb) if qb.denominator == 1 or qa > 0 else arb("nan"))
+        try:
+            return (None, _power(ba, bb))
+        except Imprecise:
+            return (None, arb("nan"))
+    return (None, arb("nan"))   # '@' has no constant operands
+
+
+def _fold_call(s: ExactContext, fn: str, a: tuple) -> tuple:
+    q, b = a
+    if fn == "log":
+        if q == 0:
+            raise DeriveError("log(0) is undefined")
+        if (q is not None and q < 0) or b < 0:
+            raise DeriveError(f"log of a negative number ({q if q is not None else b.str(5)})")
+    if fn == "sqrt" and ((q is not None and q < 0) or b < 0):
+        raise DeriveError(f"sqrt of a negative number ({q if q is not None else b.str(5)})")
+    if fn == "exp" and b.is_finite() and abs(b) > EXP_LIMIT:
+        raise LimitError(f"exp of a number larger than {EXP_LIMIT} in size is refused")
+    if fn in ("transpose", "sum", "mean", "norm2"):
+        return (q, b) if fn != "norm2" else (None if q is None else abs(q), abs(b))
+    try:
+        ball = _BALL_FUNCTIONS[fn](b) if fn in _BALL_FUNCTIONS else arb("nan")
+    except (Imprecise, DeriveError, LimitError):
+        ball = arb("nan")
+    exact = None if q is None else (s.func(fn, q) if fn != "sqrt" else s.pow(q, Fraction(1, 2)))
+    return (exact, ball)
+
+
+def _squared_norms(root):
+    """frobenius(A)^2 → sum(A*A): the same number, and exact where A is (as SymPy's √x² = x is)."""
+    def replace(n, kids):
+        if isinstance(n, ex.Bin) and n.op == "^":
+            left, right = kids
+            if (isinstance(left, ex.Call) and left.fn == "frobenius" and isinstance(right, ex.Num)
+                    and right.value == 2):
+                a = left.args[0]
+                return ex.Call("sum", (ex.Bin("*", a, a),))
+        return None
+    return _rebuild(root, replace)
+
+
+def _size(shape) -> int:
+    return 1 if shape == () else shape[0] * shape[1]
+
+
+def memory_limit_gb() -> float:
+    try:
+        return float(os.environ.get("DERIVE_MAX_MEMORY_GB", MAX_MEMORY_GB))
+    except ValueError:
+        return MAX_MEMORY_GB
+
+
+def estimated_bytes(program: Program) -> int:
+    """Memory for the values and adjoints of every quantity at two steps, at ~200 bits a ball,
+    plus the printed numbers (≈ 400 bytes each)."""
+    entries = sum(_size(s) for s in program.shapes.values())
+    return entries * (2 * 2 * 80) + 400 * 3 * sum(_size(program.shapes[p]) for p in program.parameters)
+
+
+# ---------------------------------------------------------------- one run: forward, backward, steps
+@dataclass
+class Step:
+    values: dict            # name -> Arr
+    adjoints: dict          # name -> Arr (dL/dname; absent: 0)
+    op_values: dict         # definition name -> the value of each of its ops (for backward passes)
+    seeded: dict            # A -> {name: dA/dname}, for quantities dA/dB (filled on demand)
+
+
+@dataclass
+class Trajectory:
+    ctx: object
+    steps: list             # Step per k = 0..K
+
+
+@dataclass(frozen=True)
+class Op:
+    """One node of a definition, compiled: what it does and where its operands are."""
+    kind: str               # "num" "name" "neg" "+" "-" "*" "/" "^" "@" or a function name
+    kids: tuple             # indices of the operands in the definition's op list
+    value: object = None    # "num": the Fraction; "name": the name
+    constant: tuple = ()    # per operand: True when it has no names (no gradient flows there)
+
+
+def _ops(tree) -> tuple:
+    nodes = _postorder(tree)
+    index = {}
+    ops = []
+    for n in nodes:
+        kids = ex.children(n)
+        ids = tuple(index[id(k)] for k in kids)
+        const = tuple(not _has_name(ops, i) for i in ids)
+        if isinstance(n, ex.Num):
+            op = Op("num", (), n.value)
+        elif isinstance(n, ex.Name):
+            op = Op("name", (), n.id)
+        elif isinstance(n, ex.Neg):
+            op = Op("neg", ids, None, const)
+        elif isinstance(n, ex.Bin):
+            op = Op(n.op, ids, None, const)
+        elif isinstance(n, ex.Call):
+            op = Op(n.fn, ids, None, const)
+        else:
+            raise AssertionError(f"unknown node {n!r}")
+        index[id(n)] = len(ops)
+        ops.append(op)
+    return tuple(ops)
+
+
+def _has_name(ops, i) -> bool:
+    stack = [i]
+    while stack:
+        op = ops[stack.pop()]
+        if op.kind == "name":
+            return True
+        stack.extend(op.kids)
+    return False
+
+
+ELEMENTWISE = ("sigmoid", "relu", "tanh", "exp", "log", "sqrt", "softplus")
+
+
+def _forward_definition(ctx, ops, values: dict) -> list:
+    """The value of every op of one definition, in order (the last is the definition's)."""
+    vals: list = [None] * len(ops)
+    for i, op in enumerate(ops):
+        kind = op.kind
+        if kind == "name":
+            vals[i] = values[op.value]
+        elif kind == "num":
+            vals[i] = ctx.const(op.value)
+        else:
+            vals[i] = _apply(ctx, kind, [vals[k] for k in op.kids])
+    return vals
+
+
+def _apply(ctx, kind: str, kids: list) -> Arr:
+    if len(kids) == 2:
+        a, b = kids
+        if kind == "@":
+            return ctx.matmul(a, b)
+        shape = a.shape or b.shape
+        if kind == "*":
+            return ctx.mul(a, b, shape)
+        if kind == "+":
+            return ctx.add(a, b, shape)
+        if kind == "-":
+            return ctx.sub(a, b, shape)
+        if kind == "/":
+            return ctx.div(a, b, shape)
+        if kind == "^":
+            return ctx.pow(a, b, shape)
+    a = kids[0]
+    if kind == "neg":
+        return ctx.neg(a)
+    if kind in ELEMENTWISE:
+        return ctx.func(kind, a)
+    if kind == "transpose":
+        return a if a.shape == () else ctx.transpose(a)
+    if kind == "sum":
+        return ctx.total(a)
+    if kind == "mean":
+        return ctx.mul(ctx.total(a), ctx.const(Fraction(1, a.size)), ())
+    if kind == "frobenius":
+        return ctx.sqrt(ctx.total(ctx.mul(a, a, a.shape)))
+    if kind == "norm2":
+        if a.shape == ():
+            return ctx.func("sqrt", ctx.mul(a, a, ()))
+        return ctx.norm2(a)
+    raise AssertionError(f"unknown operation {kind!r}")
+
+
+def _reduce_to(ctx, g: Arr, shape: tuple) -> Arr:
+    """A gradient of a broadcast result back onto a scalar operand: the sum of its entries."""
+    if shape == () and g.shape != ():
+        return ctx.total(g)
+    return g
+
+
+def _backward_definition(ctx, ops, vals: list, g_root: Arr, adjoints: dict):
+    """Push dL/d(definition) = g_root down one definition's ops into `adjoints` (by name)."""
+    grads: list = [None] * len(ops)
+    grads[-1] = g_root
+    for i in range(len(ops) - 1, -1, -1):
+        g = grads[i]
+        if g is None:
+            continue
+        op = ops[i]
+        kind = op.kind
+        if kind == "name":
+            prev = adjoints.get(op.value)
+            adjoints[op.value] = g if prev is None else ctx.add(prev, g, g.shape)
+            continue
+        if kind == "num":
+            continue
+        rules = _local_rule(ctx, op, [vals[k] for k in op.kids], vals[i], g)
+        for k, const, gk in zip(op.kids, op.constant, rules):
+            if gk is None or const:
+                continue
+            prev = grads[k]
+            grads[k] = gk if prev is None else ctx.add(prev, gk, gk.shape)
+
+
+def _local_rule(ctx, op: Op, kids: list, out: Arr, g: Arr) -> list:
+    """dL/d(operand) for each operand of op, from G = dL/d(op) (the table in the module docstring)."""
+    kind = op.kind
+    if len(kids) == 2:
+        a, b = kids
+        if kind == "*":
+            return [_reduce_to(ctx, ctx.mul(g, b, g.shape), a.shape) if not op.constant[0] else None,
+                    _reduce_to(ctx, ctx.mul(g, a, g.shape), b.shape) if not op.constant[1] else None]
+        if kind == "+":
+            return [_reduce_to(ctx, g, a.shape), _reduce_to(ctx, g, b.shape)]
+        if kind == "-":
+            return [_reduce_to(ctx, g, a.shape), _reduce_to(ctx, ctx.neg(g), b.shape)]
+        if kind == "@":
+            return [ctx.matmul(g, ctx.transpose(b)) if not op.constant[0] else None,
+                    ctx.matmul(ctx.transpose(a), g) if not op.constant[1] else None]
+        if kind == "/":
+            ga = _reduce_to(ctx, ctx.div(g, b, g.shape), a.shape) if not op.constant[0] else None
+            gb = None if op.constant[1] else \
+                _reduce_to(ctx, ctx.neg(ctx.div(ctx.mul(g, out, g.shape), b, g.shape)), b.shape)
+            return [ga, gb]
+        if kind == "^":
+            ga = gb = None
+            if not op.constant[0]:
+                e1 = ctx.sub(b, ctx.const(Fraction(1)), ())
+                ga = ctx.mul(g, ctx.mul(b, ctx.pow(a, e1, a.shape), a.shape), g.shape)
+            if not op.constant[1]:
+                gb = _reduce_to(ctx, ctx.mul(ctx.mul(g, out, g.shape), ctx.log(a), g.shape), ())
+            return [ga, gb]
+    a = kids[0]
+    if kind == "neg":
+        return [ctx.neg(g)]
+    if kind == "sigmoid":
+        return [ctx.mul(g, ctx.sigmoid_prime(a, out), g.shape)]
+    if kind == "tanh":
+        # tanh′ = 1 − tanh²
+        one = ctx.const(Fraction(1))
+        return [ctx.mul(g, ctx.sub(one, ctx.mul(out, out, out.shape), out.shape), g.shape)]
+    if kind == "exp":
+        return [ctx.mul(g, out, g.shape)]
+    if kind == "log":
+        return [ctx.div(g, a, g.shape)]
+    if kind == "sqrt":
+        two = ctx.const(Fraction(2))
+        return [ctx.div(g, ctx.mul(two, out, out.shape), g.shape)]
+    if kind == "relu":
+        return [ctx.mul(g, ctx.func("step", a), g.shape)]
+    if kind == "softplus":
+        return [ctx.mul(g, ctx.func("sigmoid", a), g.shape)]
+    if kind == "transpose":
+        return [g if g.shape == () else ctx.transpose(g)]
+    if kind == "sum":
+        return [ctx.full(a.shape, g) if a.shape != () else g]
+    if kind == "mean":
+        gm = ctx.mul(g, ctx.const(Fraction(1, a.size)), ())
+        return [ctx.full(a.shape, gm) if a.shape != () else gm]
+    if kind == "frobenius":
+        # d‖A‖_F/dA = A / ‖A‖_F
+        return [ctx.mul(ctx.div(g, out, ()), a, a.shape)]
+    if kind == "norm2":
+        raise DeriveError("norm2 cannot be differentiated here (use frobenius in a loss)")
+    raise AssertionError(f"unknown operation {kind!r}")
+
+
+def input_values(program: Program, ctx) -> dict:
+    """Every data and parameter value in a context, as the spec gives it."""
+    spec = program.spec
+    return {n: ctx.from_fractions(v.shape, v.entries) for n, v in (*spec.data.items(),
+                                                                   *spec.parameters.items())}
+
+
+def forward_loss(program: Program, ctx, values: dict) -> Arr:
+    """The loss from input values by the forward pass alone (no derivative rule is used)."""
+    values = dict(values)
+    for name, _tree, ops in program.definitions:
+        try:
+            values[name] = _forward_definition(ctx, ops, values)[-1]
+        except DeriveError as e:
+            raise e.located(file=program.spec.path, key=f"forward.{name}") from None
+        if name == program.loss:
+            break
+    return values[program.loss]
+
+
+def run(program: Program, ctx, steps: int) -> Trajectory:
+    """Forward pass, backward pass and `steps` gradient-descent updates in one context."""
+    spec = program.spec
+    values = input_values(program, ctx)
+    lr = ctx.const(spec.learning_rate)
+    out = []
+    for k in range(steps + 1):
+        step = _one_step(program, ctx, values, k)
+        out.append(step)
+        if k == steps:
+            break
+        values = {n: v for n, v in values.items() if n in spec.data or n in spec.parameters}
+        for name in spec.update:
+            g = step.adjoints.get(name)
+            if g is not None:
+                # p@k+1 = p@k − η · dL/dp@k
+                values[name] = ctx.sub(values[name], ctx.mul(lr, g, g.shape), g.shape)
+    return Trajectory(ctx, out)
+
+
+def _one_step(program: Program, ctx, inputs: dict, k: int) -> Step:
+    spec = program.spec
+    values = dict(inputs)
+    op_values = {}
+    for name, _tree, ops in program.definitions:
+        try:
+            vals = _forward_definition(ctx, ops, values)
+        except DeriveError as e:
+            raise e.located(file=spec.path, key=_where(name, k)) from None
+        op_values[name] = vals
+        values[name] = vals[-1]
+    step = Step(values, {}, op_values, {})
+    step.adjoints = adjoints_from(program, ctx, step, program.loss, k)
+    return step
+
+
+def adjoints_from(program: Program, ctx, step: Step, seed: str, k: int = 0) -> dict:
+    """d(seed)/d(name) for every name the scalar `seed` depends on, by one backward pass:
+    dS/dn = Σ over the definitions c that use n of dS/dc · ∂c/∂n (the rules of `_local_rule`)."""
+    adjoints = {seed: ctx.const(Fraction(1))}
+    reached = False
+    for name, _tree, ops in reversed(program.definitions):
+        if name == seed:
+            reached = True
+        g = adjoints.get(name)
+        if not reached or g is None:
+            continue
+        try:
+            _backward_definition(ctx, ops, step.op_values[name], g, adjoints)
+        except DeriveError as e:
+            raise e.located(file=program.spec.path, key=_where(name, k)) from None
+    return adjoints
+
+
+def _where(name: str, k: int) -> str:
+    return f"forward.{name}" if k == 0 else f"forward.{name} (after step {k})"
+
+
+# ---------------------------------------------------------------- certified rounding
+def _round_magnitude(n: int, e: int, digits: int) -> tuple:
+    """n·10^e (n > 0) rounded to `digits` significant digits, half away from zero: (m, e′)."""
+    shift = len(str(n)) - digits
+    if shift <= 0:
+        return n * 10 ** (-shift), e + shift
+    unit = 10 ** shift
+    q, r = divmod(n, unit)
+    if 2 * r >= unit:
+        q += 1
+    if q == 10 ** digits:
+        q //= 10
+        shift += 1
+    return q, e + shift
+
+
+def decide(x: arb, digits: int) -> tuple | None:
+    """(negative, digit string, exponent) of the correctly rounded `digits`-digit decimal of
+    every number in the ball x, or None when the ball straddles a rounding boundary (more
+    precision is needed).  Exact zero is (False, "0", 0)."""
+    if not x.is_finite():
+        return None
+    if x.is_exact() and x.is_zero():
+        return (False, "0", 0)
+    d = _decide_at(x, digits, digits + 4)
+    if d is None:   # perhaps only the decimal conversion was too coarse: use all the ball's digits
+        d = _decide_at(x, digits, max(digits + 4, int(x.rel_accuracy_bits() * 0.30103) + 4))
+    return d
+
+
+def _decide_at(x: arb, digits: int, n: int) -> tuple | None:
+    mid, rad, e = x.mid_rad_10exp(n)   # x ⊆ [mid − rad, mid + rad]·10^e
+    mid, rad, e = int(mid), int(rad), int(e)
+    lo, hi = mid - rad, mid + rad
+    if lo <= 0 <= hi:
+        return None
+    negative = lo < 0
+    a, b = (-hi, -lo) if negative else (lo, hi)
+    ra = _round_magnitude(a, e, digits)
+    if ra != _round_magnitude(b, e, digits):
+        return None
+    return (negative, str(ra[0]), ra[1])
+
+
+def decided_text(d: tuple, digits: int) -> str:
+    negative, s, exp = d
+    return "0" if s == "0" else format_digits(negative, s, exp, digits)
+
+
+def _ball_exact(x: arb) -> Fraction | None:
+    """The value of a ball of radius 0 (a binary number), else None."""
+    if not x.is_exact():
+        return None
+    m, e = x.man_exp()
+    m, e = int(m), int(e)
+    return Fraction(m * 2 ** e) if e >= 0 else Fraction(m, 2 ** -e)
+
+
+@dataclass(frozen=True)
+class Request:
+    kind: str      # "value" | "adjoint"
+    name: str
+    step: int
+
+
+class Unsupported(Exception):
+    """A quantity the engine does not evaluate (dA/dB with A not a scalar definition): the
+    per-scalar SymPy path (`quantity`) does."""
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A compiled quantity (NAME, NAME@k, dA/dB, dA/dB@k, expressions over them)."""
+    text: str
+    ops: tuple              # the expression's ops; leaves are names "#0", "#1", …
+    leaves: tuple           # per leaf: ("value", name, k) or ("deriv", A, B, k)
+    shape: tuple
+    max_step: int
+
+
+def compile_quantity(program: Program, text: str, where: str = "") -> Expression:
+    """A quantity's text compiled against a program; DeriveError for bad text, `Unsupported`
+    for a derivative the engine leaves to the per-scalar path."""
+    shapes = program.shapes
+    try:
+        tree = ex.parse_quantity(text, lambda n: n in shapes)
+    except DeriveError as e:
+        raise e.located(key=where) from None
+    leaves: list = []
+    leaf_shapes: dict = {}
+
+    def leaf(binding, shape):
+        name = f"#{len(leaves)}"
+        leaves.append(binding)
+        leaf_shapes[name] = shape
+        return ex.Name(name)
+
+    def known(n):
+        if n not in shapes:
+            raise DeriveError(f"unknown name {n!r}", key=where)
+
+    def replace(n, kids):
+        if isinstance(n, ex.Name):
+            known(n.id)
+            return leaf(("value", n.id, 0), shapes[n.id])
+        if isinstance(n, ex.AtStep):
+            known(n.name)
+            return leaf(("value", n.name, n.step), shapes[n.name])
+        if isinstance(n, ex.Deriv):
+            known(n.of)
+            known(n.wrt)
+            if shapes[n.of] != () or n.of not in dict((d, 0) for d, _t, _o in program.definitions):
+                raise Unsupported(text)
+            return leaf(("deriv", n.of, n.wrt, n.step), shapes[n.wrt])
+        return None
+
+    rewritten = _rebuild(tree, replace)
+    try:
+        shape, _work = _shape_of(rewritten, leaf_shapes)
+    except DeriveError as e:
+        raise e.located(key=where) from None
+    max_step = max([b[-1] for b in leaves] + [0])
+    return Expression(text, _ops(rewritten), tuple(leaves), shape, max_step)
+
+
+def _expression_value(traj: Trajectory, expr: Expression, program: Program) -> Arr:
+    ctx = traj.ctx
+    env = {}
+    for i, b in enumerate(expr.leaves):
+        if b[0] == "value":
+            env[f"#{i}"] = traj.steps[b[2]].values[b[1]]
+            continue
+        _, of, wrt, k = b
+        step = traj.steps[k]
+        if of not in step.seeded:
+            step.seeded[of] = adjoints_from(program, ctx, step, of, k)
+        g = step.seeded[of].get(wrt)
+        env[f"#{i}"] = g if g is not None else ctx.full(program.shapes[wrt], ctx.const(Fraction(0)))
+    return _forward_definition(ctx, expr.ops, env)[-1]
+
+
+def _arr_of(traj: Trajectory, req, program: Program):
+    if isinstance(req, Expression):
+        return _expression_value(traj, req, program)
+    st = traj.steps[req.step]
+    table = st.values if req.kind == "value" else st.adjoints
+    a = table.get(req.name)
+    if a is None:   # an adjoint of a name the loss does not depend on
+        return traj.ctx.full(program.shapes[req.name], traj.ctx.const(Fraction(0)))
+    return a
+
+
+def solve_numbers(program: Program, digits: int, steps: int, requests: list) -> dict:
+    """Request -> tuple of `Number` (row-major), every one exact or certified to `digits`."""
+    if not 1 <= digits <= MAX_DIGITS:
+        raise LimitError(f"digits must be between 1 and {MAX_DIGITS}")
+    exact = {}
+    use_exact = program.work * max(1, steps + 1) <= EXACT_LIMIT
+    if use_exact:
+        traj = run(program, ExactArrays(), steps)
+        exact = {r: _arr_of(traj, r, program).data for r in requests}
+        if all(x is not None for xs in exact.values() for x in xs):
+            return {r: tuple(show_fraction(x, digits) for x in xs) for r, xs in exact.items()}
+    prec = int(digits * 3.33) + 64 + steps // 50   # guard bits: long runs widen the balls
+    shown: dict = {}
+    pending = list(requests)
+    while True:
+        try:
+            traj = _ball_run(program, prec, steps)
+        except Imprecise as trouble:
+            if prec * 2 > RESCUE_PRECISION_BITS:
+                raise DeriveError(f"{trouble.message} (still at {int(prec / 3.33)} working digits)",
+                                  file=program.spec.path) from None
+            prec *= 2
+            continue
+        final = prec * 2 > MAX_PRECISION_BITS
+        still = []
+        for r in pending:
+            balls = traj.ctx.entries(_arr_of(traj, r, program))
+            ex_entries = exact.get(r) or (None,) * len(balls)
+            out = []
+            for ball, q in zip(balls, ex_entries):
+                if q is None and not use_exact:
+                    q = _ball_exact(ball)
+                if q is not None:
+                    out.append(show_fraction(q, digits))
+                    continue
+                d = decide(ball, digits)
+                if d is None and final:
+                    d = _midpoint_rounded(ball, digits)
+                if d is None:
+                    break
+                out.append(Number(decided_text(d, digits), None, float(ball.mid())))
+            else:
+                shown[r] = tuple(out)
+                continue
+            still.append(r)
+        pending = still
+        if not pending:
+            return {r: shown[r] for r in requests}
+        prec *= 2
+
+
+def _midpoint_rounded(ball: arb, digits: int) -> tuple:
+    """At the precision cap (a value at an exact rounding tie): the midpoint's rounding."""
+    d = round_fraction(_ball_exact(ball.mid()), digits)
+    sign, digs, exp = d.as_tuple()
+    return (bool(sign), "".join(map(str, digs)), exp)
+
+
+class precision:
+    """`with precision(bits) as ctx:` flint's working precision set, and a `BallArrays` for it."""
+
+    def __init__(self, bits: int):
+        self.bits = bits
+
+    def __enter__(self) -> BallArrays:
+        self.old = flint.ctx.prec
+        flint.ctx.prec = self.bits
+        return BallArrays(self.bits)
+
+    def __exit__(self, *exc):
+        flint.ctx.prec = self.old
+        return False
+
+
+def _ball_run(program: Program, prec: int, steps: int) -> Trajectory:
+    with precision(prec) as ctx:
+        return run(program, ctx, steps)
+
+
+# ---------------------------------------------------------------- what a solution prints
+@dataclass(frozen=True)
+class Numbers:
+    """The numbers `derive solve` prints, correctly rounded: (name -> tuple of Number)."""
+    digits: int
+    steps: int
+    forward: dict           # forward name -> values at the start
+    gradients: dict         # parameter -> dL/dp at the start
+    updated: dict           # parameter -> value after one step (the start when steps = 0)
+    history: tuple          # the loss at steps 0..K (Numbers)
+
+
+def solution_numbers(program: Program, digits: int, steps: int) -> Numbers:
+    spec = program.spec
+    req = [Request("value", d.name, 0) for d in spec.forward]
+    req += [Request("adjoint", p, 0) for p in spec.parameters]
+    after = min(1, steps)
+    req += [Request("value", p, after) for p in spec.parameters]
+    req += [Request("value", spec.loss, k) for k in range(steps + 1)]
+    got = solve_numbers(program, digits, steps, req)
+    return Numbers(
+        digits, steps,
+        forward={d.name: got[Request("value", d.name, 0)] for d in spec.forward},
+        gradients={p: got[Request("adjoint", p, 0)] for p in spec.parameters},
+        updated={p: got[Request("value", p, after)] for p in spec.parameters},
+        history=tuple(got[Request("value", spec.loss, k)][0] for k in range(steps + 1)),
+    )
+
+
+def unreached_parameters(spec: Spec) -> tuple:
+    """Parameters in [train] update that the loss does not depend on (its gradient is 0)."""
+    uses = {d.name: ex.ordered_names(d.tree) for d in spec.forward}
+    seen, stack = {spec.loss}, [spec.loss]
+    while stack:
+        for used in uses.get(stack.pop(), ()):
+            if used not in seen:
+                seen.add(used)
+                stack.append(used)
+    return tuple(p for p in spec.update if p not in seen)
+
+
+def slow_note(program: Program, steps: int) -> str | None:
+    """One line saying up front that a run will take a while (measured here: 784-128-10, about
+    6·10⁵ multiply-adds in two passes, takes 2.5 s with the rounding of every printed value)."""
+    values = sum(_size(program.shapes[n]) for n in (*program.spec.data, *program.spec.parameters))
+    if program.work * (steps + 1) <= SLOW_WORK:
+        return None
+    return f"{program.spec.path}: {values} values; a network this large takes a while"
