@@ -1033,6 +1033,15 @@ class Checker:
         self.results: list[Result] = []
         self._formula_cache: dict = {}
 
+    def speaking(self, lang: str) -> "Checker":
+        """The same checker in another language: it shares every recomputation (worlds,
+        hypotheses, formula verdicts) made so far, so checking again costs only the messages."""
+        other = Checker.__new__(Checker)
+        other.__dict__.update(self.__dict__)
+        other.lang = lang
+        other.results = []
+        return other
+
     # -- infrastructure
     def msg(self, key: str, **kw) -> str:
         return MESSAGES[self.lang][key].format(**kw)

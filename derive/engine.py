@@ -1029,7 +1029,7 @@ def compile_quantity(program: Program, text: str, where: str = "") -> Expression
             return leaf(("deriv", n.of, n.wrt, n.step), shapes[n.wrt])
         return None
 
-    rewritten = _rebuild(tree, replace)
+    rewritten = _squared_norms(_rebuild(tree, replace))
     try:
         shape, _work = _shape_of(rewritten, leaf_shapes)
     except DeriveError as e:
@@ -1065,14 +1065,31 @@ def _arr_of(traj: Trajectory, req, program: Program):
     return a
 
 
-def solve_numbers(program: Program, digits: int, steps: int, requests: list) -> dict:
-    """Request -> tuple of `Number` (row-major), every one exact or certified to `digits`."""
+def cached_run(runs: dict | None, program: Program, key, steps: int) -> Trajectory:
+    """A run in context `key` ("exact", or a precision in bits) of at least `steps` steps,
+    from `runs` when one is there (a longer run serves a shorter request), else made and kept."""
+    if runs is not None:
+        for (k, n), traj in runs.items():
+            if k == key and n >= steps:
+                return traj
+    if key == "exact":
+        traj = run(program, ExactArrays(), steps)
+    else:
+        traj = _ball_run(program, key, steps)
+    if runs is not None:
+        runs[(key, steps)] = traj
+    return traj
+
+
+def solve_numbers(program: Program, digits: int, steps: int, requests: list, runs: dict | None = None) -> dict:
+    """Request -> tuple of `Number` (row-major), every one exact or certified to `digits`.
+    `runs` (a dict) keeps the runs made, for the next call on the same program."""
     if not 1 <= digits <= MAX_DIGITS:
         raise LimitError(f"digits must be between 1 and {MAX_DIGITS}")
     exact = {}
     use_exact = program.work * max(1, steps + 1) <= EXACT_LIMIT
     if use_exact:
-        traj = run(program, ExactArrays(), steps)
+        traj = cached_run(runs, program, "exact", steps)
         exact = {r: _arr_of(traj, r, program).data for r in requests}
         if all(x is not None for xs in exact.values() for x in xs):
             return {r: tuple(show_fraction(x, digits) for x in xs) for r, xs in exact.items()}
@@ -1081,7 +1098,9 @@ def solve_numbers(program: Program, digits: int, steps: int, requests: list) -> 
     pending = list(requests)
     while True:
         try:
-            traj = _ball_run(program, prec, steps)
+            traj = cached_run(runs, program, prec, steps)
+            with precision(prec):
+                balls_of = {r: traj.ctx.entries(_arr_of(traj, r, program)) for r in pending}
         except Imprecise as trouble:
             if prec * 2 > RESCUE_PRECISION_BITS:
                 raise DeriveError(f"{trouble.message} (still at {int(prec / 3.33)} working digits)",
@@ -1091,7 +1110,7 @@ def solve_numbers(program: Program, digits: int, steps: int, requests: list) -> 
         final = prec * 2 > MAX_PRECISION_BITS
         still = []
         for r in pending:
-            balls = traj.ctx.entries(_arr_of(traj, r, program))
+            balls = balls_of[r]
             ex_entries = exact.get(r) or (None,) * len(balls)
             out = []
             for ball, q in zip(balls, ex_entries):
@@ -1114,6 +1133,18 @@ def solve_numbers(program: Program, digits: int, steps: int, requests: list) -> 
         if not pending:
             return {r: shown[r] for r in requests}
         prec *= 2
+
+
+def shown_ball(ball: arb, digits: int, final: bool = False) -> Number | None:
+    """A ball as shown: exact when its radius is 0 and it is short, else its certified rounding;
+    None when undecided (at `final`, the precision cap, the midpoint's rounding)."""
+    q = _ball_exact(ball)
+    if q is not None:
+        return show_fraction(q, digits)
+    d = decide(ball, digits)
+    if d is None and final:
+        d = _midpoint_rounded(ball, digits)
+    return None if d is None else Number(decided_text(d, digits), None, float(ball.mid()))
 
 
 def _midpoint_rounded(ball: arb, digits: int) -> tuple:
@@ -1156,14 +1187,14 @@ class Numbers:
     history: tuple          # the loss at steps 0..K (Numbers)
 
 
-def solution_numbers(program: Program, digits: int, steps: int) -> Numbers:
+def solution_numbers(program: Program, digits: int, steps: int, runs: dict | None = None) -> Numbers:
     spec = program.spec
     req = [Request("value", d.name, 0) for d in spec.forward]
     req += [Request("adjoint", p, 0) for p in spec.parameters]
     after = min(1, steps)
     req += [Request("value", p, after) for p in spec.parameters]
     req += [Request("value", spec.loss, k) for k in range(steps + 1)]
-    got = solve_numbers(program, digits, steps, req)
+    got = solve_numbers(program, digits, steps, req, runs)
     return Numbers(
         digits, steps,
         forward={d.name: got[Request("value", d.name, 0)] for d in spec.forward},

@@ -446,6 +446,22 @@ def errata_documents(pid: str, path: str, lang: str, digits: int = 10) -> tuple[
     return docs, steps
 
 
+def errata_by_language(pid: str, path: str, langs, digits: int = 10) -> dict:
+    """{lang: ({fmt: text}, [ErrataStep])}: the claims checked once, reported in every language."""
+    cf = load_claims(path)
+    base = Checker(cf.problem, digits, "en")
+    out = {}
+    for lang in langs:
+        checker = base.speaking(lang)
+        results = checker.check(cf.claims)
+        cf.path = f"{pid}.claims.toml"
+        docs = {fmt: render_report(cf, results, fmt, lang, digits, checker) for fmt in ("md", "tex")}
+        steps = [ErrataStep(r.claim.index, r.claim.of, r.verdict, r.diagnosis, f"claim-{r.claim.index}")
+                 for r in results if r.verdict != "correct"]
+        out[lang] = (docs, steps)
+    return out
+
+
 def write_errata(out_dir="output", digits: int = 10) -> list:
     """Write <out_dir>/errata/<id>.md, .tex (English) and <id>.zh.md, .zh.tex (Chinese) for every
     built-in problem with a claims file.  Returns the paths written.  Atomic and deterministic."""

@@ -20,6 +20,7 @@ import mpmath
 import sympy as sp
 
 from .errors import DeriveError, LimitError
+from . import engine
 from .exact import MAX_EXACT_BITS, ExactContext  # noqa: F401
 from .rounding import (MAX_DIGITS, Number, _decimal_of, format_decimal, is_short_exact,  # noqa: F401
                        round_fraction, show_fraction, to_float)
@@ -110,6 +111,39 @@ class MpContext:
 
     def constant(self, value: sp.Expr):
         return self.ctx.mpf(sp.N(value, self.digits + 10))
+
+
+class BallContext:
+    """The engine's ball arithmetic (python-flint arb at flint's working precision) for
+    `evaluate`: a local-derivative formula evaluated on the engine's balls is a ball too."""
+    name = "ball"
+
+    def const(self, q: Fraction):
+        return engine._arb_of(q)
+
+    def add(self, xs):
+        total = engine.arb(0)
+        for x in xs:
+            total += x
+        return total
+
+    def mul(self, xs):
+        out = engine.arb(1)
+        for x in xs:
+            out *= x
+        return out
+
+    def pow(self, b, e):
+        return engine._power(b, e)
+
+    def func(self, name, x):
+        return engine._BALL_FUNCTIONS[name](x)
+
+    def norm2(self, rows, cols, xs):
+        return engine.BallArrays(0).norm2(engine.Arr((rows, cols), engine.arb_mat(rows, cols, xs))).data
+
+    def constant(self, value: sp.Expr):
+        return engine.arb(str(sp.N(value, 60)))
 
 
 _FUNCTIONS = {sigmoid: "sigmoid", relu: "relu", step: "step", softplus: "softplus",
@@ -346,3 +380,80 @@ class Evaluator:
             if agree or 2 * p + 10 > MAX_WORKING_DIGITS:
                 return [show(b, digits, exact=e) for b, e in zip(hi, exact)]
             p = 2 * p + 10
+
+
+# ---------------------------------------------------------------- every entry's numbers, from the engine
+def entry_numbers(graph: Graph, program, keys: list, digits: int, steps: int, runs: dict | None = None) -> dict:
+    """Correctly rounded Numbers for keys ('value', entry, k), ('adjoint', entry, k) and
+    ('local', of, wrt, k): values and adjoints from the engine's runs (exact where rational,
+    else certified balls), local derivatives by `evaluate` of their formulas on those runs.
+    The precision doubles until every ball decides its digits (as `engine.solve_numbers`)."""
+    out: dict = {}
+    if program.work * (steps + 1) <= engine.EXACT_LIMIT:
+        traj = engine.cached_run(runs, program, "exact", steps)
+        exact = _entry_table(graph, traj, keys, ExactContext())
+        out = {key: engine.show_fraction(q, digits) for key, q in exact.items() if q is not None}
+    pending = [key for key in keys if key not in out]
+    prec = int(digits * 3.33) + 64 + steps // 50
+    while pending:
+        try:
+            traj = engine.cached_run(runs, program, prec, steps)
+            with engine.precision(prec):
+                balls = _entry_table(graph, traj, pending, BallContext())
+        except engine.Imprecise as trouble:
+            if prec * 2 > engine.RESCUE_PRECISION_BITS:
+                raise DeriveError(f"{trouble.message} (still at {int(prec / 3.33)} working digits)",
+                                  file=graph.spec.path) from None
+            prec *= 2
+            continue
+        final = prec * 2 > engine.MAX_PRECISION_BITS
+        still = []
+        for key in pending:
+            shown = engine.shown_ball(balls[key], digits, final)
+            if shown is None:
+                still.append(key)
+            else:
+                out[key] = shown
+        pending = still
+        prec *= 2
+    return out
+
+
+def _entry_table(graph: Graph, traj, keys: list, ctx) -> dict:
+    """key -> the value in traj's context (Fraction | None, or arb) for each key."""
+    env_by_step: dict = {}
+    adj_by_step: dict = {}
+    shapes = {name: q.shape for name, q in graph.quantities.items()}
+
+    def entry_value(table, e):
+        a = table.get(e.quantity)
+        if a is None:
+            return ctx.const(Fraction(0))
+        vals = traj.ctx.entries(a)
+        return vals[0] if shapes[e.quantity] == () else vals[e.index[0] * shapes[e.quantity][1] + e.index[1]]
+
+    def env(k):
+        if k not in env_by_step:
+            env_by_step[k] = {e: entry_value(traj.steps[k].values, e) for e in graph.order}
+        return env_by_step[k]
+
+    out = {}
+    for key in keys:
+        kind, k = key[0], key[-1]
+        if kind == "value":
+            out[key] = env(k)[key[1]]
+        elif kind == "adjoint":
+            if k not in adj_by_step:
+                adj_by_step[k] = {}
+            cache = adj_by_step[k]
+            if key[1] not in cache:
+                cache[key[1]] = entry_value(traj.steps[k].adjoints, key[1])
+            out[key] = cache[key[1]]
+        else:
+            ld = graph.local_derivatives[(key[1], key[2])]
+            try:
+                out[key] = evaluate(ld.formula, env(k), ctx)
+            except DeriveError as e:
+                where = f"forward.{key[1].quantity} (d{key[1].quantity}/d{key[2].quantity})"
+                raise e.located(file=graph.spec.path, key=where) from None
+    return out

@@ -1178,15 +1178,16 @@ def build_outputs(out_dir: Path, pdf: bool = False, template_dir: str | None = N
 
 def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, template_dir) -> dict:
     """Render one built-in problem into `files` (name → bytes); its entry for the index."""
-    from .errata import ERRATA_LANGS, errata_documents, errata_name
+    from .errata import ERRATA_LANGS, errata_by_language, errata_name
     from .solve import load
     problem = load(pid)
     solution = problem.solve(digits=10)
     names = {}
+    reports = {} if claims_path is None else errata_by_language(pid, claims_path, ERRATA_LANGS)
     for lang in LANGS:
         errata = None
-        if claims_path is not None and lang in ERRATA_LANGS:
-            docs, steps = errata_documents(pid, claims_path, lang)
+        if lang in reports:
+            docs, steps = reports[lang]
             for efmt, etext in docs.items():
                 files[f"errata/{errata_name(pid, lang, efmt)}"] = etext.encode("utf-8")
             errata = {"md": f"errata/{errata_name(pid, lang, 'md')}",

@@ -53,6 +53,11 @@ class Problem:
             self.program = engine.compile_spec(spec)
 
     @cached_property
+    def runs(self) -> dict:
+        """The engine's runs made so far (exact, and per precision), shared by every query."""
+        return {}
+
+    @cached_property
     def graph(self) -> gr.Graph:
         return gr.build(self.spec)
 
@@ -63,7 +68,7 @@ class Problem:
     def numbers(self, digits: int, steps: int) -> engine.Numbers:
         cache = self.__dict__.setdefault("_numbers", {})
         if (digits, steps) not in cache:
-            cache[(digits, steps)] = engine.solution_numbers(self.program, digits, steps)
+            cache[(digits, steps)] = engine.solution_numbers(self.program, digits, steps, self.runs)
         return cache[(digits, steps)]
 
     @property
@@ -103,7 +108,7 @@ class Problem:
             except engine.Unsupported:
                 answers.append(self._eval_per_scalar(text, digits))
                 continue
-            numbers = engine.solve_numbers(self.program, digits, expr.max_step, [expr])[expr]
+            numbers = engine.solve_numbers(self.program, digits, expr.max_step, [expr], self.runs)[expr]
             small = self.program.work <= engine.EXACT_LIMIT   # the SymPy graph is cheap
             tree = ex.parse_quantity(text, lambda n: n in self.program.shapes)
             exact = _exact_text(numbers, expr.shape) or (self._closed_form(tree) if small else None)
@@ -215,23 +220,8 @@ class Solution:
     def numbers(self) -> dict:
         if self.problem.is_symbolic:
             return {}
-        keys = self._keys()
-
-        def query(run):
-            out = []
-            for key in keys:
-                kind, k = key[0], key[-1]
-                st = run.states[k]
-                if kind == "value":
-                    out.append(st.values[key[1]])
-                elif kind == "local":
-                    out.append(st.local[(key[1], key[2])])
-                else:
-                    out.append(st.adjoint[key[1]])
-            return out
-
-        numbers = self.problem.evaluator(self.steps).answer(query, self.digits)
-        return dict(zip(keys, numbers))
+        return nm.entry_numbers(self.graph, self.problem.program, self._keys(), self.digits, self.steps,
+                                self.problem.runs)
 
     # ---------------------------------------------------------------- lookups
     def value(self, entry, k: int = 0) -> nm.Number:

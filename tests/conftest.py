@@ -46,3 +46,12 @@ def built(tmp_path_factory):
     r = run_cli("build", "--out", out)
     assert r.returncode == 0, r.stderr
     return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that run TeX are marked `tex` (the fast tier is `pytest -m "not tex"`): every test
+    skipped when xelatex/pdflatex is missing, and every test of compiled handouts."""
+    for item in items:
+        reasons = " ".join(str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif"))
+        if "latex" in reasons or "compiled" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.tex)
