@@ -700,45 +700,38 @@ def _forward_definition(ctx, ops, values: dict) -> list:
             vals[i] = values[op.value]
         elif kind == "num":
             vals[i] = ctx.const(op.value)
+        elif len(op.kids) == 2:
+            vals[i] = _BINARY[kind](ctx, vals[op.kids[0]], vals[op.kids[1]])
         else:
-            vals[i] = _apply(ctx, kind, [vals[k] for k in op.kids])
+            vals[i] = _UNARY[kind](ctx, vals[op.kids[0]])
     return vals
 
 
-def _apply(ctx, kind: str, kids: list) -> Arr:
-    if len(kids) == 2:
-        a, b = kids
-        if kind == "@":
-            return ctx.matmul(a, b)
-        shape = a.shape or b.shape
-        if kind == "*":
-            return ctx.mul(a, b, shape)
-        if kind == "+":
-            return ctx.add(a, b, shape)
-        if kind == "-":
-            return ctx.sub(a, b, shape)
-        if kind == "/":
-            return ctx.div(a, b, shape)
-        if kind == "^":
-            return ctx.pow(a, b, shape)
-    a = kids[0]
-    if kind == "neg":
-        return ctx.neg(a)
-    if kind in ELEMENTWISE:
-        return ctx.func(kind, a)
-    if kind == "transpose":
-        return a if a.shape == () else ctx.transpose(a)
-    if kind == "sum":
-        return ctx.total(a)
-    if kind == "mean":
-        return ctx.mul(ctx.total(a), ctx.const(Fraction(1, a.size)), ())
-    if kind == "frobenius":
-        return ctx.sqrt(ctx.total(ctx.mul(a, a, a.shape)))
-    if kind == "norm2":
-        if a.shape == ():
-            return ctx.func("sqrt", ctx.mul(a, a, ()))
-        return ctx.norm2(a)
-    raise AssertionError(f"unknown operation {kind!r}")
+def _mean(ctx, a: Arr) -> Arr:
+    return ctx.mul(ctx.total(a), ctx.const(Fraction(1, a.size)), ())
+
+
+def _norm2(ctx, a: Arr) -> Arr:
+    return ctx.func("sqrt", ctx.mul(a, a, ())) if a.shape == () else ctx.norm2(a)
+
+
+_BINARY = {
+    "*": lambda ctx, a, b: ctx.mul(a, b, a.shape or b.shape),
+    "+": lambda ctx, a, b: ctx.add(a, b, a.shape or b.shape),
+    "-": lambda ctx, a, b: ctx.sub(a, b, a.shape or b.shape),
+    "/": lambda ctx, a, b: ctx.div(a, b, a.shape or b.shape),
+    "^": lambda ctx, a, b: ctx.pow(a, b, a.shape or b.shape),
+    "@": lambda ctx, a, b: ctx.matmul(a, b),
+}
+_UNARY = {
+    "neg": lambda ctx, a: ctx.neg(a),
+    "transpose": lambda ctx, a: a if a.shape == () else ctx.transpose(a),
+    "sum": lambda ctx, a: ctx.total(a),
+    "mean": _mean,
+    "frobenius": lambda ctx, a: ctx.sqrt(ctx.total(ctx.mul(a, a, a.shape))),
+    "norm2": _norm2,
+    **{f: (lambda name: lambda ctx, a: ctx.func(name, a))(f) for f in ELEMENTWISE},
+}
 
 
 def _reduce_to(ctx, g: Arr, shape: tuple) -> Arr:
