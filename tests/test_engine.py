@@ -314,3 +314,48 @@ def test_api_solution_summary_comes_from_the_engine():
     assert "numbers" not in sol.__dict__            # the per-scalar numbers were not computed
     assert sol.gradients["w6"].text == "0.02813366886"
     assert [n.text for n in sol.history] == ["0.04073380569", "0.04052794410"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_softmax_cross_entropy_gradients_agree_with_finite_differences(tmp_path, seed):
+    """p = exp(z)/sum(exp(z)), L = −Σ t·log p, z = W·x + b: every gradient to 15 digits."""
+    rng = random.Random(seed)
+    n_in, n_cls = rng.randint(2, 4), rng.randint(2, 4)
+    W = [[Fraction(rng.randint(-900, 900), 1000) for _ in range(n_in)] for _ in range(n_cls)]
+    b = [Fraction(rng.randint(-500, 500), 1000) for _ in range(n_cls)]
+    x = [Fraction(rng.randint(-900, 900), 1000) for _ in range(n_in)]
+    hot = rng.randrange(n_cls)
+    t = [Fraction(int(i == hot)) for i in range(n_cls)]
+    f = lambda q: str(float(q)) if q.denominator > 1 else str(q.numerator)  # noqa: E731  (short decimals)
+    spec = tmp_path / "softmax.toml"
+    spec.write_text(
+        'title = "softmax"\n[data]\n'
+        f"x = [{', '.join(map(f, x))}]\nt = [{', '.join(map(f, t))}]\n[parameters]\n"
+        f"W = [{', '.join('[' + ', '.join(map(f, r)) + ']' for r in W)}]\nb = [{', '.join(map(f, b))}]\n"
+        '[forward]\nz = "W @ x + b"\np = "exp(z) / sum(exp(z))"\nL = "-sum(t*log(p))"\n')
+    nums = engine.solution_numbers(engine.compile_spec(spec_mod.load(str(spec))), 15, 0)
+
+    def loss(Wm, bm):
+        z = [mpmath.fsum(Wm[i][j] * mpmath.mpf(x[j].numerator) / x[j].denominator for j in range(n_in)) + bm[i]
+             for i in range(n_cls)]
+        s = mpmath.fsum(mpmath.exp(v) for v in z)
+        return -mpmath.log(mpmath.exp(z[hot]) / s)
+
+    with mpmath.workdps(80):
+        Wm = [[mpmath.mpf(v.numerator) / v.denominator for v in r] for r in W]
+        bm = [mpmath.mpf(v.numerator) / v.denominator for v in b]
+        h = mpmath.mpf(10) ** -25
+        for i in range(n_cls):
+            for j in range(n_in):
+                up = [r[:] for r in Wm]
+                dn = [r[:] for r in Wm]
+                up[i][j] += h
+                dn[i][j] -= h
+                ref = (loss(up, bm) - loss(dn, bm)) / (2 * h)
+                assert nums.gradients["W"][i * n_in + j].text == _rounded(ref, 15)
+            up, dn = bm[:], bm[:]
+            up[i] += h
+            dn[i] -= h
+            # the textbook result: ∂L/∂b = p − t
+            ref = (loss(Wm, up) - loss(Wm, dn)) / (2 * h)
+            assert nums.gradients["b"][i].text == _rounded(ref, 15)
