@@ -18,10 +18,12 @@ from dataclasses import dataclass
 import sympy as sp
 
 from . import calculus as calc
+from . import expr as ex
 from . import graph as gr
 from . import numeric as nm
 from .quantity import make_query
 from .spec import Spec, load as load_spec
+from .verify import verify as _verify
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,6 @@ class Problem:
     def _closed_form(self, q) -> str | None:
         """For NAME at the start: its definition with exact (rational) inputs, where short,
         e.g. out_h1 = sigmoid(83/200)."""
-        from . import expr as ex
         if not isinstance(q.tree, ex.Name):
             return None
         quantity = self.graph.quantities[q.tree.id]
@@ -136,8 +137,7 @@ class Problem:
         return text if len(text) <= 60 else None
 
     def verify(self, digits: int = 60):
-        from .verify import verify
-        return verify(self, digits)
+        return _verify(self, digits)
 
 
 def _exact_text(numbers, q) -> str | None:
@@ -153,7 +153,6 @@ def _exact_text(numbers, q) -> str | None:
 
 def _symbolic_formula(problem: Problem, q) -> sp.Expr | None:
     """For a lone derivative dA/dB of scalars: its formula in named quantities."""
-    from . import expr as ex
     t = q.tree
     if isinstance(t, ex.Deriv) and t.step == 0:
         A, B = problem.graph.quantities[t.of], problem.graph.quantities[t.wrt]

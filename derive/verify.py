@@ -16,6 +16,7 @@ import mpmath
 
 from . import calculus as calc
 from . import numeric as nm
+from .matrixform import matrix_rules
 
 EXACT_TOLERANCE = mpmath.mpf(10) ** -20     # methods 1–3 (and matrix forms) against each other
 FD_TOLERANCE = mpmath.mpf(10) ** -12        # the finite difference against method 1
@@ -107,7 +108,6 @@ def _central_difference(graph, entry, ctx, loss_value, gradient):
 
 
 def matrix_form_checks(problem, state, ctx, floor):
-    from .matrixform import matrix_rules
     out = []
     for rule in matrix_rules(problem.graph):
         values = rule.evaluate(state, ctx)
