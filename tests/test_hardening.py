@@ -30,6 +30,7 @@ from derive import build as build_mod
 from derive import errata, render
 from derive.errors import DeriveError
 from derive.escape import check_display_name, md_code, md_text
+from derive.tex import compile_pdf
 
 IS_ROOT = os.geteuid() == 0
 HAVE_XELATEX = shutil.which("xelatex") is not None and shutil.which("latexmk") is not None
@@ -99,6 +100,19 @@ def fake_tex(tmp_path):
 
 def _pids(fake: Path) -> list[int]:
     return [int((fake / n).read_text()) for n in ("latexmk.pid", "tex.pid", "sleep.pid") if (fake / n).exists()]
+
+
+def _wait_for_handler(pid: int, sig: int, seconds: float = 60.0):
+    """Wait until process `pid` catches `sig` (SigCgt in /proc/PID/status): derive's main has begun
+    (before that, while Python imports, a signal just ends the process, which writes nothing)."""
+    end = time.time() + seconds
+    while time.time() < end:
+        with open(f"/proc/{pid}/status") as f:
+            caught = int(next(ln for ln in f if ln.startswith("SigCgt:")).split()[1], 16)
+        if caught >> (int(sig) - 1) & 1:
+            return
+        time.sleep(0.05)
+    raise AssertionError("derive never installed its signal handlers")
 
 
 def _wait_for(path: Path, seconds: float = 30.0):
@@ -179,7 +193,6 @@ def test_signal_during_tex_stops_everything(fake_tex, tmp_path, sig):
 
 @pytest.mark.skipif(not HAVE_XELATEX, reason="xelatex/latexmk not installed")
 def test_real_tex_may_not_read_or_write_outside_its_directory(tmp_path):
-    from derive.tex import compile_pdf
     secret = tmp_path / "secret.tex"
     secret.write_text("SECRET")
     doc = "\\documentclass{article}\\begin{document}\\input{" + str(secret) + "}\\end{document}\n"
@@ -738,7 +751,8 @@ def test_sigterm_during_a_real_build_changes_nothing(tmp_path, small_build):
     before = _snapshot(out)
     proc = subprocess.Popen([sys.executable, "-m", "derive", "build", "--out", str(out)], env=source_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)                            # rendering (about 10 s)
+    _wait_for_handler(proc.pid, signal.SIGTERM)   # derive's handler is in place: it is running the build
+    time.sleep(1)                            # rendering (about 10 s)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143, stderr
