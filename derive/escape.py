@@ -16,8 +16,8 @@ Markdown could give it a meaning beyond a name:
   applied before tokenising, so it would smuggle in any character;
 - ``% # $ & ~`` and control characters are special or active in TeX (``~`` is active, ``^^L`` is
   ``\\par``); non-ASCII characters are active under pdfLaTeX's inputenc;
-- ``< > & " ' ` |`` would reach the Markdown handouts inside ``$…$`` (raw HTML, code spans,
-  table cells) — a prime is written ``^{\\prime}``.
+- ``< > & " ' ` |`` and ``](`` would reach the Markdown handouts inside ``$…$`` (raw HTML, code
+  spans, table cells, links) — a prime is written ``^{\\prime}``.
 
 This module imports nothing of derive but `errors`.
 """
@@ -57,6 +57,8 @@ def check_display_name(text: str) -> None:
         raise DeriveError(f"display name longer than {LATEX_NAME_CHARS} characters")
     if "^^" in text:
         raise DeriveError("display name may not contain '^^' (TeX reads ^^5c as a backslash)")
+    if "](" in text:
+        raise DeriveError("display name may not contain '](' (Markdown would read a link)")
     bad = sorted(set(text) & _FORBIDDEN_CHARS)
     if bad:
         raise DeriveError(f"display name may not contain {' '.join(repr(c) for c in bad)}")

@@ -211,7 +211,10 @@ def write_output(path, data: bytes | str) -> None:
     if how == "stdout":
         try:
             sys.stdout.flush()
-            sys.stdout.buffer.write(data)
+            if hasattr(sys.stdout, "buffer"):
+                sys.stdout.buffer.write(data)
+            else:                                  # a text stream (an embedding program's)
+                sys.stdout.write(data.decode("utf-8", errors="replace"))
             sys.stdout.flush()
         except BrokenPipeError:
             raise

@@ -140,6 +140,8 @@ CASES = {
                      "not in the safe subset"),
     "latex-too-long": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = "' + "w" * 121 + '"\n', "latex.w",
                        "longer than 120 characters"),
+    "latex-markdown-link": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = "[a](javascript:alert(1))"\n',
+                            "latex.w", "may not contain ']('"),
 }
 
 
