@@ -269,6 +269,10 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # e.g. `derive solve … | head`
         sys.stderr.close()
         return 0
+    except OSError as e:     # a safety net: every file is opened through derive.files, which says more
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"derive: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)

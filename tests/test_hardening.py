@@ -296,6 +296,7 @@ def test_special_files_as_templates(tmp_path, make, words):
     ["check", "alice", "-o", "o" * 300 + ".md"],
     ["check", "d" * 300],
     ["eval", "e" * 300 + ".toml", "x"],
+    ["build", "--out", "b" * 300],
 ])
 def test_long_names_are_one_line(tmp_path, args):
     one_line(run_cli(*args, cwd=tmp_path), "too long")
@@ -450,8 +451,13 @@ def _as_nobody(*args, cwd):
 
 
 def _nobody_ok() -> bool:
-    return IS_ROOT and shutil.which("setpriv") is not None and \
-        subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "true"]).returncode == 0
+    """Root with setpriv, and nobody can run this Python and import this checkout."""
+    if not IS_ROOT or shutil.which("setpriv") is None:
+        return False
+    probe = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable,
+                            "-c", "import derive.cli"], capture_output=True, cwd="/", env=source_env(),
+                           timeout=120)
+    return probe.returncode == 0
 
 
 @pytest.fixture
