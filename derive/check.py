@@ -102,7 +102,7 @@ from . import matrixform as mf
 from . import numeric as nm
 from .calculus import Calculus
 from .errors import DeriveError, LimitError
-from .files import STDIO, is_file, read_input
+from .files import STDIO, is_file, lexists, read_input
 from .functions import relu, sigmoid, softplus
 from .graph import shape_of, to_sympy
 from .latexparse import parse_latex, unparse
@@ -323,16 +323,6 @@ def _nest(items: list, shape: tuple, flat: bool = True):
     return [list(items[i * c:(i + 1) * c]) for i in range(r)]
 
 
-def _lexists(p: Path) -> bool:
-    try:
-        p.lstat()
-        return True
-    except FileNotFoundError:
-        return False
-    except (OSError, ValueError):
-        return True                             # it is there but unreadable: read_input says why
-
-
 def _resolve_spec(spec_ref, claims_path: Path, display: str) -> Problem:
     if not isinstance(spec_ref, str) or not spec_ref.strip():
         raise DeriveError("required: spec = \"a spec path or a built-in id\"", file=display, key="spec")
@@ -427,7 +417,7 @@ def load_claims(path) -> ClaimsFile:
         p, display = Path("."), "<stdin>"       # a spec path in it is relative to the working directory
         display, text = read_input(STDIO, limit=MAX_CLAIMS_BYTES, display=display, stdin=True)
     else:
-        if "/" not in str(path) and not _lexists(p) and is_file(builtin):
+        if "/" not in str(path) and not lexists(p) and is_file(builtin):
             # a built-in problem id: its transcribed claims (derive check house-price)
             p, display = Path(str(builtin)), f"{path} (built-in claims)"
         display, text = read_input(p, limit=MAX_CLAIMS_BYTES, display=display)

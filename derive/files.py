@@ -71,6 +71,18 @@ def is_dir(path) -> bool:
         return False
 
 
+def lexists(path) -> bool:
+    """True when something is there (even a dangling link, or a name the system refuses to look up:
+    reading it then says what is wrong); False only for no such file or directory."""
+    try:
+        os.lstat(path)
+        return True
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except (OSError, ValueError):
+        return True
+
+
 def exists(path) -> bool:
     try:
         os.stat(path)

@@ -17,7 +17,7 @@ from pathlib import Path
 from . import expr as ex
 from .errors import DeriveError, LimitError
 from .escape import check_display_name
-from .files import STDIO, is_file, read_input
+from .files import STDIO, is_file, lexists, read_input
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_ENTRIES = 20_000        # scalar values (data + parameters) in one spec
@@ -98,21 +98,11 @@ def read_source(path_or_id: str) -> tuple[str, str, str]:
     if not looks_like_path and path_or_id in builtin_ids():
         _display, text = read_input(Path(str(problems_dir() / f"{path_or_id}.toml")), limit=MAX_SPEC_BYTES)
         return path_or_id, f"{path_or_id} (built-in)", text
-    if looks_like_path or _lexists(p):
+    if looks_like_path or lexists(p):
         display, text = read_input(p, limit=MAX_SPEC_BYTES)
         return p.stem, display, text
     raise DeriveError(f"no such file or built-in problem {path_or_id!r} "
                       f"(built-in: {', '.join(builtin_ids())})")
-
-
-def _lexists(p: Path) -> bool:
-    try:
-        p.lstat()
-        return True
-    except FileNotFoundError:
-        return False
-    except (OSError, ValueError):
-        return True                 # there, but not usable: read_input says why
 
 
 def parse_toml(text: str, path: str) -> dict:
