@@ -6,11 +6,13 @@ problem.  Output is byte-for-byte deterministic.
 
 Whose directory: derive builds into a directory only when it is new, empty, or derive's own — it
 holds `derive-manifest.txt`, written by the previous build, listing every file that build wrote
-with its SHA-256.  Anything else is refused with one line (`--force` builds into it anyway).  A
-file derive did not write — not in the manifest, or changed since — is never overwritten or
-deleted without `--force`, and never deleted at all: `--force` overwrites the names derive
-produces and keeps every other file.  Files of the previous build that are no longer produced
-are removed (when unchanged).
+with its SHA-256.  Anything else is refused with one line; `--force` builds into it anyway.
+Whatever the directory and with or without `--force`, a file derive did not write — not in the
+manifest, or changed since — is never overwritten and never deleted: a build that would have to
+replace one is refused with one line naming it (move it away first; a file that already holds
+exactly what the build gives is simply kept), and a changed file that is no longer built stays
+where it is, with a warning.  Files of the previous build that are no longer produced are removed
+(when unchanged).  The manifest's name is derive's.
 
 All or nothing: the new files are written to a staging directory inside the target
 (`.derive-build-*`), then swapped in by renames with SIGINT, SIGTERM and SIGHUP held back; an
@@ -175,10 +177,10 @@ def inspect(out: Path, force: bool) -> dict | None:
     return manifest
 
 
-def _plan(out: Path, files: dict, manifest: dict | None, force: bool):
-    """(names to write, names to delete); DeriveError for a file derive did not write."""
+def _plan(out: Path, files: dict, manifest: dict | None):
+    """(names to write, names to delete, names kept); DeriveError for a file derive did not write."""
     manifest = manifest or {}
-    problems, write, delete = [], [], []
+    problems, write, delete, kept = [], [], [], []
     for name in sorted(files):
         target = out / name
         try:
@@ -195,7 +197,7 @@ def _plan(out: Path, files: dict, manifest: dict | None, force: bool):
             current = _hash_file(target)
             if current == _sha(files[name]):
                 continue                                   # already what the build gives
-            if name != MANIFEST and manifest.get(name) != current and not force:
+            if name != MANIFEST and manifest.get(name) != current:
                 problems.append(f"{target} {'was changed since derive wrote it' if name in manifest else 'was not written by derive'}")
         write.append(name)
     for name in sorted(set(manifest) - set(files)):
@@ -205,13 +207,13 @@ def _plan(out: Path, files: dict, manifest: dict | None, force: bool):
             continue                                       # gone already (or not a file: left alone)
         if current == manifest[name]:
             delete.append(name)
-        elif not force:
-            problems.append(f"{target} (no longer built) was changed since derive wrote it")
+        else:
+            kept.append(name)                              # changed by someone: not derive's to delete
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise DeriveError(f"refusing to replace files derive did not write: {problems[0]}{more}; "
-                          "use --force to overwrite them")
-    return write, delete
+        raise DeriveError(f"refusing to overwrite files derive did not write: {problems[0]}{more}; "
+                          "move them away first")
+    return write, delete, kept
 
 
 # ---------------------------------------------------------------- writing: stage, then swap
@@ -236,13 +238,15 @@ def _mkdirs(path: Path, created: list) -> None:
         created.append(d)
 
 
-def build(out_dir, *, pdf: bool = False, template_dir: str | None = None, force: bool = False) -> list:
-    """Build into `out_dir`; the relative names of the files of the build (the manifest included)."""
+def build(out_dir, *, pdf: bool = False, template_dir: str | None = None, force: bool = False,
+          warn=None) -> list:
+    """Build into `out_dir`; the relative names of the files of the build (the manifest included).
+    `warn(line)` is told about changed files of an earlier build that were kept."""
     out = Path(out_dir)
     manifest = inspect(out, force)
     files = render_all(pdf=pdf, template_dir=template_dir)
     files[MANIFEST] = manifest_text(files).encode("utf-8")
-    write, delete = _plan(out, files, manifest, force)
+    write, delete, kept = _plan(out, files, manifest)
     created: list = []
     try:
         _mkdirs(out, created)
@@ -255,6 +259,9 @@ def build(out_dir, *, pdf: bool = False, template_dir: str | None = None, force:
             with contextlib.suppress(OSError):
                 d.rmdir()
         raise
+    for name in kept:
+        if warn is not None:
+            warn(f"kept {out / name}: no longer built, but changed since derive wrote it")
     return sorted(files)
 
 

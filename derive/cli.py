@@ -136,7 +136,8 @@ def cmd_render(args) -> int:
 
 def cmd_build(args) -> int:
     from .build import build
-    written = build(args.out, pdf=args.pdf, force=args.force)
+    written = build(args.out, pdf=args.pdf, force=args.force,
+                    warn=lambda line: print(f"derive: warning: {line}", file=sys.stderr))
     print(f"wrote {len(written)} files to {args.out}", file=sys.stderr)
     return 0
 
@@ -202,8 +203,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="output", metavar="DIR")
     b.add_argument("--pdf", action="store_true")
     b.add_argument("--force", action="store_true",
-                   help="build into a directory that is not derive's own (files derive did not write are "
-                        "overwritten where a build file has their name, never deleted)")
+                   help="build into a directory that is not derive's own (a file derive did not write is "
+                        "still never overwritten or deleted)")
     b.set_defaults(run=cmd_build)
 
     c = sub.add_parser("check", help="check a hand derivation (a claims file)")

@@ -602,9 +602,16 @@ def test_build_refuses_a_directory_that_is_not_its_own(tmp_path, small_build):
     with pytest.raises(DeriveError, match="not empty and not derive's"):
         build_mod.build(user)
     assert _snapshot(user) == {"thesis.tex": b"mine", "a.md": b"my a"}
-    build_mod.build(user, force=True)                   # --force: writes its names, keeps the rest
+    with pytest.raises(DeriveError, match="a.md was not written by derive; move them away first"):
+        build_mod.build(user, force=True)               # --force never overwrites someone's file
+    assert _snapshot(user) == {"thesis.tex": b"mine", "a.md": b"my a"}
+    (user / "a.md").unlink()
+    (user / "errata").mkdir()
+    (user / "errata" / "b.md").write_bytes(FILES["errata/b.md"])   # already what derive writes: kept
+    build_mod.build(user, force=True)                   # --force: builds next to the user's files
     snap = _snapshot(user)
     assert snap["thesis.tex"] == b"mine" and snap["a.md"] == b"A\n" and "derive-manifest.txt" in snap
+    assert "errata/b.md" in snap["derive-manifest.txt"].decode()
 
 
 def test_rebuild_keeps_files_derive_did_not_write_and_removes_stale_ones(tmp_path, small_build):
@@ -624,16 +631,21 @@ def test_rebuild_refuses_files_changed_since_derive_wrote_them(tmp_path, small_b
     small_build["old.md"] = b"old\n"
     build_mod.build(out)
     (out / "a.md").write_text("edited by hand")
-    with pytest.raises(DeriveError, match="a.md was changed since derive wrote it"):
-        build_mod.build(out)
-    assert (out / "a.md").read_text() == "edited by hand"
-    (out / "old.md").write_text("edited too")
+    (out / "errata" / "b.md").write_text("edited too")
+    for force in (False, True):
+        with pytest.raises(DeriveError, match="a.md was changed since derive wrote it .and 1 more"):
+            build_mod.build(out, force=force)
+        assert (out / "a.md").read_text() == "edited by hand"
+    (out / "a.md").unlink()
+    (out / "errata" / "b.md").unlink()
+    (out / "old.md").write_text("edited, and no longer built")
     del small_build["old.md"]
-    with pytest.raises(DeriveError, match="and 1 more"):
-        build_mod.build(out)
-    build_mod.build(out, force=True)
+    warnings = []
+    build_mod.build(out, warn=warnings.append)
     assert (out / "a.md").read_bytes() == b"A\n"
-    assert (out / "old.md").read_text() == "edited too", "--force never deletes a file derive did not write"
+    assert (out / "old.md").read_text() == "edited, and no longer built", "derive deleted a file it did not write"
+    assert len(warnings) == 1 and "kept" in warnings[0] and "old.md" in warnings[0]
+    assert "old.md" not in (out / "derive-manifest.txt").read_text()
 
 
 def test_a_forged_manifest_cannot_direct_writes_or_deletions(tmp_path, small_build):
