@@ -88,6 +88,7 @@ import json
 import random
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -97,16 +98,18 @@ from pathlib import Path
 import sympy as sp
 
 from . import expr as ex
+from . import matrixform as mf
 from . import numeric as nm
 from .calculus import Calculus
 from .errors import DeriveError, LimitError
-from .files import write_atomic
+from .files import STDIO, is_file, lexists, read_input
 from .functions import relu, sigmoid, softplus
-from .graph import shape_of
+from .graph import shape_of, to_sympy
 from .latexparse import parse_latex, unparse
-from .quantity import make_query
-from .solve import Problem
-from .spec import problems_dir
+from .printer import tidy
+from .quantity import derivative_pairs, make_query
+from .solve import Problem, load
+from .spec import builtin_ids, problems_dir
 
 VERDICTS = ("correct", "rounding", "truncated", "wrong")
 DIAGNOSES = ("used-preactivation", "missing-activation-derivative", "sign-flip", "factor-2",
@@ -321,13 +324,11 @@ def _nest(items: list, shape: tuple, flat: bool = True):
 
 
 def _resolve_spec(spec_ref, claims_path: Path, display: str) -> Problem:
-    from .spec import builtin_ids
-    from .solve import load
     if not isinstance(spec_ref, str) or not spec_ref.strip():
         raise DeriveError("required: spec = \"a spec path or a built-in id\"", file=display, key="spec")
     candidate = claims_path.parent / spec_ref
     try:
-        if candidate.is_file():
+        if is_file(candidate):
             return load(str(candidate))
         if spec_ref in builtin_ids():
             return load(spec_ref)
@@ -407,20 +408,19 @@ def _literal_sig(tree) -> int | None:
 
 
 def load_claims(path) -> ClaimsFile:
-    """Read and validate a claims file; DeriveError (file, claim) for anything wrong."""
+    """Read and validate a claims file (`-`: standard input); DeriveError (file, claim) for anything
+    wrong."""
     p = Path(path)
     display = str(path)
     builtin = problems_dir() / f"{path}.claims.toml"
-    if not p.exists() and "/" not in str(path) and builtin.is_file():
-        # a built-in problem id: its transcribed claims (derive check house-price)
-        p, display = Path(str(builtin)), f"{path} (built-in claims)"
-    try:
-        if p.stat().st_size > MAX_CLAIMS_BYTES:
-            raise LimitError(f"file is larger than {MAX_CLAIMS_BYTES} bytes", file=display)
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = getattr(e, "strerror", None) or str(e)
-        raise DeriveError(f"cannot read file: {reason}", file=display) from None
+    if str(path) == STDIO:
+        p, display = Path("."), "<stdin>"       # a spec path in it is relative to the working directory
+        display, text = read_input(STDIO, limit=MAX_CLAIMS_BYTES, display=display, stdin=True)
+    else:
+        if "/" not in str(path) and not lexists(p) and is_file(builtin):
+            # a built-in problem id: its transcribed claims (derive check house-price)
+            p, display = Path(str(builtin)), f"{path} (built-in claims)"
+        display, text = read_input(p, limit=MAX_CLAIMS_BYTES, display=display)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -733,9 +733,8 @@ def _activations(graph) -> list:
             if items:
                 out.append((q.name, t.fn, items, None))
         elif isinstance(t, ex.Bin) and t.op == "*" and q.name != graph.loss:
-            from .matrixform import _constant
             for const, inner in ((t.left, t.right), (t.right, t.left)):
-                cv = _constant(const)
+                cv = mf._constant(const)
                 if cv is not None and cv not in (0, 1) and _has_matmul(inner):
                     out.append((q.name, "linear", [(e, None) for e in q.entries], cv))
                     break
@@ -1589,7 +1588,6 @@ def _claim_keys(claim: Claim, graph) -> list:
     if isinstance(t, ex.AtStep):
         return [("value", e, t.step) for e in graph.quantities[t.name].entries]
     if isinstance(t, ex.Deriv):
-        from .quantity import derivative_pairs
         try:
             pairs = derivative_pairs(graph, graph.quantities[t.of], graph.quantities[t.wrt], "")
         except DeriveError:
@@ -1633,7 +1631,6 @@ def chain_formula(graph, a, b, budget=None):
 
 def _tidy(f):
     try:
-        from .printer import tidy
         return tidy(f)
     except Exception:   # noqa: BLE001 - the printer is optional here
         return f
@@ -1764,18 +1761,13 @@ def _value_text(problem: Problem, q) -> str:
 
 
 def _matrix_rule(graph, name: str) -> str | None:
-    try:
-        from .matrixform import matrix_rules
-    except Exception:   # noqa: BLE001
-        return None
-    for rule in matrix_rules(graph):
+    for rule in mf.matrix_rules(graph):
         if rule.wrt == name:
             return " + ".join(mexpr_text(t.expr, graph.loss) for t in rule.terms)
     return None
 
 
 def mexpr_text(m, loss: str) -> str:
-    from . import matrixform as mf
     if isinstance(m, mf.MSym):
         return f"d{loss}/d{m.name}" if m.adjoint else m.name
     if isinstance(m, mf.MNum):
@@ -1800,7 +1792,6 @@ def mexpr_text(m, loss: str) -> str:
 
 
 def _mwrap(m, loss):
-    from . import matrixform as mf
     text = mexpr_text(m, loss)
     if isinstance(m, (mf.MAdd,)) or (isinstance(m, mf.MSym) and m.adjoint):
         return f"({text})"
@@ -1813,7 +1804,6 @@ MAX_SYMBOLIC_OPS = 400
 def _symbolic_equal(problem: Problem, claim_tree, of_tree, fixed: dict) -> bool:
     """SymPy's verdict that two quantity trees are identical once every definition is expanded
     (inputs in `fixed` substituted); False when it cannot tell (or the expressions are large)."""
-    from .graph import to_sympy
     g = problem.graph
     full: dict = {}
     try:
@@ -1835,7 +1825,6 @@ def _symbolic_equal(problem: Problem, claim_tree, of_tree, fixed: dict) -> bool:
             if isinstance(node, ex.Name):
                 return value(node.id)
             if isinstance(node, ex.Deriv) and node.step == 0:
-                from .quantity import derivative_pairs
                 A, B = g.quantities[node.of], g.quantities[node.wrt]
                 pairs = derivative_pairs(g, A, B, "")
                 vals = []
@@ -1941,38 +1930,8 @@ def text_report(cf: ClaimsFile, results: list, digits: int, lang: str = "en") ->
 
 
 def _w(s: str) -> int:
-    import unicodedata
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
 
 
 def _pad(s: str, w: int) -> str:
     return s + " " * (w - _w(s))
-
-
-def command_check(args) -> int:
-    """`derive check CLAIMS [--json] [--format text|md|tex] [-o PATH] [--lang en|zh] [--digits N]`:
-    exit 0 when nothing is wrong, 1 when something is, 2 on bad input (raised as DeriveError)."""
-    lang = getattr(args, "lang", None) or "en"
-    digits = getattr(args, "digits", 10)
-    cf, results = check_file(args.claims, digits, lang)
-    if getattr(args, "json", False):
-        out = json.dumps(to_json(cf, results, digits), ensure_ascii=False, indent=2) + "\n"
-    else:
-        fmt = getattr(args, "format", "text") or "text"
-        if fmt == "text":
-            out = text_report(cf, results, digits, lang)
-        else:
-            from .errata import render_report
-            out = render_report(cf, results, fmt, lang, digits)
-    if getattr(args, "output", None):
-        write_atomic(args.output, out)
-        print(summary_line(results, lang))
-    else:
-        print(out, end="")
-    return 1 if any(r.verdict == "wrong" for r in results) else 0
-
-
-def write_errata(out_dir="output", digits: int = 10) -> list:
-    """Write <out_dir>/errata/<id>[.zh].md and .tex for every built-in problem with a claims file."""
-    from .errata import write_errata as _write
-    return _write(out_dir, digits=digits)

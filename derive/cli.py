@@ -3,11 +3,16 @@
     derive list | solve | eval | verify | render | build | check
 
 Every DeriveError is printed as one line on stderr with exit code 2; nothing else escapes.
+SIGINT, SIGTERM and SIGHUP become an `Interrupted` exception, so that every stage cleans up on the
+way out (TeX's process group is killed, temporary files and directories are removed, a build in
+progress is rolled back); derive then says so in one line and exits with 128 + the signal's number
+(130, 143, 129).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 from .errors import DeriveError
@@ -154,13 +159,33 @@ def cmd_render(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from .render import command_build
-    return command_build(args)
+    from .build import build
+    written = build(args.out, pdf=args.pdf, force=args.force,
+                    warn=lambda line: print(f"derive: warning: {line}", file=sys.stderr))
+    print(f"wrote {len(written)} files to {args.out}", file=sys.stderr)
+    return 0
 
 
 def cmd_check(args) -> int:
-    from .check import command_check
-    return command_check(args)
+    """exit 0 when nothing is wrong, 1 when something is, 2 on bad input (raised as DeriveError)."""
+    from .check import check_file, summary_line, text_report, to_json
+    from .files import STDIO, check_output, write_output
+    if args.output is not None:
+        check_output(args.output)
+    cf, results = check_file(args.claims, args.digits, args.lang)
+    if args.json:
+        out = json.dumps(to_json(cf, results, args.digits), ensure_ascii=False, indent=2) + "\n"
+    elif args.format == "text":
+        out = text_report(cf, results, args.digits, args.lang)
+    else:
+        from .errata import render_report
+        out = render_report(cf, results, args.format, args.lang, args.digits)
+    if args.output is not None and args.output != STDIO:
+        write_output(args.output, out)
+        print(summary_line(results, args.lang))
+    else:
+        print(out, end="")
+    return 1 if any(r.verdict == "wrong" for r in results) else 0
 
 
 # ---------------------------------------------------------------- parser
@@ -201,6 +226,9 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="render every built-in problem into output/")
     b.add_argument("--out", default="output", metavar="DIR")
     b.add_argument("--pdf", action="store_true")
+    b.add_argument("--force", action="store_true",
+                   help="build into a directory that is not derive's own (a file derive did not write is "
+                        "still never overwritten or deleted)")
     b.set_defaults(run=cmd_build)
 
     c = sub.add_parser("check", help="check a hand derivation (a claims file)")
@@ -214,12 +242,41 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class Interrupted(BaseException):
+    """A signal (SIGINT, SIGTERM, SIGHUP) asked derive to stop; raised where the program was."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _on_signal(signum, frame):
+    # the first signal interrupts; more while cleaning up are ignored, so the clean-up completes
+    for s in SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+def _install_signal_handlers() -> dict:
+    old = {}
+    for s in SIGNALS:
+        try:
+            old[s] = signal.signal(s, _on_signal)
+        except (ValueError, OSError):   # not the main thread: leave them alone
+            pass
+    return old
+
+
 def main(argv=None) -> int:
     p = parser()
     try:
         args = p.parse_args(argv)
     except SystemExit as e:  # argparse prints its own one-line usage error, exit 2
         return int(e.code or 0)
+    old = _install_signal_handlers()
     try:
         return args.run(args)
     except DeriveError as e:
@@ -228,11 +285,21 @@ def main(argv=None) -> int:
     except RecursionError:
         print("derive: input nested too deeply", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except (Interrupted, KeyboardInterrupt) as e:
+        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+        print(f"derive: interrupted by {signal.Signals(signum).name}; nothing was left half-written",
+              file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:  # e.g. `derive solve … | head`
         sys.stderr.close()
         return 0
+    except OSError as e:     # a safety net: every file is opened through derive.files, which says more
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"derive: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 def entry() -> None:

@@ -7,7 +7,7 @@ corrected derivation: the definition or the chain rule in ∂-notation, each fac
 numbers, the value (formulas and numbers from `derive.printer` and the engine's correctly rounded
 values).  Templates: `templates/errata/errata.md.j2` and `errata.tex.j2` (LaTeX delimiters
 `\\BLOCK{…}`, `\\VAR{…}`, `\\#{…}`; StrictUndefined); prose in `templates/errata/strings.<lang>.toml`.
-User text (notes, names, claimed numbers) is escaped (`latexsafe.escape_text` for LaTeX); formulas
+User text (notes, names, claimed numbers, the file name) is escaped (`derive.escape`); formulas
 are re-printed from the parsed trees, never copied from the claims file.
 
 Anchors, for links from the handouts: every claim's section is `claim-<index>` (Markdown
@@ -21,74 +21,44 @@ checker's random points are seeded).
 """
 from __future__ import annotations
 
-import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 import sympy as sp
 
 from . import expr as ex
+from . import printer as pr
+from . import templating as tpl
 from .calculus import Calculus
 from .check import (Checker, load_claims, summary, summary_line,
                     VERDICTS, chain_formula)
 from .errors import DeriveError
+from .escape import CJK, md_code, md_text, tex_prose
 from .files import write_atomic
-from .latexsafe import escape_text
-
-try:                                     # the handouts' printer (derive/printer.py)
-    from . import printer as pr
-except ImportError:                      # pragma: no cover - the printer ships with the package
-    pr = None
+from .matrixform import matrix_rules
+from .spec import builtin_ids, problems_dir
 
 
 # ---------------------------------------------------------------- templates
 def template_dir() -> Path:
     """templates/errata of a source checkout, else of the installed package."""
-    from .render import default_template_dir
-    return default_template_dir() / "errata"
+    return tpl.default_template_dir() / "errata"
 
 
-def environment(fmt: str) -> jinja2.Environment:
-    from .render import jinja_environment
-    env = jinja_environment(fmt, jinja2.FileSystemLoader(str(template_dir()), encoding="utf-8"))
-    env.filters["tex"] = tex_prose
-    env.filters["md"] = md_prose
-    return env
+def environment(fmt: str):
+    """The sandboxed environment of the errata templates (templates/errata)."""
+    return tpl.environment(fmt, [template_dir()], {"tex": tex_prose, "md": md_text, "code": md_code})
 
 
 def strings(lang: str) -> dict:
-    path = template_dir() / f"strings.{lang}.toml"
+    env = environment("md")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise DeriveError(f"cannot read the errata strings: {e}", file=str(path)) from None
+        return tpl.load_strings(env, f"strings.{lang}.toml")
+    except DeriveError as e:
+        raise DeriveError(f"cannot read the errata strings: {e.what}", file=e.file or str(template_dir())) from None
 
 
-# symbols in messages that LaTeX text mode cannot take from every font
-_TEX_SYMBOLS = {
-    "σ": "$\\sigma$", "η": "$\\eta$", "α": "$\\alpha$", "δ": "$\\delta$", "∑": "$\\sum$",
-    "≠": "$\\neq$", "≤": "$\\le$", "≥": "$\\ge$", "∈": "$\\in$", "′": "$'$", "∂": "$\\partial$", "·": "$\\cdot$", "−": "$-$", "′": "$'$",
-    "½": "$\\frac{1}{2}$", "≈": "$\\approx$", "—": "---", "…": "\\dots{}", "→": "$\\to$",
-    "×": "$\\times$", "²": "$^2$", "ŷ": "$\\hat{y}$", "⊙": "$\\odot$", "ᵀ": "$^{\\top}$",
-}
-
-
-def tex_prose(text) -> str:
-    """User or message prose for LaTeX: special characters escaped, math symbols made safe."""
-    out = escape_text(str(text))
-    for k, v in _TEX_SYMBOLS.items():
-        out = out.replace(k, v)
-    return out
-
-
-_CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]")
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|$~#&{}])")
-
-
-def md_prose(text) -> str:
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+md_prose = md_text
 
 
 # ---------------------------------------------------------------- LaTeX of claims and truths
@@ -249,7 +219,6 @@ def derivation(tex: Tex, checker: Checker, claim) -> list:
             lines.append(f"&{approx} {value}")
             return lines
         if A.is_scalar and A.name == g.loss and pr is not None:
-            from .matrixform import matrix_rules
             for rule in matrix_rules(g):
                 if rule.wrt == B.name:
                     mp = pr.MatrixPrinter(tex.names, tex.loss)
@@ -368,7 +337,6 @@ def _true_formula_tex(tex: Tex, claim) -> str:
                 if f is not None:
                     return tex.chain(f)
             if A.is_scalar and A.name == g.loss:
-                from .matrixform import matrix_rules
                 for rule in matrix_rules(g):
                     if rule.wrt == B.name:
                         mp = pr.MatrixPrinter(tex.names, tex.loss)
@@ -395,19 +363,15 @@ def render_report(cf, results: list, fmt: str, lang: str, digits: int, checker: 
         s=s, lang=lang, title=spec.title, source=spec.source, spec_id=spec.id, digits=digits,
         claims_file=Path(cf.path).name, rows=rows, summary=summary(results), verdicts=VERDICTS,
         summary_line=summary_line(results, lang), symbolic=cf.problem.is_symbolic,
-        cjk=any(_CJK.search(x) for x in [spec.title, spec.source] + [r.note + r.message for r in rows]),
+        cjk=any(CJK.search(x) for x in [spec.title, spec.source] + [r.note + r.message for r in rows]),
     )
     name = "errata.md.j2" if fmt == "md" else "errata.tex.j2"
-    try:
-        return env.get_template(name).render(**ctx)
-    except jinja2.TemplateError as e:
-        raise DeriveError(f"template {name}: {e}") from None
+    return tpl.render(env, name, ctx)
 
 
 # ---------------------------------------------------------------- every built-in problem
 def builtin_claims() -> list:
     """(id, path) of every built-in problem with a claims file, sorted by id."""
-    from .spec import builtin_ids, problems_dir
     out = []
     for pid in builtin_ids():
         p = problems_dir() / f"{pid}.claims.toml"
@@ -436,14 +400,7 @@ def errata_name(pid: str, lang: str, fmt: str) -> str:
 
 def errata_documents(pid: str, path: str, lang: str, digits: int = 10) -> tuple[dict, list]:
     """({fmt: text} for md and tex, [ErrataStep]) for one built-in claims file in one language."""
-    cf = load_claims(path)
-    checker = Checker(cf.problem, digits, lang)
-    results = checker.check(cf.claims)
-    cf.path = f"{pid}.claims.toml"
-    docs = {fmt: render_report(cf, results, fmt, lang, digits, checker) for fmt in ("md", "tex")}
-    steps = [ErrataStep(r.claim.index, r.claim.of, r.verdict, r.diagnosis, f"claim-{r.claim.index}")
-             for r in results if r.verdict != "correct"]
-    return docs, steps
+    return errata_by_language(pid, path, (lang,), digits)[lang]
 
 
 def errata_by_language(pid: str, path: str, langs, digits: int = 10) -> dict:

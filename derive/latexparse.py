@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal, localcontext
 from fractions import Fraction
 
 from . import expr as ex
@@ -738,7 +739,6 @@ def _fraction_text(q: Fraction) -> str:
         while d % p == 0:
             d //= p
     if d == 1:
-        from decimal import Decimal, localcontext
         with localcontext() as c:
             c.prec = 60
             return format(Decimal(q.numerator) / Decimal(q.denominator), "f")

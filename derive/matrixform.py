@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from . import expr as ex
-from .graph import Graph
+from .calculus import Calculus
+from .graph import Graph, shape_of, to_sympy
 
 
 class Unsupported(Exception):
@@ -133,7 +134,6 @@ def matrix_rules(graph: Graph) -> tuple:
 
 
 def _derive_rules(graph: Graph) -> tuple:
-    from .calculus import Calculus
     reaches = Calculus(graph).reaches
     on_path = {e.quantity for e in reaches}
     contributions: dict[str, list] = {}
@@ -154,7 +154,6 @@ def _derive_rules(graph: Graph) -> tuple:
 
 
 def _shape(tree, graph):
-    from .graph import shape_of, to_sympy
     return shape_of(to_sympy(tree, lambda n: graph.quantities[n.id].as_value()))
 
 

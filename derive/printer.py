@@ -25,6 +25,7 @@ from sympy.printing.latex import LatexPrinter
 from . import expr as ex
 from . import matrixform as mf
 from .graph import Entry
+from .numeric import format_decimal, is_short_exact, round_fraction
 
 GREEK = {
     "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda",
@@ -134,7 +135,6 @@ def number(text: str, paren: bool = False) -> str:
 
 def fraction(q: Fraction, digits: int = 30) -> str:
     """An exact constant: a short decimal (0.002) or a fraction (\\frac{1}{3})."""
-    from .numeric import format_decimal, is_short_exact, round_fraction
     if is_short_exact(q, digits):
         return number(format_decimal(round_fraction(q, digits), digits, exact=True))
     sign = "-" if q < 0 else ""

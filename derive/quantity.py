@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from . import expr as ex
+from .calculus import Calculus
 from .errors import DeriveError
 from .graph import Entry, Graph, shape_of, to_sympy
 from .numeric import backward, evaluate
@@ -137,7 +138,6 @@ def derivative_pairs(graph: Graph, A, B, where: str) -> list:
 
 
 def _elementwise_dependence(graph: Graph, A, B) -> bool:
-    from .calculus import Calculus
     bset = set(B.entries)
     for a, b in zip(A.entries, B.entries):
         reached = Calculus(graph, a).reaches & bset

@@ -14,38 +14,33 @@ a neuron feeding several others sums over them; matrix specs use the matrix-form
 update p − η·∂L/∂p, and the forward pass again with the new loss.  Symbolic specs get formulas only;
 `--mode exercise` leaves every result out (the context then holds no solution numbers at all).
 
-CLI: `command_render(args)` (derive render) and `command_build(args)` (derive build → output/).
-All files are written atomically (a temporary file in the target directory, then os.replace).
+CLI: `command_render(args)` (derive render); `derive build` is `derive.build`.  Templates are
+sandboxed (`derive.templating`), prose is escaped (`derive.escape`), PDFs come from `derive.tex`, and
+files are written by `derive.files.write_output`.
 """
 from __future__ import annotations
 
 import decimal
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
-import tomllib
 from dataclasses import dataclass
 from fractions import Fraction
-from importlib import resources
-from pathlib import Path
 
-import jinja2
 import sympy as sp
 
 from . import expr as ex
+from . import files
 from . import printer as pr
+from . import templating as tpl
+from . import tex
 from .errors import DeriveError
-from .files import write_atomic
-from .latexsafe import escape_text
+from .escape import CJK, md_text, mermaid_text, tex_text
 from .matrixform import matrix_rules
-from .spec import builtin_ids
+from .solve import load
 
 FORMATS = ("md", "tex")
 LANGS = ("en", "zh")
-TEX_PACKAGES = "latexmk texlive-xetex texlive-latex-recommended texlive-pictures texlive-lang-chinese"
 LINE_WIDTH = 75.0          # a display line at normal size, in printer.width units
 SIZES = (("", 1.0), ("small", 0.9), ("footnotesize", 0.8), ("scriptsize", 0.7))
 MAX_FULL_PATHS = 6         # the full sum-over-paths formula is shown up to this many paths
@@ -781,11 +776,8 @@ def _unparse(node, k: int) -> str:
     raise TypeError(node)
 
 
-_CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]+")
-
-
 def _has_cjk(text: str) -> bool:
-    return bool(_CJK.search(text or ""))
+    return bool(CJK.search(text or ""))
 
 
 # ---------------------------------------------------------------- the diagram
@@ -937,99 +929,16 @@ def build_diagram(b: Builder) -> Diagram:
 
 
 # ---------------------------------------------------------------- templates
-def default_template_dir() -> Path:
-    """templates/ of a source checkout, else the installed package derive.templates."""
-    import derive
-    package = Path(derive.__file__).resolve().parent
-    for candidate in (package.parent / "templates", package / "templates"):
-        if (candidate / "solution.md.j2").is_file():
-            return candidate
-    with resources.as_file(resources.files("derive.templates") / "solution.md.j2") as f:
-        return Path(f).parent
+def environment(fmt: str, template_dir: str | None = None):
+    """The sandboxed environment of the handout templates (templates/, `template_dir` first)."""
+    filters = {"tex": tex_text} if fmt == "tex" else {"md": md_text}
+    filters["mermaid"] = mermaid_text
+    return tpl.environment(fmt, tpl.template_paths(template_dir), filters)
 
 
-def _loader(template_dir: str | None) -> jinja2.BaseLoader:
-    paths = [str(default_template_dir())]
-    if template_dir is not None:
-        d = Path(template_dir)
-        if not d.is_dir():
-            raise DeriveError(f"--template-dir: no such directory: {template_dir}")
-        paths.insert(0, str(d))
-    return jinja2.FileSystemLoader(paths, encoding="utf-8")
-
-
-def jinja_environment(fmt: str, loader: jinja2.BaseLoader) -> jinja2.Environment:
-    """The Jinja2 environment of a template set: for LaTeX the delimiters \\BLOCK{…}, \\VAR{…},
-    \\#{…} (no clash with TeX braces); StrictUndefined; no autoescape (prose is escaped by filters,
-    the LaTeX that the printer makes is not)."""
-    common = dict(loader=loader, undefined=jinja2.StrictUndefined, autoescape=False,
-                  trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    if fmt != "tex":
-        return jinja2.Environment(**common)
-    return jinja2.Environment(
-        block_start_string="\\BLOCK{", block_end_string="}",
-        variable_start_string="\\VAR{", variable_end_string="}",
-        comment_start_string="\\#{", comment_end_string="}",
-        line_statement_prefix=None, line_comment_prefix="%#", **common)
-
-
-def environment(fmt: str, template_dir: str | None = None) -> jinja2.Environment:
-    env = jinja_environment(fmt, _loader(template_dir))
-    if fmt == "tex":
-        env.filters["tex"] = _tex_text
-    else:
-        env.filters["md"] = _md_text
-    env.filters["mermaid"] = _mermaid_text
-    return env
-
-
-def _tex_text(text) -> str:
-    """User prose for LaTeX: every special character escaped, CJK runs wrapped for pdfLaTeX."""
-    return _CJK.sub(lambda m: "\\cjk{" + m.group(0) + "}", escape_text(str(text)))
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<|$~#&{}])")
-
-
-def _md_text(text) -> str:
-    """User prose for Markdown: characters that would start markup or math are backslash-escaped."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
-
-
-def _mermaid_text(text) -> str:
-    return re.sub(r'["<>{}\[\]|#&]', "", str(text))
-
-
-def _strings(env: jinja2.Environment, lang: str) -> dict:
-    name = f"strings.{lang}.toml"
-    try:
-        source, filename, _ = env.loader.get_source(env, name)
-    except jinja2.TemplateNotFound:
-        raise DeriveError(f"template {name} not found") from None
-    try:
-        return tomllib.loads(source)
-    except tomllib.TOMLDecodeError as e:
-        raise DeriveError(f"not valid TOML: {e}", file=filename) from None
-
-
-def _string_function(table: dict, fmt: str, name: str):
-    placeholder = re.compile(r"(\{[A-Za-z_]+\})")
-
-    def s(key: str, **kw) -> str:
-        if key not in table:
-            raise DeriveError(f"no string {key!r} in strings.{name}.toml")
-        out = []
-        for part in placeholder.split(str(table[key])):
-            if placeholder.fullmatch(part):
-                k = part[1:-1]
-                if k not in kw:
-                    raise DeriveError(f"string {key!r} needs a value for {{{k}}}")
-                out.append(str(kw[k]))
-            else:
-                out.append(escape_text(part) if fmt == "tex" else part)
-        return "".join(out)
-
-    return s
+def strings(env, fmt: str, lang: str):
+    """s(key, **values) for the handout prose of `lang` (strings.<lang>.toml) in format `fmt`."""
+    return tpl.string_function(tpl.load_strings(env, f"strings.{lang}.toml"), fmt, lang)
 
 
 def build_context(problem, solution, *, lang: str, only=None, mode: str = "solution") -> dict:
@@ -1048,55 +957,12 @@ def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = 10,
     env = environment(fmt, template_dir)
     ctx = build_context(problem, solution, lang=lang, only=only, mode=mode)
     ctx["errata"] = errata if mode == "solution" else None
-    s = _string_function(_strings(env, lang), fmt, lang)
-    try:
-        template = env.get_template(f"solution.{fmt}.j2")
-        text = template.render(**ctx, s=s)
-        return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
-    except jinja2.TemplateNotFound as e:
-        raise DeriveError(f"template {e.name} not found") from None
-    except jinja2.TemplateSyntaxError as e:
-        raise DeriveError(f"template syntax error: {e.message}", file=e.filename or e.name or "",
-                          key=f"line {e.lineno}") from None
-    except jinja2.UndefinedError as e:
-        raise DeriveError(f"template error: {e.message}") from None
+    ctx["s"] = strings(env, fmt, lang)
+    text = tpl.render(env, f"solution.{fmt}.j2", ctx)
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
 
 
-# ---------------------------------------------------------------- files
-def tex_available() -> bool:
-    return shutil.which("latexmk") is not None and shutil.which("xelatex") is not None
-
-
-def compile_pdf(tex: str, engine: str = "xelatex") -> bytes:
-    """Compile a LaTeX document with latexmk in a temporary directory; the PDF's bytes.
-
-    No shell escape; openout_any=p (TeX may write only below the working directory).
-    """
-    need = "xelatex" if engine == "xelatex" else "pdflatex"
-    if shutil.which("latexmk") is None or shutil.which(need) is None:
-        raise DeriveError(f"cannot make a PDF: latexmk and {need} are not installed "
-                          f"(on Debian/Ubuntu: apt-get install {TEX_PACKAGES})")
-    env = dict(os.environ, openout_any="p", shell_escape="f", SOURCE_DATE_EPOCH="0", FORCE_SOURCE_DATE="1")
-    with tempfile.TemporaryDirectory(prefix="derive-tex-") as d:
-        (Path(d) / "handout.tex").write_text(tex, encoding="utf-8")
-        cmd = ["latexmk", f"-{'xelatex' if engine == 'xelatex' else 'pdf'}", "-no-shell-escape",
-               "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", "handout.tex"]
-        try:
-            subprocess.run(cmd, cwd=d, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=600, check=False)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise DeriveError(f"latexmk failed: {e}") from None
-        pdf = Path(d) / "handout.pdf"
-        log = Path(d) / "handout.log"
-        errors = []
-        if log.exists():
-            errors = [ln for ln in log.read_text(encoding="utf-8", errors="replace").splitlines()
-                      if ln.startswith("!") or ": LaTeX Error" in ln or "Undefined control" in ln]
-        if not pdf.exists() or errors:
-            raise DeriveError(f"LaTeX failed: {errors[0] if errors else 'no PDF was produced'}")
-        return pdf.read_bytes()
-
-
+# ---------------------------------------------------------------- derive render
 def _only(text: str | None) -> list | None:
     if text is None:
         return None
@@ -1107,108 +973,30 @@ def _only(text: str | None) -> list | None:
 
 
 def command_render(args) -> int:
-    from .solve import load
+    """`derive render`: the handout to standard output, or to `-o PATH` (`-` is standard output);
+    a PDF goes to `-o PATH` or, when not named, to <id>.<lang>.pdf — which must not exist yet."""
     problem = load(args.spec)
     lang = args.lang or problem.spec.lang
     fmt = "tex" if args.format == "pdf" else args.format
-    if args.format == "pdf" and not tex_available():
-        raise DeriveError(f"cannot make a PDF: latexmk and xelatex are not installed "
-                          f"(on Debian/Ubuntu: apt-get install {TEX_PACKAGES})")
-    if args.output is not None:
-        _check_writable(Path(args.output))
+    out = args.output
+    if args.format == "pdf":
+        tex.require()
+        tex.timeout()
+        if out is None:
+            out = f"{problem.spec.id}.{lang}.pdf"
+            if files.exists(out) or os.path.islink(out):
+                raise DeriveError(f"{out} exists; name it with -o to replace it")
+    if out is not None:
+        files.check_output(out)
     text = render_text(problem, fmt=fmt, lang=lang, digits=args.digits, only=_only(args.only),
                        mode=args.mode, template_dir=args.template_dir)
     if args.format == "pdf":
-        out = Path(args.output) if args.output else Path(f"{problem.spec.id}.{lang}.pdf")
-        write_atomic(out, compile_pdf(text))
-        print(f"wrote {out}", file=sys.stderr)
+        files.write_output(out, tex.compile_pdf(text))
+        if out != files.STDIO:
+            print(f"wrote {out}", file=sys.stderr)
         return 0
-    if args.output:
-        write_atomic(Path(args.output), text.encode("utf-8"))
+    if out is not None:
+        files.write_output(out, text)
     else:
         sys.stdout.write(text)
-    return 0
-
-
-def _check_writable(path: Path):
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise DeriveError(f"cannot write {path}: it is a directory")
-    if not parent.is_dir():
-        raise DeriveError(f"cannot write {path}: no such directory {parent}")
-    if not os.access(parent, os.W_OK):
-        raise DeriveError(f"cannot write {path}: permission denied")
-
-
-def build_outputs(out_dir: Path, pdf: bool = False, template_dir: str | None = None) -> list:
-    """Render every built-in problem (md + tex, en + zh, PDFs if asked), the errata of its source
-    document, and the index into out_dir.
-
-    Everything is rendered in memory first and written only when all of it succeeded, each file
-    atomically: output/ is updated completely, or not at all with a message naming the problem.
-    """
-    from .errata import builtin_claims
-    out_dir = Path(out_dir)
-    if pdf and not tex_available():
-        raise DeriveError(f"cannot make PDFs: latexmk and xelatex are not installed "
-                          f"(on Debian/Ubuntu: apt-get install {TEX_PACKAGES})")
-    claims = dict(builtin_claims())
-    files: dict[str, bytes] = {}
-    entries = []
-    for pid in builtin_ids():
-        try:
-            entries.append(_build_problem(pid, files, claims.get(pid), pdf, template_dir))
-        except DeriveError as e:
-            raise DeriveError(f"building {pid} failed, nothing was written: {e.line()}") from None
-    env = environment("md", template_dir)
-    index = env.get_template("readme.md.j2").render(
-        problems=entries, pdf=pdf,
-        s_en=_string_function(_strings(env, "en"), "md", "en"),
-        s_zh=_string_function(_strings(env, "zh"), "md", "zh"))
-    files["README.md"] = (re.sub(r"\n{3,}", "\n\n", index).strip("\n") + "\n").encode("utf-8")
-
-    try:
-        (out_dir / "errata").mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DeriveError(f"cannot create {out_dir}: {e.strerror or e}") from None
-    for name, data in files.items():
-        write_atomic(out_dir / name, data)
-    return list(files)
-
-
-def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, template_dir) -> dict:
-    """Render one built-in problem into `files` (name → bytes); its entry for the index."""
-    from .errata import ERRATA_LANGS, errata_by_language, errata_name
-    from .solve import load
-    problem = load(pid)
-    solution = problem.solve(digits=10)
-    names = {}
-    reports = {} if claims_path is None else errata_by_language(pid, claims_path, ERRATA_LANGS)
-    for lang in LANGS:
-        errata = None
-        if lang in reports:
-            docs, steps = reports[lang]
-            for efmt, etext in docs.items():
-                files[f"errata/{errata_name(pid, lang, efmt)}"] = etext.encode("utf-8")
-            errata = {"md": f"errata/{errata_name(pid, lang, 'md')}",
-                      "tex": f"errata/{errata_name(pid, lang, 'tex')}", "steps": steps}
-            names[f"{lang}_errata"] = errata["md"]
-            if not steps:
-                errata = None  # nothing to correct: the handout does not mention errata
-        for fmt in FORMATS:
-            text = render_text(problem, fmt=fmt, lang=lang, solution=solution, template_dir=template_dir,
-                               errata=errata)
-            name = f"{pid}.{lang}.{fmt}"
-            files[name] = text.encode("utf-8")
-            names[f"{lang}_{fmt}"] = name
-            if fmt == "tex" and pdf:
-                files[f"{pid}.{lang}.pdf"] = compile_pdf(text)
-                names[f"{lang}_pdf"] = f"{pid}.{lang}.pdf"
-    return {"id": pid, "title": problem.spec.title, "source": problem.spec.source,
-            "symbolic": problem.is_symbolic, "files": names}
-
-
-def command_build(args) -> int:
-    written = build_outputs(Path(args.out), pdf=args.pdf)
-    print(f"wrote {len(written)} files to {args.out}", file=sys.stderr)
     return 0

@@ -26,6 +26,7 @@ from . import numeric as nm
 from .quantity import make_query
 from .spec import Spec, load as load_spec
 from .summary import Shaped, numeric_json, shaped, written_flat
+from .verify import verify as _verify
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,7 @@ class Problem:
         return text if len(text) <= 60 else None
 
     def verify(self, digits: int = 60):
-        from .verify import verify
-        return verify(self, digits)
+        return _verify(self, digits)
 
 
 def _exact_text(numbers, shape: tuple) -> str | None:

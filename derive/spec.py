@@ -17,14 +17,14 @@ from pathlib import Path
 from . import expr as ex
 from .arrays import read_array
 from .errors import DeriveError, LimitError
-from .latexsafe import check_display_name
+from .escape import check_display_name
+from .files import STDIO, is_file, lexists, read_input
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_ENTRIES = 10_000_000    # scalar values (data + parameters) in one spec (the engine's memory
                             # estimate refuses a network that would not fit first)
 MAX_FORWARD = 500           # [forward] definitions
 MAX_STEPS = 50              # gradient-descent steps
-LATEX_NAME_CHARS = 120
 
 TOP_KEYS = {"title", "source", "lang", "symbolic", "data", "parameters", "forward", "train", "latex"}
 TRAIN_KEYS = {"loss", "learning_rate", "update", "steps"}
@@ -91,20 +91,18 @@ def builtin_ids() -> list[str]:
 
 
 def read_source(path_or_id: str) -> tuple[str, str, str]:
-    """(id, display path, text) for a file path or a built-in id."""
+    """(id, display path, text) for a file path, a built-in id, or `-` (standard input)."""
+    if path_or_id == STDIO:
+        display, text = read_input(STDIO, limit=MAX_SPEC_BYTES, stdin=True)
+        return "stdin", display, text
     p = Path(path_or_id)
-    looks_like_path = p.suffix == ".toml" or p.is_file() or "/" in path_or_id or "\\" in path_or_id
+    looks_like_path = p.suffix == ".toml" or is_file(p) or "/" in path_or_id or "\\" in path_or_id
     if not looks_like_path and path_or_id in builtin_ids():
-        text = (problems_dir() / f"{path_or_id}.toml").read_text(encoding="utf-8")
+        _display, text = read_input(Path(str(problems_dir() / f"{path_or_id}.toml")), limit=MAX_SPEC_BYTES)
         return path_or_id, f"{path_or_id} (built-in)", text
-    if looks_like_path or p.exists():
-        try:
-            if p.stat().st_size > MAX_SPEC_BYTES:
-                raise LimitError(f"file is larger than {MAX_SPEC_BYTES} bytes", file=str(p))
-            return p.stem, str(p), p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            reason = getattr(e, "strerror", None) or str(e)
-            raise DeriveError(f"cannot read file: {reason}", file=str(p)) from None
+    if looks_like_path or lexists(p):
+        display, text = read_input(p, limit=MAX_SPEC_BYTES)
+        return p.stem, display, text
     raise DeriveError(f"no such file or built-in problem {path_or_id!r} "
                       f"(built-in: {', '.join(builtin_ids())})")
 

@@ -27,6 +27,7 @@ import mpmath
 from . import calculus as calc
 from . import engine
 from . import numeric as nm
+from .matrixform import matrix_rules
 
 LARGE_PARAMETERS = 2_000     # more parameter entries: sampled finite differences only
 SAMPLES = 20                 # entries checked in a large network
@@ -157,7 +158,6 @@ def _central_difference(graph, entry, ctx, loss_value, gradient):
 
 
 def matrix_form_checks(problem, state, ctx, floor):
-    from .matrixform import matrix_rules
     out = []
     for rule in matrix_rules(problem.graph):
         values = rule.evaluate(state, ctx)

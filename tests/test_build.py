@@ -66,8 +66,8 @@ def test_build_failure_names_the_problem_and_writes_nothing(tmp_path):
     tdir.mkdir()
     (tdir / "solution.md.j2").write_text("{{ no_such_variable }}\n")
     out = tmp_path / "out"
-    script = ("import sys; from derive.render import build_outputs; from derive.errors import DeriveError\n"
-              "try:\n    build_outputs(sys.argv[1], template_dir=sys.argv[2])\n"
+    script = ("import sys; from derive.build import build; from derive.errors import DeriveError\n"
+              "try:\n    build(sys.argv[1], template_dir=sys.argv[2])\n"
               "except DeriveError as e:\n    print(e.line()); sys.exit(2)\n")
     r = subprocess.run([sys.executable, "-c", script, str(out), str(tdir)], capture_output=True, text=True,
                        cwd=ROOT)

@@ -25,7 +25,8 @@ import pytest
 import sympy as sp
 
 from derive import expr as ex
-from derive.check import check_file, load_claims, write_errata
+from derive.check import check_file, load_claims
+from derive.errata import write_errata
 from derive.errors import DeriveError
 from derive.latexparse import parse_latex
 from derive.spec import load as load_spec

@@ -22,6 +22,7 @@ import pytest
 import derive
 from derive import printer as pr
 from derive import render
+from derive import templating
 from derive.matrixform import matrix_rules
 from derive.spec import builtin_ids
 
@@ -596,5 +597,5 @@ def test_output_directory_is_up_to_date(built):
 
 
 def test_installed_package_finds_its_templates():
-    d = render.default_template_dir()
+    d = templating.default_template_dir()
     assert (d / "solution.md.j2").is_file() and (d / "strings.zh.toml").is_file()

@@ -1,0 +1,330 @@
+"""`derive build`: every built-in problem's handouts (Markdown and LaTeX, English and Chinese, PDFs
+with --pdf), the errata of its source document, and an index, into one directory (output/).
+
+Rendering: everything is rendered in memory first; a failure anywhere writes nothing and names the
+problem.  Output is byte-for-byte deterministic.
+
+Whose directory: derive builds into a directory only when it is new, empty, or derive's own — it
+holds `derive-manifest.txt`, written by the previous build, listing every file that build wrote
+with its SHA-256.  Anything else is refused with one line; `--force` builds into it anyway.
+Whatever the directory and with or without `--force`, a file derive did not write — not in the
+manifest, or changed since — is never overwritten and never deleted: a build that would have to
+replace one is refused with one line naming it (move it away first; a file that already holds
+exactly what the build gives is simply kept), and a changed file that is no longer built stays
+where it is, with a warning.  Files of the previous build that are no longer produced are removed
+(when unchanged).  The manifest's name is derive's.
+
+All or nothing: the new files are written to a staging directory inside the target
+(`.derive-build-*`), then swapped in by renames with SIGINT, SIGTERM and SIGHUP held back; an
+error during the swap puts every old file back.  An interruption before the swap leaves the
+directory as it was (the staging directory is removed); one during the swap is acted on after it.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import signal
+import stat
+import tempfile
+from pathlib import Path
+
+from .errata import ERRATA_LANGS, builtin_claims, errata_by_language, errata_name
+from .errors import DeriveError
+from .files import is_input, kind_of, new_file_mode, read_input
+from .render import FORMATS, LANGS, environment, render_text, strings
+from .solve import load
+from .spec import builtin_ids
+from .templating import render
+from .tex import compile_pdf, require
+
+MANIFEST = "derive-manifest.txt"
+MANIFEST_HEAD = ("# derive build: the files derive wrote in this directory, with their SHA-256.\n"
+                 "# derive build replaces or removes only these; see README (derive build).\n")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
+_LINE = re.compile(r"([0-9a-f]{64})  (.+)")
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+# ---------------------------------------------------------------- rendering
+def render_all(pdf: bool = False, template_dir: str | None = None) -> dict:
+    """{relative name: bytes} of every file of a build (the manifest aside)."""
+    if pdf:
+        require("xelatex", "PDFs")
+    claims = dict(builtin_claims())
+    files: dict[str, bytes] = {}
+    entries = []
+    for pid in builtin_ids():
+        try:
+            entries.append(_build_problem(pid, files, claims.get(pid), pdf, template_dir))
+        except DeriveError as e:
+            raise DeriveError(f"building {pid} failed, nothing was written: {e.line()}") from None
+    env = environment("md", template_dir)
+    index = render(env, "readme.md.j2", dict(problems=entries, pdf=pdf, s_en=strings(env, "md", "en"),
+                                             s_zh=strings(env, "md", "zh")))
+    files["README.md"] = (re.sub(r"\n{3,}", "\n\n", index).strip("\n") + "\n").encode("utf-8")
+    return files
+
+
+def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, template_dir) -> dict:
+    """Render one built-in problem into `files` (name → bytes); its entry for the index."""
+    problem = load(pid)
+    solution = problem.solve(digits=10)
+    names = {}
+    reports = {} if claims_path is None else errata_by_language(pid, claims_path, ERRATA_LANGS)
+    for lang in LANGS:
+        errata = None
+        if lang in reports:
+            docs, steps = reports[lang]
+            for efmt, etext in docs.items():
+                files[f"errata/{errata_name(pid, lang, efmt)}"] = etext.encode("utf-8")
+            errata = {"md": f"errata/{errata_name(pid, lang, 'md')}",
+                      "tex": f"errata/{errata_name(pid, lang, 'tex')}", "steps": steps}
+            names[f"{lang}_errata"] = errata["md"]
+            if not steps:
+                errata = None  # nothing to correct: the handout does not mention errata
+        for fmt in FORMATS:
+            text = render_text(problem, fmt=fmt, lang=lang, solution=solution, template_dir=template_dir,
+                               errata=errata)
+            name = f"{pid}.{lang}.{fmt}"
+            files[name] = text.encode("utf-8")
+            names[f"{lang}_{fmt}"] = name
+            if fmt == "tex" and pdf:
+                files[f"{pid}.{lang}.pdf"] = compile_pdf(text)
+                names[f"{lang}_pdf"] = f"{pid}.{lang}.pdf"
+    return {"id": pid, "title": problem.spec.title, "source": problem.spec.source,
+            "symbolic": problem.is_symbolic, "files": names}
+
+
+# ---------------------------------------------------------------- the manifest
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def manifest_text(files: dict) -> str:
+    return MANIFEST_HEAD + "".join(f"{_sha(files[n])}  {n}\n" for n in sorted(files) if n != MANIFEST)
+
+
+def read_manifest(out: Path) -> dict | None:
+    """{name: sha256} of the previous build in `out`, or None when there is no manifest."""
+    path = out / MANIFEST
+    try:
+        path.lstat()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise DeriveError(f"cannot read {path}: {e.strerror or e}") from None
+    display, text = read_input(path, limit=1_000_000, what="manifest")
+    entries = {}
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = _LINE.fullmatch(line)
+        if not m or not _safe_name(m.group(2)):
+            raise DeriveError(f"line {i}: not a manifest line (sha256, two spaces, a relative file name); "
+                              "remove the file or use --force", file=display)
+        entries[m.group(2)] = m.group(1)
+    return entries
+
+
+def _safe_name(name: str) -> bool:
+    return bool(_NAME.fullmatch(name)) and ".." not in name.split("/") and name != MANIFEST
+
+
+# ---------------------------------------------------------------- whose directory
+def _hash_file(path: Path) -> str | None:
+    """SHA-256 of a regular file (not a link), else None."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    try:
+        with open(path, "rb") as f:
+            return _sha(f.read())
+    except OSError:
+        return None
+
+
+def inspect(out: Path, force: bool) -> dict | None:
+    """Check that `out` may be built into (before any rendering); the previous manifest or None."""
+    try:
+        st = out.stat()
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise DeriveError(f"cannot build into {out}: {getattr(e, 'strerror', None) or e}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise DeriveError(f"cannot build into {out}: it is {kind_of(st.st_mode)}, not a directory")
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise DeriveError(f"cannot build into {out}: permission denied")
+    try:
+        manifest = read_manifest(out)
+    except DeriveError:
+        if not force:
+            raise
+        manifest = None                                    # --force: an unreadable manifest is ignored
+    if manifest is None and not force:
+        try:
+            empty = not any(os.scandir(out))
+        except OSError as e:
+            raise DeriveError(f"cannot build into {out}: {e.strerror or e}") from None
+        if not empty:
+            raise DeriveError(f"cannot build into {out}: it is not empty and not derive's (no {MANIFEST}); "
+                              "name an empty or new directory, or use --force")
+    return manifest
+
+
+def _plan(out: Path, files: dict, manifest: dict | None):
+    """(names to write, names to delete, names kept); DeriveError for a file derive did not write."""
+    manifest = manifest or {}
+    problems, write, delete, kept = [], [], [], []
+    for name in sorted(files):
+        target = out / name
+        try:
+            st = target.lstat()
+        except FileNotFoundError:
+            st = None
+        except OSError as e:
+            raise DeriveError(f"cannot write {target}: {e.strerror or e}") from None
+        if st is not None:
+            if not stat.S_ISREG(st.st_mode):
+                raise DeriveError(f"cannot write {target}: it is {kind_of(st.st_mode)}")
+            if name != MANIFEST and is_input(st):
+                raise DeriveError(f"cannot write {target}: it is an input of this build")
+            current = _hash_file(target)
+            if current == _sha(files[name]):
+                continue                                   # already what the build gives
+            if name != MANIFEST and manifest.get(name) != current:
+                problems.append(f"{target} {'was changed since derive wrote it' if name in manifest else 'was not written by derive'}")
+        write.append(name)
+    for name in sorted(set(manifest) - set(files)):
+        target = out / name
+        current = _hash_file(target)
+        if current is None:
+            continue                                       # gone already (or not a file: left alone)
+        if current == manifest[name]:
+            delete.append(name)
+        else:
+            kept.append(name)                              # changed by someone: not derive's to delete
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DeriveError(f"refusing to overwrite files derive did not write: {problems[0]}{more}; "
+                          "move them away first")
+    return write, delete, kept
+
+
+# ---------------------------------------------------------------- writing: stage, then swap
+@contextlib.contextmanager
+def signals_held():
+    """SIGINT, SIGTERM and SIGHUP held back (delivered when the block ends)."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _mkdirs(path: Path, created: list) -> None:
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir()
+        created.append(d)
+
+
+def build(out_dir, *, pdf: bool = False, template_dir: str | None = None, force: bool = False,
+          warn=None) -> list:
+    """Build into `out_dir`; the relative names of the files of the build (the manifest included).
+    `warn(line)` is told about changed files of an earlier build that were kept."""
+    out = Path(out_dir)
+    manifest = inspect(out, force)
+    files = render_all(pdf=pdf, template_dir=template_dir)
+    files[MANIFEST] = manifest_text(files).encode("utf-8")
+    write, delete, kept = _plan(out, files, manifest)
+    created: list = []
+    try:
+        _mkdirs(out, created)
+    except OSError as e:
+        raise DeriveError(f"cannot create {out}: {e.strerror or e}") from None
+    try:
+        _install(out, files, write, delete)
+    except BaseException:
+        for d in reversed(created):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
+    for name in kept:
+        if warn is not None:
+            warn(f"kept {out / name}: no longer built, but changed since derive wrote it")
+    return sorted(files)
+
+
+def _install(out: Path, files: dict, write: list, delete: list) -> None:
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=".derive-build-", dir=out))
+    except OSError as e:
+        raise DeriveError(f"cannot write into {out}: {e.strerror or e}") from None
+    try:
+        new, old = stage / "new", stage / "old"
+        try:
+            for name in write:                             # stage: every new file, complete
+                path = new / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(files[name])
+                try:
+                    mode = stat.S_IMODE((out / name).stat().st_mode) & 0o1777
+                except FileNotFoundError:
+                    mode = new_file_mode()
+                os.chmod(path, mode)
+        except OSError as e:
+            raise DeriveError(f"cannot write into {out}: {e.strerror or e}; nothing was changed") from None
+        with signals_held():
+            _swap(out, new, old, write, delete)
+            shutil.rmtree(stage, ignore_errors=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _swap(out: Path, new: Path, old: Path, write: list, delete: list) -> None:
+    """Rename the staged files into place (the manifest last); on any error undo every step."""
+    undo: list = []
+    created: list = []
+    order = [n for n in write if n != MANIFEST] + [n for n in write if n == MANIFEST]
+    try:
+        for name in order:
+            target = out / name
+            _mkdirs(target.parent, created)
+            if target.exists():
+                backup = old / name
+                backup.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(target, backup)
+                except OSError:
+                    shutil.copy2(target, backup)
+                undo.append(("restore", name))
+            else:
+                undo.append(("remove", name))
+            os.replace(new / name, target)
+        for name in delete:
+            backup = old / name
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(out / name, backup)
+            undo.append(("restore", name))
+    except OSError as e:
+        for action, name in reversed(undo):
+            with contextlib.suppress(OSError):
+                if action == "restore":
+                    os.replace(old / name, out / name)
+                else:
+                    os.unlink(out / name)
+        for d in reversed(created):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise DeriveError(f"cannot write into {out}: {e.strerror or e}; every file was put back") from None

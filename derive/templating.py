@@ -1,0 +1,156 @@
+"""Templates, in one place: the Jinja2 environment factory and the prose strings, for the handouts
+(`derive.render`) and the errata (`derive.errata`).
+
+Every template environment is a `jinja2.sandbox.ImmutableSandboxedEnvironment`: a template —
+including one from `--template-dir` — can format the context it is given and nothing else
+(`''.__class__.__mro__`, `cycler.__init__.__globals__` and the like are refused, and so is
+changing a list or dict).  Templates and string tables are read through `files.read_input`
+(regular files only, at most `MAX_TEMPLATE_BYTES`); a template name is a path below one of the
+template directories (never `..`).  Any failure while loading or rendering a template is one
+DeriveError line naming the template.
+
+LaTeX templates use the delimiters `\\BLOCK{…}`, `\\VAR{…}`, `\\#{…}` (no clash with TeX braces);
+every environment has StrictUndefined and no autoescape: prose is escaped by the filters the caller
+registers (`derive.escape`), the LaTeX that the printer makes is not.
+
+A leaf: imports nothing of derive but `errors`, `files` and `escape`.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+import jinja2.sandbox
+from jinja2.loaders import split_template_path
+
+from .errors import DeriveError
+from .escape import escape_text
+from .files import is_dir, read_input
+
+MAX_TEMPLATE_BYTES = 1_000_000
+
+
+def default_template_dir() -> Path:
+    """templates/ of a source checkout, else the installed package derive.templates."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "templates", package / "templates"):
+        if (candidate / "solution.md.j2").is_file():
+            return candidate
+    with resources.as_file(resources.files("derive.templates") / "solution.md.j2") as f:
+        return Path(f).parent
+
+
+def template_paths(template_dir: str | None = None, sub: str = "") -> list[Path]:
+    """The directories searched for templates: `template_dir` (if given) before the built-in one."""
+    paths = [default_template_dir() / sub if sub else default_template_dir()]
+    if template_dir is not None:
+        d = Path(template_dir)
+        if not is_dir(d):
+            try:
+                d.stat()
+                reason = "not a directory"
+            except OSError as e:
+                reason = "no such directory" if isinstance(e, FileNotFoundError) else (e.strerror or str(e))
+            except ValueError as e:
+                reason = str(e)
+            raise DeriveError(f"--template-dir: {reason}: {template_dir}")
+        paths.insert(0, d)
+    return paths
+
+
+class Loader(jinja2.BaseLoader):
+    """Templates from a list of directories, read as regular files of bounded size."""
+
+    def __init__(self, paths):
+        self.paths = [Path(p) for p in paths]
+
+    def get_source(self, environment, template):
+        pieces = split_template_path(template)        # refuses '..'
+        for base in self.paths:
+            candidate = base.joinpath(*pieces)
+            try:
+                candidate.lstat()
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except (OSError, ValueError):
+                pass                                  # read_input says what is wrong
+            _display, source = read_input(candidate, limit=MAX_TEMPLATE_BYTES, what="template")
+            return source, str(candidate), lambda: True
+        raise jinja2.TemplateNotFound(template)
+
+
+def environment(fmt: str, paths, filters: dict | None = None) -> jinja2.Environment:
+    """The sandboxed Jinja2 environment of a template set ('tex' delimiters for LaTeX)."""
+    common = dict(loader=Loader(paths), undefined=jinja2.StrictUndefined, autoescape=False,
+                  trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, auto_reload=False)
+    if fmt == "tex":
+        common.update(block_start_string="\\BLOCK{", block_end_string="}",
+                      variable_start_string="\\VAR{", variable_end_string="}",
+                      comment_start_string="\\#{", comment_end_string="}",
+                      line_statement_prefix=None, line_comment_prefix="%#")
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(**common)
+    env.filters.update(filters or {})
+    return env
+
+
+def render(env: jinja2.Environment, name: str, context: dict) -> str:
+    """Render the template `name`; every failure is one DeriveError naming the template."""
+    filename = name
+    try:
+        template = env.get_template(name)
+        filename = template.filename or name
+        return template.render(**context)
+    except DeriveError:
+        raise
+    except jinja2.TemplateNotFound as e:
+        raise DeriveError(f"template {e.name} not found") from None
+    except jinja2.TemplateSyntaxError as e:
+        raise DeriveError(f"template syntax error: {e.message}", file=e.filename or e.name or filename,
+                          key=f"line {e.lineno}") from None
+    except jinja2.sandbox.SecurityError as e:
+        raise DeriveError(f"template refused: {e}", file=filename) from None
+    except jinja2.UndefinedError as e:
+        raise DeriveError(f"template error: {e.message}", file=filename) from None
+    except RecursionError:
+        raise DeriveError("template error: nested too deeply", file=filename) from None
+    except Exception as e:                     # a template is user input: no traceback
+        raise DeriveError(f"template error: {type(e).__name__}: {e}", file=filename) from None
+
+
+# ---------------------------------------------------------------- prose strings
+def load_strings(env: jinja2.Environment, name: str) -> dict:
+    """A string table (strings.<lang>.toml) found like a template."""
+    try:
+        source, filename, _ = env.loader.get_source(env, name)
+    except jinja2.TemplateNotFound:
+        raise DeriveError(f"template {name} not found") from None
+    try:
+        table = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as e:
+        raise DeriveError(f"not valid TOML: {e}", file=filename) from None
+    return table
+
+
+_PLACEHOLDER = re.compile(r"(\{[A-Za-z_]+\})")
+
+
+def string_function(table: dict, fmt: str, name: str):
+    """s(key, **values): the string `key` with its {placeholders} filled in (LaTeX-escaped for tex)."""
+    def s(key: str, **kw) -> str:
+        if key not in table:
+            raise DeriveError(f"no string {key!r} in strings.{name}.toml")
+        out = []
+        for part in _PLACEHOLDER.split(str(table[key])):
+            if _PLACEHOLDER.fullmatch(part):
+                k = part[1:-1]
+                if k not in kw:
+                    raise DeriveError(f"string {key!r} needs a value for {{{k}}}")
+                out.append(str(kw[k]))
+            else:
+                out.append(escape_text(part) if fmt == "tex" else part)
+        return "".join(out)
+
+    return s
