@@ -451,11 +451,12 @@ def _as_nobody(*args, cwd):
 
 
 def _nobody_ok() -> bool:
-    """Root with setpriv, and nobody can run this Python and import this checkout."""
+    """Root with setpriv, and nobody can run this Python and import this checkout and SymPy
+    (derive.cli alone no longer imports SymPy: render needs it)."""
     if not IS_ROOT or shutil.which("setpriv") is None:
         return False
     probe = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable,
-                            "-c", "import derive.cli"], capture_output=True, cwd="/", env=source_env(),
+                            "-c", "import derive.cli, derive.solve"], capture_output=True, cwd="/", env=source_env(),
                            timeout=120)
     return probe.returncode == 0
 
@@ -468,7 +469,7 @@ def nobody_dir():
     shutil.rmtree(d)
 
 
-@pytest.mark.skipif(not _nobody_ok(), reason="needs root and setpriv")
+@pytest.mark.skipif(not _nobody_ok(), reason="needs root, setpriv, and a Python whose packages the user nobody can read")
 def test_ordinary_user_cannot_overwrite_a_read_only_file(nobody_dir):
     f = nobody_dir / "ro.md"
     f.write_text("old")
