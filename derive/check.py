@@ -218,10 +218,10 @@ def text_at(s: Stated, t: Fraction) -> str:
     r = _round_to(t, s.quantum)
     if r == 0 or (s.exp > 0 and abs(t) < s.quantum):
         return nm.format_decimal(nm.round_fraction(t, s.sig), s.sig)
-    d = Decimal(r.numerator) / Decimal(r.denominator) if r.denominator != 1 else Decimal(r.numerator)
     if s.exp < 0:
-        d = d.quantize(Decimal(1).scaleb(s.exp))
-        return _plain(d)
+        # r is a whole multiple of 10^exp: its digits at exactly that exponent, built exactly
+        # (a Decimal division or quantize would round to the context's 28 digits, or fail)
+        return _plain(nm._digits_decimal(int(r * 10 ** -s.exp), s.exp))
     return str(int(r))
 
 

@@ -240,7 +240,8 @@ class _Parser:
         node = self.unary()
         while self.tok.kind == "op" and self.tok.text in ("*", "/", "@"):
             op = self.take()
-            if op.text == "@" and self.quantities and self.tok.kind == "number":
+            if op.text == "@" and self.quantities and (
+                    self.tok.kind == "number" or (self.tok.text in ("-", "+") and self.peek().kind == "number")):
                 node = self._at_step(node, op)
                 continue
             node = Bin(op.text, node, self.unary())
@@ -330,9 +331,20 @@ class _Parser:
         raise self.error("'@k' (value after k steps) follows a name or a derivative dA/dB", at)
 
     def _step_number(self, tok: Token) -> int:
-        if not re.fullmatch(r"\d{1,6}", tok.text):
-            raise self.error(f"step after '@' must be a whole number, not {tok.text!r}", tok)
-        return int(tok.text)
+        """k of NAME@k: a whole number 0..MAX_STEPS (spec.MAX_STEPS, the limit of `steps`),
+        checked here, before any work: `E@10000` would otherwise run 10 000 steps."""
+        from .spec import MAX_STEPS
+        sign = ""
+        if tok.text in ("-", "+"):
+            sign, tok = tok.text, self.take()
+        if sign or not re.fullmatch(r"\d+", tok.text):
+            raise self.error(f"step after '@' must be a whole number from 0 to {MAX_STEPS}, "
+                             f"not {sign + tok.text!r}", tok)
+        k = int(tok.text)
+        if k > MAX_STEPS:
+            raise LimitError(f"{tok.text} steps after '@': the limit is {MAX_STEPS} steps "
+                             "(as for train.steps)", column=tok.column)
+        return k
 
 
 def _number(tok: Token) -> Num:

@@ -738,10 +738,8 @@ def _fraction_text(q: Fraction) -> str:
         while d % p == 0:
             d //= p
     if d == 1:
-        from decimal import Decimal, localcontext
-        with localcontext() as c:
-            c.prec = 60
-            return format(Decimal(q.numerator) / Decimal(q.denominator), "f")
+        from .numeric import exact_decimal
+        return format(exact_decimal(q), "f")   # exact, however many places
     return f"{q.numerator}/{q.denominator}"
 
 

@@ -95,7 +95,12 @@ class Problem:
         return cache[steps]
 
     def solve(self, digits: int = 10, steps: int | None = None) -> "Solution":
-        return Solution(self, digits, self.spec.steps if steps is None else steps)
+        from .errors import LimitError
+        from .spec import MAX_STEPS
+        steps = self.spec.steps if steps is None else steps
+        if not 0 <= steps <= MAX_STEPS:
+            raise LimitError(f"steps must be between 0 and {MAX_STEPS}, not {steps}", file=self.spec.path)
+        return Solution(self, digits, steps)
 
     def eval(self, *quantities: str, digits: int = 10) -> list[Answer]:
         answers = []
