@@ -344,7 +344,9 @@ def _unknown_names(tree, graph) -> list[str]:
     def known(n):
         return n in graph.quantities
 
-    def walk(node):
+    stack = [tree]   # preorder, left to right, without recursion (a sum may have 1 000 terms)
+    while stack:
+        node = stack.pop()
         if isinstance(node, ex.Bin) and node.op == "/" and isinstance(node.left, ex.Name) \
                 and isinstance(node.right, ex.Name) and node.left.id.startswith("d") \
                 and node.right.id.startswith("d") and not (known(node.left.id) and known(node.right.id)):
@@ -352,7 +354,7 @@ def _unknown_names(tree, graph) -> list[str]:
                 if not known(n) and n not in out:
                     out.append(n)
             if out:
-                return
+                continue
         if isinstance(node, ex.Name):
             if not known(node.id) and node.id not in out:
                 out.append(node.id)
@@ -363,47 +365,28 @@ def _unknown_names(tree, graph) -> list[str]:
             for n in (node.of, node.wrt):
                 if not known(n) and n not in out:
                     out.append(n)
-        elif isinstance(node, ex.Neg):
-            walk(node.operand)
-        elif isinstance(node, ex.Bin):
-            walk(node.left)
-            walk(node.right)
-        elif isinstance(node, ex.Call):
-            for a in node.args:
-                walk(a)
-
-    walk(tree)
+        else:
+            stack.extend(reversed(ex.children(node)))
     return out
 
 
+def _nodes(tree):
+    """Every node of a tree, without recursion."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(ex.children(node))
+
+
 def _max_step(tree) -> int:
-    if isinstance(tree, ex.AtStep):
-        return tree.step
-    if isinstance(tree, ex.Deriv):
-        return tree.step
-    if isinstance(tree, ex.Neg):
-        return _max_step(tree.operand)
-    if isinstance(tree, ex.Bin):
-        return max(_max_step(tree.left), _max_step(tree.right))
-    if isinstance(tree, ex.Call):
-        return max(_max_step(a) for a in tree.args)
-    return 0
+    return max((n.step for n in _nodes(tree) if isinstance(n, (ex.AtStep, ex.Deriv))), default=0)
 
 
 def _literal_sig(tree) -> int | None:
     """Most significant digits among the non-integer decimal literals of a tree (None if none)."""
-    best = None
-    if isinstance(tree, ex.Num):
-        if tree.value.denominator != 1 and "." in tree.text:
-            best = parse_stated(tree.text).sig
-    elif isinstance(tree, ex.Neg):
-        best = _literal_sig(tree.operand)
-    elif isinstance(tree, ex.Bin):
-        a, b = _literal_sig(tree.left), _literal_sig(tree.right)
-        best = max([x for x in (a, b) if x is not None], default=None)
-    elif isinstance(tree, ex.Call):
-        best = max([x for x in (_literal_sig(a) for a in tree.args) if x is not None], default=None)
-    return best
+    return max((parse_stated(n.text).sig for n in _nodes(tree)
+                if isinstance(n, ex.Num) and n.value.denominator != 1 and "." in n.text), default=None)
 
 
 def load_claims(path) -> ClaimsFile:
@@ -743,13 +726,7 @@ def _activations(graph) -> list:
 
 
 def _has_matmul(t) -> bool:
-    if isinstance(t, ex.Bin):
-        return t.op == "@" or _has_matmul(t.left) or _has_matmul(t.right)
-    if isinstance(t, ex.Neg):
-        return _has_matmul(t.operand)
-    if isinstance(t, ex.Call):
-        return any(_has_matmul(a) for a in t.args)
-    return False
+    return any(isinstance(n, ex.Bin) and n.op == "@" for n in _nodes(t))
 
 
 def _preact_hook(graph, groups, mode: str):

@@ -105,6 +105,46 @@ def names_in(node) -> set[str]:
     return set(ordered_names(node))
 
 
+# A chain a op b op c … of one precedence level is a left-deep tree of `Bin`s (the parser reads
+# it from left to right), so its depth follows the length of the text: a flat sum of 1 000 terms
+# is 1 000 levels deep.  Nothing may recurse along it: walkers take the chain as a whole with
+# `spine` and recurse only into its operands, whose depth is bounded by MAX_NESTING.
+CHAIN_LEVEL = {"+": "+-", "-": "+-", "*": "*/@", "/": "*/@", "@": "*/@", "*.": "*/@*."}
+
+
+def is_chain(node) -> bool:
+    return isinstance(node, Bin) and node.op in CHAIN_LEVEL
+
+
+def spine(node) -> tuple:
+    """(first, [(op, operand), …]) of the chain `node` (a Bin of + −, or of * / @), read left to
+    right without recursion: a − b + c is (a, [('-', b), ('+', c)])."""
+    level = CHAIN_LEVEL[node.op]
+    rest = []
+    while isinstance(node, Bin) and node.op in level:
+        rest.append((node.op, node.right))
+        node = node.left
+    rest.reverse()
+    return node, rest
+
+
+def depth(node) -> int:
+    """The depth of a tree (a lone name is 1), without recursion."""
+    best, stack = 0, [(node, 1)]
+    while stack:
+        n, d = stack.pop()
+        best = max(best, d)
+        stack.extend((c, d + 1) for c in children(n))
+    return best
+
+
+def combine_shape(op: str, a: tuple, b: tuple) -> tuple:
+    """The shape of `A op B` from the shapes of A and B (unchecked; see tree_shape)."""
+    if op == "@":
+        return (a[0], b[1]) if a and b else ()
+    return a if op == "^" else (a or b)
+
+
 def tree_shape(node, name_shape) -> tuple:
     """The shape of a tree from the shapes of its names (() a scalar, (rows, cols) a matrix),
     without checking: used to tell a matrix product from an elementwise one when formulas are
@@ -118,11 +158,14 @@ def tree_shape(node, name_shape) -> tuple:
         return b if a == () else a
     if isinstance(node, Neg):
         return tree_shape(node.operand, name_shape)
+    if is_chain(node):
+        first, rest = spine(node)
+        shape = tree_shape(first, name_shape)
+        for op, operand in rest:
+            shape = combine_shape(op, shape, tree_shape(operand, name_shape))
+        return shape
     if isinstance(node, Bin):
-        a, b = tree_shape(node.left, name_shape), tree_shape(node.right, name_shape)
-        if node.op == "@":
-            return (a[0], b[1]) if a and b else ()
-        return a if node.op == "^" else (a or b)
+        return combine_shape(node.op, tree_shape(node.left, name_shape), tree_shape(node.right, name_shape))
     if isinstance(node, Call):
         a = tree_shape(node.args[0], name_shape)
         if node.fn == "transpose":

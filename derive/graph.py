@@ -190,6 +190,18 @@ def _matrix_function(fn: str, v):
     raise AssertionError(fn)
 
 
+def _binary(opname: str, a, b):
+    if opname == "@":
+        return _matmul(a, b)
+    op = {
+        "+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y,
+        "/": _divide, "^": _safe_pow,
+    }[opname]
+    if opname == "^" and shape_of(b) != ():
+        raise DeriveError("an exponent must be a scalar")
+    return _elementwise(op, a, b, opname)
+
+
 def to_sympy(tree, env) -> object:
     """Build the SymPy value (scalar or ImmutableMatrix) of a parsed expression.
 
@@ -202,17 +214,20 @@ def to_sympy(tree, env) -> object:
     if isinstance(tree, ex.Neg):
         v = to_sympy(tree.operand, env)
         return -v if shape_of(v) == () else v.applyfunc(lambda x: -x)
+    if ex.is_chain(tree):   # a + b − c …, a * b / c @ d …: along the chain, not down it
+        first, rest = ex.spine(tree)
+        value = to_sympy(first, env)
+        operands = [(op, to_sympy(t, env)) for op, t in rest]
+        if all(shape_of(v) == () for _, v in operands) and shape_of(value) == ():
+            if all(op in "+-" for op, _ in operands):   # one Add, not n growing ones
+                return sp.Add(value, *[v if op == "+" else -v for op, v in operands])
+            if all(op == "*" for op, _ in operands):
+                return sp.Mul(value, *[v for _, v in operands])
+        for op, v in operands:
+            value = _binary(op, value, v)
+        return value
     if isinstance(tree, ex.Bin):
-        a, b = to_sympy(tree.left, env), to_sympy(tree.right, env)
-        if tree.op == "@":
-            return _matmul(a, b)
-        op = {
-            "+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y,
-            "/": _divide, "^": _safe_pow,
-        }[tree.op]
-        if tree.op == "^" and shape_of(b) != ():
-            raise DeriveError("an exponent must be a scalar")
-        return _elementwise(op, a, b, tree.op)
+        return _binary(tree.op, to_sympy(tree.left, env), to_sympy(tree.right, env))
     if isinstance(tree, ex.Call):
         v = to_sympy(tree.args[0], env)
         if tree.fn in SCALAR_FUNCTIONS:
@@ -285,10 +300,11 @@ def build(spec: Spec) -> Graph:
             deps = [s for s in _ordered_symbols(local)]
             uses[entry] = tuple(deps)
             consumers[entry] = []
+            terms = _terms_by_symbol(local, deps)
             for dep in deps:
                 consumers[dep].append(entry)
                 try:
-                    formula = sp.diff(local, dep)
+                    formula = sp.diff(local, dep) if terms is None else sp.Add(*[t.diff(dep) for t in terms[dep]])
                 except DeriveError as e:
                     raise e.located(file=spec.path, key=key) from None
                 local_derivatives[(entry, dep)] = LocalDerivative(entry, dep, _named_back(formula, local, entry))
@@ -306,10 +322,26 @@ def build(spec: Spec) -> Graph:
     )
 
 
+def _terms_by_symbol(local, deps) -> dict | None:
+    """For a long sum (x1 + … + x1000): the terms that contain each symbol, so that its
+    derivative is the sum of those terms' derivatives (what sympy.diff gives, in linear rather
+    than quadratic time).  None for anything else."""
+    if not isinstance(local, sp.Add) or len(local.args) < 16:
+        return None
+    out: dict = {d: [] for d in deps}
+    for t in local.args:
+        for sym in t.free_symbols:
+            if sym in out:
+                out[sym].append(t)
+    return out
+
+
 def _ordered_symbols(expr: sp.Expr) -> list:
     """Entry symbols of an expression in a stable order (by first appearance in preorder)."""
     seen: list = []
+    known: set = set()
     for node in sp.preorder_traversal(expr):
-        if isinstance(node, Entry) and node not in seen:
+        if isinstance(node, Entry) and node not in known:
+            known.add(node)
             seen.append(node)
     return sorted(seen, key=lambda s: (s.quantity, s.index)) if len(seen) > 1 else seen

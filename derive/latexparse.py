@@ -755,15 +755,21 @@ def resolve_products(node, names: Names):
     if isinstance(node, ex.Call):
         return ex.Call(node.fn, tuple(resolve_products(a, names) for a in node.args))
     if isinstance(node, ex.Bin):
-        left, right = resolve_products(node.left, names), resolve_products(node.right, names)
-        op = node.op
-        if op == "*.":
-            op = "*"
-        elif op == "*":
-            a, b = _shape(left, names), _shape(right, names)
-            if a and b and a[1] == b[0] and not (a == b and a[1] == 1):
+        if ex.is_chain(node):   # along the chain (implicit products, long sums), not down it
+            first, rest = ex.spine(node)
+        else:
+            first, rest = node.left, [(node.op, node.right)]
+        left = resolve_products(first, names)
+        a = _shape(left, names)
+        for op, operand in rest:
+            right = resolve_products(operand, names)
+            b = _shape(right, names)
+            if op == "*.":
+                op = "*"
+            elif op == "*" and a and b and a[1] == b[0] and not (a == b and a[1] == 1):
                 op = "@"
-        return ex.Bin(op, left, right)
+            left, a = ex.Bin(op, left, right), ex.combine_shape(op, a, b)
+        return left
     return node
 
 
@@ -820,6 +826,19 @@ def _unparse(node) -> str:
         return "-" + inner
     if isinstance(node, ex.Call):
         return f"{node.fn}(" + ", ".join(_unparse(a) for a in node.args) + ")"
+    if ex.is_chain(node) and node.op != "*.":   # along the chain, not down it
+        first, rest = ex.spine(node)
+        p = _PREC[node.op]
+        text = _child(first)
+        if _prec(first) < p:
+            text = f"({text})"
+        sep = " " if p == 1 else ""
+        for op, operand in rest:
+            right = _child(operand)
+            if _prec(operand) <= p or (isinstance(operand, ex.Deriv) and op in "/"):
+                right = f"({right})"
+            text = f"{text}{sep}{op}{sep}{right}"
+        return text
     if isinstance(node, ex.Bin):
         p = _PREC[node.op]
         left, right = _child(node.left), _child(node.right)

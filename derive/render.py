@@ -758,7 +758,8 @@ def _sum_chunks(lists) -> list:
 def _terms(tree) -> list:
     """[(sign, term)] of a top-level sum."""
     if isinstance(tree, ex.Bin) and tree.op in "+-":
-        return _terms(tree.left) + [(tree.op, tree.right)]
+        first, rest = ex.spine(tree)
+        return [("+", first)] + rest
     return [("+", tree)]
 
 
@@ -774,6 +775,9 @@ def _unparse(node, k: int) -> str:
         return f"({node.id}@{k})" if k else node.id
     if isinstance(node, ex.Neg):
         return f"(-{_unparse(node.operand, k)})"
+    if ex.is_chain(node):   # one pair of parentheses for the chain: the parser reads it left to right
+        first, rest = ex.spine(node)
+        return "(" + " ".join([_unparse(first, k)] + [f"{op} {_unparse(t, k)}" for op, t in rest]) + ")"
     if isinstance(node, ex.Bin):
         return f"({_unparse(node.left, k)} {node.op} {_unparse(node.right, k)})"
     if isinstance(node, ex.Call):
@@ -794,28 +798,33 @@ def _linear(tree, params: set):
     out = []
 
     def term(node):
-        if isinstance(node, ex.Neg):
-            return term(node.operand)
-        if isinstance(node, ex.Num):
-            return True
-        if isinstance(node, ex.Name):
-            out.append((None, node.id) if node.id in params else (node.id, None))
-            return True
-        if isinstance(node, ex.Bin) and node.op in "*@":
-            a, b = node.left, node.right
-            if _constant(a):
-                return term(b)
-            if _constant(b):
-                return term(a)
-            if isinstance(a, ex.Name) and isinstance(b, ex.Name):
-                pa, pb = a.id in params, b.id in params
-                if pa != pb:
-                    out.append((b.id, a.id) if pa else (a.id, b.id))
-                    return True
+        while True:   # a loop, not recursion, along long chains (c1*c2*…*x, a + b + …)
+            if isinstance(node, ex.Neg):
+                node = node.operand
+                continue
+            if isinstance(node, ex.Num):
+                return True
+            if isinstance(node, ex.Name):
+                out.append((None, node.id) if node.id in params else (node.id, None))
+                return True
+            if isinstance(node, ex.Bin) and node.op in "*@":
+                a, b = node.left, node.right
+                if _constant(a):
+                    node = b
+                    continue
+                if _constant(b):
+                    node = a
+                    continue
+                if isinstance(a, ex.Name) and isinstance(b, ex.Name):
+                    pa, pb = a.id in params, b.id in params
+                    if pa != pb:
+                        out.append((b.id, a.id) if pa else (a.id, b.id))
+                        return True
+                return False
+            if isinstance(node, ex.Bin) and node.op in "+-":
+                first, rest = ex.spine(node)
+                return all(term(t) for t in [first] + [t for _, t in rest])
             return False
-        if isinstance(node, ex.Bin) and node.op in "+-":
-            return term(node.left) and term(node.right)
-        return False
 
     return out if term(tree) else None
 

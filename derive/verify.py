@@ -77,7 +77,7 @@ def verify(problem, digits: int = 60) -> Verification:
 
             d = calc.diff_composed(graph, entry)
             if d is None:
-                skipped.append(f"{label}: network too large to compose for sympy.diff")
+                skipped.append(f"{label}: network too large or too deep to compose for sympy.diff")
             else:
                 v = nm.evaluate(d, state.values, ctx)
                 checks.append(Check(label, "sympy.diff", ref, v, _relative(ref, v, floor)))
