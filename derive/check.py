@@ -607,6 +607,8 @@ class World:
             self._next_inputs = nxt
         except (DeriveError, ZeroDivisionError, ValueError, OverflowError) as e:
             self._failed = e if isinstance(e, DeriveError) else DeriveError(str(e) or type(e).__name__)
+            if k >= 1:   # say at which step, and with which values of the parameters
+                self._failed = nm.after_step(self._failed, graph, k, inp)
             if len(self.states) > k:
                 self.states.pop()
             raise self._failed from None
@@ -625,7 +627,10 @@ class World:
             if q.kind != "forward":
                 continue
             for e, local in zip(q.entries, q.local):
-                v = nm.evaluate(local, values, self.ctx)
+                try:
+                    v = nm.evaluate(local, values, self.ctx)
+                except DeriveError as err:
+                    raise err.located(file=self.graph.spec.path, key=f"forward.{q.name}") from None
                 if "forward" in self.rounding:
                     v = self._r(v)
                 if (e, k) in self.value_over:
@@ -1096,7 +1101,8 @@ class Checker:
                 else:
                     r = self.judge_formula(claim)
             except (DeriveError, ZeroDivisionError) as e:
-                what = e.what if isinstance(e, DeriveError) else "division by zero"
+                # the spec's own location (file, definition, "after step k, w = …") is kept
+                what = e.line() if isinstance(e, DeriveError) else "division by zero"
                 raise DeriveError(f"cannot evaluate: {what}", key=claim.where) from None
             self.results.append(r)
         return self.results

@@ -10,6 +10,7 @@ Backpropagation (stage `calculus`) only ever multiplies and adds these local der
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import sympy as sp
@@ -18,6 +19,13 @@ from . import expr as ex
 from .errors import DeriveError, LimitError
 from .functions import norm2_of, relu, sigmoid, softplus
 from .spec import Spec, Value
+
+# SymPy recurses several frames per level of a formula (diff, free_symbols): the 100 levels of
+# parentheses the parser allows take about 2 500 frames (measured: 99 nested `(… * w + x)`), more
+# than Python's default limit of 1 000.  Deeper input is refused by the parser (expr.MAX_NESTING).
+RECURSION_LIMIT = 10_000
+if sys.getrecursionlimit() < RECURSION_LIMIT:
+    sys.setrecursionlimit(RECURSION_LIMIT)
 
 MAX_POWER_DIGITS = 10_000   # a numeric power whose exact value would have more digits is refused
 MAX_QUANTITY_ENTRIES = 20_000  # entries in one matrix quantity (a 10⁶-unit layer is refused)
@@ -37,6 +45,12 @@ class Entry(sp.Symbol):
         obj.qshape = shape
         obj.step = step
         return obj
+
+    @property
+    def shown(self) -> str:
+        """The label as the documents write it, 1-based: W1[1,1] for the entry W1[0,0]."""
+        label = self.quantity if not self.index else f"{self.quantity}[{self.index[0] + 1},{self.index[1] + 1}]"
+        return f"{label}@{self.step}" if self.step else label
 
     def __getnewargs_ex__(self):
         return ((self.quantity, self.index, self.qshape, self.step), {})
@@ -255,6 +269,12 @@ def _named_back(formula: sp.Expr, local: sp.Expr, entry: Entry) -> sp.Expr:
     return formula.xreplace({local: entry})
 
 
+def _too_deep(file: str, key: str) -> LimitError:
+    return LimitError(f"formula too deeply nested for SymPy (over Python's recursion limit of "
+                      f"{sys.getrecursionlimit()} frames; the parser allows {ex.MAX_NESTING} levels)",
+                      file=file, key=key)
+
+
 def build(spec: Spec) -> Graph:
     quantities: dict[str, Quantity] = {}
     symbolic_params = [n for n in spec.symbolic if n in spec.update]
@@ -283,6 +303,8 @@ def build(spec: Spec) -> Graph:
             value = to_sympy(d.tree, env)
         except DeriveError as e:
             raise e.located(file=spec.path, key=key) from None
+        except RecursionError:
+            raise _too_deep(spec.path, key) from None
         shape = shape_of(value)
         if len(order) + (1 if shape == () else shape[0] * shape[1]) > MAX_GRAPH_ENTRIES:
             raise LimitError(f"the network would have more than {MAX_GRAPH_ENTRIES} scalar quantities",
@@ -307,6 +329,8 @@ def build(spec: Spec) -> Graph:
                     formula = sp.diff(local, dep) if terms is None else sp.Add(*[t.diff(dep) for t in terms[dep]])
                 except DeriveError as e:
                     raise e.located(file=spec.path, key=key) from None
+                except RecursionError:
+                    raise _too_deep(spec.path, key) from None
                 local_derivatives[(entry, dep)] = LocalDerivative(entry, dep, _named_back(formula, local, entry))
             order.append(entry)
 
@@ -345,3 +369,20 @@ def _ordered_symbols(expr: sp.Expr) -> list:
             known.add(node)
             seen.append(node)
     return sorted(seen, key=lambda s: (s.quantity, s.index)) if len(seen) > 1 else seen
+
+
+def parameters_feeding(graph: Graph, name: str | None) -> list:
+    """The entries of the updated parameters that quantity `name` uses, directly or through other
+    definitions (every updated parameter when `name` is None), in definition order."""
+    update = set(graph.spec.update)
+    if name is None or name not in graph.quantities:
+        used = update
+    else:
+        used, stack = set(), [name]
+        while stack:
+            n = stack.pop()
+            if n in used:
+                continue
+            used.add(n)
+            stack.extend(graph.quantities[n].uses)
+    return [e for n, q in graph.quantities.items() if n in update and n in used for e in q.entries]

@@ -325,15 +325,35 @@ def run(graph: Graph, ctx, steps: int | None = None) -> Run:
     lr = ctx.const(spec.learning_rate)
     inputs = initial_values(graph, ctx)
     states = [make_state(graph, inputs, ctx)]
-    for _ in range(steps):
+    for k in range(1, steps + 1):
         prev = states[-1]
         inputs = dict(inputs)
         for name in spec.update:
             for e in graph.quantities[name].entries:
                 # p@k+1 = p@k − η · dL/dp@k
                 inputs[e] = ctx.add([prev.values[e], ctx.mul([ctx.const(Fraction(-1)), lr, prev.adjoint[e]])])
-        states.append(make_state(graph, inputs, ctx))
+        try:
+            states.append(make_state(graph, inputs, ctx))
+        except DeriveError as e:   # say at which step, and with which values of the parameters
+            raise after_step(e, graph, k, inputs) from None
     return Run(ctx, states, lr)
+
+
+def after_step(error: DeriveError, graph: Graph, k: int, inputs: dict) -> DeriveError:
+    """The error with "(after step k, w = -0.3742)" added to its key: the updated parameters that
+    the failing definition uses, directly or through others (at most four are named)."""
+    from .graph import parameters_feeding
+    key = error.key or ""
+    name = key.removeprefix("forward.").split(" ")[0] if key.startswith("forward.") else None
+    shown = []
+    for e in parameters_feeding(graph, name):
+        v = inputs.get(e)
+        text = "?" if v is None else show(v, 4, exact=v if isinstance(v, Fraction) else None).text
+        shown.append(f"{e.shown} = {text}")
+    more = ", …" if len(shown) > 4 else ""
+    where = f"after step {k}" + (f", {', '.join(shown[:4])}{more}" if shown else "")
+    return type(error)(error.what, file=error.file, key=f"{key} ({where})" if key else f"({where})",
+                       column=error.column)
 
 
 # ---------------------------------------------------------------- correct rounding

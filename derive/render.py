@@ -372,8 +372,16 @@ class Builder:
         return f"{s[0]}\\times {s[1]}" if s else ""
 
     def eval(self, node, k: int):
-        """The engine's value of a sub-expression of a definition at step k (a Shaped)."""
-        return self.eval_text(_unparse(node, k))
+        """The engine's value of a sub-expression of a definition at step k (a Shaped): from the
+        tree itself, not from text parsed again (which could nest deeper than the user wrote)."""
+        from .quantity import make_query
+        from .solve import Shaped
+        text = _unparse(node, k)   # names the value in the cache only
+        if (text, self.digits) not in self._evals:
+            q = make_query(text, self.g, tree=_at_step(node, k))
+            numbers = self.p.evaluator(max(self.spec.steps, q.max_step)).answer(q, self.digits)
+            self._evals[(text, self.digits)] = Shaped(q.shape, tuple(numbers), q.flat)
+        return self._evals[(text, self.digits)]
 
     def eval_text(self, text: str, digits: int | None = None):
         """The engine's value of an expression in the spec language (every partial result shown)."""
@@ -765,6 +773,27 @@ def _terms(tree) -> list:
 
 def _constant(tree) -> bool:
     return not ex.names_in(tree)
+
+
+def _at_step(node, k: int):
+    """The tree with every name at step k (NAME@k), chains rebuilt along, not down."""
+    if k == 0:
+        return node
+    if isinstance(node, ex.Name):
+        return ex.AtStep(node.id, k)
+    if isinstance(node, ex.Neg):
+        return ex.Neg(_at_step(node.operand, k))
+    if isinstance(node, ex.Call):
+        return ex.Call(node.fn, tuple(_at_step(a, k) for a in node.args))
+    if ex.is_chain(node):
+        first, rest = ex.spine(node)
+        out = _at_step(first, k)
+        for op, t in rest:
+            out = ex.Bin(op, out, _at_step(t, k))
+        return out
+    if isinstance(node, ex.Bin):
+        return ex.Bin(node.op, _at_step(node.left, k), _at_step(node.right, k))
+    return node
 
 
 def _unparse(node, k: int) -> str:

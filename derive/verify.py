@@ -66,7 +66,7 @@ def verify(problem, digits: int = 60) -> Verification:
     for name in graph.parameters:
         for entry in graph.quantities[name].entries:
             ref = state.adjoint[entry]
-            label = entry.name
+            label = entry.shown   # 1-based, as in the documents: W1[1,1]
 
             paths = calculus.paths(entry)
             if paths is None:
@@ -114,5 +114,5 @@ def matrix_form_checks(problem, state, ctx, floor):
         q = problem.graph.quantities[rule.wrt]
         for entry, v in zip(q.entries, values):
             ref = state.adjoint[entry]
-            out.append(Check(entry.name, "matrix form", ref, v, _relative(ref, v, floor)))
+            out.append(Check(entry.shown, "matrix form", ref, v, _relative(ref, v, floor)))
     return out

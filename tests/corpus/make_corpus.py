@@ -105,6 +105,24 @@ CASES = {
     "sqrt-negative": (BASE + '[forward]\nE = "w*sqrt(-x)"\n', "forward.E", "sqrt of a negative"),
     "norm2-in-loss": ('title = "t"\n[parameters]\nW = [[1, 2], [3, 4]]\n[forward]\nE = "norm2(W)"\n',
                       "forward.E", "cannot be differentiated"),
+    # issue 12, class 13: truly nested input is still refused (flat chains are not nested)
+    "deep-unary": (fw("-" * 101 + "w"), "forward.E", "nested more than 100 levels"),
+    "deep-power": (fw("w" + "^w" * 101), "forward.E", "nested more than 100 levels"),
+    "deep-calls": (fw("sigmoid(" * 101 + "w" + ")" * 101), "forward.E", "nested more than 100 levels"),
+    "deep-parentheses-in-sum": (fw("x + " * 500 + "(" * 101 + "w" + ")" * 101), "forward.E",
+                                "nested more than 100 levels"),
+    # issue 12, class 15: errors reached only after an update step say which step and which values
+    "negative-power-after-step": ('title = "t"\n[parameters]\nw = 0.1\n[forward]\ny = "w^1.5"\nE = "y + 1"\n'
+                                  '[train]\nlearning_rate = 1\n', "forward.y (after step 1, w = -0.3743)",
+                                  "a negative value raised to a fractional power"),
+    "log-zero-after-step": ('title = "t"\n[parameters]\nw = 0.5\n[forward]\nE = "log(w)"\n'
+                            '[train]\nlearning_rate = 0.25\n', "forward.E (after step 1, w = 0)", "log of a value ≤ 0"),
+    "division-by-zero-after-step": ('title = "t"\n[data]\nx = 1\n[parameters]\nw = 2\nv = 1\n[forward]\n'
+                                    'E = "x/(w - 1) + 2*w + v"\n[train]\nlearning_rate = 1\nsteps = 3\n',
+                                    "forward.E (after step 1, w = 1, v = 0)", "division by zero"),
+    "sqrt-negative-after-two-steps": ('title = "t"\n[parameters]\nw = 1\n[forward]\nE = "sqrt(w) + w"\n'
+                                      '[train]\nlearning_rate = 0.4\nsteps = 3\n', "forward.E (after step 2, w = -0.",
+                                      "sqrt of a negative value"),
 }
 
 
