@@ -98,6 +98,7 @@ import sympy as sp
 
 from . import expr as ex
 from . import numeric as nm
+from . import texcheck
 from .calculus import Calculus
 from .errors import DeriveError, LimitError
 from .files import write_atomic
@@ -137,7 +138,7 @@ class Stated:
         return Fraction(10) ** self.exp
 
 
-_NUMBER = re.compile(r"([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?")
+_NUMBER = re.compile(r"([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?", re.ASCII)
 
 
 def parse_stated(raw) -> Stated:
@@ -151,7 +152,7 @@ def parse_stated(raw) -> Stated:
             raise DeriveError(f"{raw} is not a finite number")
         text = repr(raw)
     elif isinstance(raw, str):
-        text = raw.strip().replace("−", "-").replace("\u2009", "").replace(" ", "")
+        text = ex.ascii_numerals(raw.strip()).replace("\u2009", "").replace(" ", "")
         if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?", text):   # thousands separators: 300,000
             text = text.replace(",", "")
     else:
@@ -444,6 +445,10 @@ def _make_claim(index: int, c: dict, problem: Problem, display: str) -> Claim:
     note = c.get("note", "")
     if not isinstance(note, str):
         raise fail("note must be a string")
+    try:
+        texcheck.check_text(note)
+    except DeriveError as e:
+        raise fail(f"note: {e.what}") from None
     claim = Claim(index, of.strip(), kind, c[kind], note, where)
 
     # the quantity

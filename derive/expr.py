@@ -18,6 +18,7 @@ such as `__import__('os')`, `a.b`, `x[0]`, `f(x=1)` or `'s'` is a syntax error w
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -174,11 +175,36 @@ def tree_shape(node, name_shape) -> tuple:
     return ()
 
 
+# ---------------------------------------------------------------- numerals
+# Decision (issue 12): numbers may be written with any Unicode decimal digits (full-width ０.５,
+# Arabic-Indic ٠٫٥ with its decimal separator U+066B) and with U+2212 − as minus,
+# everywhere a number is read: [forward] expressions, quantities on the command line, claims'
+# `of`, `value`, `expr` and `latex`.  They are read as their ASCII counterparts, one character for
+# one (so columns in messages stay right).  TOML's own numbers ([data], [parameters]) are ASCII
+# by TOML's grammar.
+_NUMERAL_SIGNS = {"\u2212": "-", "\uff0d": "-", "\ufe63": "-", "\uff0b": "+", "\ufe62": "+",
+                  "\uff0e": ".", "\u066b": "."}
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _ascii_numeral(m) -> str:
+    ch = m.group()
+    if ch in _NUMERAL_SIGNS:
+        return _NUMERAL_SIGNS[ch]
+    d = unicodedata.decimal(ch, None)
+    return ch if d is None else str(d)
+
+
+def ascii_numerals(text: str) -> str:
+    """Unicode decimal digits → 0-9, minus signs (U+2212, full-width) → '-', full-width + and . too."""
+    return _NON_ASCII.sub(_ascii_numeral, text) if not text.isascii() else text
+
+
 # ---------------------------------------------------------------- tokens
 _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
-  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<op>\*\*|[-+*/^@(),])
     """,
@@ -196,6 +222,7 @@ class Token:
 def tokenize(text: str) -> list[Token]:
     if len(text) > MAX_EXPRESSION_CHARS:
         raise LimitError(f"expression is {len(text)} characters long; the limit is {MAX_EXPRESSION_CHARS}")
+    text = ascii_numerals(text)
     tokens: list[Token] = []
     pos = 0
     while pos < len(text):

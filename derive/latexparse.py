@@ -72,7 +72,7 @@ _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
   | (?P<command>\\(?:[A-Za-z]+|.))
-  | (?P<number>\d+(?:\.\d+)?|\.\d+)
+  | (?P<number>[0-9]+(?:\.[0-9]+)?|\.[0-9]+)
   | (?P<letter>[A-Za-z])
   | (?P<op>[-+*/^_()\[\]{}',=|])
     """,
@@ -93,6 +93,7 @@ def tokenize(text: str) -> list[Tok]:
         raise DeriveError("a LaTeX formula must be a string")
     if len(text) > MAX_LATEX_CHARS:
         raise LimitError(f"LaTeX formula is {len(text)} characters long; the limit is {MAX_LATEX_CHARS}")
+    text = ex.ascii_numerals(text)   # ０.５, U+2212 −: as everywhere (see expr.ascii_numerals)
     for ch, repl in UNICODE.items():
         text = text.replace(ch, repl)
     toks: list[Tok] = []

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import expr as ex
+from . import texcheck
 from .errors import DeriveError, LimitError
 from .latexsafe import check_display_name
 
@@ -219,6 +220,11 @@ def spec_from_dict(doc: dict, *, sid: str, path: str) -> Spec:
     source = doc.get("source", "")
     if not isinstance(source, str):
         raise DeriveError("expected a string", file=path, key="source")
+    for key, text in (("title", title), ("source", source)):
+        try:   # refused now, not after a TeX run: control characters, line breaks, 200 000 characters
+            texcheck.check_text(text.strip(), one_line=True)
+        except DeriveError as e:
+            raise e.located(file=path, key=key) from None
     lang = doc.get("lang", "en")
     if lang not in LANGS:
         raise DeriveError(f"expected one of {', '.join(LANGS)}, got {lang!r}", file=path, key="lang")
@@ -321,6 +327,8 @@ def spec_from_dict(doc: dict, *, sid: str, path: str) -> Spec:
             raise DeriveError("expected a non-empty string", file=path, key=key)
         try:
             check_display_name(disp)
+            texcheck.check_text(disp, one_line=True, limit=LATEX_NAME_CHARS)
+            texcheck.check_display_math(disp)
         except DeriveError as e:
             raise e.located(file=path, key=key) from None
         latex[name] = disp

@@ -123,6 +123,33 @@ CASES = {
     "sqrt-negative-after-two-steps": ('title = "t"\n[parameters]\nw = 1\n[forward]\nE = "sqrt(w) + w"\n'
                                       '[train]\nlearning_rate = 0.4\nsteps = 3\n', "forward.E (after step 2, w = -0.",
                                       "sqrt of a negative value"),
+    # issue 12, class 16: text TeX cannot typeset is refused when the spec is read
+    "title-nul": ('title = "a\\u0000b"\n' + BASE[12:] + '[forward]\nE = "w*x"\n', "title", "U+0000"),
+    "title-delete": ('title = "a\\u007Fb"\n' + BASE[12:] + '[forward]\nE = "w*x"\n', "title", "U+007F"),
+    "title-c1-control": ('title = "a\\u009Bb"\n' + BASE[12:] + '[forward]\nE = "w*x"\n', "title", "U+009B"),
+    "title-lone-cr": ('title = "a\\rb"\n' + BASE[12:] + '[forward]\nE = "w*x"\n', "title", "line break"),
+    "title-newline": ('title = "a\\nb"\n' + BASE[12:] + '[forward]\nE = "w*x"\n', "title", "line break"),
+    "title-line-separator": ('title = "a\\u2028b"\n' + BASE[12:] + '[forward]\nE = "w*x"\n', "title", "U+2028"),
+    "title-200000-characters": ('title = "' + "a" * 200_000 + '"\n' + BASE[12:] + '[forward]\nE = "w*x"\n',
+                                "title", "200000 characters long; the limit is 500"),
+    "title-100000-cjk": ('title = "' + "题" * 100_000 + '"\n' + BASE[12:] + '[forward]\nE = "w*x"\n',
+                         "title", "100000 characters long; the limit is 500"),
+    "source-bell": (BASE + 'source = "seed \\u0007"\n' if False else 'source = "seed \\u0007"\n' + BASE
+                    + '[forward]\nE = "w*x"\n', "source", "U+0007"),
+    "source-too-long": ('source = "' + "s" * 501 + '"\n' + BASE + '[forward]\nE = "w*x"\n', "source",
+                        "501 characters long; the limit is 500"),
+    "latex-double-superscript": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = "w^2^3"\n', "latex.w",
+                                 "double superscript"),
+    "latex-double-subscript": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = "w_1_2"\n', "latex.w",
+                               "double subscript"),
+    "latex-prime-after-superscript": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = "w^2\'"\n', "latex.w",
+                                      "prime after a superscript"),
+    "latex-bare-mathrm": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = \'\\mathrm\'\n', "latex.w",
+                          "\\mathrm without an argument"),
+    "latex-script-without-argument": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = "w_"\n', "latex.w",
+                                      "_ without an argument"),
+    "latex-control-character": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = "w\\u0001"\n', "latex.w",
+                                "U+0001"),
 }
 
 
