@@ -326,6 +326,9 @@ def _resolve_spec(spec_ref, claims_path: Path, display: str) -> Problem:
     from .solve import load
     if not isinstance(spec_ref, str) or not spec_ref.strip():
         raise DeriveError("required: spec = \"a spec path or a built-in id\"", file=display, key="spec")
+    if spec_ref.strip() == "-":
+        raise DeriveError("spec cannot be standard input (-): give a spec path or a built-in id",
+                          file=display, key="spec")
     candidate = claims_path.parent / spec_ref
     try:
         if candidate.is_file():
@@ -392,19 +395,25 @@ def _literal_sig(tree) -> int | None:
 
 def load_claims(path) -> ClaimsFile:
     """Read and validate a claims file; DeriveError (file, claim) for anything wrong."""
+    from .spec import STDIN, STDIN_NAME, read_stdin
     p = Path(path)
     display = str(path)
     builtin = problems_dir() / f"{path}.claims.toml"
-    if not p.exists() and "/" not in str(path) and builtin.is_file():
-        # a built-in problem id: its transcribed claims (derive check house-price)
-        p, display = Path(str(builtin)), f"{path} (built-in claims)"
-    try:
-        if p.stat().st_size > MAX_CLAIMS_BYTES:
-            raise LimitError(f"file is larger than {MAX_CLAIMS_BYTES} bytes", file=display)
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = getattr(e, "strerror", None) or str(e)
-        raise DeriveError(f"cannot read file: {reason}", file=display) from None
+    if str(path) == STDIN:
+        # standard input: its spec is a built-in id or a path from the current directory
+        p, display = Path.cwd() / STDIN_NAME, STDIN_NAME
+        text = read_stdin(MAX_CLAIMS_BYTES)
+    else:
+        if not p.exists() and "/" not in str(path) and builtin.is_file():
+            # a built-in problem id: its transcribed claims (derive check house-price)
+            p, display = Path(str(builtin)), f"{path} (built-in claims)"
+        try:
+            if p.stat().st_size > MAX_CLAIMS_BYTES:
+                raise LimitError(f"file is larger than {MAX_CLAIMS_BYTES} bytes", file=display)
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            reason = getattr(e, "strerror", None) or str(e)
+            raise DeriveError(f"cannot read file: {reason}", file=display) from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -45,7 +45,8 @@ from .spec import builtin_ids
 
 FORMATS = ("md", "tex")
 LANGS = ("en", "zh")
-TEX_PACKAGES = "latexmk texlive-xetex texlive-latex-recommended texlive-pictures texlive-lang-chinese"
+TEX_PACKAGES = ("texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-pictures "
+                "texlive-xetex texlive-lang-chinese latexmk fonts-noto-cjk poppler-utils")   # as .ci/run installs
 LINE_WIDTH = 75.0          # a display line at normal size, in printer.width units
 SIZES = (("", 1.0), ("small", 0.9), ("footnotesize", 0.8), ("scriptsize", 0.7))
 MAX_FULL_PATHS = 6         # the full sum-over-paths formula is shown up to this many paths

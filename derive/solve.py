@@ -252,12 +252,13 @@ class Solution:
 
     @property
     def updated(self) -> dict:
-        k = 1 if self.steps >= 1 else 0
-        return {p: self.shaped(p, "value", k) for p in self.graph.parameters}
+        """Every parameter after the last step (after `steps` steps; at the start when steps = 0)."""
+        return {p: self.shaped(p, "value", self.steps) for p in self.graph.parameters}
 
     @property
     def loss_after(self) -> nm.Number:
-        return self.value(self.graph.loss_entry, min(1, self.steps))
+        """The loss after the last step."""
+        return self.value(self.graph.loss_entry, self.steps)
 
     @property
     def history(self) -> list:

@@ -89,8 +89,27 @@ def builtin_ids() -> list[str]:
                   if p.name.endswith(".toml") and not p.name.endswith(".claims.toml"))
 
 
+STDIN = "-"                 # the SPEC (or CLAIMS) argument that means standard input
+STDIN_NAME = "<stdin>"      # what messages call it
+
+
+def read_stdin(limit: int) -> str:
+    """Standard input as text (UTF-8), at most `limit` bytes; DeriveError naming <stdin> otherwise."""
+    import sys
+    try:
+        data = sys.stdin.buffer.read(limit + 1) if sys.stdin is not None else b""
+        if len(data) > limit:
+            raise LimitError(f"input is larger than {limit} bytes", file=STDIN_NAME)
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DeriveError(f"cannot read standard input: {getattr(e, 'strerror', None) or e}",
+                          file=STDIN_NAME) from None
+
+
 def read_source(path_or_id: str) -> tuple[str, str, str]:
-    """(id, display path, text) for a file path or a built-in id."""
+    """(id, display path, text) for a file path, a built-in id, or - (standard input)."""
+    if path_or_id == STDIN:
+        return "stdin", STDIN_NAME, read_stdin(MAX_SPEC_BYTES)
     p = Path(path_or_id)
     looks_like_path = p.suffix == ".toml" or p.is_file() or "/" in path_or_id or "\\" in path_or_id
     if not looks_like_path and path_or_id in builtin_ids():

@@ -17,8 +17,14 @@ import mpmath
 from . import calculus as calc
 from . import numeric as nm
 
-EXACT_TOLERANCE = mpmath.mpf(10) ** -20     # methods 1–3 (and matrix forms) against each other
-FD_TOLERANCE = mpmath.mpf(10) ** -12        # the finite difference against method 1
+EXACT_TOLERANCE = mpmath.mpf(10) ** -20     # methods 1–3 (and matrix forms) against each other, at 60 digits
+FD_TOLERANCE = mpmath.mpf(10) ** -12        # the finite difference against method 1, at 60 digits
+
+
+def tolerances(digits: int) -> tuple:
+    """(exact, finite difference) relative tolerances at `digits` working digits: 10^-(digits/3)
+    and 10^-(digits/5), which are EXACT_TOLERANCE and FD_TOLERANCE at the default 60."""
+    return mpmath.mpf(10) ** -(digits // 3), mpmath.mpf(10) ** -(digits // 5)
 
 
 @dataclass(frozen=True)
@@ -28,11 +34,11 @@ class Check:
     reference: object     # mpf: reverse accumulation
     other: object         # mpf
     disagreement: object  # relative
+    tolerance: object = EXACT_TOLERANCE
 
     @property
     def ok(self) -> bool:
-        tol = FD_TOLERANCE if self.method == "finite difference" else EXACT_TOLERANCE
-        return self.disagreement <= tol
+        return self.disagreement <= self.tolerance
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ def verify(problem, digits: int = 60) -> Verification:
     # a gradient this small relative to the loss counts as zero in relative comparisons
     floor = c.mpf(10) ** (-digits + 5) * (1 + abs(loss_value))
     checks, skipped = [], []
+    exact_tol, fd_tol = tolerances(digits)
     calculus = problem.calculus
     for name in graph.parameters:
         for entry in graph.quantities[name].entries:
@@ -73,18 +80,18 @@ def verify(problem, digits: int = 60) -> Verification:
                 skipped.append(f"{label}: more than {calc.MAX_PATHS} paths; path sum not formed")
             else:
                 total = c.fsum(ctx.mul([state.local[(f.of, f.wrt)] for f in p.factors]) for p in paths)
-                checks.append(Check(label, "paths", ref, total, _relative(ref, total, floor)))
+                checks.append(Check(label, "paths", ref, total, _relative(ref, total, floor), exact_tol))
 
             d = calc.diff_composed(graph, entry)
             if d is None:
                 skipped.append(f"{label}: network too large or too deep to compose for sympy.diff")
             else:
                 v = nm.evaluate(d, state.values, ctx)
-                checks.append(Check(label, "sympy.diff", ref, v, _relative(ref, v, floor)))
+                checks.append(Check(label, "sympy.diff", ref, v, _relative(ref, v, floor), exact_tol))
 
             fd = _central_difference(graph, entry, ctx, loss_value, ref)
-            checks.append(Check(label, "finite difference", ref, fd, _relative(ref, fd, floor)))
-    for check in matrix_form_checks(problem, state, ctx, floor):
+            checks.append(Check(label, "finite difference", ref, fd, _relative(ref, fd, floor), fd_tol))
+    for check in matrix_form_checks(problem, state, ctx, floor, exact_tol):
         checks.append(check)
     return Verification(tuple(checks), tuple(skipped))
 
@@ -106,7 +113,7 @@ def _central_difference(graph, entry, ctx, loss_value, gradient):
     return (loss_at(p + h) - loss_at(p - h)) / (2 * h)
 
 
-def matrix_form_checks(problem, state, ctx, floor):
+def matrix_form_checks(problem, state, ctx, floor, tolerance=EXACT_TOLERANCE):
     from .matrixform import matrix_rules
     out = []
     for rule in matrix_rules(problem.graph):
@@ -114,5 +121,5 @@ def matrix_form_checks(problem, state, ctx, floor):
         q = problem.graph.quantities[rule.wrt]
         for entry, v in zip(q.entries, values):
             ref = state.adjoint[entry]
-            out.append(Check(entry.shown, "matrix form", ref, v, _relative(ref, v, floor)))
+            out.append(Check(entry.shown, "matrix form", ref, v, _relative(ref, v, floor), tolerance))
     return out
