@@ -101,7 +101,6 @@ from . import numeric as nm
 from . import texcheck
 from .calculus import Calculus
 from .errors import DeriveError, LimitError
-from .files import write_atomic
 from .functions import relu, sigmoid, softplus
 from .graph import shape_of
 from .latexparse import parse_latex, unparse
@@ -1935,29 +1934,6 @@ def _w(s: str) -> int:
 
 def _pad(s: str, w: int) -> str:
     return s + " " * (w - _w(s))
-
-
-def command_check(args) -> int:
-    """`derive check CLAIMS [--json] [--format text|md|tex] [-o PATH] [--lang en|zh] [--digits N]`:
-    exit 0 when nothing is wrong, 1 when something is, 2 on bad input (raised as DeriveError)."""
-    lang = getattr(args, "lang", None) or "en"
-    digits = getattr(args, "digits", 10)
-    cf, results = check_file(args.claims, digits, lang)
-    if getattr(args, "json", False):
-        out = json.dumps(to_json(cf, results, digits), ensure_ascii=False, indent=2) + "\n"
-    else:
-        fmt = getattr(args, "format", "text") or "text"
-        if fmt == "text":
-            out = text_report(cf, results, digits, lang)
-        else:
-            from .errata import render_report
-            out = render_report(cf, results, fmt, lang, digits)
-    if getattr(args, "output", None):
-        write_atomic(args.output, out)
-        print(summary_line(results, lang))
-    else:
-        print(out, end="")
-    return 1 if any(r.verdict == "wrong" for r in results) else 0
 
 
 def write_errata(out_dir="output", digits: int = 10) -> list:

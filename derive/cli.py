@@ -1,6 +1,6 @@
 """The command line: wires the stages together and turns bad input into exit code 2.
 
-    derive list | solve | eval | verify | render | build | check
+    derive [--version] list | solve | eval | verify | render | build | check
 
 Every DeriveError is printed as one line on stderr with exit code 2; nothing else escapes.
 """

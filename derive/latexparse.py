@@ -780,7 +780,7 @@ def parse_latex(text: str, spec, graph=None):
     try:
         tree = _Parser(text, names).parse()
     except RecursionError:
-        raise LimitError("LaTeX formula nested too deeply") from None
+        raise LimitError(f"LaTeX formula nested too deeply (the limit is {MAX_NESTING} levels)") from None
     return resolve_products(tree, names)
 
 
