@@ -358,7 +358,17 @@ class TreePrinter:
                 "softplus": "\\operatorname{softplus}", "mean": "\\operatorname{mean}"}[fn]
         if _is_pmatrix(a.tex):  # σ of a written-out matrix: its own parentheses suffice
             return Piece(f"{name} {a.tex}", ATOM)
-        return Piece(f"{name}\\left({a.tex}\\right)", ATOM)
+        chunks = ()
+        if a.chunks and a.prec in (ADD, MUL) and width(a.tex) > BREAKABLE_ARGUMENT:
+            # σ(w1 x1 + … + w500 x500) is wider than any page: the line may break inside it, so
+            # its parentheses are \bigl( … \bigr), which (unlike \left … \right) may span lines
+            (op0, t0), *rest = a.chunks
+            chunks = ((op0, f"{name}\\bigl({t0}"), *rest[:-1], (rest[-1][0], f"{rest[-1][1]}\\bigr)")) \
+                if rest else ()
+        return Piece(f"{name}\\left({a.tex}\\right)", ATOM, chunks)
+
+
+BREAKABLE_ARGUMENT = 75.0   # a function's argument wider than a display line (render.LINE_WIDTH) may break
 
 
 def _num_text(node: ex.Num) -> str:

@@ -112,3 +112,12 @@ def test_after_step_errors_name_the_step_and_values(write_spec):
     claims.write_text(f'spec = "{p.name}"\n[[claim]]\nof = "E"\nvalue = "0.12"\n')
     r = run_cli("check", claims)
     assert r.returncode == 2 and "cannot evaluate" in r.stderr and "forward.E (after step 1, W[1,1] = -0.3743" in r.stderr
+
+
+@pytest.mark.skipif(__import__("shutil").which("xelatex") is None, reason="xelatex not installed")
+def test_function_of_a_long_sum_breaks_across_lines_and_compiles(write_spec):
+    from derive.render import compile_pdf, render_text
+    p = write_spec(wide_unit_spec(60))
+    tex = render_text(derive.load(str(p)), fmt="tex", lang="en", only=["w1"])
+    assert "\\sigma\\bigl(" in tex and "\\bigr)" in tex     # \left( … \right) cannot span lines
+    assert compile_pdf(tex).startswith(b"%PDF")
