@@ -326,7 +326,7 @@ def build(spec: Spec) -> Graph:
             for dep in deps:
                 consumers[dep].append(entry)
                 try:
-                    formula = sp.diff(local, dep) if terms is None else sp.Add(*[t.diff(dep) for t in terms[dep]])
+                    formula = sp.diff(local, dep) if terms is None else _long_diff(local, terms[dep], dep)
                 except DeriveError as e:
                     raise e.located(file=spec.path, key=key) from None
                 except RecursionError:
@@ -346,11 +346,23 @@ def build(spec: Spec) -> Graph:
     )
 
 
+def _long_diff(local, containing: list, dep):
+    """∂local/∂dep for a long sum or product, from the arguments that contain dep: the sum of
+    their derivatives, or (a product in which one factor contains dep) the other factors times
+    that factor's derivative — what sympy.diff gives, without differentiating every argument."""
+    if isinstance(local, sp.Add):
+        return sp.Add(*[t.diff(dep) for t in containing])
+    if len(containing) != 1:
+        return sp.diff(local, dep)
+    f = containing[0]
+    return sp.Mul(*[a for a in local.args if a is not f], f.diff(dep))
+
+
 def _terms_by_symbol(local, deps) -> dict | None:
-    """For a long sum (x1 + … + x1000): the terms that contain each symbol, so that its
-    derivative is the sum of those terms' derivatives (what sympy.diff gives, in linear rather
-    than quadratic time).  None for anything else."""
-    if not isinstance(local, sp.Add) or len(local.args) < 16:
+    """For a long sum (x1 + … + x1000) or product: the arguments that contain each symbol, so
+    that its derivative costs one argument's derivative, not all of them (linear rather than
+    quadratic time; see _long_diff).  None for anything else."""
+    if not isinstance(local, (sp.Add, sp.Mul)) or len(local.args) < 16:
         return None
     out: dict = {d: [] for d in deps}
     for t in local.args:

@@ -121,3 +121,31 @@ def test_function_of_a_long_sum_breaks_across_lines_and_compiles(write_spec):
     tex = render_text(derive.load(str(p)), fmt="tex", lang="en", only=["w1"])
     assert "\\sigma\\bigl(" in tex and "\\bigr)" in tex     # \left( … \right) cannot span lines
     assert compile_pdf(tex).startswith(b"%PDF")
+
+
+def test_long_sums_and_products_differentiate_as_sympy_does(write_spec):
+    import sympy as sp
+    terms = " + ".join(f"w*x{i}^2" for i in range(20)) + " - w^3"
+    factors = "*".join(f"(x{i} + w)" if i % 5 == 0 else f"x{i}" for i in range(20))
+    p = write_spec('title = "t"\n[data]\n' + "".join(f"x{i} = {i + 1}\n" for i in range(20))
+                   + f'[parameters]\nw = 0.5\n[forward]\na = "{terms}"\nb = "{factors}"\nE = "a*b"\n')
+    g = derive.load(str(p)).graph
+    checked = 0
+    for (of, wrt), ld in g.local_derivatives.items():
+        local = g.quantities[of.quantity].local[0]
+        assert sp.simplify(ld.formula - sp.diff(local, wrt)) == 0 or of.quantity == "E"
+        checked += 1
+    assert checked > 40
+
+
+def test_long_product_and_division_chains(write_spec):
+    p = write_spec('title = "t"\n[data]\n' + "".join(f"x{i} = 1\n" for i in range(1, 1001))
+                   + '[parameters]\nw = 0.5\n[forward]\n'
+                   + 'p = "' + "*".join(f"x{i}" for i in range(1, 1001)) + '"\n'
+                   + 'q = "w' + "/2" * 1000 + '*2^1000"\n'
+                   + 'r = "w' + " - x1" * 1000 + '"\n'
+                   + 'E = "(w*p - 1)^2 + q + r"\n')
+    r = run_cli("solve", p, "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["forward"]["q"] == "0.5" and data["forward"]["r"] == "-999.5"
