@@ -167,3 +167,11 @@ def test_recursion_fallback_names_the_file(monkeypatch, capsys):
     assert cli.main(["solve", "some.toml"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("derive: some.toml: input nested too deeply") and "recursion limit" in err
+
+
+def test_unicode_numerals_in_spec_expressions(tmp_path):
+    p = tmp_path / "u.toml"
+    p.write_text('title = "t"\n[parameters]\nw = 2\n[forward]\nE = "(０.５*w − 1)^２ + w*٠٫٥"\n', encoding="utf-8")
+    r = run_cli("eval", p, "E", "dE/dw")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["E = 1", "dE/dw = 0.5"]
