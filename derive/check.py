@@ -435,7 +435,8 @@ def load_claims(path) -> ClaimsFile:
 def _make_claim(index: int, c: dict, problem: Problem, display: str) -> Claim:
     graph = problem.graph
     of = c.get("of")
-    where = f'claim[{index}]' + (f' (of = "{of}")' if isinstance(of, str) else "")
+    shown = of if not isinstance(of, str) or len(of) <= 60 else of[:59] + "…"   # a message stays readable
+    where = f'claim[{index}]' + (f' (of = "{shown}")' if isinstance(of, str) else "")
 
     def fail(what):
         return DeriveError(what, file=display, key=where)

@@ -105,7 +105,7 @@ class Problem:
     def eval(self, *quantities: str, digits: int = 10) -> list[Answer]:
         answers = []
         for text in quantities:
-            q = make_query(text, self.graph, where=text)
+            q = make_query(text, self.graph, where=text if len(text) <= 60 else text[:59] + "…")
             if self.is_symbolic:
                 answers.append(Answer(text, None, None, _symbolic_formula(self, q)))
                 continue
