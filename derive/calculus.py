@@ -142,6 +142,19 @@ class Calculus:
 MAX_COMPOSED_OPS = 4000   # composing the loss is skipped for larger networks
 
 
+MAX_COMPOSED_DEPTH = 120   # SymPy's diff recurses along the composition (80 tanh layers exceed Python's limit)
+
+
+def _depth(expr) -> int:
+    """The depth of a SymPy expression, without recursion."""
+    best, stack = 0, [(expr, 1)]
+    while stack:
+        e, d = stack.pop()
+        best = max(best, d)
+        stack.extend((a, d + 1) for a in e.args)
+    return best
+
+
 def composed(graph: Graph, entry: Entry) -> sp.Expr | None:
     """The entry written in input entries only (every definition substituted); None if large."""
     full: dict = {}
@@ -150,7 +163,7 @@ def composed(graph: Graph, entry: Entry) -> sp.Expr | None:
             continue
         for e, local in zip(q.entries, q.local):
             expr = local.xreplace(full)
-            if sp.count_ops(expr) > MAX_COMPOSED_OPS:
+            if sp.count_ops(expr) > MAX_COMPOSED_OPS or _depth(expr) > MAX_COMPOSED_DEPTH:
                 return None
             full[e] = expr
     return full.get(entry, entry)
@@ -163,5 +176,5 @@ def diff_composed(graph: Graph, wrt: Entry, of: Entry | None = None) -> sp.Expr 
         return None
     try:
         return sp.diff(expr, wrt)
-    except DeriveError:
+    except (DeriveError, RecursionError):   # RecursionError: SymPy's own recursion, a cross-check only
         return None

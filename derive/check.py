@@ -100,6 +100,7 @@ import sympy as sp
 from . import expr as ex
 from . import matrixform as mf
 from . import numeric as nm
+from . import texcheck
 from .calculus import Calculus
 from .errors import DeriveError, LimitError
 from .files import STDIO, is_file, lexists, read_input
@@ -140,7 +141,7 @@ class Stated:
         return Fraction(10) ** self.exp
 
 
-_NUMBER = re.compile(r"([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?")
+_NUMBER = re.compile(r"([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?", re.ASCII)
 
 
 def parse_stated(raw) -> Stated:
@@ -154,7 +155,7 @@ def parse_stated(raw) -> Stated:
             raise DeriveError(f"{raw} is not a finite number")
         text = repr(raw)
     elif isinstance(raw, str):
-        text = raw.strip().replace("−", "-").replace("\u2009", "").replace(" ", "")
+        text = ex.ascii_numerals(raw.strip()).replace("\u2009", "").replace(" ", "")
         if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?", text):   # thousands separators: 300,000
             text = text.replace(",", "")
     else:
@@ -221,10 +222,10 @@ def text_at(s: Stated, t: Fraction) -> str:
     r = _round_to(t, s.quantum)
     if r == 0 or (s.exp > 0 and abs(t) < s.quantum):
         return nm.format_decimal(nm.round_fraction(t, s.sig), s.sig)
-    d = Decimal(r.numerator) / Decimal(r.denominator) if r.denominator != 1 else Decimal(r.numerator)
     if s.exp < 0:
-        d = d.quantize(Decimal(1).scaleb(s.exp))
-        return _plain(d)
+        # r is a whole multiple of 10^exp: its digits at exactly that exponent, built exactly
+        # (a Decimal division or quantize would round to the context's 28 digits, or fail)
+        return _plain(nm._digits_decimal(int(r * 10 ** -s.exp), s.exp))
     return str(int(r))
 
 
@@ -326,6 +327,9 @@ def _nest(items: list, shape: tuple, flat: bool = True):
 def _resolve_spec(spec_ref, claims_path: Path, display: str) -> Problem:
     if not isinstance(spec_ref, str) or not spec_ref.strip():
         raise DeriveError("required: spec = \"a spec path or a built-in id\"", file=display, key="spec")
+    if spec_ref.strip() == "-":
+        raise DeriveError("spec cannot be standard input (-): give a spec path or a built-in id",
+                          file=display, key="spec")
     candidate = claims_path.parent / spec_ref
     try:
         if is_file(candidate):
@@ -345,7 +349,9 @@ def _unknown_names(tree, graph) -> list[str]:
     def known(n):
         return n in graph.quantities
 
-    def walk(node):
+    stack = [tree]   # preorder, left to right, without recursion (a sum may have 1 000 terms)
+    while stack:
+        node = stack.pop()
         if isinstance(node, ex.Bin) and node.op == "/" and isinstance(node.left, ex.Name) \
                 and isinstance(node.right, ex.Name) and node.left.id.startswith("d") \
                 and node.right.id.startswith("d") and not (known(node.left.id) and known(node.right.id)):
@@ -353,7 +359,7 @@ def _unknown_names(tree, graph) -> list[str]:
                 if not known(n) and n not in out:
                     out.append(n)
             if out:
-                return
+                continue
         if isinstance(node, ex.Name):
             if not known(node.id) and node.id not in out:
                 out.append(node.id)
@@ -364,47 +370,28 @@ def _unknown_names(tree, graph) -> list[str]:
             for n in (node.of, node.wrt):
                 if not known(n) and n not in out:
                     out.append(n)
-        elif isinstance(node, ex.Neg):
-            walk(node.operand)
-        elif isinstance(node, ex.Bin):
-            walk(node.left)
-            walk(node.right)
-        elif isinstance(node, ex.Call):
-            for a in node.args:
-                walk(a)
-
-    walk(tree)
+        else:
+            stack.extend(reversed(ex.children(node)))
     return out
 
 
+def _nodes(tree):
+    """Every node of a tree, without recursion."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(ex.children(node))
+
+
 def _max_step(tree) -> int:
-    if isinstance(tree, ex.AtStep):
-        return tree.step
-    if isinstance(tree, ex.Deriv):
-        return tree.step
-    if isinstance(tree, ex.Neg):
-        return _max_step(tree.operand)
-    if isinstance(tree, ex.Bin):
-        return max(_max_step(tree.left), _max_step(tree.right))
-    if isinstance(tree, ex.Call):
-        return max(_max_step(a) for a in tree.args)
-    return 0
+    return max((n.step for n in _nodes(tree) if isinstance(n, (ex.AtStep, ex.Deriv))), default=0)
 
 
 def _literal_sig(tree) -> int | None:
     """Most significant digits among the non-integer decimal literals of a tree (None if none)."""
-    best = None
-    if isinstance(tree, ex.Num):
-        if tree.value.denominator != 1 and "." in tree.text:
-            best = parse_stated(tree.text).sig
-    elif isinstance(tree, ex.Neg):
-        best = _literal_sig(tree.operand)
-    elif isinstance(tree, ex.Bin):
-        a, b = _literal_sig(tree.left), _literal_sig(tree.right)
-        best = max([x for x in (a, b) if x is not None], default=None)
-    elif isinstance(tree, ex.Call):
-        best = max([x for x in (_literal_sig(a) for a in tree.args) if x is not None], default=None)
-    return best
+    return max((parse_stated(n.text).sig for n in _nodes(tree)
+                if isinstance(n, ex.Num) and n.value.denominator != 1 and "." in n.text), default=None)
 
 
 def load_claims(path) -> ClaimsFile:
@@ -443,7 +430,8 @@ def load_claims(path) -> ClaimsFile:
 def _make_claim(index: int, c: dict, problem: Problem, display: str) -> Claim:
     graph = problem.graph
     of = c.get("of")
-    where = f'claim[{index}]' + (f' (of = "{of}")' if isinstance(of, str) else "")
+    shown = of if not isinstance(of, str) or len(of) <= 60 else of[:59] + "…"   # a message stays readable
+    where = f'claim[{index}]' + (f' (of = "{shown}")' if isinstance(of, str) else "")
 
     def fail(what):
         return DeriveError(what, file=display, key=where)
@@ -461,6 +449,10 @@ def _make_claim(index: int, c: dict, problem: Problem, display: str) -> Claim:
     note = c.get("note", "")
     if not isinstance(note, str):
         raise fail("note must be a string")
+    try:
+        texcheck.check_text(note)
+    except DeriveError as e:
+        raise fail(f"note: {e.what}") from None
     claim = Claim(index, of.strip(), kind, c[kind], note, where)
 
     # the quantity
@@ -624,6 +616,8 @@ class World:
             self._next_inputs = nxt
         except (DeriveError, ZeroDivisionError, ValueError, OverflowError) as e:
             self._failed = e if isinstance(e, DeriveError) else DeriveError(str(e) or type(e).__name__)
+            if k >= 1:   # say at which step, and with which values of the parameters
+                self._failed = nm.after_step(self._failed, graph, k, inp)
             if len(self.states) > k:
                 self.states.pop()
             raise self._failed from None
@@ -642,7 +636,10 @@ class World:
             if q.kind != "forward":
                 continue
             for e, local in zip(q.entries, q.local):
-                v = nm.evaluate(local, values, self.ctx)
+                try:
+                    v = nm.evaluate(local, values, self.ctx)
+                except DeriveError as err:
+                    raise err.located(file=self.graph.spec.path, key=f"forward.{q.name}") from None
                 if "forward" in self.rounding:
                     v = self._r(v)
                 if (e, k) in self.value_over:
@@ -742,13 +739,7 @@ def _activations(graph) -> list:
 
 
 def _has_matmul(t) -> bool:
-    if isinstance(t, ex.Bin):
-        return t.op == "@" or _has_matmul(t.left) or _has_matmul(t.right)
-    if isinstance(t, ex.Neg):
-        return _has_matmul(t.operand)
-    if isinstance(t, ex.Call):
-        return any(_has_matmul(a) for a in t.args)
-    return False
+    return any(isinstance(n, ex.Bin) and n.op == "@" for n in _nodes(t))
 
 
 def _preact_hook(graph, groups, mode: str):
@@ -1127,7 +1118,8 @@ class Checker:
                 else:
                     r = self.judge_formula(claim)
             except (DeriveError, ZeroDivisionError) as e:
-                what = e.what if isinstance(e, DeriveError) else "division by zero"
+                # the spec's own location (file, definition, "after step k, w = …") is kept
+                what = e.line() if isinstance(e, DeriveError) else "division by zero"
                 raise DeriveError(f"cannot evaluate: {what}", key=claim.where) from None
             self.results.append(r)
         return self.results

@@ -876,7 +876,7 @@ def _one_step(program: Program, ctx, inputs: dict, k: int) -> Step:
         try:
             vals = _forward_definition(ctx, ops, values)
         except DeriveError as e:
-            raise e.located(file=spec.path, key=_where(name, k)) from None
+            raise e.located(file=spec.path, key=_where(name, k, program, ctx, inputs)) from None
         op_values[name] = vals
         values[name] = vals[-1]
     step = Step(values, {}, op_values, {})
@@ -902,8 +902,50 @@ def adjoints_from(program: Program, ctx, step: Step, seed: str, k: int = 0) -> d
     return adjoints
 
 
-def _where(name: str, k: int) -> str:
-    return f"forward.{name}" if k == 0 else f"forward.{name} (after step {k})"
+def _where(name: str, k: int, program: Program | None = None, ctx=None, inputs: dict | None = None) -> str:
+    """forward.NAME, and after a step the updated parameters it uses, directly or through other
+    definitions (at most four values, 4 digits): forward.y (after step 1, w = -0.3743)."""
+    if k == 0:
+        return f"forward.{name}"
+    shown = []
+    if program is not None:
+        for p in _parameters_feeding(program, name):
+            if p not in program.spec.update:
+                continue
+            for i, v in enumerate(ctx.entries(inputs[p])):
+                label = p if program.shapes[p] == () else \
+                    f"{p}[{i // program.shapes[p][1] + 1},{i % program.shapes[p][1] + 1}]"
+                shown.append(f"{label} = {_short(v)}")
+    more = ", …" if len(shown) > 4 else ""
+    return f"forward.{name} (after step {k}" + (f", {', '.join(shown[:4])}{more}" if shown else "") + ")"
+
+
+def _short(v) -> str:
+    """A value in 4 significant digits for a message."""
+    if v is None:
+        return "?"
+    if isinstance(v, Fraction):
+        return show_fraction(v, 4).text
+    shown = shown_ball(v, 4, final=True)
+    return "?" if shown is None else shown.text
+
+
+def _parameters_feeding(program: Program, name: str) -> list:
+    """Parameters a definition depends on, directly or through other definitions, in spec order."""
+    seen = depends_on(program.spec, name)
+    return [p for p in program.spec.parameters if p in seen]
+
+
+def depends_on(spec: Spec, name: str) -> set:
+    """Every name that `name` depends on through the [forward] definitions (and itself)."""
+    uses = {d.name: ex.ordered_names(d.tree) for d in spec.forward}
+    seen, stack = {name}, [name]
+    while stack:
+        for used in uses.get(stack.pop(), ()):
+            if used not in seen:
+                seen.add(used)
+                stack.append(used)
+    return seen
 
 
 # ---------------------------------------------------------------- certified rounding
@@ -986,14 +1028,16 @@ class Expression:
     max_step: int
 
 
-def compile_quantity(program: Program, text: str, where: str = "") -> Expression:
-    """A quantity's text compiled against a program; DeriveError for bad text, `Unsupported`
-    for a derivative the engine leaves to the per-scalar path."""
+def compile_quantity(program: Program, text: str, where: str = "", tree=None) -> Expression:
+    """A quantity compiled against a program, from its text (or its parsed `tree`, which then
+    wins); DeriveError for bad text, `Unsupported` for a derivative the engine leaves to the
+    per-scalar path."""
     shapes = program.shapes
-    try:
-        tree = ex.parse_quantity(text, lambda n: n in shapes)
-    except DeriveError as e:
-        raise e.located(key=where) from None
+    if tree is None:
+        try:
+            tree = ex.parse_quantity(text, lambda n: n in shapes)
+        except DeriveError as e:
+            raise e.located(key=where) from None
     leaves: list = []
     leaf_shapes: dict = {}
 
@@ -1176,7 +1220,7 @@ class Numbers:
     steps: int
     forward: dict           # forward name -> values at the start
     gradients: dict         # parameter -> dL/dp at the start
-    updated: dict           # parameter -> value after one step (the start when steps = 0)
+    updated: dict           # parameter -> value after the last step (the start when steps = 0)
     history: tuple          # the loss at steps 0..K (Numbers)
 
 
@@ -1184,28 +1228,21 @@ def solution_numbers(program: Program, digits: int, steps: int, runs: dict | Non
     spec = program.spec
     req = [Request("value", d.name, 0) for d in spec.forward]
     req += [Request("adjoint", p, 0) for p in spec.parameters]
-    after = min(1, steps)
-    req += [Request("value", p, after) for p in spec.parameters]
+    req += [Request("value", p, steps) for p in spec.parameters]
     req += [Request("value", spec.loss, k) for k in range(steps + 1)]
     got = solve_numbers(program, digits, steps, req, runs)
     return Numbers(
         digits, steps,
         forward={d.name: got[Request("value", d.name, 0)] for d in spec.forward},
         gradients={p: got[Request("adjoint", p, 0)] for p in spec.parameters},
-        updated={p: got[Request("value", p, after)] for p in spec.parameters},
+        updated={p: got[Request("value", p, steps)] for p in spec.parameters},
         history=tuple(got[Request("value", spec.loss, k)][0] for k in range(steps + 1)),
     )
 
 
 def unreached_parameters(spec: Spec) -> tuple:
     """Parameters in [train] update that the loss does not depend on (its gradient is 0)."""
-    uses = {d.name: ex.ordered_names(d.tree) for d in spec.forward}
-    seen, stack = {spec.loss}, [spec.loss]
-    while stack:
-        for used in uses.get(stack.pop(), ()):
-            if used not in seen:
-                seen.add(used)
-                stack.append(used)
+    seen = depends_on(spec, spec.loss)
     return tuple(p for p in spec.update if p not in seen)
 
 

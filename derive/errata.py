@@ -95,6 +95,22 @@ class Tex:
         if isinstance(node, ex.Neg):
             inner = self.tree(node.operand, 3)
             return _paren("-" + inner, prec > 2)
+        if ex.is_chain(node):   # along the chain, not down it (a sum can have 1 000 terms)
+            first, rest = ex.spine(node)
+            if rest[0][0] in "+-":
+                text = self.tree(first, 1)
+                for op, t in rest:
+                    text = f"{text} {op} {self.tree(t, 2 if op == '-' else 1)}"
+                return _paren(text, prec > 1)
+            text = self.tree(first, 0 if rest[0][0] == "/" else 2)
+            for op, t in rest:
+                if op == "/":
+                    text = f"\\frac{{{text}}}{{{self.tree(t)}}}"
+                else:
+                    sym = {"*": "\\cdot", "@": ""}.get(op, "\\cdot")
+                    right = self.tree(t, 3)
+                    text = f"{text} {sym} {right}" if sym else f"{text} {right}"
+            return _paren(text, prec > 2 and rest[-1][0] != "/")
         if isinstance(node, ex.Bin):
             op = node.op
             if op in "+-":

@@ -18,10 +18,12 @@ such as `__import__('os')`, `a.b`, `x[0]`, `f(x=1)` or `'s'` is a syntax error w
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
 
 from .errors import DeriveError, LimitError
+from .limits import MAX_STEPS
 
 MAX_EXPRESSION_CHARS = 20_000   # longer text is refused, not parsed
 MAX_NESTING = 100               # parentheses / unary minus / power nesting
@@ -105,6 +107,46 @@ def names_in(node) -> set[str]:
     return set(ordered_names(node))
 
 
+# A chain a op b op c … of one precedence level is a left-deep tree of `Bin`s (the parser reads
+# it from left to right), so its depth follows the length of the text: a flat sum of 1 000 terms
+# is 1 000 levels deep.  Nothing may recurse along it: walkers take the chain as a whole with
+# `spine` and recurse only into its operands, whose depth is bounded by MAX_NESTING.
+CHAIN_LEVEL = {"+": "+-", "-": "+-", "*": "*/@", "/": "*/@", "@": "*/@", "*.": "*/@*."}
+
+
+def is_chain(node) -> bool:
+    return isinstance(node, Bin) and node.op in CHAIN_LEVEL
+
+
+def spine(node) -> tuple:
+    """(first, [(op, operand), …]) of the chain `node` (a Bin of + −, or of * / @), read left to
+    right without recursion: a − b + c is (a, [('-', b), ('+', c)])."""
+    level = CHAIN_LEVEL[node.op]
+    rest = []
+    while isinstance(node, Bin) and node.op in level:
+        rest.append((node.op, node.right))
+        node = node.left
+    rest.reverse()
+    return node, rest
+
+
+def depth(node) -> int:
+    """The depth of a tree (a lone name is 1), without recursion."""
+    best, stack = 0, [(node, 1)]
+    while stack:
+        n, d = stack.pop()
+        best = max(best, d)
+        stack.extend((c, d + 1) for c in children(n))
+    return best
+
+
+def combine_shape(op: str, a: tuple, b: tuple) -> tuple:
+    """The shape of `A op B` from the shapes of A and B (unchecked; see tree_shape)."""
+    if op == "@":
+        return (a[0], b[1]) if a and b else ()
+    return a if op == "^" else (a or b)
+
+
 def tree_shape(node, name_shape) -> tuple:
     """The shape of a tree from the shapes of its names (() a scalar, (rows, cols) a matrix),
     without checking: used to tell a matrix product from an elementwise one when formulas are
@@ -118,11 +160,14 @@ def tree_shape(node, name_shape) -> tuple:
         return b if a == () else a
     if isinstance(node, Neg):
         return tree_shape(node.operand, name_shape)
+    if is_chain(node):
+        first, rest = spine(node)
+        shape = tree_shape(first, name_shape)
+        for op, operand in rest:
+            shape = combine_shape(op, shape, tree_shape(operand, name_shape))
+        return shape
     if isinstance(node, Bin):
-        a, b = tree_shape(node.left, name_shape), tree_shape(node.right, name_shape)
-        if node.op == "@":
-            return (a[0], b[1]) if a and b else ()
-        return a if node.op == "^" else (a or b)
+        return combine_shape(node.op, tree_shape(node.left, name_shape), tree_shape(node.right, name_shape))
     if isinstance(node, Call):
         a = tree_shape(node.args[0], name_shape)
         if node.fn == "transpose":
@@ -131,11 +176,36 @@ def tree_shape(node, name_shape) -> tuple:
     return ()
 
 
+# ---------------------------------------------------------------- numerals
+# Decision (issue 12): numbers may be written with any Unicode decimal digits (full-width ０.５,
+# Arabic-Indic ٠٫٥ with its decimal separator U+066B) and with U+2212 − as minus,
+# everywhere a number is read: [forward] expressions, quantities on the command line, claims'
+# `of`, `value`, `expr` and `latex`.  They are read as their ASCII counterparts, one character for
+# one (so columns in messages stay right).  TOML's own numbers ([data], [parameters]) are ASCII
+# by TOML's grammar.
+_NUMERAL_SIGNS = {"\u2212": "-", "\uff0d": "-", "\ufe63": "-", "\uff0b": "+", "\ufe62": "+",
+                  "\uff0e": ".", "\u066b": "."}
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _ascii_numeral(m) -> str:
+    ch = m.group()
+    if ch in _NUMERAL_SIGNS:
+        return _NUMERAL_SIGNS[ch]
+    d = unicodedata.decimal(ch, None)
+    return ch if d is None else str(d)
+
+
+def ascii_numerals(text: str) -> str:
+    """Unicode decimal digits → 0-9, minus signs (U+2212, full-width) → '-', full-width + and . too."""
+    return _NON_ASCII.sub(_ascii_numeral, text) if not text.isascii() else text
+
+
 # ---------------------------------------------------------------- tokens
 _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
-  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<op>\*\*|[-+*/^@(),])
     """,
@@ -153,6 +223,7 @@ class Token:
 def tokenize(text: str) -> list[Token]:
     if len(text) > MAX_EXPRESSION_CHARS:
         raise LimitError(f"expression is {len(text)} characters long; the limit is {MAX_EXPRESSION_CHARS}")
+    text = ascii_numerals(text)
     tokens: list[Token] = []
     pos = 0
     while pos < len(text):
@@ -240,7 +311,8 @@ class _Parser:
         node = self.unary()
         while self.tok.kind == "op" and self.tok.text in ("*", "/", "@"):
             op = self.take()
-            if op.text == "@" and self.quantities and self.tok.kind == "number":
+            if op.text == "@" and self.quantities and (
+                    self.tok.kind == "number" or (self.tok.text in ("-", "+") and self.peek().kind == "number")):
                 node = self._at_step(node, op)
                 continue
             node = Bin(op.text, node, self.unary())
@@ -330,9 +402,19 @@ class _Parser:
         raise self.error("'@k' (value after k steps) follows a name or a derivative dA/dB", at)
 
     def _step_number(self, tok: Token) -> int:
-        if not re.fullmatch(r"\d{1,6}", tok.text):
-            raise self.error(f"step after '@' must be a whole number, not {tok.text!r}", tok)
-        return int(tok.text)
+        """k of NAME@k: a whole number 0..MAX_STEPS (spec.MAX_STEPS, the limit of `steps`),
+        checked here, before any work: `E@10000` would otherwise run 10 000 steps."""
+        sign = ""
+        if tok.text in ("-", "+"):
+            sign, tok = tok.text, self.take()
+        if sign or not re.fullmatch(r"\d+", tok.text):
+            raise self.error(f"step after '@' must be a whole number from 0 to {MAX_STEPS}, "
+                             f"not {sign + tok.text!r}", tok)
+        k = int(tok.text)
+        if k > MAX_STEPS:
+            raise LimitError(f"{tok.text} steps after '@': the limit is {MAX_STEPS} steps "
+                             "(as for train.steps)", column=tok.column)
+        return k
 
 
 def _number(tok: Token) -> Num:

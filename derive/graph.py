@@ -10,6 +10,7 @@ Backpropagation (stage `calculus`) only ever multiplies and adds these local der
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import sympy as sp
@@ -20,6 +21,12 @@ from .functions import norm2_of, relu, sigmoid, softplus
 from .limits import EXP_LIMIT, MAX_POWER_DIGITS
 from .spec import Spec, Value
 
+# SymPy recurses several frames per level of a formula (diff, free_symbols): the 100 levels of
+# parentheses the parser allows take about 2 500 frames (measured: 99 nested `(… * w + x)`), more
+# than Python's default limit of 1 000.  Deeper input is refused by the parser (expr.MAX_NESTING).
+RECURSION_LIMIT = 10_000
+if sys.getrecursionlimit() < RECURSION_LIMIT:
+    sys.setrecursionlimit(RECURSION_LIMIT)
 MAX_QUANTITY_ENTRIES = 20_000  # entries in one matrix quantity (a 10⁶-unit layer is refused)
 MAX_GRAPH_ENTRIES = 50_000     # entries in all quantities together
 
@@ -37,6 +44,12 @@ class Entry(sp.Symbol):
         obj.qshape = shape
         obj.step = step
         return obj
+
+    @property
+    def shown(self) -> str:
+        """The label as the documents write it, 1-based: W1[1,1] for the entry W1[0,0]."""
+        label = self.quantity if not self.index else f"{self.quantity}[{self.index[0] + 1},{self.index[1] + 1}]"
+        return f"{label}@{self.step}" if self.step else label
 
     def __getnewargs_ex__(self):
         return ((self.quantity, self.index, self.qshape, self.step), {})
@@ -190,6 +203,18 @@ def _matrix_function(fn: str, v):
     raise AssertionError(fn)
 
 
+def _binary(opname: str, a, b):
+    if opname == "@":
+        return _matmul(a, b)
+    op = {
+        "+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y,
+        "/": _divide, "^": _safe_pow,
+    }[opname]
+    if opname == "^" and shape_of(b) != ():
+        raise DeriveError("an exponent must be a scalar")
+    return _elementwise(op, a, b, opname)
+
+
 def to_sympy(tree, env) -> object:
     """Build the SymPy value (scalar or ImmutableMatrix) of a parsed expression.
 
@@ -202,17 +227,20 @@ def to_sympy(tree, env) -> object:
     if isinstance(tree, ex.Neg):
         v = to_sympy(tree.operand, env)
         return -v if shape_of(v) == () else v.applyfunc(lambda x: -x)
+    if ex.is_chain(tree):   # a + b − c …, a * b / c @ d …: along the chain, not down it
+        first, rest = ex.spine(tree)
+        value = to_sympy(first, env)
+        operands = [(op, to_sympy(t, env)) for op, t in rest]
+        if all(shape_of(v) == () for _, v in operands) and shape_of(value) == ():
+            if all(op in "+-" for op, _ in operands):   # one Add, not n growing ones
+                return sp.Add(value, *[v if op == "+" else -v for op, v in operands])
+            if all(op == "*" for op, _ in operands):
+                return sp.Mul(value, *[v for _, v in operands])
+        for op, v in operands:
+            value = _binary(op, value, v)
+        return value
     if isinstance(tree, ex.Bin):
-        a, b = to_sympy(tree.left, env), to_sympy(tree.right, env)
-        if tree.op == "@":
-            return _matmul(a, b)
-        op = {
-            "+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y,
-            "/": _divide, "^": _safe_pow,
-        }[tree.op]
-        if tree.op == "^" and shape_of(b) != ():
-            raise DeriveError("an exponent must be a scalar")
-        return _elementwise(op, a, b, tree.op)
+        return _binary(tree.op, to_sympy(tree.left, env), to_sympy(tree.right, env))
     if isinstance(tree, ex.Call):
         v = to_sympy(tree.args[0], env)
         if tree.fn in SCALAR_FUNCTIONS:
@@ -238,6 +266,12 @@ def _named_back(formula: sp.Expr, local: sp.Expr, entry: Entry) -> sp.Expr:
     if isinstance(local, sp.Symbol) or local.is_number:
         return formula
     return formula.xreplace({local: entry})
+
+
+def _too_deep(file: str, key: str) -> LimitError:
+    return LimitError(f"formula too deeply nested for SymPy (over Python's recursion limit of "
+                      f"{sys.getrecursionlimit()} frames; the parser allows {ex.MAX_NESTING} levels)",
+                      file=file, key=key)
 
 
 def build(spec: Spec) -> Graph:
@@ -268,6 +302,8 @@ def build(spec: Spec) -> Graph:
             value = to_sympy(d.tree, env)
         except DeriveError as e:
             raise e.located(file=spec.path, key=key) from None
+        except RecursionError:
+            raise _too_deep(spec.path, key) from None
         shape = shape_of(value)
         if len(order) + (1 if shape == () else shape[0] * shape[1]) > MAX_GRAPH_ENTRIES:
             raise LimitError(f"the network would have more than {MAX_GRAPH_ENTRIES} scalar quantities",
@@ -285,12 +321,15 @@ def build(spec: Spec) -> Graph:
             deps = [s for s in _ordered_symbols(local)]
             uses[entry] = tuple(deps)
             consumers[entry] = []
+            terms = _terms_by_symbol(local, deps)
             for dep in deps:
                 consumers[dep].append(entry)
                 try:
-                    formula = sp.diff(local, dep)
+                    formula = sp.diff(local, dep) if terms is None else _long_diff(local, terms[dep], dep)
                 except DeriveError as e:
                     raise e.located(file=spec.path, key=key) from None
+                except RecursionError:
+                    raise _too_deep(spec.path, key) from None
                 local_derivatives[(entry, dep)] = LocalDerivative(entry, dep, _named_back(formula, local, entry))
             order.append(entry)
 
@@ -306,10 +345,55 @@ def build(spec: Spec) -> Graph:
     )
 
 
+def _long_diff(local, containing: list, dep):
+    """∂local/∂dep for a long sum or product, from the arguments that contain dep: the sum of
+    their derivatives, or (a product in which one factor contains dep) the other factors times
+    that factor's derivative — what sympy.diff gives, without differentiating every argument."""
+    if isinstance(local, sp.Add):
+        return sp.Add(*[t.diff(dep) for t in containing])
+    if len(containing) != 1:
+        return sp.diff(local, dep)
+    f = containing[0]
+    return sp.Mul(*[a for a in local.args if a is not f], f.diff(dep))
+
+
+def _terms_by_symbol(local, deps) -> dict | None:
+    """For a long sum (x1 + … + x1000) or product: the arguments that contain each symbol, so
+    that its derivative costs one argument's derivative, not all of them (linear rather than
+    quadratic time; see _long_diff).  None for anything else."""
+    if not isinstance(local, (sp.Add, sp.Mul)) or len(local.args) < 16:
+        return None
+    out: dict = {d: [] for d in deps}
+    for t in local.args:
+        for sym in t.free_symbols:
+            if sym in out:
+                out[sym].append(t)
+    return out
+
+
 def _ordered_symbols(expr: sp.Expr) -> list:
     """Entry symbols of an expression in a stable order (by first appearance in preorder)."""
     seen: list = []
+    known: set = set()
     for node in sp.preorder_traversal(expr):
-        if isinstance(node, Entry) and node not in seen:
+        if isinstance(node, Entry) and node not in known:
+            known.add(node)
             seen.append(node)
     return sorted(seen, key=lambda s: (s.quantity, s.index)) if len(seen) > 1 else seen
+
+
+def parameters_feeding(graph: Graph, name: str | None) -> list:
+    """The entries of the updated parameters that quantity `name` uses, directly or through other
+    definitions (every updated parameter when `name` is None), in definition order."""
+    update = set(graph.spec.update)
+    if name is None or name not in graph.quantities:
+        used = update
+    else:
+        used, stack = set(), [name]
+        while stack:
+            n = stack.pop()
+            if n in used:
+                continue
+            used.add(n)
+            stack.extend(graph.quantities[n].uses)
+    return [e for n, q in graph.quantities.items() if n in update and n in used for e in q.entries]

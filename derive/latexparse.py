@@ -36,11 +36,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
 from fractions import Fraction
 
 from . import expr as ex
 from .errors import DeriveError, LimitError
+from .rounding import exact_decimal
 
 MAX_LATEX_CHARS = 20_000
 MAX_NESTING = 100
@@ -73,7 +73,7 @@ _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
   | (?P<command>\\(?:[A-Za-z]+|.))
-  | (?P<number>\d+(?:\.\d+)?|\.\d+)
+  | (?P<number>[0-9]+(?:\.[0-9]+)?|\.[0-9]+)
   | (?P<letter>[A-Za-z])
   | (?P<op>[-+*/^_()\[\]{}',=|])
     """,
@@ -94,6 +94,7 @@ def tokenize(text: str) -> list[Tok]:
         raise DeriveError("a LaTeX formula must be a string")
     if len(text) > MAX_LATEX_CHARS:
         raise LimitError(f"LaTeX formula is {len(text)} characters long; the limit is {MAX_LATEX_CHARS}")
+    text = ex.ascii_numerals(text)   # ０.５, U+2212 −: as everywhere (see expr.ascii_numerals)
     for ch, repl in UNICODE.items():
         text = text.replace(ch, repl)
     toks: list[Tok] = []
@@ -739,9 +740,7 @@ def _fraction_text(q: Fraction) -> str:
         while d % p == 0:
             d //= p
     if d == 1:
-        with localcontext() as c:
-            c.prec = 60
-            return format(Decimal(q.numerator) / Decimal(q.denominator), "f")
+        return format(exact_decimal(q), "f")   # exact, however many places
     return f"{q.numerator}/{q.denominator}"
 
 
@@ -757,15 +756,21 @@ def resolve_products(node, names: Names):
     if isinstance(node, ex.Call):
         return ex.Call(node.fn, tuple(resolve_products(a, names) for a in node.args))
     if isinstance(node, ex.Bin):
-        left, right = resolve_products(node.left, names), resolve_products(node.right, names)
-        op = node.op
-        if op == "*.":
-            op = "*"
-        elif op == "*":
-            a, b = _shape(left, names), _shape(right, names)
-            if a and b and a[1] == b[0] and not (a == b and a[1] == 1):
+        if ex.is_chain(node):   # along the chain (implicit products, long sums), not down it
+            first, rest = ex.spine(node)
+        else:
+            first, rest = node.left, [(node.op, node.right)]
+        left = resolve_products(first, names)
+        a = _shape(left, names)
+        for op, operand in rest:
+            right = resolve_products(operand, names)
+            b = _shape(right, names)
+            if op == "*.":
+                op = "*"
+            elif op == "*" and a and b and a[1] == b[0] and not (a == b and a[1] == 1):
                 op = "@"
-        return ex.Bin(op, left, right)
+            left, a = ex.Bin(op, left, right), ex.combine_shape(op, a, b)
+        return left
     return node
 
 
@@ -775,7 +780,7 @@ def parse_latex(text: str, spec, graph=None):
     try:
         tree = _Parser(text, names).parse()
     except RecursionError:
-        raise LimitError("LaTeX formula nested too deeply") from None
+        raise LimitError(f"LaTeX formula nested too deeply (the limit is {MAX_NESTING} levels)") from None
     return resolve_products(tree, names)
 
 
@@ -822,6 +827,19 @@ def _unparse(node) -> str:
         return "-" + inner
     if isinstance(node, ex.Call):
         return f"{node.fn}(" + ", ".join(_unparse(a) for a in node.args) + ")"
+    if ex.is_chain(node) and node.op != "*.":   # along the chain, not down it
+        first, rest = ex.spine(node)
+        p = _PREC[node.op]
+        text = _child(first)
+        if _prec(first) < p:
+            text = f"({text})"
+        sep = " " if p == 1 else ""
+        for op, operand in rest:
+            right = _child(operand)
+            if _prec(operand) <= p or (isinstance(operand, ex.Deriv) and op in "/"):
+                right = f"({right})"
+            text = f"{text}{sep}{op}{sep}{right}"
+        return text
     if isinstance(node, ex.Bin):
         p = _PREC[node.op]
         left, right = _child(node.left), _child(node.right)

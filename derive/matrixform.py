@@ -113,6 +113,9 @@ class MatrixRule:
         return _flatten(total) if isinstance(total, list) else [total] * n
 
 
+MAX_RULE_DEPTH = 60   # definitions deeper than this (a 500-term sum of matrices) get no matrix-form rule
+
+
 def _rules_cache(graph):
     return graph.__dict__.setdefault("_matrix_rules", {})
 
@@ -123,7 +126,11 @@ def matrix_rules(graph: Graph) -> tuple:
     if "rules" in cache:
         return cache["rules"]
     rules = ()
-    if any(not q.is_scalar for q in graph.quantities.values()):
+    deep = [q.name for q in graph.quantities.values()
+            if q.kind == "forward" and ex.depth(q.tree) > MAX_RULE_DEPTH]
+    if deep:   # the rules are built by recursion over the definitions: keep that recursion short
+        cache["unsupported"] = f"{deep[0]} is too long a formula for a matrix-form rule"
+    elif any(not q.is_scalar for q in graph.quantities.values()):
         try:
             rules = _derive_rules(graph)
         except Unsupported as e:
@@ -185,6 +192,15 @@ def _value(tree):
 
 def _constant(tree) -> Fraction | None:
     """The value of a tree made of numbers only (like 1/2), else None."""
+    if ex.is_chain(tree) and tree.op in "+-*/":   # along the chain, not down it
+        first, rest = ex.spine(tree)
+        value = _constant(first)
+        for op, t in rest:
+            b = _constant(t)
+            if value is None or b is None or op == "@" or (op == "/" and b == 0):
+                return None
+            value = {"+": value + b, "-": value - b, "*": value * b, "/": value / b}[op]
+        return value
     if isinstance(tree, ex.Num):
         return tree.value
     if isinstance(tree, ex.Neg):

@@ -22,11 +22,11 @@ import sympy as sp
 from .errors import DeriveError, LimitError
 from . import engine
 from .exact import MAX_EXACT_BITS, ExactContext  # noqa: F401
-from .rounding import (MAX_DIGITS, Number, _decimal_of, format_decimal, is_short_exact,  # noqa: F401
-                       round_fraction, show_fraction, to_float)
+from .rounding import (MAX_DIGITS, Number, _decimal_of, _digits_decimal, exact_decimal, format_decimal,  # noqa: F401,E501
+                       is_short_exact, round_fraction, show_fraction, to_float)
 from .limits import EXP_LIMIT
 from .functions import Norm2, relu, sigmoid, softplus, step
-from .graph import Entry, Graph
+from .graph import Entry, Graph, parameters_feeding
 
 MAX_WORKING_DIGITS = 40_000  # precision escalation stops here
 MAX_RESCUE_DIGITS = 2_000    # escalation for a value that looks ≤ 0 (log, sqrt) or 0 (division) stops here
@@ -271,15 +271,34 @@ def run(graph: Graph, ctx, steps: int | None = None) -> Run:
     lr = ctx.const(spec.learning_rate)
     inputs = initial_values(graph, ctx)
     states = [make_state(graph, inputs, ctx)]
-    for _ in range(steps):
+    for k in range(1, steps + 1):
         prev = states[-1]
         inputs = dict(inputs)
         for name in spec.update:
             for e in graph.quantities[name].entries:
                 # p@k+1 = p@k − η · dL/dp@k
                 inputs[e] = ctx.add([prev.values[e], ctx.mul([ctx.const(Fraction(-1)), lr, prev.adjoint[e]])])
-        states.append(make_state(graph, inputs, ctx))
+        try:
+            states.append(make_state(graph, inputs, ctx))
+        except DeriveError as e:   # say at which step, and with which values of the parameters
+            raise after_step(e, graph, k, inputs) from None
     return Run(ctx, states, lr)
+
+
+def after_step(error: DeriveError, graph: Graph, k: int, inputs: dict) -> DeriveError:
+    """The error with "(after step k, w = -0.3742)" added to its key: the updated parameters that
+    the failing definition uses, directly or through others (at most four are named)."""
+    key = error.key or ""
+    name = key.removeprefix("forward.").split(" ")[0] if key.startswith("forward.") else None
+    shown = []
+    for e in parameters_feeding(graph, name):
+        v = inputs.get(e)
+        text = "?" if v is None else show(v, 4, exact=v if isinstance(v, Fraction) else None).text
+        shown.append(f"{e.shown} = {text}")
+    more = ", …" if len(shown) > 4 else ""
+    where = f"after step {k}" + (f", {', '.join(shown[:4])}{more}" if shown else "")
+    return type(error)(error.what, file=error.file, key=f"{key} ({where})" if key else f"({where})",
+                       column=error.column)
 
 
 # ---------------------------------------------------------------- correct rounding

@@ -296,10 +296,20 @@ class TreePrinter:
         raise TypeError(node)
 
     def _bin(self, node) -> Piece:
-        op = node.op
+        if ex.is_chain(node):   # along the chain (it can be 1 000 terms long), not down it
+            first, rest = ex.spine(node)
+            acc, shape = self.piece(first), self.shape(first)
+            for op, operand in rest:
+                right_shape = self.shape(operand)
+                acc = self._join(op, acc, self.piece(operand), shape, right_shape)
+                shape = ex.combine_shape(op, shape, right_shape)
+            return acc
+        return self._join(node.op, self.piece(node.left), self.piece(node.right),
+                          self.shape(node.left), self.shape(node.right))
+
+    def _join(self, op: str, left: Piece, right: Piece, left_shape, right_shape) -> Piece:
+        """left op right, from the pieces of the two operands."""
         if op in "+-":
-            left = self.piece(node.left)
-            right = self.piece(node.right)
             lt = left.tex if left.prec >= ADD else f"\\left({left.tex}\\right)"
             need = ADD + 1 if op == "-" else ADD
             rt = right.tex if right.prec >= need and right.prec != NEG else f"\\left({right.tex}\\right)"
@@ -307,16 +317,14 @@ class TreePrinter:
             chunks = (list(left.chunks) if left.chunks and left.prec == ADD else [("", lt)]) + [(sym, rt)]
             return Piece(f"{lt} {sym} {rt}", ADD, tuple(chunks))
         if op == "/":
-            return Piece(f"\\frac{{{self.tex(node.left)}}}{{{self.tex(node.right)}}}", ATOM)
+            return Piece(f"\\frac{{{left.tex}}}{{{right.tex}}}", ATOM)
         if op == "^":
-            base = self.piece(node.left)
-            bt = base.tex if base.prec >= ATOM else f"\\left({base.tex}\\right)"
-            return Piece(f"{bt}^{{{self.tex(node.right)}}}", POW)
+            bt = left.tex if left.prec >= ATOM else f"\\left({left.tex}\\right)"
+            return Piece(f"{bt}^{{{right.tex}}}", POW)
         # * and @
-        left, right = self.piece(node.left), self.piece(node.right)
         lt = left.tex if left.prec >= MUL or left.prec == NEG else f"\\left({left.tex}\\right)"
         rt = right.tex if right.prec >= MUL and right.prec != NEG else f"\\left({right.tex}\\right)"
-        both_matrices = bool(self.shape(node.left)) and bool(self.shape(node.right))
+        both_matrices = bool(left_shape) and bool(right_shape)
         if op == "*" and both_matrices:
             sym = "\\odot"
         elif self.subst is not None:
@@ -350,7 +358,17 @@ class TreePrinter:
                 "softplus": "\\operatorname{softplus}", "mean": "\\operatorname{mean}"}[fn]
         if _is_pmatrix(a.tex):  # σ of a written-out matrix: its own parentheses suffice
             return Piece(f"{name} {a.tex}", ATOM)
-        return Piece(f"{name}\\left({a.tex}\\right)", ATOM)
+        chunks = ()
+        if a.chunks and a.prec in (ADD, MUL) and width(a.tex) > BREAKABLE_ARGUMENT:
+            # σ(w1 x1 + … + w500 x500) is wider than any page: the line may break inside it, so
+            # its parentheses are \bigl( … \bigr), which (unlike \left … \right) may span lines
+            (op0, t0), *rest = a.chunks
+            chunks = ((op0, f"{name}\\bigl({t0}"), *rest[:-1], (rest[-1][0], f"{rest[-1][1]}\\bigr)")) \
+                if rest else ()
+        return Piece(f"{name}\\left({a.tex}\\right)", ATOM, chunks)
+
+
+BREAKABLE_ARGUMENT = 75.0   # a function's argument wider than a display line (render.LINE_WIDTH) may break
 
 
 def _num_text(node: ex.Num) -> str:

@@ -58,12 +58,14 @@ def parse_quantity(text: str, graph: Graph):
     return ex.parse_quantity(text, known)
 
 
-def make_query(text: str, graph: Graph, where: str = "") -> Query:
-    """Compile a quantity's text; DeriveError (with `where` as key) for anything wrong."""
-    try:
-        tree = parse_quantity(text, graph)
-    except DeriveError as e:
-        raise e.located(key=where) from None
+def make_query(text: str, graph: Graph, where: str = "", tree=None) -> Query:
+    """Compile a quantity's text (or its already parsed `tree`, which `text` then only names);
+    DeriveError (with `where` as key) for anything wrong."""
+    if tree is None:
+        try:
+            tree = parse_quantity(text, graph)
+        except DeriveError as e:
+            raise e.located(key=where) from None
     placeholders: list = []
     max_step = [0]
 

@@ -367,8 +367,12 @@ class Builder:
         return f"{s[0]}\\times {s[1]}" if s else ""
 
     def eval(self, node, k: int):
-        """The engine's value of a sub-expression of a definition at step k (a Shaped)."""
-        return self.eval_text(_unparse(node, k))
+        """The engine's value of a sub-expression of a definition at step k (a Shaped): from the
+        tree itself, not from text parsed again (which could nest deeper than the user wrote)."""
+        text = _unparse(node, k)   # names the value in the cache only
+        if (text, self.digits) not in self._evals:
+            self._evals[(text, self.digits)] = self.p.value_of(_at_step(node, k), self.digits, text)
+        return self._evals[(text, self.digits)]
 
     def eval_text(self, text: str, digits: int | None = None):
         """The engine's value of an expression in the spec language (every partial result shown)."""
@@ -753,12 +757,34 @@ def _sum_chunks(lists) -> list:
 def _terms(tree) -> list:
     """[(sign, term)] of a top-level sum."""
     if isinstance(tree, ex.Bin) and tree.op in "+-":
-        return _terms(tree.left) + [(tree.op, tree.right)]
+        first, rest = ex.spine(tree)
+        return [("+", first)] + rest
     return [("+", tree)]
 
 
 def _constant(tree) -> bool:
     return not ex.names_in(tree)
+
+
+def _at_step(node, k: int):
+    """The tree with every name at step k (NAME@k), chains rebuilt along, not down."""
+    if k == 0:
+        return node
+    if isinstance(node, ex.Name):
+        return ex.AtStep(node.id, k)
+    if isinstance(node, ex.Neg):
+        return ex.Neg(_at_step(node.operand, k))
+    if isinstance(node, ex.Call):
+        return ex.Call(node.fn, tuple(_at_step(a, k) for a in node.args))
+    if ex.is_chain(node):
+        first, rest = ex.spine(node)
+        out = _at_step(first, k)
+        for op, t in rest:
+            out = ex.Bin(op, out, _at_step(t, k))
+        return out
+    if isinstance(node, ex.Bin):
+        return ex.Bin(node.op, _at_step(node.left, k), _at_step(node.right, k))
+    return node
 
 
 def _unparse(node, k: int) -> str:
@@ -769,6 +795,9 @@ def _unparse(node, k: int) -> str:
         return f"({node.id}@{k})" if k else node.id
     if isinstance(node, ex.Neg):
         return f"(-{_unparse(node.operand, k)})"
+    if ex.is_chain(node):   # one pair of parentheses for the chain: the parser reads it left to right
+        first, rest = ex.spine(node)
+        return "(" + " ".join([_unparse(first, k)] + [f"{op} {_unparse(t, k)}" for op, t in rest]) + ")"
     if isinstance(node, ex.Bin):
         return f"({_unparse(node.left, k)} {node.op} {_unparse(node.right, k)})"
     if isinstance(node, ex.Call):
@@ -786,28 +815,33 @@ def _linear(tree, params: set):
     out = []
 
     def term(node):
-        if isinstance(node, ex.Neg):
-            return term(node.operand)
-        if isinstance(node, ex.Num):
-            return True
-        if isinstance(node, ex.Name):
-            out.append((None, node.id) if node.id in params else (node.id, None))
-            return True
-        if isinstance(node, ex.Bin) and node.op in "*@":
-            a, b = node.left, node.right
-            if _constant(a):
-                return term(b)
-            if _constant(b):
-                return term(a)
-            if isinstance(a, ex.Name) and isinstance(b, ex.Name):
-                pa, pb = a.id in params, b.id in params
-                if pa != pb:
-                    out.append((b.id, a.id) if pa else (a.id, b.id))
-                    return True
+        while True:   # a loop, not recursion, along long chains (c1*c2*…*x, a + b + …)
+            if isinstance(node, ex.Neg):
+                node = node.operand
+                continue
+            if isinstance(node, ex.Num):
+                return True
+            if isinstance(node, ex.Name):
+                out.append((None, node.id) if node.id in params else (node.id, None))
+                return True
+            if isinstance(node, ex.Bin) and node.op in "*@":
+                a, b = node.left, node.right
+                if _constant(a):
+                    node = b
+                    continue
+                if _constant(b):
+                    node = a
+                    continue
+                if isinstance(a, ex.Name) and isinstance(b, ex.Name):
+                    pa, pb = a.id in params, b.id in params
+                    if pa != pb:
+                        out.append((b.id, a.id) if pa else (a.id, b.id))
+                        return True
+                return False
+            if isinstance(node, ex.Bin) and node.op in "+-":
+                first, rest = ex.spine(node)
+                return all(term(t) for t in [first] + [t for _, t in rest])
             return False
-        if isinstance(node, ex.Bin) and node.op in "+-":
-            return term(node.left) and term(node.right)
-        return False
 
     return out if term(tree) else None
 

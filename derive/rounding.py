@@ -35,8 +35,7 @@ def round_fraction(q: Fraction, digits: int) -> decimal.Decimal:
         if n == 10 ** digits:  # rounding carried into a new leading digit: 9.99… → 10.0…
             n //= 10
             shift -= 1
-        sign = -1 if q < 0 else 1
-        return decimal.Decimal(sign * n).scaleb(-shift)
+        return _digits_decimal(-n if q < 0 else n, -shift)
 
 
 def _decimal_exponent(num: int, den: int) -> int:
@@ -67,9 +66,32 @@ def is_short_exact(q: Fraction, digits: int) -> bool:
 
 
 def _decimal_of(q: Fraction) -> decimal.Decimal:
-    with decimal.localcontext() as dc:
-        dc.prec = 100_000
-        return decimal.Decimal(q.numerator) / decimal.Decimal(q.denominator)
+    d = exact_decimal(q)
+    if d is None:
+        raise ValueError(f"{q} has no terminating decimal")
+    return d
+
+
+def _digits_decimal(n: int, exp: int) -> decimal.Decimal:
+    """n·10^exp as a Decimal, built from its digits: exact whatever the decimal context's
+    precision (the default of 28 digits rounds, and quantize beyond it raises InvalidOperation)."""
+    return decimal.Decimal((1 if n < 0 else 0, tuple(int(ch) for ch in str(abs(n))), exp))
+
+
+def exact_decimal(q: Fraction) -> decimal.Decimal | None:
+    """The exact Decimal of a rational with a terminating decimal (0.35000000000000000000000000001
+    keeps all 29 places), or None when it has none (1/3).  No decimal context is involved."""
+    den = q.denominator
+    twos = (den & -den).bit_length() - 1
+    den >>= twos
+    fives = 0
+    while den % 5 == 0:
+        den //= 5
+        fives += 1
+    if den != 1:
+        return None
+    k = max(twos, fives)
+    return _digits_decimal(q.numerator * 10 ** k // q.denominator, -k)
 
 
 def format_decimal(d: decimal.Decimal, digits: int, exact: bool = False) -> str:

@@ -24,7 +24,8 @@ from . import expr as ex
 from . import graph as gr
 from . import numeric as nm
 from .quantity import make_query
-from .spec import Spec, load as load_spec
+from .errors import LimitError
+from .spec import MAX_STEPS, Spec, load as load_spec
 from .summary import Shaped, numeric_json, shaped, written_flat
 from .verify import verify as _verify
 
@@ -93,13 +94,17 @@ class Problem:
         return cache[steps]
 
     def solve(self, digits: int = 10, steps: int | None = None) -> "Solution":
-        return Solution(self, digits, self.spec.steps if steps is None else steps)
+        steps = self.spec.steps if steps is None else steps
+        if not 0 <= steps <= MAX_STEPS:
+            raise LimitError(f"steps must be between 0 and {MAX_STEPS}, not {steps}", file=self.spec.path)
+        return Solution(self, digits, steps)
 
     def eval(self, *quantities: str, digits: int = 10) -> list[Answer]:
         """Each quantity's value, correctly rounded: by the engine where it can (every NAME,
         NAME@k and dA/dB of a scalar A, and expressions over them), else per scalar."""
         answers = []
         for text in quantities:
+            q = make_query(text, self.graph, where=text if len(text) <= 60 else text[:59] + "…")
             if self.is_symbolic:
                 q = make_query(text, self.graph, where=text)
                 answers.append(Answer(text, None, None, _symbolic_formula(self, q.tree)))
@@ -123,6 +128,18 @@ class Problem:
         numbers = self.evaluator(max(self.spec.steps, q.max_step)).answer(q, digits)
         exact = _exact_text(numbers, q.shape) or self._closed_form(q.tree)
         return Answer(text, Shaped(q.shape, tuple(numbers), q.flat), exact, _symbolic_formula(self, q.tree))
+
+    def value_of(self, tree, digits: int, text: str) -> Shaped:
+        """The value of a parsed quantity (a tree with AtStep and Deriv leaves; `text` names it in
+        messages), correctly rounded: what a worked solution prints for each sub-expression."""
+        try:
+            expr = engine.compile_quantity(self.program, text, where=text[:60], tree=tree)
+        except engine.Unsupported:
+            q = make_query(text, self.graph, tree=tree)
+            numbers = self.evaluator(max(self.spec.steps, q.max_step)).answer(q, digits)
+            return Shaped(q.shape, tuple(numbers), q.flat)
+        numbers = engine.solve_numbers(self.program, digits, expr.max_step, [expr], self.runs)[expr]
+        return Shaped(expr.shape, tuple(numbers), expr.shape != () and expr.shape[1] == 1)
 
     def _closed_form(self, tree) -> str | None:
         """For NAME at the start: its definition with exact (rational) inputs, where short,
@@ -257,11 +274,13 @@ class Solution:
 
     @property
     def updated(self) -> dict:
+        """Every parameter after the last step (after `steps` steps; at the start when steps = 0)."""
         return {p: self._summary_shaped(p, v) for p, v in self.summary.updated.items()}
 
     @property
     def loss_after(self) -> nm.Number:
-        return self.summary.history[min(1, self.steps)]
+        """The loss after the last step."""
+        return self.summary.history[self.steps]
 
     @property
     def history(self) -> list:

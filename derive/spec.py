@@ -15,16 +15,17 @@ from importlib import resources
 from pathlib import Path
 
 from . import expr as ex
+from . import texcheck
 from .arrays import read_array
 from .errors import DeriveError, LimitError
-from .escape import check_display_name
+from .limits import MAX_STEPS  # noqa: F401  (spec.MAX_STEPS, as before)
+from .escape import LATEX_NAME_CHARS, check_display_name
 from .files import STDIO, is_file, lexists, read_input
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_ENTRIES = 10_000_000    # scalar values (data + parameters) in one spec (the engine's memory
                             # estimate refuses a network that would not fit first)
 MAX_FORWARD = 500           # [forward] definitions
-MAX_STEPS = 50              # gradient-descent steps
 
 TOP_KEYS = {"title", "source", "lang", "symbolic", "data", "parameters", "forward", "train", "latex"}
 TRAIN_KEYS = {"loss", "learning_rate", "update", "steps"}
@@ -224,6 +225,11 @@ def spec_from_dict(doc: dict, *, sid: str, path: str, base_dir: Path | None = No
     source = doc.get("source", "")
     if not isinstance(source, str):
         raise DeriveError("expected a string", file=path, key="source")
+    for key, text in (("title", title), ("source", source)):
+        try:   # refused now, not after a TeX run: control characters, line breaks, 200 000 characters
+            texcheck.check_text(text.strip(), one_line=True)
+        except DeriveError as e:
+            raise e.located(file=path, key=key) from None
     lang = doc.get("lang", "en")
     if lang not in LANGS:
         raise DeriveError(f"expected one of {', '.join(LANGS)}, got {lang!r}", file=path, key="lang")
@@ -326,6 +332,8 @@ def spec_from_dict(doc: dict, *, sid: str, path: str, base_dir: Path | None = No
             raise DeriveError("expected a non-empty string", file=path, key=key)
         try:
             check_display_name(disp)
+            texcheck.check_text(disp, one_line=True, limit=LATEX_NAME_CHARS)
+            texcheck.check_display_math(disp)
         except DeriveError as e:
             raise e.located(file=path, key=key) from None
         latex[name] = disp

@@ -68,7 +68,7 @@ def numeric_json(spec: Spec, shapes: dict, numbers) -> dict:
         "loss": numbers.history[0].text,
         "gradients": {p: j(p, v) for p, v in numbers.gradients.items()},
         "updated": {p: j(p, v) for p, v in numbers.updated.items()},
-        "loss_after": numbers.history[min(1, numbers.steps)].text,
+        "loss_after": numbers.history[-1].text,
         "history": [n.text for n in numbers.history],
     }
 

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from .errors import DeriveError
 
-TEX_PACKAGES = "latexmk texlive-xetex texlive-latex-recommended texlive-pictures texlive-lang-chinese"
+TEX_PACKAGES = ("texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-pictures "
+                "texlive-xetex texlive-lang-chinese latexmk fonts-noto-cjk poppler-utils")   # as .ci/run installs
 TIMEOUT_VARIABLE = "DERIVE_TEX_TIMEOUT"
 DEFAULT_TIMEOUT = 60.0
 MAX_TIMEOUT = 24 * 3600.0

@@ -76,6 +76,9 @@ def test_verify_fails_when_a_local_derivative_is_wrong(tmp_path):
     (["eval", "alice", "nope"], "unknown name"),
     (["solve", "alice", "--digits", "0"], "digits must be between"),
     (["solve", "alice", "--digits", "x"], "whole number"),
+    (["eval", "two-two-two", "E_total@10000"], "10000 steps after '@': the limit is 50 steps"),
+    (["eval", "two-two-two", "w6@-1"], "whole number from 0 to 50, not '-1'"),
+    (["eval", "two-two-two", "dE_total/dw6@99999"], "the limit is 50 steps"),
 ])
 def test_errors_are_one_line_exit_2(args, what):
     r = run_cli(*args)

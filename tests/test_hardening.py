@@ -428,18 +428,19 @@ def test_output_that_is_an_input_is_refused(tmp_path):
     assert builtin.read_bytes() == before
 
 
-def test_default_pdf_name_is_never_replaced(fake_tex, tmp_path):
+def test_pdf_without_o_goes_to_a_pipe_and_writes_no_file(fake_tex, tmp_path):
+    """Without -o a PDF goes to standard output (a pipe here), and no file appears beside it:
+    derive writes only what the user names (a file that happens to exist there is left alone)."""
     env, fake, tmp = fake_tex
     work = tmp_path / "work"
     work.mkdir()
     mine = work / "two-two-two.zh.pdf"
     mine.write_text("my own file")
-    one_line(run_cli("render", "two-two-two", "--format", "pdf", cwd=work, env={**env, "FAKE_MODE": "pdf"}),
-             "exists", "-o")
-    assert mine.read_text() == "my own file"
-    mine.unlink()
-    r = run_cli("render", "two-two-two", "--format", "pdf", cwd=work, env={**env, "FAKE_MODE": "pdf"})
-    assert r.returncode == 0 and mine.read_bytes().startswith(b"%PDF")
+    r = subprocess.run([sys.executable, "-m", "derive", "render", "two-two-two", "--format", "pdf"],
+                       capture_output=True, cwd=work, env=source_env({**env, "FAKE_MODE": "pdf"}), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(b"%PDF")
+    assert mine.read_text() == "my own file" and sorted(p.name for p in work.iterdir()) == ["two-two-two.zh.pdf"]
 
 
 # ---- the ordinary user's case (as root: setpriv to nobody)

@@ -87,3 +87,29 @@ def test_exact_rational_network_stays_exact():
 def test_digits_limit_is_enforced():
     with pytest.raises(derive.DeriveError, match="digits"):
         derive.load("alice").solve(digits=nm.MAX_DIGITS + 1)
+
+
+@pytest.mark.parametrize("q, text", [
+    (F("0.35000000000000000000000000001"), "0.35000000000000000000000000001"),
+    (F(3, 10 ** 29), "3E-29"),
+    (F(-1, 2 ** 100), None),
+    (F(1, 3), None),
+])
+def test_exact_decimal_keeps_every_place_whatever_the_context(q, text):
+    import decimal
+    d = nm.exact_decimal(q)
+    if text is None:
+        assert d is None if q.denominator % 3 == 0 else F(d) == q
+    else:
+        assert str(d) == text and F(d) == q
+    with decimal.localcontext() as c:   # a tiny context changes nothing
+        c.prec = 3
+        assert nm.exact_decimal(F("123456.789")) == Decimal("123456.789")
+        assert nm.format_decimal(nm.round_fraction(F(2, 3), 40), 40) == "0." + "6" * 39 + "7"
+
+
+def test_claim_text_at_many_places():
+    from derive.check import parse_stated, text_at
+    s = parse_stated("0.35000000000000000000000000001")
+    assert text_at(s, F(7, 20)) == "0.35000000000000000000000000000"
+    assert text_at(parse_stated("3e-29"), F(7, 20)) == "0.35000000000000000000000000000"

@@ -70,6 +70,9 @@ def test_elementwise_derivative_of_vectors():
     ("dE/dnope + 1", "unknown name"),
     ("dhidden/dw1", "Jacobian"),
     ("E@1.5", "whole number"),
+    ("E@-1", "whole number from 0 to 50"),
+    ("E@51", "the limit is 50 steps"),
+    ("dE/dw2@100000", "the limit is 50 steps"),
     ("__import__('os')", "unexpected character"),
 ])
 def test_bad_quantities(text, what):
@@ -80,3 +83,15 @@ def test_bad_quantities(text, what):
 def test_symbolic_spec_eval_gives_formula():
     a = derive.load("one-two-one").eval("dL/dv1")[0]
     assert a.value is None and a.formula is not None and "a1" in str(a.formula)
+
+
+def test_step_limit_is_checked_before_any_work():
+    import time
+    p = derive.load("two-two-two")
+    t = time.perf_counter()
+    with pytest.raises(DeriveError, match="the limit is 50"):
+        p.eval("E_total@10000")
+    with pytest.raises(DeriveError, match="between 0 and 50"):
+        p.solve(steps=10000)
+    assert time.perf_counter() - t < 1
+    assert p.eval("w6@50", digits=5)[0].value.text == "0.21313"

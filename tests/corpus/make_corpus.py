@@ -38,8 +38,11 @@ CASES = {
     "long-expression": (fw("w+" * 12000 + "w"), "forward.E", "characters long"),
     "huge-literal": (fw("w*" + "9" * 500), "forward.E", "longer than 400 characters"),
     "huge-exponent-literal": (fw("w*1e100000"), "forward.E", "outside ±1000"),
-    "huge-layer": ('title = "t"\n[data]\nx = [' + ", ".join(["1"] * 1000) + ']\n[parameters]\nw = 1\n'
-                   '[forward]\nM = "x @ transpose(x)"\nE = "w*sum(M)"\n', "forward.M", "the limit is 20000"),
+    # x @ transpose(x) would be a 100000×100000 matrix (10^10 entries): refused on the engine's memory
+    # estimate before any work (a 10^6-entry layer is accepted since the engine rebuild)
+    "huge-layer": ('title = "t"\n[data]\nx = [' + ", ".join(["1"] * 100_000) + ']\n[parameters]\nw = 1\n'
+                   '[forward]\nM = "x @ transpose(x)"\nE = "w*sum(M)"\n', "forward.M",
+                   "GB of memory (M alone is a 100000×100000 matrix); the limit is 4 GB"),
     "too-many-steps": (BASE + '[forward]\nE = "w*x"\n[train]\nsteps = 1000\n', "train.steps", "limited to 50"),
     "huge-integer": (BASE.replace("x = 2", "x = 1" + "0" * 120) + '[forward]\nE = "w*x"\n', "data.x",
                      "more than 100 digits"),
@@ -142,6 +145,52 @@ CASES = {
                        "longer than 120 characters"),
     "latex-markdown-link": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = "[a](javascript:alert(1))"\n',
                             "latex.w", "may not contain ']('"),
+    # issue 12, class 13: truly nested input is still refused (flat chains are not nested)
+    "deep-unary": (fw("-" * 101 + "w"), "forward.E", "nested more than 100 levels"),
+    "deep-power": (fw("w" + "^w" * 101), "forward.E", "nested more than 100 levels"),
+    "deep-calls": (fw("sigmoid(" * 101 + "w" + ")" * 101), "forward.E", "nested more than 100 levels"),
+    "deep-parentheses-in-sum": (fw("x + " * 500 + "(" * 101 + "w" + ")" * 101), "forward.E",
+                                "nested more than 100 levels"),
+    # issue 12, class 15: errors reached only after an update step say which step and which values
+    "negative-power-after-step": ('title = "t"\n[parameters]\nw = 0.1\n[forward]\ny = "w^1.5"\nE = "y + 1"\n'
+                                  '[train]\nlearning_rate = 1\n', "forward.y (after step 1, w = -0.3743)",
+                                  "a negative value raised to a fractional power"),
+    "log-zero-after-step": ('title = "t"\n[parameters]\nw = 0.5\n[forward]\nE = "log(w)"\n'
+                            '[train]\nlearning_rate = 0.25\n', "forward.E (after step 1, w = 0)", "log of a value ≤ 0"),
+    "division-by-zero-after-step": ('title = "t"\n[data]\nx = 1\n[parameters]\nw = 2\nv = 1\n[forward]\n'
+                                    'E = "x/(w - 1) + 2*w + v"\n[train]\nlearning_rate = 1\nsteps = 3\n',
+                                    "forward.E (after step 1, w = 1, v = 0)", "division by zero"),
+    "sqrt-negative-after-two-steps": ('title = "t"\n[parameters]\nw = 1\n[forward]\nE = "sqrt(w) + w"\n'
+                                      '[train]\nlearning_rate = 0.4\nsteps = 3\n', "forward.E (after step 2, w = -0.",
+                                      "sqrt of a negative value"),
+    # issue 12, class 16: text TeX cannot typeset is refused when the spec is read
+    "title-nul": ('title = "a\\u0000b"\n' + BASE[12:] + '[forward]\nE = "w*x"\n', "title", "U+0000"),
+    "title-delete": ('title = "a\\u007Fb"\n' + BASE[12:] + '[forward]\nE = "w*x"\n', "title", "U+007F"),
+    "title-c1-control": ('title = "a\\u009Bb"\n' + BASE[12:] + '[forward]\nE = "w*x"\n', "title", "U+009B"),
+    "title-lone-cr": ('title = "a\\rb"\n' + BASE[12:] + '[forward]\nE = "w*x"\n', "title", "line break"),
+    "title-newline": ('title = "a\\nb"\n' + BASE[12:] + '[forward]\nE = "w*x"\n', "title", "line break"),
+    "title-line-separator": ('title = "a\\u2028b"\n' + BASE[12:] + '[forward]\nE = "w*x"\n', "title", "U+2028"),
+    "title-200000-characters": ('title = "' + "a" * 200_000 + '"\n' + BASE[12:] + '[forward]\nE = "w*x"\n',
+                                "title", "200000 characters long; the limit is 500"),
+    "title-100000-cjk": ('title = "' + "题" * 100_000 + '"\n' + BASE[12:] + '[forward]\nE = "w*x"\n',
+                         "title", "100000 characters long; the limit is 500"),
+    "source-bell": (BASE + 'source = "seed \\u0007"\n' if False else 'source = "seed \\u0007"\n' + BASE
+                    + '[forward]\nE = "w*x"\n', "source", "U+0007"),
+    "source-too-long": ('source = "' + "s" * 501 + '"\n' + BASE + '[forward]\nE = "w*x"\n', "source",
+                        "501 characters long; the limit is 500"),
+    "latex-double-superscript": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = "w^2^3"\n', "latex.w",
+                                 "double superscript"),
+    "latex-double-subscript": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = "w_1_2"\n', "latex.w",
+                               "double subscript"),
+    # a prime is refused before its place is looked at: display names may not contain ' (write ^{\prime})
+    "latex-prime-after-superscript": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = "w^2\'"\n', "latex.w",
+                                      "may not contain \"'\""),
+    "latex-bare-mathrm": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = \'\\mathrm\'\n', "latex.w",
+                          "\\mathrm without an argument"),
+    "latex-script-without-argument": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = "w_"\n', "latex.w",
+                                      "_ without an argument"),
+    "latex-control-character": (BASE + '[forward]\nE = "w*x"\n[latex]\nw = "w\\u0001"\n', "latex.w",
+                                "U+0001"),
 }
 
 
