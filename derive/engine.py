@@ -80,8 +80,7 @@ def _dims(shape: tuple) -> tuple:
     return (1, 1) if shape == () else shape
 
 
-def _shape_text(shape: tuple) -> str:
-    return "a scalar" if shape == () else f"a {shape[0]}×{shape[1]} matrix"
+_shape_text = ex.shape_text
 
 
 # ---------------------------------------------------------------- exact context (per entry)
@@ -426,20 +425,7 @@ def _node_shape(n, kids, shapes) -> tuple:
     if isinstance(n, ex.Neg):
         return kids[0]
     if isinstance(n, ex.Bin):
-        a, b = kids
-        if n.op == "@":
-            if a == () or b == ():
-                raise DeriveError(f"'@' needs two matrices, got {_shape_text(a)} and {_shape_text(b)}; "
-                                  "use '*' to scale")
-            if a[1] != b[0]:
-                raise DeriveError(f"shape mismatch in '@': {_shape_text(a)} @ {_shape_text(b)} "
-                                  f"({a[1]} columns against {b[0]} rows)")
-            return (a[0], b[1])
-        if n.op == "^" and b != ():
-            raise DeriveError("an exponent must be a scalar")
-        if a != () and b != () and a != b:
-            raise DeriveError(f"shape mismatch in '{n.op}': {_shape_text(a)} and {_shape_text(b)}")
-        return a or b
+        return ex.checked_shape(n.op, kids[0], kids[1])
     if isinstance(n, ex.Call):
         a = kids[0]
         if n.fn == "transpose":

@@ -147,6 +147,29 @@ def combine_shape(op: str, a: tuple, b: tuple) -> tuple:
     return a if op == "^" else (a or b)
 
 
+def shape_text(shape: tuple) -> str:
+    return "a scalar" if shape == () else f"a {shape[0]}×{shape[1]} matrix"
+
+
+def checked_shape(op: str, a: tuple, b: tuple) -> tuple:
+    """The shape of `A op B`, checked: DeriveError for '@' of a scalar or of mismatched matrices,
+    a matrix exponent, or an elementwise op on two matrices of different shapes.  The one check
+    both evaluators use (the engine's compile step and the per-scalar graph)."""
+    if op == "@":
+        if a == () or b == ():
+            raise DeriveError(f"'@' needs two matrices, got {shape_text(a)} and {shape_text(b)}; "
+                              "use '*' to scale")
+        if a[1] != b[0]:
+            raise DeriveError(f"shape mismatch in '@': {shape_text(a)} @ {shape_text(b)} "
+                              f"({a[1]} columns against {b[0]} rows)")
+        return (a[0], b[1])
+    if op == "^" and b != ():
+        raise DeriveError("an exponent must be a scalar")
+    if a != () and b != () and a != b:
+        raise DeriveError(f"shape mismatch in '{op}': {shape_text(a)} and {shape_text(b)}")
+    return a or b
+
+
 def tree_shape(node, name_shape) -> tuple:
     """The shape of a tree from the shapes of its names (() a scalar, (rows, cols) a matrix),
     without checking: used to tell a matrix product from an elementwise one when formulas are

@@ -113,8 +113,7 @@ def shape_of(v) -> tuple:
     return tuple(v.shape) if isinstance(v, sp.MatrixBase) else ()
 
 
-def _shape_text(shape: tuple) -> str:
-    return "a scalar" if shape == () else f"a {shape[0]}×{shape[1]} matrix"
+_shape_text = ex.shape_text
 
 
 def _elementwise(op, a, b, opname: str):
@@ -125,19 +124,13 @@ def _elementwise(op, a, b, opname: str):
         return b.applyfunc(lambda y: op(a, y))
     if sb == ():
         return a.applyfunc(lambda x: op(x, b))
-    if sa != sb:
-        raise DeriveError(f"shape mismatch in '{opname}': {_shape_text(sa)} and {_shape_text(sb)}")
+    ex.checked_shape(opname, sa, sb)
     return sp.ImmutableMatrix(sa[0], sa[1], [op(x, y) for x, y in zip(a, b)])
 
 
 def _matmul(a, b):
     sa, sb = shape_of(a), shape_of(b)
-    if sa == () or sb == ():
-        raise DeriveError(f"'@' needs two matrices, got {_shape_text(sa)} and {_shape_text(sb)}; "
-                          "use '*' to scale")
-    if sa[1] != sb[0]:
-        raise DeriveError(f"shape mismatch in '@': {_shape_text(sa)} @ {_shape_text(sb)} "
-                          f"({sa[1]} columns against {sb[0]} rows)")
+    ex.checked_shape("@", sa, sb)
     if sa[0] * sb[1] > MAX_QUANTITY_ENTRIES or sa[0] * sb[1] * sa[1] > 20 * MAX_QUANTITY_ENTRIES:
         raise LimitError(f"'@' would make a {sa[0]}×{sb[1]} matrix from {sa[1]}-term sums; the limit is "
                          f"{MAX_QUANTITY_ENTRIES} entries")

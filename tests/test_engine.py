@@ -359,3 +359,30 @@ def test_softmax_cross_entropy_gradients_agree_with_finite_differences(tmp_path,
             # the textbook result: ∂L/∂b = p − t
             ref = (loss(Wm, up) - loss(Wm, dn)) / (2 * h)
             assert nums.gradients["b"][i].text == _rounded(ref, 15)
+
+
+def test_diverging_descent_is_a_result_not_a_crash(tmp_path):
+    """w⁴ with η = 1 for 50 steps: w grows as w − 4w³ (10^(10^23) by the end). Exit 0 at once, and
+    the losses are the exact ones (checked against integer arithmetic for the first steps)."""
+    spec = tmp_path / "w4.toml"
+    spec.write_text('title = "t"\n[parameters]\nw = 2\n[forward]\nE = "w^4"\n[train]\n'
+                    'learning_rate = 1\nsteps = 50\n')
+    r = run_cli("solve", spec, "--json")
+    assert r.returncode == 0, r.stderr
+    history = json.loads(r.stdout)["history"]
+    w, exact = 2, []
+    for _ in range(5):
+        exact.append(w ** 4)
+        w = w - 4 * w ** 3          # p ← p − η·dE/dp with dE/dw = 4w³
+    for text, value in zip(history, exact):
+        assert text == format_decimal(round_fraction(Fraction(value), 10), 10) or text == str(value)
+    assert len(history) == 51 and "e" in history[-1]
+    spec.write_text('title = "t"\n[parameters]\nw = 1\n[forward]\nE = "-(2^w)"\n[train]\n'
+                    'learning_rate = 1\nsteps = 3\n')
+    r = run_cli("solve", spec, "--json")
+    assert r.returncode == 0, r.stderr
+    with mpmath.workdps(50):
+        w = mpmath.mpf(1)
+        for _ in range(3):
+            w = w + mpmath.log(2) * 2 ** w        # dE/dw = −ln2·2^w
+        assert json.loads(r.stdout)["updated"]["w"] == _rounded(w, 10)
