@@ -14,30 +14,25 @@ a neuron feeding several others sums over them; matrix specs use the matrix-form
 update p − η·∂L/∂p, and the forward pass again with the new loss.  Symbolic specs get formulas only;
 `--mode exercise` leaves every result out (the context then holds no solution numbers at all).
 
-CLI: `command_render(args)` (derive render); `derive build` is `derive.build`.  Templates are
+The CLI (`cli.cmd_render`) writes what `render_text` gives; `derive build` is `derive.build`.  Templates are
 sandboxed (`derive.templating`), prose is escaped (`derive.escape`), PDFs come from `derive.tex`, and
 files are written by `derive.files.write_output`.
 """
 from __future__ import annotations
 
 import decimal
-import os
 import re
-import sys
 from dataclasses import dataclass
 from fractions import Fraction
 
 import sympy as sp
 
 from . import expr as ex
-from . import files
 from . import printer as pr
 from . import templating as tpl
-from . import tex
 from .errors import DeriveError
 from .escape import CJK, md_text, mermaid_text, tex_text
 from .matrixform import matrix_rules
-from .solve import load
 
 FORMATS = ("md", "tex")
 LANGS = ("en", "zh")
@@ -1004,33 +999,3 @@ def _only(text: str | None) -> list | None:
     if not names:
         raise DeriveError("--only: expected comma-separated parameter names")
     return names
-
-
-def command_render(args) -> int:
-    """`derive render`: the handout to standard output, or to `-o PATH` (`-` is standard output);
-    a PDF goes to `-o PATH` or, when not named, to <id>.<lang>.pdf — which must not exist yet."""
-    problem = load(args.spec)
-    lang = args.lang or problem.spec.lang
-    fmt = "tex" if args.format == "pdf" else args.format
-    out = args.output
-    if args.format == "pdf":
-        tex.require()
-        tex.timeout()
-        if out is None:
-            out = f"{problem.spec.id}.{lang}.pdf"
-            if files.exists(out) or os.path.islink(out):
-                raise DeriveError(f"{out} exists; name it with -o to replace it")
-    if out is not None:
-        files.check_output(out)
-    text = render_text(problem, fmt=fmt, lang=lang, digits=args.digits, only=_only(args.only),
-                       mode=args.mode, template_dir=args.template_dir)
-    if args.format == "pdf":
-        files.write_output(out, tex.compile_pdf(text))
-        if out != files.STDIO:
-            print(f"wrote {out}", file=sys.stderr)
-        return 0
-    if out is not None:
-        files.write_output(out, text)
-    else:
-        sys.stdout.write(text)
-    return 0
