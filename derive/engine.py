@@ -76,10 +76,6 @@ class Arr:
         return 1 if self.shape == () else self.shape[0] * self.shape[1]
 
 
-def _dims(shape: tuple) -> tuple:
-    return (1, 1) if shape == () else shape
-
-
 _shape_text = ex.shape_text
 
 
@@ -98,7 +94,7 @@ class ExactArrays:
         return Arr((), (q,))
 
     def full(self, shape, scalar: Arr) -> Arr:
-        return Arr(shape, scalar.data * (_dims(shape)[0] * _dims(shape)[1]))
+        return Arr(shape, scalar.data * _size(shape))
 
     def entries(self, a: Arr) -> list:
         return list(a.data)
@@ -172,8 +168,6 @@ class ExactArrays:
     def norm2(self, a):
         return Arr((), (None,))
 
-    def is_zero(self, a) -> bool:
-        return all(x == 0 for x in a.data)
 
 
 # ---------------------------------------------------------------- ball context (whole arrays)
@@ -302,9 +296,6 @@ class BallArrays:
         if not lam > 0 and not (lam.is_exact() and lam.is_zero()):
             lam = lam.nonnegative_part()
         return Arr((), lam.sqrt())
-
-    def is_zero(self, a) -> bool:
-        return all(x.is_exact() and x.is_zero() for x in self.entries(a))
 
 
 def _divide(x: arb, y: arb) -> arb:
@@ -1105,25 +1096,36 @@ def cached_run(runs: dict | None, program: Program, key, steps: int) -> Trajecto
 
 
 def solve_numbers(program: Program, digits: int, steps: int, requests: list, runs: dict | None = None) -> dict:
-    """Request -> tuple of `Number` (row-major), every one exact or certified to `digits`.
-    `runs` (a dict) keeps the runs made, for the next call on the same program."""
+    """Request (or Expression) -> tuple of `Number` (row-major), every one exact or certified to
+    `digits`.  `runs` (a dict) keeps the runs made, for the next call on the same program."""
+    def values_of(traj, keys):
+        return {r: traj.ctx.entries(_arr_of(traj, r, program)) for r in keys}
+    return certified(program, digits, steps, requests, values_of, runs)
+
+
+def certified(program: Program, digits: int, steps: int, keys: list, values_of, runs: dict | None = None) -> dict:
+    """key -> tuple of `Number`, every one exact or certified to `digits` significant digits.
+
+    `values_of(traj, keys)` gives {key: [value per entry]} in the run's context (Fractions or None
+    in the exact run, balls in a ball run).  Small specs run exactly first; what is not rational
+    comes from ball runs at a precision doubled until every ball decides its digits (a ball that
+    cannot decide a branch, `Imprecise`, also doubles it, up to RESCUE_PRECISION_BITS)."""
     if not 1 <= digits <= MAX_DIGITS:
         raise LimitError(f"digits must be between 1 and {MAX_DIGITS}")
-    exact = {}
+    shown: dict = {}
+    exact: dict = {}
     use_exact = program.work * max(1, steps + 1) <= EXACT_LIMIT
     if use_exact:
-        traj = cached_run(runs, program, "exact", steps)
-        exact = {r: _arr_of(traj, r, program).data for r in requests}
-        if all(x is not None for xs in exact.values() for x in xs):
-            return {r: tuple(show_fraction(x, digits) for x in xs) for r, xs in exact.items()}
+        exact = values_of(cached_run(runs, program, "exact", steps), keys)
+        shown = {k: tuple(show_fraction(q, digits) for q in qs) for k, qs in exact.items()
+                 if all(q is not None for q in qs)}
+    pending = [k for k in keys if k not in shown]
     prec = int(digits * 3.33) + 64 + steps // 50   # guard bits: long runs widen the balls
-    shown: dict = {}
-    pending = list(requests)
-    while True:
+    while pending:
         try:
             traj = cached_run(runs, program, prec, steps)
             with precision(prec):
-                balls_of = {r: traj.ctx.entries(_arr_of(traj, r, program)) for r in pending}
+                balls_of = values_of(traj, pending)
         except Imprecise as trouble:
             if prec * 2 > RESCUE_PRECISION_BITS:
                 raise DeriveError(f"{trouble.message} (still at {int(prec / 3.33)} working digits)",
@@ -1132,12 +1134,11 @@ def solve_numbers(program: Program, digits: int, steps: int, requests: list, run
             continue
         final = prec * 2 > MAX_PRECISION_BITS
         still = []
-        for r in pending:
-            balls = balls_of[r]
-            ex_entries = exact.get(r) or (None,) * len(balls)
+        for k in pending:
+            balls = balls_of[k]
             out = []
-            for ball, q in zip(balls, ex_entries):
-                if q is None and not use_exact:
+            for ball, q in zip(balls, exact.get(k) or (None,) * len(balls)):
+                if q is None and not use_exact:     # a binary value of a large spec: exact
                     q = _ball_exact(ball)
                 if q is not None:
                     out.append(show_fraction(q, digits))
@@ -1149,17 +1150,16 @@ def solve_numbers(program: Program, digits: int, steps: int, requests: list, run
                     break
                 out.append(Number(decided_text(d, digits), None, float(ball.mid())))
             else:
-                shown[r] = tuple(out)
+                shown[k] = tuple(out)
                 continue
-            still.append(r)
+            still.append(k)
         pending = still
-        if not pending:
-            return {r: shown[r] for r in requests}
         prec *= 2
+    return {k: shown[k] for k in keys}
 
 
 def shown_ball(ball: arb, digits: int, final: bool = False) -> Number | None:
-    """A ball as shown: exact when its radius is 0 and it is short, else its certified rounding;
+    """A ball as shown (for messages): exact when its radius is 0, else its certified rounding;
     None when undecided (at `final`, the precision cap, the midpoint's rounding)."""
     q = _ball_exact(ball)
     if q is not None:

@@ -405,37 +405,12 @@ class Evaluator:
 def entry_numbers(graph: Graph, program, keys: list, digits: int, steps: int, runs: dict | None = None) -> dict:
     """Correctly rounded Numbers for keys ('value', entry, k), ('adjoint', entry, k) and
     ('local', of, wrt, k): values and adjoints from the engine's runs (exact where rational,
-    else certified balls), local derivatives by `evaluate` of their formulas on those runs.
-    The precision doubles until every ball decides its digits (as `engine.solve_numbers`)."""
-    out: dict = {}
-    if program.work * (steps + 1) <= engine.EXACT_LIMIT:
-        traj = engine.cached_run(runs, program, "exact", steps)
-        exact = _entry_table(graph, traj, keys, ExactContext())
-        out = {key: engine.show_fraction(q, digits) for key, q in exact.items() if q is not None}
-    pending = [key for key in keys if key not in out]
-    prec = int(digits * 3.33) + 64 + steps // 50
-    while pending:
-        try:
-            traj = engine.cached_run(runs, program, prec, steps)
-            with engine.precision(prec):
-                balls = _entry_table(graph, traj, pending, BallContext())
-        except engine.Imprecise as trouble:
-            if prec * 2 > engine.RESCUE_PRECISION_BITS:
-                raise DeriveError(f"{trouble.message} (still at {int(prec / 3.33)} working digits)",
-                                  file=graph.spec.path) from None
-            prec *= 2
-            continue
-        final = prec * 2 > engine.MAX_PRECISION_BITS
-        still = []
-        for key in pending:
-            shown = engine.shown_ball(balls[key], digits, final)
-            if shown is None:
-                still.append(key)
-            else:
-                out[key] = shown
-        pending = still
-        prec *= 2
-    return out
+    else certified balls), local derivatives by `evaluate` of their formulas on those runs, all
+    certified by `engine.certified`."""
+    def values_of(traj, pending):
+        ctx = ExactContext() if traj.ctx.name == "exact" else BallContext()
+        return {key: [v] for key, v in _entry_table(graph, traj, pending, ctx).items()}
+    return {key: shown[0] for key, shown in engine.certified(program, digits, steps, keys, values_of, runs).items()}
 
 
 def _entry_table(graph: Graph, traj, keys: list, ctx) -> dict:

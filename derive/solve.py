@@ -24,7 +24,7 @@ from . import expr as ex
 from . import graph as gr
 from . import numeric as nm
 from .quantity import make_query
-from .errors import LimitError
+from .errors import DeriveError, LimitError
 from .spec import MAX_STEPS, Spec, load as load_spec
 from .summary import Shaped, numeric_json, shaped, written_flat
 from .verify import verify as _verify
@@ -100,42 +100,33 @@ class Problem:
         return Solution(self, digits, steps)
 
     def eval(self, *quantities: str, digits: int = 10) -> list[Answer]:
-        """Each quantity's value, correctly rounded: by the engine where it can (every NAME,
-        NAME@k and dA/dB of a scalar A, and expressions over them), else per scalar."""
+        """Each quantity's value, correctly rounded (see `value_of`), its exact form where short,
+        and for dA/dB of scalars its formula; a symbolic spec gets the formulas only."""
         answers = []
         for text in quantities:
-            q = make_query(text, self.graph, where=text if len(text) <= 60 else text[:59] + "…")
+            where = text if len(text) <= 60 else text[:59] + "…"   # messages name it by this
             if self.is_symbolic:
-                q = make_query(text, self.graph, where=text)
+                q = make_query(text, self.graph, where=where)
                 answers.append(Answer(text, None, None, _symbolic_formula(self, q.tree)))
                 continue
             try:
-                expr = engine.compile_quantity(self.program, text, where=text)
-            except engine.Unsupported:
-                answers.append(self._eval_per_scalar(text, digits))
-                continue
-            numbers = engine.solve_numbers(self.program, digits, expr.max_step, [expr], self.runs)[expr]
+                tree = ex.parse_quantity(text, lambda n: n in self.program.shapes)
+            except DeriveError as e:
+                raise e.located(key=where) from None
+            value = self.value_of(tree, digits, where)
             small = self.program.work <= engine.EXACT_LIMIT   # the SymPy graph is cheap
-            tree = ex.parse_quantity(text, lambda n: n in self.program.shapes)
-            exact = _exact_text(numbers, expr.shape) or (self._closed_form(tree) if small else None)
-            flat = expr.shape != () and expr.shape[1] == 1
-            answers.append(Answer(text, Shaped(expr.shape, tuple(numbers), flat), exact,
-                                  _symbolic_formula(self, tree) if small else None))
+            exact = _exact_text(value.values, value.shape) or (self._closed_form(tree) if small else None)
+            answers.append(Answer(text, value, exact, _symbolic_formula(self, tree) if small else None))
         return answers
-
-    def _eval_per_scalar(self, text: str, digits: int) -> Answer:
-        q = make_query(text, self.graph, where=text)
-        numbers = self.evaluator(max(self.spec.steps, q.max_step)).answer(q, digits)
-        exact = _exact_text(numbers, q.shape) or self._closed_form(q.tree)
-        return Answer(text, Shaped(q.shape, tuple(numbers), q.flat), exact, _symbolic_formula(self, q.tree))
 
     def value_of(self, tree, digits: int, text: str) -> Shaped:
         """The value of a parsed quantity (a tree with AtStep and Deriv leaves; `text` names it in
-        messages), correctly rounded: what a worked solution prints for each sub-expression."""
+        messages), correctly rounded: by the engine for every NAME, NAME@k and dA/dB of a scalar
+        definition A and expressions over them, else per scalar (a Jacobian-like dA/dB)."""
         try:
-            expr = engine.compile_quantity(self.program, text, where=text[:60], tree=tree)
+            expr = engine.compile_quantity(self.program, text, where=text, tree=tree)
         except engine.Unsupported:
-            q = make_query(text, self.graph, tree=tree)
+            q = make_query(text, self.graph, where=text, tree=tree)
             numbers = self.evaluator(max(self.spec.steps, q.max_step)).answer(q, digits)
             return Shaped(q.shape, tuple(numbers), q.flat)
         numbers = engine.solve_numbers(self.program, digits, expr.max_step, [expr], self.runs)[expr]
