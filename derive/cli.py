@@ -247,7 +247,8 @@ def cmd_build(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from .check import check_file, summary_line, text_report, to_json
+    from .check import check_file
+    from .report import summary_line, text_report, to_json
     _check_output(args)
     cf, results = check_file(args.claims, args.digits, args.lang)
     if args.json:

@@ -30,8 +30,11 @@ from . import expr as ex
 from . import printer as pr
 from . import templating as tpl
 from .calculus import Calculus
-from .check import (Checker, load_claims, summary, summary_line,
-                    VERDICTS, chain_formula)
+from .check import Checker
+from .claims import load_claims
+from .formulas import chain_formula
+from .report import summary, summary_line
+from .verdicts import VERDICTS
 from .errors import DeriveError
 from .escape import CJK, md_code, md_text, tex_prose
 from .files import write_atomic
