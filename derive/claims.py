@@ -73,7 +73,7 @@ def nest(items: list, shape: tuple, flat: bool = True):
     return [list(items[i * c:(i + 1) * c]) for i in range(r)]
 
 
-def _resolve_spec(spec_ref, claims_path: Path, display: str) -> Problem:
+def _resolve_spec(spec_ref, claims_path: Path, display: str, known: Problem | None = None) -> Problem:
     if not isinstance(spec_ref, str) or not spec_ref.strip():
         raise DeriveError("required: spec = \"a spec path or a built-in id\"", file=display, key="spec")
     if spec_ref.strip() == "-":
@@ -84,6 +84,8 @@ def _resolve_spec(spec_ref, claims_path: Path, display: str) -> Problem:
         if is_file(candidate):
             return load(str(candidate))
         if spec_ref in builtin_ids():
+            if known is not None and known.spec.id == spec_ref:
+                return known        # the built-in problem already loaded (derive build)
             return load(spec_ref)
     except DeriveError as e:
         raise e.located(file=display, key="spec") from None
@@ -143,9 +145,9 @@ def _literal_sig(tree) -> int | None:
                 if isinstance(n, ex.Num) and n.value.denominator != 1 and "." in n.text), default=None)
 
 
-def load_claims(path) -> ClaimsFile:
+def load_claims(path, known: Problem | None = None) -> ClaimsFile:
     """Read and validate a claims file (`-`: standard input); DeriveError (file, claim) for anything
-    wrong."""
+    wrong.  `known`: a built-in problem already loaded, used when the file names it."""
     p = Path(path)
     display = str(path)
     builtin = problems_dir() / f"{path}.claims.toml"
@@ -164,7 +166,7 @@ def load_claims(path) -> ClaimsFile:
     for k in doc:
         if k not in ("spec", "claim"):
             raise DeriveError("unknown key (allowed: spec, claim)", file=display, key=k)
-    problem = _resolve_spec(doc.get("spec"), p, display)
+    problem = _resolve_spec(doc.get("spec"), p, display, known)
     raw_claims = doc.get("claim", [])
     if not isinstance(raw_claims, list) or not all(isinstance(c, dict) for c in raw_claims):
         raise DeriveError("expected [[claim]] tables", file=display, key="claim")

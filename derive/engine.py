@@ -620,6 +620,7 @@ class Step:
     replaced: frozenset = frozenset()   # definitions whose value a what-if changed (rounded, set)
     jacobians: dict | None = None       # what-if runs: definition -> {i: {(dep, j): ∂def_i/∂dep_j}}
     entry_adjoints: dict = field(default_factory=dict)   # what-if runs: (seed, plain) -> {(name, j): ∂seed/∂}
+    new_parameters: dict | None = None  # what-if runs with updated weights: name -> p − η·dL/dp
 
 
 @dataclass
@@ -902,18 +903,22 @@ def _one_step(program: Program, ctx, inputs: dict, k: int, what_if=None, lr=None
         op_values[name] = vals
         values[name] = vals[-1]
     step = Step(values, {}, op_values, {}, what_if, frozenset(replaced))
-    if what_if is None:
-        step.adjoints = adjoints_from(program, ctx, step, program.loss, k)
-        return step
-    step.jacobians = _jacobians(program, ctx, step)
-    step.adjoints = _arrays_of(program, ctx, entry_adjoints(program, ctx, step, (program.loss, 0), k))
-    if what_if.updated_weights:
-        # backpropagate again, the local derivatives now taken with p − η·dL/dp
-        new = {p: _updated(ctx, None, values[p], lr, step.adjoints[p])
-               for p in spec.update if p in step.adjoints}
-        step.jacobians = _jacobians(program, ctx, step, new)
-        step.entry_adjoints.clear()
+    by_entries = what_if is not None and _by_entries(what_if)
+    if by_entries:
+        step.jacobians = _jacobians(program, ctx, step)
         step.adjoints = _arrays_of(program, ctx, entry_adjoints(program, ctx, step, (program.loss, 0), k))
+    else:
+        step.adjoints = adjoints_from(program, ctx, step, program.loss, k)
+    if what_if is not None and what_if.updated_weights:
+        # backpropagate again, the local derivatives now taken with p − η·dL/dp
+        step.new_parameters = {p: _updated(ctx, None, values[p], lr, step.adjoints[p])
+                               for p in spec.update if p in step.adjoints}
+        step.entry_adjoints.clear()
+        if by_entries:
+            step.jacobians = _jacobians(program, ctx, step)
+            step.adjoints = _arrays_of(program, ctx, entry_adjoints(program, ctx, step, (program.loss, 0), k))
+        else:
+            step.adjoints = adjoints_from(program, ctx, step, program.loss, k)
     return step
 
 
@@ -923,6 +928,7 @@ def adjoints_from(program: Program, ctx, step: Step, seed, k: int = 0) -> dict:
     `seed` is a scalar's name, or (name, i) for the entry i (row-major) of a matrix."""
     name0, i0 = (seed, None) if isinstance(seed, str) else seed
     adjoints = {name0: ctx.const(Fraction(1)) if i0 is None else _one_hot(ctx, program.shapes[name0], i0)}
+    w = step.what_if
     reached = False
     for name, _tree, ops in reversed(program.definitions):
         if name == name0:
@@ -930,8 +936,12 @@ def adjoints_from(program: Program, ctx, step: Step, seed, k: int = 0) -> dict:
         g = adjoints.get(name)
         if not reached or g is None:
             continue
+        vals, rule = step.op_values[name], None
+        if w is not None:   # a what-if run whose changes need no entry-by-entry accumulation
+            vals = _with_parameters(ops, vals, step.new_parameters)
+            rule = _root_rule(w, name, ops[-1], name in step.replaced)
         try:
-            _backward_definition(ctx, ops, step.op_values[name], g, adjoints)
+            _backward_definition(ctx, ops, vals, g, adjoints, rule)
         except DeriveError as e:
             raise e.located(file=program.spec.path, key=_where(name, k)) from None
     return adjoints
@@ -1056,17 +1066,29 @@ def _root_rule(w: WhatIf, name: str, op: Op, replaced: bool):
     return None
 
 
-def _jacobians(program: Program, ctx, step: Step, new_parameters: dict | None = None) -> dict:
+def _by_entries(w: WhatIf) -> bool:
+    """Whether a what-if's adjoints need accumulating entry by entry (over Jacobians): dropped
+    pairs, author's segments, rounded local derivatives or adjoints.  The other changes (values,
+    activation rules, update rules, updated weights) are whole-array backward passes."""
+    return bool(w.dropped or w.segments or (w.round_digits and {"local", "adjoint"} & w.rounding))
+
+
+def _with_parameters(ops, vals: list, new_parameters: dict | None) -> list:
+    """A definition's op values with the parameters' ops taken from `new_parameters`."""
+    if not new_parameters:
+        return vals
+    return [new_parameters.get(op.value, v) if op.kind == "name" else v for op, v in zip(ops, vals)]
+
+
+def _jacobians(program: Program, ctx, step: Step) -> dict:
     """definition -> {i: {(dep, j): ∂def_i/∂dep_j}} (entries that are exactly 0 left out), with
-    the what-if's activation rules, dropped pairs and rounding of local derivatives.
-    `new_parameters` (name -> Arr): taken for the parameters where the ops use them."""
+    the what-if's activation rules, dropped pairs and rounding of local derivatives (and the
+    step's updated parameters, with updated weights)."""
     w = step.what_if
     out = {}
     n = w.round_digits if "local" in w.rounding else None
     for name, _tree, ops in program.definitions:
-        vals = step.op_values[name]
-        if new_parameters:
-            vals = [new_parameters.get(op.value, v) if op.kind == "name" else v for op, v in zip(ops, vals)]
+        vals = _with_parameters(ops, step.op_values[name], step.new_parameters)
         rule = _root_rule(w, name, ops[-1], name in step.replaced)
         rows = {}
         for i in range(_size(program.shapes[name])):
@@ -1097,6 +1119,12 @@ def entry_adjoints(program: Program, ctx, step: Step, seed: tuple, k: int = 0, p
     key = (seed, plain)
     if key in step.entry_adjoints:
         return step.entry_adjoints[key]
+    if step.jacobians is None:      # changes a whole-array backward pass makes
+        name = seed[0]
+        arrays = adjoints_from(program, ctx, step, name if program.shapes[name] == () else seed, k)
+        adj = {(n, j): x for n, a in arrays.items() for j, x in enumerate(ctx.entries(a))}
+        step.entry_adjoints[key] = adj
+        return adj
     w = step.what_if
     one = ctx.const(Fraction(1)).data if isinstance(ctx, BallArrays) else Fraction(1)
     n = None if plain or "adjoint" not in w.rounding else w.round_digits

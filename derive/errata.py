@@ -422,9 +422,10 @@ def errata_documents(pid: str, path: str, lang: str, digits: int = 10) -> tuple[
     return errata_by_language(pid, path, (lang,), digits)[lang]
 
 
-def errata_by_language(pid: str, path: str, langs, digits: int = 10) -> dict:
-    """{lang: ({fmt: text}, [ErrataStep])}: the claims checked once, reported in every language."""
-    cf = load_claims(path)
+def errata_by_language(pid: str, path: str, langs, digits: int = 10, problem=None) -> dict:
+    """{lang: ({fmt: text}, [ErrataStep])}: the claims checked once, reported in every language
+    (`problem`: the built-in problem already loaded, so that its graph is built once)."""
+    cf = load_claims(path, problem)
     base = Checker(cf.problem, digits, "en")
     out = {}
     for lang in langs:

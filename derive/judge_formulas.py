@@ -45,6 +45,9 @@ class FormulaJudge:
 
     def _formula_values(self, claim: Claim, point):
         """(claimed formula entries, true quantity entries) as Fractions at a point."""
+        return self.rc.memo(("values", claim.where, claim.reading, point), lambda: self._values_at(claim, point))
+
+    def _values_at(self, claim: Claim, point):
         w = self.rc.true_world(point)
         f = [as_fraction(x) for x in w.eval(claim.formula_query)]
         t = [as_fraction(x) for x in w.eval(claim.query)]
@@ -90,7 +93,8 @@ class FormulaJudge:
                 random_ok = False
                 break
         if random_ok and given_ok is not False:
-            proved = symbolically_equal(self.rc.problem, claim.tree, claim.of_tree, self._fixed(claim))
+            proved = self.rc.memo(("sympy", claim.where, claim.reading), lambda: symbolically_equal(
+                self.rc.problem, claim.tree, claim.of_tree, self._fixed(claim)))
             how = self.say.msg("how_sympy") if proved else self.say.msg("how_numeric", k=len(points), d=WORK_DIGITS)
             return Result(claim, "correct", None, self.say.msg("correct_formula", how=how), claim.claimed_display(), tf, td,
                           method="sympy" if proved else "numeric")

@@ -18,6 +18,16 @@ WORK_BITS = int(WORK_DIGITS * 3.33) + 64   # the what-if runs' ball precision
 RANDOM_POINTS = 4                # random points for formula equivalence
 
 
+_MP: list = []
+
+
+def _mp_context() -> nm.MpContext:
+    """The one mpmath context of every World (making one costs 2 ms; they are all alike)."""
+    if not _MP:
+        _MP.append(nm.MpContext(WORK_DIGITS))
+    return _MP[0]
+
+
 class World:
     """One what-if run of the engine (`engine.trajectory` with an `engine.WhatIf`: rounding, an
     author's values or derivatives, a catalogued mistake), read entry by entry — values and
@@ -26,7 +36,7 @@ class World:
 
     def __init__(self, graph, program, inputs: dict, lr: Fraction | None, what_if: engine.WhatIf):
         self.graph, self.program = graph, program
-        self.mp = nm.MpContext(WORK_DIGITS)
+        self.mp = _mp_context()
         with engine.precision(WORK_BITS) as ctx:
             self.ctx = ctx
             arrays = {name: ctx.from_fractions(program.shapes[name], qs) for name, qs in inputs.items()}
@@ -110,6 +120,14 @@ class Recomputations:
         self._program = None
         self._worlds: dict = {}
         self._hyps = None
+        self._memo: dict = {}
+
+    def memo(self, key, compute):
+        """compute() once per key: language-neutral results (a formula's values at a point,
+        SymPy's verdict) shared by the checking of every language."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     @property
     def hypotheses(self) -> list:
