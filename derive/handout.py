@@ -70,6 +70,8 @@ class Section:
     full: Eq | None = None       # the whole formula in named quantities (sum over paths)
     paths: int = 1
     matrix_rule: Eq | None = None
+    value: Eq | None = None      # a large network's section: the gradient's numbers (a small matrix)
+    entries: tuple = ()          # a large network's section: the selected entries (Eqs, with numbers)
 
 
 @dataclass(frozen=True)

@@ -84,8 +84,9 @@ def default_display(name: str) -> str:
 
 
 def display_names(spec, graph) -> dict:
-    """name -> display LaTeX for every quantity: the spec's [latex] table, else the default."""
-    out = {n: default_display(n) for n in graph.quantities}
+    """name -> display LaTeX for every quantity: the spec's [latex] table, else the default.
+    `graph` is a `Graph`, or a mapping of the quantities' names (such as `graph.outline`)."""
+    out = {n: default_display(n) for n in getattr(graph, "quantities", graph)}
     out.update(spec.latex)
     return out
 

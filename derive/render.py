@@ -35,6 +35,7 @@ from .diagram import build_diagram
 from .errors import DeriveError
 from .escape import CJK, md_text, mermaid_text, tex_text
 from .handout import setting
+from .large import LargeBuilder, is_large
 from .render_context import after, forward, given, history, step, tasks, updates
 from .sections import Backward
 from .spec import LANGS
@@ -73,6 +74,7 @@ class Builder:
             "loss_name": s.loss,
             "only": tuple(s.names[n] for n in s.selected) if len(s.selected) < len(g.parameters)
             else (),
+            "large": None,
             "diagram": build_diagram(g.quantities, g.parameters, g.loss, s.names),
             "given": given(s),
             "eta": "\\eta" if spec.learning_rate is None else pr.fraction(spec.learning_rate),
@@ -112,7 +114,10 @@ def strings(env, fmt: str, lang: str):
 
 
 def build_context(problem, solution, *, lang: str, only=None, mode: str = "solution") -> dict:
-    return Builder(problem, solution, lang=lang, only=only, mode=mode).context()
+    """The context of the templates; a large network (`large.is_large`) gets the matrix form and a
+    selection of entries (`large.LargeBuilder`), without the per-scalar graph."""
+    builder = LargeBuilder if is_large(problem) else Builder
+    return builder(problem, solution, lang=lang, only=only, mode=mode).context()
 
 
 def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = 10, only=None,
@@ -134,9 +139,10 @@ def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = 10,
 
 # ---------------------------------------------------------------- derive render
 def _only(text: str | None) -> list | None:
+    """--only's comma-separated names; a comma inside brackets belongs to an entry (W1[2,3])."""
     if text is None:
         return None
-    names = [n.strip() for n in text.split(",") if n.strip()]
+    names = [n.strip() for n in re.split(r",(?![^\[]*\])", text) if n.strip()]
     if not names:
         raise DeriveError("--only: expected comma-separated parameter names")
     return names
