@@ -107,7 +107,8 @@ from .files import STDIO, is_file, lexists, read_input
 from .functions import relu, sigmoid, softplus
 from .graph import shape_of, to_sympy
 from .latexparse import parse_latex, unparse
-from .printer import tidy
+from .printer import text as formula_text, tidy
+from .rounding import fraction_text as _fraction_text
 from .quantity import derivative_pairs, make_query
 from .solve import Problem, load
 from .spec import builtin_ids, problems_dir
@@ -1590,8 +1591,7 @@ def _claim_keys(claim: Claim, graph) -> list:
 
 # ---------------------------------------------------------------- formulas: the truth, symbolically
 def _text(expr) -> str:
-    s = sp.sstr(expr, order="none")
-    return s.replace("**", "^")
+    return formula_text(expr, order="none", textbook=False)
 
 
 # A derivative formula in chain-rule order: ("prod", [items]) / ("sum", [items]) / SymPy factor.
@@ -1670,37 +1670,7 @@ def chain_sympy(node):
 
 def expr_text(e) -> str:
     """A SymPy expression in the expression language, in textbook order: y*(1 - y)*w7, a - b."""
-    if isinstance(e, sp.Mul):
-        coeff, rest = e.as_coeff_mul()
-        factors = sorted(rest, key=lambda f: (2 if isinstance(f, sp.Add) else 1 if not f.is_Symbol else 0))
-        parts = []
-        for f in factors:
-            t = expr_text(f)
-            if isinstance(f, sp.Add) or (isinstance(f, sp.Pow) and f.exp.is_negative):
-                t = f"({t})"
-            parts.append(t)
-        body = "*".join(parts)
-        if coeff == 1:
-            return body
-        if coeff == -1:
-            return "-" + body
-        return f"{sp.sstr(coeff)}*{body}"
-    if isinstance(e, sp.Add):
-        pos = [a for a in e.args if not a.could_extract_minus_sign()]
-        neg = [a for a in e.args if a.could_extract_minus_sign()]
-        if not pos:
-            return "-(" + " + ".join(expr_text(-a) for a in neg) + ")"
-        text = " + ".join(expr_text(a) for a in pos)
-        for a in neg:
-            t = expr_text(-a)
-            text += f" - ({t})" if isinstance(-a, sp.Add) else f" - {t}"
-        return text
-    if isinstance(e, sp.Pow) and not e.exp.is_negative:
-        b = expr_text(e.base)
-        if not (e.base.is_Symbol or e.base.is_Function):
-            b = f"({b})"
-        return f"{b}^{sp.sstr(e.exp)}"
-    return sp.sstr(e).replace("**", "^")
+    return formula_text(e)
 
 
 def correct_formula(problem: Problem, tree) -> tuple[str, object]:
@@ -1739,12 +1709,6 @@ def correct_formula(problem: Problem, tree) -> tuple[str, object]:
     return unparse(tree), None
 
 
-def _fraction_text(q: Fraction) -> str:
-    if nm.is_short_exact(q, 30):
-        return nm.format_decimal(nm.round_fraction(q, 30), 30, exact=True)
-    return f"{q.numerator}/{q.denominator}"
-
-
 def _value_text(problem: Problem, q) -> str:
     table = problem.spec.data if q.name in problem.spec.data else problem.spec.parameters
     v = table[q.name]
@@ -1760,34 +1724,7 @@ def _matrix_rule(graph, name: str) -> str | None:
 
 
 def mexpr_text(m, loss: str) -> str:
-    if isinstance(m, mf.MSym):
-        return f"d{loss}/d{m.name}" if m.adjoint else m.name
-    if isinstance(m, mf.MNum):
-        return _fraction_text(m.value)
-    if isinstance(m, mf.MT):
-        return f"transpose({mexpr_text(m.x, loss)})"
-    if isinstance(m, mf.MMul):
-        return f"{_mwrap(m.a, loss)} @ {_mwrap(m.b, loss)}"
-    if isinstance(m, mf.MHad):
-        if isinstance(m.a, mf.MNum) and m.a.value == -1:
-            return f"-{_mwrap(m.b, loss)}"
-        return f"{_mwrap(m.a, loss)}*{_mwrap(m.b, loss)}"
-    if isinstance(m, mf.MAdd):
-        return f"{mexpr_text(m.a, loss)} {'+' if m.sign > 0 else '-'} {_mwrap(m.b, loss)}"
-    if isinstance(m, mf.MPow):
-        return f"{_mwrap(m.x, loss)}^{_fraction_text(m.n)}"
-    if isinstance(m, mf.MFun):
-        if m.fn == "ones":
-            return "1"
-        return f"{m.fn}({mexpr_text(m.x, loss)})"
-    return str(m)
-
-
-def _mwrap(m, loss):
-    text = mexpr_text(m, loss)
-    if isinstance(m, (mf.MAdd,)) or (isinstance(m, mf.MSym) and m.adjoint):
-        return f"({text})"
-    return text
+    return formula_text(m, loss=loss)
 
 
 MAX_SYMBOLIC_OPS = 400

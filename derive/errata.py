@@ -36,7 +36,7 @@ from .errors import DeriveError
 from .escape import CJK, md_code, md_text, tex_prose
 from .files import write_atomic
 from .matrixform import matrix_rules
-from .spec import builtin_ids, problems_dir
+from .spec import LANGS, builtin_ids, problems_dir
 
 
 # ---------------------------------------------------------------- templates
@@ -396,7 +396,7 @@ def builtin_claims() -> list:
     return out
 
 
-ERRATA_LANGS = ("en", "zh")
+ERRATA_LANGS = LANGS
 
 
 @dataclass(frozen=True)

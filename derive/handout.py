@@ -192,7 +192,7 @@ class Setting:
     def eval(self, node, k: int):
         """The engine's value of a sub-expression of a definition at step k (a Shaped): from the
         tree itself, not from text parsed again (which could nest deeper than the user wrote)."""
-        text = unparse(node, k)   # names the value in the cache only
+        text = pr.text(at_step(node, k))   # names the value in the cache (and in messages)
         if (text, self.digits) not in self.evals:
             self.evals[(text, self.digits)] = self.problem.value_of(at_step(node, k), self.digits, text)
         return self.evals[(text, self.digits)]
@@ -283,23 +283,3 @@ def at_step(node, k: int):
     if isinstance(node, ex.Bin):
         return ex.Bin(node.op, at_step(node.left, k), at_step(node.right, k))
     return node
-
-
-def unparse(node, k: int) -> str:
-    """A sub-tree back in the spec language, names at step k (for the engine's evaluator)."""
-    if isinstance(node, ex.Num):
-        return f"({node.text})"
-    if isinstance(node, ex.Name):
-        return f"({node.id}@{k})" if k else node.id
-    if isinstance(node, ex.Neg):
-        return f"(-{unparse(node.operand, k)})"
-    if ex.is_chain(node):   # one pair of parentheses for the chain: the parser reads it left to right
-        first, rest = ex.spine(node)
-        return "(" + " ".join([unparse(first, k)] + [f"{op} {unparse(t, k)}" for op, t in rest]) + ")"
-    if isinstance(node, ex.Bin):
-        return f"({unparse(node.left, k)} {node.op} {unparse(node.right, k)})"
-    if isinstance(node, ex.Call):
-        return f"{node.fn}({unparse(node.args[0], k)})"
-    raise TypeError(node)
-
-
