@@ -202,9 +202,7 @@ class LargeBuilder:
         return shaped(self.spec, self.shapes[name], name, self.num[(kind, name, k, None)])
 
     def entry(self, kind: str, name: str, index: tuple, k: int = 0) -> Number:
-        shape = self.shapes[name]
-        flat = 0 if not index or not shape else index[0] * shape[1] + index[1]
-        return self.num[(kind, name, k, flat)][0]
+        return self.num[(kind, name, k, self._flat(name, index))][0]
 
     def edisp(self, name: str, index: tuple) -> str:
         return pr.with_index(self.names[name], index, self.shapes[name])
@@ -213,11 +211,9 @@ class LargeBuilder:
         s = self.shapes[name]
         return f"{s[0]}\\times {s[1]}" if s else ""
 
-    def value_or_shape(self, name: str, kind: str = "value", k: int = 0) -> str:
-        """The matrix written out when it is small, else '' (the handout gives its shape)."""
-        if self.small(name):
-            return pr.shaped_latex(self.shaped(kind, name, k))
-        return ""
+    def value_or_shape(self, name: str) -> str:
+        """The value written out when it is small, else '' (the handout gives its shape)."""
+        return pr.shaped_latex(self.shaped("value", name)) if self.small(name) else ""
 
     def want_all(self):
         """Ask the engine, in one go, for every number the handout prints."""
@@ -238,7 +234,7 @@ class LargeBuilder:
             w("value", pick.parameter, 0, flat)
             if self.sol.steps >= 1:
                 w("value", pick.parameter, 1, flat)
-            for kind, name, index in self._factor_entries(pick) or ():
+            for kind, name, index in self._factor_entries(pick):
                 w(kind, name, 0, self._flat(name, index))
         if self.sol.steps >= 1:
             w("value", self.loss, 1)
@@ -292,20 +288,19 @@ class LargeBuilder:
         return tuple(self.step(d.name) for d in self.spec.forward if d.name != self.loss)
 
     # ---------------------------------------------------------------- backward pass
-    def _factor_entries(self, pick: Pick):
-        """The entry of the parameter's matrix-form rule as [(kind, name, index)] factors of one
-        product per term, [[…], […]] — or None where an entry is not a short product."""
+    def _products(self, pick: Pick):
+        """The entry of the parameter's matrix-form rule, one product per term of the rule (each
+        a list of Fractions and (kind, name, index) factors) — or None where an entry of a term
+        is not a short product (a sum over an inner dimension, a function)."""
         rule = self.rules.get(pick.parameter)
         if rule is None:
             return None
-        index = pick.index or (0, 0)
-        out = []
-        for t in rule.terms:
-            factors = _entry_factors(t.expr, index[0], index[1], self.shapes)
-            if factors is None:
-                return None
-            out += [f for f in factors if not isinstance(f, Fraction)]
-        return out
+        i, j = pick.index or (0, 0)
+        products = [_entry_factors(t.expr, i, j, self.shapes) for t in rule.terms]
+        return None if any(p is None for p in products) else products
+
+    def _factor_entries(self, pick: Pick) -> list:
+        return [f for p in self._products(pick) or () for f in p if not isinstance(f, Fraction)]
 
     def entry_eq(self, pick: Pick):
         name, index = pick.parameter, pick.index
@@ -314,17 +309,10 @@ class LargeBuilder:
         n = self.entry("adjoint", name, index)
         parts = []
         rule = self.rules.get(name)
-        products = None
-        if rule is not None:
-            products = [_entry_factors(t.expr, (index or (0, 0))[0], (index or (0, 0))[1], self.shapes)
-                        for t in rule.terms]
-            if any(p is None for p in products):
-                products = None
+        products = self._products(pick)
         if rule is not None and self.shapes[name]:
             sym = pr.MatrixPrinter(self.names, self.L)
-            chunks = [c for i, t in enumerate(rule.terms)
-                      for c in ([("" if i == 0 else "+", sym.tex(t.expr))])]
-            inner = " ".join(f"{op} {t}" if op else t for op, t in chunks)
+            inner = " + ".join(sym.tex(t.expr) for t in rule.terms)
             parts.append(("=", one(pr.with_index(f"\\left({inner}\\right)", index, self.shapes[name]))))
         if products is not None:
             sym_terms, num_terms = [], []

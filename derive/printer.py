@@ -496,6 +496,87 @@ class MatrixPrinter(PiecePrinter):
         super().__init__({"names": names, "loss": loss, "value": value, "adjoint": adjoint})
 
 
+# ---------------------------------------------------------------- claims as written
+class ClaimPrinter(Printer):
+    """LaTeX of a claim's tree (derive.expr, with NAME@k and dA/dB leaves) as a reader wrote it:
+    every product with an explicit centred dot, matrix products juxtaposed, `prec` the binding the
+    context needs (parentheses where the tree binds more loosely).  `names` gives display names."""
+    _default_settings = {"names": {}}
+
+    def emptyPrinter(self, expr):
+        raise TypeError(expr)
+
+    def _name(self, n: str, step: int = 0) -> str:
+        d = self._settings["names"].get(n, n)
+        return with_step(d, step) if step else d
+
+    def _print_Num(self, node, prec=0):
+        return number(node.text if node.text and not node.text.startswith(".") else str(node.value))
+
+    def _print_Name(self, node, prec=0):
+        return self._name(node.id)
+
+    def _print_AtStep(self, node, prec=0):
+        return self._name(node.name, node.step)
+
+    def _print_Deriv(self, node, prec=0):
+        return deriv(self._name(node.of), self._name(node.wrt, node.step))
+
+    def _print_Neg(self, node, prec=0):
+        return _paren_if("-" + self._print(node.operand, prec=3), prec > 2)
+
+    def _print_Bin(self, node, prec=0):
+        p = self._print
+        if ex.is_chain(node):   # along the chain, not down it (a sum can have 1 000 terms)
+            first, rest = ex.spine(node)
+            if rest[0][0] in "+-":
+                text = p(first, prec=1)
+                for op, t in rest:
+                    text = f"{text} {op} {p(t, prec=2 if op == '-' else 1)}"
+                return _paren_if(text, prec > 1)
+            text = p(first, prec=0 if rest[0][0] == "/" else 2)
+            for op, t in rest:
+                if op == "/":
+                    text = f"\\frac{{{text}}}{{{p(t)}}}"
+                else:
+                    sym = {"*": "\\cdot", "@": ""}.get(op, "\\cdot")
+                    right = p(t, prec=3)
+                    text = f"{text} {sym} {right}" if sym else f"{text} {right}"
+            return _paren_if(text, prec > 2 and rest[-1][0] != "/")
+        op = node.op
+        if op in "+-":
+            left, right = p(node.left, prec=1), p(node.right, prec=2 if op == "-" else 1)
+            return _paren_if(f"{left} {op} {right}", prec > 1)
+        if op == "/":
+            return f"\\frac{{{p(node.left)}}}{{{p(node.right)}}}"
+        if op == "^":
+            return f"{{{p(node.left, prec=5)}}}^{{{p(node.right)}}}"
+        left, right = p(node.left, prec=2), p(node.right, prec=3)
+        sym = {"*": "\\cdot", "@": ""}.get(op, "\\cdot")
+        return _paren_if(f"{left} {sym} {right}" if sym else f"{left} {right}", prec > 2)
+
+    def _print_Call(self, node, prec=0):
+        arg = self._print(node.args[0])
+        fn = node.fn
+        if fn == "exp":
+            return f"e^{{{arg}}}"
+        if fn == "transpose":
+            return f"{{{self._print(node.args[0], prec=5)}}}^{{\\top}}"
+        if fn == "sqrt":
+            return f"\\sqrt{{{arg}}}"
+        if fn == "norm2":
+            return f"\\left\\lVert {arg} \\right\\rVert_{{2}}"
+        if fn == "frobenius":
+            return f"\\left\\lVert {arg} \\right\\rVert_{{F}}"
+        name = {"sigmoid": "\\sigma", "tanh": "\\tanh", "log": "\\log", "relu": "\\operatorname{ReLU}",
+                "softplus": "\\operatorname{softplus}", "sum": "\\sum", "mean": "\\operatorname{mean}"}[fn]
+        return f"{name}\\left({arg}\\right)"
+
+
+def _paren_if(t: str, yes: bool) -> str:
+    return f"\\left({t}\\right)" if yes else t
+
+
 # ---------------------------------------------------------------- formulas as text
 _TEXT_PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "^": 4}
 
