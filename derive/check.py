@@ -16,14 +16,15 @@ Takes a claims file (TOML: `spec = "…"` and `[[claim]]` tables with `of` and o
   claim, else `arithmetic` (for a formula with no matching mistake the diagnosis is empty).
 
 How values are judged.  The true value comes from the engine (exact where rational, else at
-60 working digits; `--digits` text from `numeric.Evaluator.answer`).  A stated number's precision
+60 working digits; `--digits` text certified by the engine, `numeric.query_numbers`).  A stated number's precision
 is its last written digit: `0.0214` → 10⁻⁴ (3 significant digits), `1.0000` → 10⁻⁴, `120` → 1,
 `89999810000` → 10⁴ (trailing zeros of an integer are placeholders).  `correct` means
 |claimed − true| ≤ ½ unit of that digit (so an exact tie may round either way).
 
 How mistakes are tested.  Every hypothesis is a recomputation of the claimed quantity in a
-`World`: the network's forward pass, local derivatives and backward pass run again (mpmath, 60
-digits) with one change — local derivatives of an activation evaluated at the pre-activation
+`World`: one run of the engine (`engine.trajectory`, balls at 264 bits, read at 60 digits) with
+one change given as an `engine.WhatIf` — the engine's one backward pass, entry by entry over each
+definition's Jacobian so that the change has a place — local derivatives of an activation evaluated at the pre-activation
 (σ'(z) as z(1 − z)) or at the output (σ(σ(z))…), or dropped (f' = 1); some consumers' contributions
 to a branch's adjoint left out (dropped paths); local derivatives evaluated with the parameters
 already updated; the update rule p + ηg, ηg or −ηg — so a mistake made in a gradient shows in
@@ -97,6 +98,7 @@ from pathlib import Path
 
 import sympy as sp
 
+from . import engine
 from . import expr as ex
 from . import matrixform as mf
 from . import numeric as nm
@@ -118,6 +120,7 @@ DIAGNOSES = ("used-preactivation", "missing-activation-derivative", "sign-flip",
              "update-sign", "update-missing-weight", "dropped-path", "used-updated-weights",
              "carried-forward", "arithmetic")
 WORK_DIGITS = 60                 # working precision of every recomputation
+WORK_BITS = int(WORK_DIGITS * 3.33) + 64   # the what-if runs' ball precision
 RANDOM_POINTS = 4                # random points for formula equivalence
 EQUAL_TOLERANCE = Fraction(1, 10 ** 30)   # relative, for "equal" at 60 working digits
 MAX_CLAIMS = 2000
@@ -556,153 +559,79 @@ def _round_sig(c, x, n: int):
 
 
 class World:
-    """One recomputation of the network (values, local derivatives, adjoints at each step) with
-    optional changes: rounding, overridden values or derivatives, a local-derivative hook, a
-    different update rule, or local derivatives taken with the already-updated parameters."""
+    """One what-if run of the engine (`engine.trajectory` with an `engine.WhatIf`: rounding, an
+    author's values or derivatives, a catalogued mistake), read entry by entry — values and
+    derivatives ∂a/∂w at each step — as mpmath numbers at WORK_DIGITS.  Steps are computed as they
+    are asked for, so a run that fails at step 2 still answers for steps 0 and 1."""
 
-    def __init__(self, graph, ctx, inputs: dict, lr, steps: int, update: tuple, *,
-                 round_digits: int | None = None, rounding: frozenset = frozenset(),
-                 value_over: dict | None = None, seg_over: dict | None = None,
-                 local_hook=None, update_rule=None, updated_weights: bool = False):
-        self.graph, self.ctx, self.lr = graph, ctx, lr
-        self.loss = graph.loss_entry
-        self.rounding = rounding
-        self.n = round_digits
-        self.value_over = value_over or {}
-        self.seg_over = seg_over or {}
-        self.local_hook = local_hook
-        self.rule = update_rule
-        self.update = update
-        self.updated_weights = updated_weights
-        self.steps = steps
+    def __init__(self, graph, program, inputs: dict, lr: Fraction | None, what_if: engine.WhatIf):
+        self.graph, self.program = graph, program
+        self.mp = nm.MpContext(WORK_DIGITS)
+        with engine.precision(WORK_BITS) as ctx:
+            self.ctx = ctx
+            arrays = {name: ctx.from_fractions(program.shapes[name], qs) for name, qs in inputs.items()}
+        self._steps = engine.trajectory(program, ctx, what_if, arrays, lr)
         self.states: list = []
-        self._adj: dict = {}
-        self._plain: dict = {}
-        self._next_inputs = dict(inputs)
         self._failed = None
-        self._advance()
-
-    def _advance(self):
-        """Compute the next step's state (values, local derivatives, adjoints)."""
-        if self._failed is not None:
-            raise self._failed
-        graph, lr, c = self.graph, self.lr, self.ctx.ctx
-        k = len(self.states)
-        inp = dict(self._next_inputs)
-        try:
-            for (e, kk), v in self.value_over.items():
-                if kk == k and e in inp:
-                    inp[e] = v
-            values = self._forward(inp, k)
-            local = self._locals(values)
-            if self.local_hook is not None:
-                self.local_hook(self, k, values, local)
-            state = nm.State(values, local, {})
-            self.states.append(state)
-            state.adjoint = self._backward(k, self.loss)
-            if self.updated_weights:
-                env = dict(values)
-                for name in self.update:
-                    for e in graph.quantities[name].entries:
-                        env[e] = values[e] - lr * state.adjoint.get(e, 0)
-                state.local = self._locals(env)
-                self._adj = {key: v for key, v in self._adj.items() if key[0] != k}
-                self._plain = {key: v for key, v in self._plain.items() if key[0] != k}
-                state.adjoint = self._backward(k, self.loss)
-            nxt = dict(inp)
-            for name in self.update:
-                for e in graph.quantities[name].entries:
-                    g = state.adjoint.get(e, c.mpf(0))
-                    nxt[e] = self.rule(inp[e], lr, g) if self.rule else inp[e] - lr * g
-            self._next_inputs = nxt
-        except (DeriveError, ZeroDivisionError, ValueError, OverflowError) as e:
-            self._failed = e if isinstance(e, DeriveError) else DeriveError(str(e) or type(e).__name__)
-            if k >= 1:   # say at which step, and with which values of the parameters
-                self._failed = nm.after_step(self._failed, graph, k, inp)
-            if len(self.states) > k:
-                self.states.pop()
-            raise self._failed from None
+        self._values: dict = {}
 
     def state(self, k: int):
-        while len(self.states) <= k:
-            self._advance()
+        if k < len(self.states):
+            return self.states[k]
+        if self._failed is not None:
+            raise self._failed
+        try:
+            with engine.precision(WORK_BITS):
+                while len(self.states) <= k:
+                    self.states.append(next(self._steps))
+        except (DeriveError, ZeroDivisionError, ValueError, OverflowError) as e:
+            self._failed = e if isinstance(e, DeriveError) else DeriveError(str(e) or type(e).__name__)
+            raise self._failed from None
         return self.states[k]
 
-    def _r(self, x):
-        return _round_sig(self.ctx.ctx, x, self.n)
+    def _mpf(self, x):
+        if isinstance(x, int):
+            return self.mp.ctx.mpf(x)
+        m, e = x.mid().man_exp()
+        return self.mp.ctx.mpf((int(m), int(e)))
 
-    def _forward(self, inp: dict, k: int) -> dict:
-        values = dict(inp)
-        for q in self.graph.quantities.values():
-            if q.kind != "forward":
-                continue
-            for e, local in zip(q.entries, q.local):
-                try:
-                    v = nm.evaluate(local, values, self.ctx)
-                except DeriveError as err:
-                    raise err.located(file=self.graph.spec.path, key=f"forward.{q.name}") from None
-                if "forward" in self.rounding:
-                    v = self._r(v)
-                if (e, k) in self.value_over:
-                    v = self.value_over[(e, k)]
-                values[e] = v
-        return values
+    def values(self, k: int) -> dict:
+        """Entry -> value at step k, for every entry of the graph."""
+        if k not in self._values:
+            st = self.state(k)
+            out = {}
+            for q in self.graph.quantities.values():
+                a = st.values.get(q.name)
+                if a is not None:
+                    for e, x in zip(q.entries, self.ctx.entries(a)):
+                        out[e] = self._mpf(x)
+            self._values[k] = out
+        return self._values[k]
 
-    def _locals(self, env: dict) -> dict:
-        out = {}
-        for key, ld in self.graph.local_derivatives.items():
-            v = nm.evaluate(ld.formula, env, self.ctx)
-            if "local" in self.rounding:
-                v = self._r(v)
-            out[key] = v
-        return out
-
-    def plain(self, k: int, seed) -> dict:
-        key = (k, seed)
-        if key not in self._plain:
-            self._plain[key] = nm.backward(self.graph, self.state(k).local, self.ctx, seed)
-        return self._plain[key]
-
-    def _backward(self, k: int, seed) -> dict:
-        key = (k, seed)
-        if key in self._adj:
-            return self._adj[key]
-        c = self.ctx.ctx
-        local = self.states[k].local
-        adj = {seed: c.mpf(1)}
-        for n in reversed(self.graph.order):
-            for (a, s) in self.seg_over.get((n, k), ()):
-                if a == seed:
-                    adj[n] = s
-                elif adj.get(a, 0) != 0:
-                    base = self.plain(k, a).get(n, 0)
-                    adj[n] = adj.get(n, 0) + adj[a] * (s - base)
-            v = adj.get(n)
-            if v is None or v == 0:
-                continue
-            if "adjoint" in self.rounding and n != seed:
-                v = adj[n] = self._r(v)
-            for dep in self.graph.uses.get(n, ()):
-                adj[dep] = adj.get(dep, 0) + v * local[(n, dep)]
-        self._adj[key] = adj
-        return adj
-
-    def deriv(self, k: int, a) -> dict:
-        if a == self.loss:
-            return self.state(k).adjoint
-        self.state(k)
-        return self._backward(k, a)
+    def deriv(self, k: int, a, w):
+        """∂a/∂w at step k (a, w entries)."""
+        st = self.state(k)
+        try:
+            with engine.precision(WORK_BITS):
+                adj = engine.entry_adjoints(self.program, self.ctx, st, _key(a), k)
+        except (DeriveError, ZeroDivisionError, ValueError, OverflowError) as e:
+            raise e if isinstance(e, DeriveError) else DeriveError(str(e) or type(e).__name__) from None
+        return self._mpf(adj.get(_key(w), 0))
 
     def eval(self, query) -> list:
         env = {}
-        zero = self.ctx.ctx.mpf(0)
         for sym, b in query.placeholders:
             if b[0] == "value":
-                env[sym] = self.state(b[2]).values[b[1]]
+                env[sym] = self.values(b[2])[b[1]]
             else:
                 _, a, w, k, _g = b
-                env[sym] = self.deriv(k, a).get(w, zero)
-        return [nm.evaluate(e, env, self.ctx) for e in query.entries]
+                env[sym] = self.deriv(k, a, w)
+        return [nm.evaluate(e, env, self.mp) for e in query.entries]
+
+
+def _key(e) -> tuple:
+    """An entry of the per-scalar graph as the engine names it: (quantity, row-major index)."""
+    return (e.quantity, 0 if not e.index else e.index[0] * e.qshape[1] + e.index[1])
 
 
 # ---------------------------------------------------------------- hypotheses
@@ -711,7 +640,7 @@ class Hypothesis:
     kind: str                   # a diagnosis
     key: str                    # unique id
     text: tuple                 # (English, Chinese) description
-    world: tuple = ()           # World keyword arguments (as items)
+    world: object = None        # the engine.WhatIf of its recomputation
     transform: object = None    # T entries -> alt entries (sign-flip, factor-2)
     term_of: str | None = None  # sign-flip of one term of this quantity's definition
     term: int = -1
@@ -743,52 +672,27 @@ def _has_matmul(t) -> bool:
     return any(isinstance(n, ex.Bin) and n.op == "@" for n in _nodes(t))
 
 
-def _preact_hook(graph, groups, mode: str):
-    """Local derivatives of activations with the output replaced: 'pre' → the pre-activation
-    (σ(z)(1 − σ(z)) → z(1 − z)), 'out' → f of the output (σ(y)(1 − σ(y)))."""
-    changes = []
-    for _name, fn, items, _c in groups:
-        if fn == "linear":
-            continue
-        f = ACTIVATIONS[fn]
-        for e, arg in items:
-            for dep in graph.uses.get(e, ()):
-                ld = graph.local_derivatives[(e, dep)]
-                new = ld.formula.xreplace({e: arg}) if mode == "pre" else ld.formula.xreplace({e: f(e)})
-                if new != ld.formula:
-                    changes.append(((e, dep), new))
+def _with_derivatives(graph, items) -> bool:
+    return any(graph.uses.get(e) for e, _arg in items)
 
-    def hook(world, k, values, local):
-        for key, formula in changes:
-            local[key] = nm.evaluate(formula, values, world.ctx)
-    return hook if changes else None
+
+def _preact_hook(graph, groups, mode: str):
+    """Local derivatives of σ or tanh layers with the output replaced: 'pre' → the
+    pre-activation (σ(z)(1 − σ(z)) → z(1 − z)), 'out' → f of the output (σ(y)(1 − σ(y)))."""
+    names = tuple((name, mode) for name, fn, items, _c in groups
+                  if fn in ("sigmoid", "tanh") and _with_derivatives(graph, items))
+    return engine.WhatIf(activation=names) if names else None
 
 
 def _drop_hook(graph, groups):
     """The factor f'(·) of the activations dropped: ∂y/∂u becomes ∂(pre-activation)/∂u."""
-    changes = []
-    for _name, fn, items, const in groups:
-        for e, arg in items:
-            for dep in graph.uses.get(e, ()):
-                if fn == "linear":
-                    changes.append(((e, dep), ("scale", Fraction(1) / const)))
-                else:
-                    changes.append(((e, dep), ("formula", sp.diff(arg, dep))))
-
-    def hook(world, k, values, local):
-        for key, (how, what) in changes:
-            if how == "scale":
-                local[key] = local[key] * world.ctx.const(what)
-            else:
-                local[key] = nm.evaluate(what, values, world.ctx)
-    return hook if changes else None
+    names = tuple((name, "drop") for name, _fn, items, _c in groups if _with_derivatives(graph, items))
+    return engine.WhatIf(activation=names) if names else None
 
 
 def _zero_hook(pairs):
-    def hook(world, k, values, local):
-        for key in pairs:
-            local[key] = world.ctx.ctx.mpf(0)
-    return hook
+    """The local derivatives ∂c/∂e of the (consumer c, entry e) pairs taken as 0."""
+    return engine.WhatIf(dropped=frozenset((_key(c), _key(e)) for c, e in pairs))
 
 
 def _hypotheses(problem: Problem) -> list:
@@ -815,7 +719,7 @@ def _hypotheses(problem: Problem) -> list:
                 text = (f"f' of {label} evaluated at the output y instead of the pre-activation (σ(y)(1 − σ(y)))",
                         f"{label} 的激活函数导数在输出 y 处计算(σ(y)(1 − σ(y)))")
             hyps.append(Hypothesis("used-preactivation", f"pre-{mode}-{label}", text,
-                                   (("local_hook", hook),)))
+                                   hook))
     for g in groups:
         hook = _drop_hook(graph, g)
         if hook is None:
@@ -824,7 +728,7 @@ def _hypotheses(problem: Problem) -> list:
         hyps.append(Hypothesis("missing-activation-derivative", f"drop-{label}",
                                (f"the factor f'(·) of {label} left out of the chain",
                                 f"链式法则中漏掉了 {label} 的激活函数导数 f'(·)"),
-                               (("local_hook", hook),)))
+                               hook))
     hyps.append(Hypothesis("sign-flip", "neg", ("the negative of the true value (e.g. t − o for o − t)",
                                                  "符号相反(例如把 o − t 写成 t − o)"),
                            transform=lambda t: [-x for x in t]))
@@ -844,15 +748,15 @@ def _hypotheses(problem: Problem) -> list:
     if spec.update:
         hyps.append(Hypothesis("update-sign", "plus", ("the update p + η·∂L/∂p instead of p − η·∂L/∂p",
                                                       "更新写成 p + η·∂L/∂p(应为 p − η·∂L/∂p)"),
-                               (("update_rule", lambda p, lr, g: p + lr * g),)))
+                               engine.WhatIf(update="ascent")))
         hyps.append(Hypothesis("update-missing-weight", "step-only",
                                ("η·∂L/∂p (the step alone) given as the new parameter; the 'p −' is missing",
                                 "把 η·∂L/∂p 当成了新参数,漏掉了 “p −”"),
-                               (("update_rule", lambda p, lr, g: lr * g),)))
+                               engine.WhatIf(update="step")))
         hyps.append(Hypothesis("update-missing-weight", "minus-step-only",
                                ("−η·∂L/∂p given as the new parameter; the p is missing",
                                 "把 −η·∂L/∂p 当成了新参数,漏掉了 p"),
-                               (("update_rule", lambda p, lr, g: -lr * g),)))
+                               engine.WhatIf(update="minus-step")))
     # dropped paths: a branch's adjoint from only some of its consumers
     calc = problem.calculus
     by_quantity: dict = {}
@@ -878,7 +782,7 @@ def _hypotheses(problem: Problem) -> list:
                  f"(through {', '.join(c.name for c in dropped)} left out)",
                  f"∂L/∂{e.name} 只对经过 {', '.join(c.name for c in kept)} 的路径求和"
                  f"(漏掉了经过 {', '.join(c.name for c in dropped)} 的路径)"),
-                (("local_hook", _zero_hook(pairs)),)))
+                _zero_hook(pairs)))
         for c in cons:
             by_quantity.setdefault((e.quantity, c.quantity), []).append((c, e))
     for (x, y), pairs in by_quantity.items():
@@ -890,13 +794,13 @@ def _hypotheses(problem: Problem) -> list:
             hyps.append(Hypothesis(
                 "dropped-path", f"dropq-{x}-{y}",
                 (f"∂L/∂{x} without the path(s) through {y}", f"∂L/∂{x} 漏掉了经过 {y} 的路径"),
-                (("local_hook", _zero_hook(tuple(pairs))),)))
+                _zero_hook(tuple(pairs))))
     if spec.update and graph.parameters:
         hyps.append(Hypothesis("used-updated-weights", "updated",
                                ("backpropagated through parameters already updated in this step "
                                 "(hidden deltas from the new weights)",
                                 "反向传播时用了本步已经更新过的参数(用新权重计算隐藏层的误差项)"),
-                               (("updated_weights", True),)))
+                               engine.WhatIf(updated_weights=True)))
     return hyps
 
 
@@ -1017,8 +921,8 @@ class Checker:
         self.spec = problem.spec
         self.digits = digits
         self.lang = lang
-        self.ctx = nm.MpContext(WORK_DIGITS)
         self.steps = problem.spec.steps
+        self._program = None
         self._worlds: dict = {}
         self._hyps = None
         self.results: list[Result] = []
@@ -1043,47 +947,54 @@ class Checker:
             self._hyps = _hypotheses(self.problem)
         return self._hyps
 
+    @property
+    def program(self) -> engine.Program:
+        """The spec compiled for the engine (a symbolic spec too: its runs are given values)."""
+        if self._program is None:
+            self._program = self.problem.program if not self.problem.is_symbolic else \
+                engine.compile_spec(self.spec, symbolic=True)
+        return self._program
+
     def inputs_at(self, point) -> dict:
-        """Input values: the spec's, with the entries of `point` (a frozenset of entries, k) random."""
-        values = {}
-        if not self.problem.is_symbolic:
-            values = nm.initial_values(self.graph, self.ctx)
-        if point is None:
-            return values
-        randomized, k = point
+        """Input values (name -> Fractions, row-major): the spec's, with the entries of `point`
+        (a frozenset of entries, k) random."""
+        spec = self.spec
+        values = {n: list(v.entries) for table in (spec.data, spec.parameters) for n, v in table.items()}
+        randomized, k = point if point is not None else (frozenset(), 0)
         for q in self.graph.quantities.values():
             if q.kind == "forward":
                 continue
-            for e in q.entries:
-                if e in randomized or e not in values:
-                    values[e] = self.ctx.const(_random_value(k, e.name))
+            vals = values.setdefault(q.name, [None] * len(q.entries))
+            for i, e in enumerate(q.entries):
+                if e in randomized or vals[i] is None:
+                    vals[i] = _random_value(k, e.name)
         return values
 
-    def world(self, key, point=None, **kw):
+    def world(self, key, point=None, what_if: engine.WhatIf | None = None):
         """A cached World at the spec's values (point None) or at a random point."""
         full = (key, point)
         if full not in self._worlds:
             lr = self.spec.learning_rate
             if lr is None:
                 lr = abs(_random_value(point[1] if point else 0, "learning rate"))
-            self._worlds[full] = World(self.graph, self.ctx, self.inputs_at(point), self.ctx.const(lr),
-                                       self.steps, self.spec.update, **kw)
+            self._worlds[full] = World(self.graph, self.program, self.inputs_at(point), lr,
+                                       what_if or engine.WhatIf())
         return self._worlds[full]
 
     def hyp_world(self, hyp: Hypothesis, point=None):
-        return self.world(("hyp", hyp.key), point, **dict(hyp.world))
+        return self.world(("hyp", hyp.key), point, hyp.world)
 
     def true_world(self, point=None):
         return self.world(("true",), point)
 
     def truth(self, query) -> tuple[list, list]:
-        """(true values as Fractions, Numbers at --digits) of a query at the spec's values."""
-        steps = max(self.steps, query.max_step)
-        ev = self.problem.evaluator(steps)
-        exact = query(ev.run_in("exact"))
-        approx = query(ev.run_in(WORK_DIGITS + 20))
-        values = [e if e is not None else nm.mpf_to_fraction(a) for e, a in zip(exact, approx)]
-        numbers = ev.answer(query, self.digits)
+        """(true values as Fractions, Numbers at --digits) of a query at the spec's values: the
+        engine's exact values where rational, else the true world's at WORK_DIGITS; the Numbers
+        certified by the engine."""
+        numbers = nm.query_numbers(self.graph, self.program, query, self.digits, self.problem.runs)
+        approx = self.true_world().eval(query) if any(n.exact is None for n in numbers) else ()
+        values = [n.exact if n.exact is not None else _frac(a)
+                  for n, a in zip(numbers, approx or [None] * len(numbers))]
         return values, numbers
 
     def hyp_alt(self, hyp: Hypothesis, query, point=None, truth=None) -> list | None:
@@ -1097,7 +1008,7 @@ class Checker:
                     return None
                 q = self.graph.quantities[hyp.term_of]
                 w = self.true_world(point)
-                term = nm.evaluate(q.local[0].args[hyp.term], w.state(0).values, self.ctx)
+                term = nm.evaluate(q.local[0].args[hyp.term], w.values(0), w.mp)
                 t = truth if truth is not None else [_frac(x) for x in w.eval(query)]
                 return [t[0] - 2 * _frac(term)]
             return [_frac(x) for x in self.hyp_world(hyp, point).eval(query)]
@@ -1134,10 +1045,7 @@ class Checker:
         """Stated numbers; for a constant formula, its exact value as a Stated of its literal digits."""
         if claim.kind == "value":
             return list(claim.stated)
-        q = claim.formula_query
-        exact = q(self.problem.evaluator(max(self.steps, q.max_step)).run_in("exact"))
-        approx = self.true_world().eval(q)
-        vals = [e if e is not None else _frac(a) for e, a in zip(exact, approx)]
+        vals = self.truth(claim.formula_query)[0]
         sig = claim.const_sig
         return [Stated(claim.reading, v, 0, sig or 0) for v in vals]
 
@@ -1203,7 +1111,7 @@ class Checker:
             idx = [i for i, x in enumerate(claim.stated) if x is s]
         for subset in _ROUNDING_SUBSETS:
             try:
-                w = self.world(("round", n, subset), None, round_digits=n, rounding=subset)
+                w = self.world(("round", n, subset), None, engine.WhatIf(round_digits=n, rounding=subset))
                 vals = [_frac(x) for x in w.eval(q)]
             except (DeriveError, ZeroDivisionError, ValueError):
                 continue
@@ -1321,16 +1229,16 @@ class Checker:
         return None
 
     def _override_world(self, overrides: dict):
-        value_over, seg_over = {}, {}
+        values, segments = [], []
         for key, (_idx, v, _verdict) in overrides.items():
-            val = self.ctx.const(v)
             if key[0] == "value":
-                value_over[(key[1], key[2])] = val
+                _, e, k = key
+                values.append(((*_key(e), k), v))
             else:
                 _, a, b, k = key
-                seg_over.setdefault((b, k), []).append((a, val))
+                segments.append(((_key(a), _key(b), k), v))
         sig = tuple(sorted((str(k), str(v[1])) for k, v in overrides.items()))
-        return self.world(("override", sig), None, value_over=value_over, seg_over=seg_over)
+        return self.world(("override", sig), None, engine.WhatIf(values=tuple(values), segments=tuple(segments)))
 
     def _value_message(self, claim, per, stated, T, numbers, verdict, diagnosis, carries, also, what) -> str:
         def td_of(s, t, num):
