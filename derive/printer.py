@@ -7,11 +7,15 @@ Takes display names (the spec's [latex] table, else a default built from the nam
   `W[i,j]` as `W_{ij}`, 1-based), `sigmoid` as σ, and, given values, the same formula with numbers
   substituted (every product then written with a centred dot);
 - a definition's parsed tree in the user's own order (`net_{h_1} = w_{1} i_{1} + w_{2} i_{2} + b_{1}`),
-  symbolically or with numbers (matrices as `pmatrix`): `TreePrinter`;
-- matrix-form chain-rule trees (`derive.matrixform` MExpr): `MatrixPrinter`;
+  symbolically or with numbers (matrices as `pmatrix`), and matrix-form chain-rule trees
+  (`derive.matrixform` MExpr): `PiecePrinter` (`TreePrinter`, `MatrixPrinter` are its constructors);
+- a claim's tree as its author wrote it (explicit products, NAME@k, dA/dB): `ClaimPrinter`;
 - derivative symbols, numbers (`3.6e-5` → `3.6 \\times 10^{-5}`) and a rough width estimate used to
   break long lines and shrink wide matrices.
-Markdown embeds the same LaTeX (only macros that KaTeX and MathJax know are used).
+and text in the expression language for all three kinds of formula: `TextPrinter` (`text()`).
+Every printer is a SymPy `Printer` (`_print_<Class>` dispatch, `_default_settings`).  Markdown
+embeds the same LaTeX (only macros that KaTeX and MathJax know are used); Greek letters are
+`escape.GREEK`, exact constants `rounding.fraction_text`.
 """
 from __future__ import annotations
 
