@@ -327,7 +327,9 @@ def parser() -> argparse.ArgumentParser:
                    help="language of the prose (default: the spec's lang, else en)")
     digits(r)
     r.add_argument("--only", default=None, metavar="NAMES",
-                   help="comma-separated parameters whose gradients are shown (default: all)")
+                   help="comma-separated parameters whose gradients are shown (default: all); a network of "
+                        "over 30 parameter entries also takes entries such as W1[2,3] (default: the "
+                        "first entry of each parameter)")
     r.add_argument("--mode", choices=("solution", "exercise"), default="solution",
                    help="the worked solution, or the problem without it (default: %(default)s)")
     output(r)

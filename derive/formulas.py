@@ -2,18 +2,17 @@
 of a claimed quantity as text, and SymPy's verdict on whether two formulas are identical."""
 from __future__ import annotations
 
-from fractions import Fraction
 
 import sympy as sp
 
 from . import expr as ex
 from . import matrixform as mf
-from . import numeric as nm
 from .calculus import Calculus
 from .errors import DeriveError
 from .graph import shape_of, to_sympy
 from .latexparse import unparse
-from .printer import tidy
+from .printer import text as formula_text, tidy
+from .rounding import fraction_text as _fraction_text
 from .quantity import derivative_pairs
 from .solve import Problem
 from .claims import nest
@@ -21,8 +20,7 @@ from .claims import nest
 
 # ---------------------------------------------------------------- formulas: the truth, symbolically
 def _text(expr) -> str:
-    s = sp.sstr(expr, order="none")
-    return s.replace("**", "^")
+    return formula_text(expr, order="none", textbook=False)
 
 
 # A derivative formula in chain-rule order: ("prod", [items]) / ("sum", [items]) / SymPy factor.
@@ -101,37 +99,7 @@ def chain_sympy(node):
 
 def expr_text(e) -> str:
     """A SymPy expression in the expression language, in textbook order: y*(1 - y)*w7, a - b."""
-    if isinstance(e, sp.Mul):
-        coeff, rest = e.as_coeff_mul()
-        factors = sorted(rest, key=lambda f: (2 if isinstance(f, sp.Add) else 1 if not f.is_Symbol else 0))
-        parts = []
-        for f in factors:
-            t = expr_text(f)
-            if isinstance(f, sp.Add) or (isinstance(f, sp.Pow) and f.exp.is_negative):
-                t = f"({t})"
-            parts.append(t)
-        body = "*".join(parts)
-        if coeff == 1:
-            return body
-        if coeff == -1:
-            return "-" + body
-        return f"{sp.sstr(coeff)}*{body}"
-    if isinstance(e, sp.Add):
-        pos = [a for a in e.args if not a.could_extract_minus_sign()]
-        neg = [a for a in e.args if a.could_extract_minus_sign()]
-        if not pos:
-            return "-(" + " + ".join(expr_text(-a) for a in neg) + ")"
-        text = " + ".join(expr_text(a) for a in pos)
-        for a in neg:
-            t = expr_text(-a)
-            text += f" - ({t})" if isinstance(-a, sp.Add) else f" - {t}"
-        return text
-    if isinstance(e, sp.Pow) and not e.exp.is_negative:
-        b = expr_text(e.base)
-        if not (e.base.is_Symbol or e.base.is_Function):
-            b = f"({b})"
-        return f"{b}^{sp.sstr(e.exp)}"
-    return sp.sstr(e).replace("**", "^")
+    return formula_text(e)
 
 
 def correct_formula(problem: Problem, tree) -> tuple[str, object]:
@@ -170,12 +138,6 @@ def correct_formula(problem: Problem, tree) -> tuple[str, object]:
     return unparse(tree), None
 
 
-def _fraction_text(q: Fraction) -> str:
-    if nm.is_short_exact(q, 30):
-        return nm.format_decimal(nm.round_fraction(q, 30), 30, exact=True)
-    return f"{q.numerator}/{q.denominator}"
-
-
 def _value_text(problem: Problem, q) -> str:
     table = problem.spec.data if q.name in problem.spec.data else problem.spec.parameters
     v = table[q.name]
@@ -191,34 +153,9 @@ def _matrix_rule(graph, name: str) -> str | None:
 
 
 def mexpr_text(m, loss: str) -> str:
-    if isinstance(m, mf.MSym):
-        return f"d{loss}/d{m.name}" if m.adjoint else m.name
-    if isinstance(m, mf.MNum):
-        return _fraction_text(m.value)
-    if isinstance(m, mf.MT):
-        return f"transpose({mexpr_text(m.x, loss)})"
-    if isinstance(m, mf.MMul):
-        return f"{_mwrap(m.a, loss)} @ {_mwrap(m.b, loss)}"
-    if isinstance(m, mf.MHad):
-        if isinstance(m.a, mf.MNum) and m.a.value == -1:
-            return f"-{_mwrap(m.b, loss)}"
-        return f"{_mwrap(m.a, loss)}*{_mwrap(m.b, loss)}"
-    if isinstance(m, mf.MAdd):
-        return f"{mexpr_text(m.a, loss)} {'+' if m.sign > 0 else '-'} {_mwrap(m.b, loss)}"
-    if isinstance(m, mf.MPow):
-        return f"{_mwrap(m.x, loss)}^{_fraction_text(m.n)}"
-    if isinstance(m, mf.MFun):
-        if m.fn == "ones":
-            return "1"
-        return f"{m.fn}({mexpr_text(m.x, loss)})"
-    return str(m)
+    return formula_text(m, loss=loss)
 
 
-def _mwrap(m, loss):
-    text = mexpr_text(m, loss)
-    if isinstance(m, (mf.MAdd,)) or (isinstance(m, mf.MSym) and m.adjoint):
-        return f"({text})"
-    return text
 MAX_SYMBOLIC_OPS = 400
 
 
