@@ -2,7 +2,7 @@
 
   derive --help                                   (start-up: no SymPy is imported)
   derive build                                    (every built-in problem, md + tex, en + zh, errata)
-  10 000 gradient steps of two-two-two, 30 digits (through the API: engine.solution_numbers)
+  10 000 gradient steps of two-two-two, 30 digits (through the API: Problem.numbers)
   derive solve two-two-two --json                 (the everyday command)
 
 each next to `python3 -c pass` (the interpreter's own start-up), measured in the same run, so the
@@ -22,8 +22,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-STEPS_SCRIPT = ("import derive; from derive import engine; p = derive.load('two-two-two'); "
-                "n = engine.solution_numbers(p.program, 30, 10000); print(n.history[-1].text)")
+STEPS_SCRIPT = ("import derive; n = derive.load('two-two-two').numbers(digits=30, steps=10000); "
+                "print(n.history[-1].text)")
 
 
 def wall(cmd: list[str], runs: int) -> float:
