@@ -1198,7 +1198,8 @@ def _ball_run(program: Program, prec: int, steps: int) -> Trajectory:
     """`run` at `prec` bits; a program of scalars is replayed from its tape (`tape`: the same
     balls, without the per-operation dispatch), unless the tape does not apply."""
     with precision(prec) as ctx:
-        return tape.run(program, ctx, steps, _TAPE_PARTS) or run(program, ctx, steps)
+        replayed = tape.run(program, ctx, steps, _TAPE_PARTS)
+        return replayed if replayed is not None else run(program, ctx, steps)
 
 
 _TAPE_PARTS = tape.Parts(run=run, arr=Arr, step=Step, trajectory=Trajectory, imprecise=Imprecise)
