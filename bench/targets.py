@@ -2,8 +2,9 @@
 
   derive --help                                   (start-up: no SymPy is imported)
   derive build                                    (every built-in problem, md + tex, en + zh, errata)
-  10 000 gradient steps of two-two-two, 30 digits (through the API: engine.solution_numbers)
+  10 000 gradient steps of two-two-two, 30 digits (through the API: Problem.numbers)
   derive solve two-two-two --json                 (the everyday command)
+  the 10 000 steps without the tape               (the engine's own run: what the tape saves)
 
 each next to `python3 -c pass` (the interpreter's own start-up), measured in the same run, so the
 ratio says how much derive adds to starting Python.  Appends its table to bench/RESULTS.md.
@@ -13,6 +14,8 @@ ratio says how much derive adds to starting Python.  Appends its table to bench/
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -22,17 +25,24 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-STEPS_SCRIPT = ("import derive; from derive import engine; p = derive.load('two-two-two'); "
-                "n = engine.solution_numbers(p.program, 30, 10000); print(n.history[-1].text)")
+STEPS_SCRIPT = ("import derive; n = derive.load('two-two-two').numbers(digits=30, steps=10000); "
+                "print(n.history[-1].text)")
+# the same without the tape (derive/tape.py): the engine's own run, operation by operation
+NO_TAPE_SCRIPT = "from derive import tape; tape.run = lambda *args: None; " + STEPS_SCRIPT
 
 
-def wall(cmd: list[str], runs: int) -> float:
-    times = []
+def wall(cmd: list[str], runs: int) -> tuple:
+    """(median wall-clock s, median CPU s of the child: user + system) over `runs` runs.  On a
+    machine shared with other work the wall time grows with the load; the CPU time much less."""
+    times, cpu = [], []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def main() -> int:
@@ -48,20 +58,28 @@ def main() -> int:
             ("derive solve two-two-two --json", [py, "-m", "derive", "solve", "two-two-two", "--json"], None),
             ("derive build (no PDF)", [py, "-m", "derive", "build", "--out", str(Path(tmp) / "out")], 3.0),
             ("10 000 steps of two-two-two at 30 digits (API)", [py, "-c", STEPS_SCRIPT], 2.0),
+            ("the same without the tape (engine.run)", [py, "-c", NO_TAPE_SCRIPT], None),
         ]
         base = None
+        load = os.getloadavg()[0]
+        body = []
+        for label, cmd, target in rows:
+            slow = "10 000" in label or "build" in label or "tape" in label
+            if "build" in label:   # a new directory each run
+                cmd = cmd[:-1] + [str(Path(tmp) / f"out{len(body)}")]
+            t, cpu = wall(cmd, min(3, args.runs) if slow else args.runs)
+            base = base or t
+            body.append(f"| {label} | {t:.2f} | {cpu:.2f} | {t / base:.1f} | "
+                        f"{'' if target is None else f'≤ {target:g}'} |")
+            print(body[-1], flush=True)
         lines = ["", "## Other targets", "",
                  f"Measured by `python3 bench/targets.py` on {time.strftime('%Y-%m-%d')}: median of "
-                 f"{args.runs} whole-process runs; the ratio is against `python3 -c pass` in the same run.",
-                 "", "| command | median s | / python3 -c pass | target s |", "|---|---:|---:|---:|"]
-        for label, cmd, target in rows:
-            slow = "10 000" in label or "build" in label
-            if "build" in label:   # a new directory each run
-                cmd = cmd[:-1] + [str(Path(tmp) / f"out{len(lines)}")]
-            t = wall(cmd, min(3, args.runs) if slow else args.runs)
-            base = base or t
-            lines.append(f"| {label} | {t:.2f} | {t / base:.1f} | {'' if target is None else f'≤ {target:g}'} |")
-            print(lines[-1], flush=True)
+                 f"{args.runs} whole-process runs ({min(3, args.runs)} for the build and the 10 000 steps); "
+                 "the ratio is against `python3 -c pass` in the same run; CPU is the child's user + system "
+                 f"time. Load average at the start and the end: {load:.1f}, {os.getloadavg()[0]:.1f} "
+                 f"(on {os.cpu_count()} cores).",
+                 "", "| command | median s | CPU s | / python3 -c pass | target s |", "|---|---:|---:|---:|---:|",
+                 *body]
     text = "\n".join(lines) + "\n"
     path = Path(args.results)
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"

@@ -39,6 +39,7 @@ import flint
 from flint import arb, arb_mat, fmpq
 
 from . import expr as ex
+from . import tape
 from .errors import DeriveError, LimitError
 from .exact import ExactContext
 from .limits import EXP_LIMIT, MAX_POWER_DIGITS
@@ -1488,8 +1489,14 @@ class precision:
 
 
 def _ball_run(program: Program, prec: int, steps: int) -> Trajectory:
+    """`run` at `prec` bits; a program of scalars is replayed from its tape (`tape`: the same
+    balls, without the per-operation dispatch), unless the tape does not apply."""
     with precision(prec) as ctx:
-        return run(program, ctx, steps)
+        replayed = tape.run(program, ctx, steps, _TAPE_PARTS)
+        return replayed if replayed is not None else run(program, ctx, steps)
+
+
+_TAPE_PARTS = tape.Parts(run=run, arr=Arr, step=Step, trajectory=Trajectory, imprecise=Imprecise)
 
 
 # ---------------------------------------------------------------- what a solution prints

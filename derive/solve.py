@@ -68,6 +68,10 @@ class Problem:
         return calc.Calculus(self.graph)
 
     def numbers(self, digits: int, steps: int) -> engine.Numbers:
+        """What `derive solve` prints — `forward`, `gradients`, `updated` (after the last step)
+        and the loss `history` — every number exact or certified to `digits` digits, after
+        `steps` gradient steps.  Not limited to MAX_STEPS (the limit of `solve`, `--steps` and
+        NAME@k): for long runs (a network of scalars replays the engine's tape)."""
         cache = self.__dict__.setdefault("_numbers", {})
         if (digits, steps) not in cache:
             cache[(digits, steps)] = engine.solution_numbers(self.program, digits, steps, self.runs)

@@ -82,22 +82,32 @@ class Loader(jinja2.BaseLoader):
         raise jinja2.TemplateNotFound(template)
 
 
-_ENVIRONMENTS: dict = {}
+class _Compiled(jinja2.BytecodeCache):
+    """Compiled templates kept for the process, by template name and file, used again only for
+    the same source text (Jinja2 compares its checksum): `derive build` renders each template
+    many times, and compiling it was a third of the build.  One per set of delimiters and
+    filter names (what compiling a template depends on besides its text)."""
+
+    def __init__(self):
+        self.code: dict = {}
+
+    def load_bytecode(self, bucket):
+        kept = self.code.get(bucket.key)
+        if kept is not None and kept[0] == bucket.checksum:
+            bucket.code = kept[1]
+
+    def dump_bytecode(self, bucket):
+        self.code[bucket.key] = (bucket.checksum, bucket.code)
+
+
+_COMPILED: dict = {}
 
 
 def environment(fmt: str, paths, filters: dict | None = None) -> jinja2.Environment:
-    """The sandboxed Jinja2 environment of a template set ('tex' delimiters for LaTeX); one per
-    (format, directories, filters) in a process, so each template is compiled once (compiling
-    took most of `derive build`'s time when every document made its own)."""
-    key = (fmt, tuple(str(p) for p in paths), tuple(sorted((filters or {}).items())))
-    if key not in _ENVIRONMENTS:
-        _ENVIRONMENTS[key] = _new_environment(fmt, paths, filters)
-    return _ENVIRONMENTS[key]
-
-
-def _new_environment(fmt: str, paths, filters: dict | None) -> jinja2.Environment:
+    """The sandboxed Jinja2 environment of a template set ('tex' delimiters for LaTeX)."""
     common = dict(loader=Loader(paths), undefined=jinja2.StrictUndefined, autoescape=False,
-                  trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, auto_reload=False)
+                  trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, auto_reload=False,
+                  bytecode_cache=_COMPILED.setdefault((fmt == "tex", tuple(sorted(filters or {}))), _Compiled()))
     if fmt == "tex":
         common.update(block_start_string="\\BLOCK{", block_end_string="}",
                       variable_start_string="\\VAR{", variable_end_string="}",

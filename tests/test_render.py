@@ -554,6 +554,26 @@ def test_template_dir_overrides_by_file_name(tmp_path):
     assert r.stdout.endswith("xx\n") and "(X·W1·W2)" in r.stdout
 
 
+def test_compiled_templates_are_kept_only_for_the_same_text(tmp_path):
+    """Templates compiled once per process are used again only while their text is the same: a
+    template rewritten between two renders in one process gives the new text, and the same file
+    name in another directory (or with the other delimiters) is compiled for itself."""
+    problem = derive.load("two-two-two")
+    other = tmp_path / "other"
+    other.mkdir()
+    (tmp_path / "solution.md.j2").write_text("one {{ title }}\n")
+    (other / "solution.md.j2").write_text("other {{ sections | length }}\n")
+    first = render.render_text(problem, fmt="md", lang="en", template_dir=str(tmp_path))
+    assert first.startswith("one 2-2-2 sigmoid")
+    (tmp_path / "solution.md.j2").write_text("two {{ title | md }}\n")
+    assert render.render_text(problem, fmt="md", lang="en", template_dir=str(tmp_path)).startswith("two 2-2-2")
+    assert render.render_text(problem, fmt="md", lang="en", template_dir=str(other)) == "other 10\n"
+    (tmp_path / "solution.tex.j2").write_text("{{ title }} \\VAR{title | tex}\n")
+    tex = render.render_text(problem, fmt="tex", lang="en", template_dir=str(tmp_path))
+    assert tex.startswith("{{ title }} 2-2-2 sigmoid")
+    assert render.render_text(problem, fmt="md", lang="en") == render.render_text(problem, fmt="md", lang="en")
+
+
 def test_broken_override_template_is_one_line(tmp_path):
     (tmp_path / "solution.md.j2").write_text("{% if %}\n")
     r = run_cli("render", "two-two-two", "--template-dir", tmp_path)
