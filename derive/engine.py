@@ -861,6 +861,26 @@ def _one_step(program: Program, ctx, inputs: dict, k: int) -> Step:
     return step
 
 
+def forward_backward(program: Program, ctx, values: dict, k: int = 0) -> Step:
+    """One forward and backward pass from the given input values (every data and parameter name
+    -> Arr): what a training loop calls once per sample with that sample's values swapped in.
+    `k` is the number of updates made before, for messages."""
+    return _one_step(program, ctx, values, k)
+
+
+def forward_value(program: Program, ctx, values: dict, name: str) -> Arr:
+    """`name`'s value by the forward pass alone (no derivative), from input values."""
+    values = dict(values)
+    for d, _tree, ops in program.definitions:
+        try:
+            values[d] = _forward_definition(ctx, ops, values)[-1]
+        except DeriveError as e:
+            raise e.located(file=program.spec.path, key=f"forward.{d}") from None
+        if d == name:
+            break
+    return values[name]
+
+
 def adjoints_from(program: Program, ctx, step: Step, seed: str, k: int = 0) -> dict:
     """d(seed)/d(name) for every name the scalar `seed` depends on, by one backward pass:
     dS/dn = Σ over the definitions c that use n of dS/dc · ∂c/∂n (the rules of `_local_rule`)."""
