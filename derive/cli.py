@@ -300,15 +300,21 @@ def _write_plot(path: str, curves, title: str | None) -> None:
     wrote(path)
 
 
+def _check_plot(args) -> None:
+    if args.plot:
+        from . import plot
+        if not plot.format_of(args.plot):
+            raise DeriveError(f"--plot {args.plot}: expected a file name ending in .svg or .png")
+        files.check_output(args.plot)
+
+
 def cmd_train(args) -> int:
     from . import train
     from .summary import fraction_text
     _check_output(args)
-    if args.plot:
-        files.check_output(args.plot)
-        from . import plot
-        if not plot.format_of(args.plot):
-            raise DeriveError(f"--plot {args.plot}: expected a file name ending in .svg or .png")
+    args.epochs = _count("--epochs", args.epochs, 0)
+    args.precision = _precision(args.precision)
+    _check_plot(args)
     spec = load_spec(args.spec)
     _warn(spec.warnings)
     predict = tuple(train.parse_predict(p, spec) for p in args.predict or ())
@@ -370,11 +376,9 @@ def cmd_sweep(args) -> int:
     from . import train
     from .summary import fraction_text
     _check_output(args)
-    if args.plot:
-        files.check_output(args.plot)
-        from . import plot
-        if not plot.format_of(args.plot):
-            raise DeriveError(f"--plot {args.plot}: expected a file name ending in .svg or .png")
+    args.steps = _count("--steps", args.steps, 1)
+    args.precision = _precision(args.precision)
+    _check_plot(args)
     spec = load_spec(args.spec)
     _warn(spec.warnings)
     rates = tuple(_learning_rate(t) for t in args.learning_rates.split(",") if t.strip())
@@ -413,15 +417,29 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def _precision(text: str):
-    if text == "float":
-        return "float"
+def _precision(text: str | None):
+    """--precision: None (certified), 'float', or bits (checked here: one line, exit 2)."""
+    if text is None or text == "float":
+        return text
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of bits or 'float', got {text!r}") from None
+        raise DeriveError(f"--precision: expected a number of bits or 'float', got {text!r}") from None
     if not 16 <= n <= 140_000:
-        raise argparse.ArgumentTypeError("precision must be between 16 and 140000 bits, or 'float'")
+        raise DeriveError("--precision: expected between 16 and 140000 bits, or 'float'")
+    return n
+
+
+def _count(option: str, text: str | None, lo: int, hi: int = 10_000_000):
+    """A whole-number option checked here (one line naming it, exit 2), None when not given."""
+    if text is None:
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        raise DeriveError(f"{option}: expected a whole number, got {text!r}") from None
+    if not lo <= n <= hi:
+        raise DeriveError(f"{option}: expected a whole number from {lo} to {hi}, got {n}")
     return n
 
 
@@ -496,10 +514,10 @@ def parser() -> argparse.ArgumentParser:
                    help="templates that override the built-in ones by file name (default: none)")
 
     t = add("train", cmd_train, "train: the loss per epoch, the final parameters and loss, predictions")
-    t.add_argument("--epochs", type=_whole_number("epochs", 0, 10_000_000), default=None, metavar="N",
+    t.add_argument("--epochs", default=None, metavar="N",
                    help="epochs (default: the spec's train.epochs, else train.steps)")
     digits(t)
-    t.add_argument("--precision", type=_precision, default=None, metavar="P|float",
+    t.add_argument("--precision", default=None, metavar="P|float",
                    help="working precision in bits (numbers its balls do not decide are marked uncertified), "
                         "or float (float64, fast, uncertified) (default: enough for every printed digit to be "
                         "certified)")
@@ -512,10 +530,10 @@ def parser() -> argparse.ArgumentParser:
     w = add("sweep", cmd_sweep, "train at several learning rates: the loss per step, converging or diverging")
     w.add_argument("--learning-rates", required=True, metavar="R,R,...",
                    help="comma-separated learning rates, e.g. 0.05,0.005,0.003")
-    w.add_argument("--steps", type=_whole_number("steps", 1, 10_000_000), default=50, metavar="N",
+    w.add_argument("--steps", default="50", metavar="N",
                    help="epochs per learning rate (default: %(default)s)")
     digits(w)
-    w.add_argument("--precision", type=_precision, default=None, metavar="P|float",
+    w.add_argument("--precision", default=None, metavar="P|float",
                    help="as for train (default: certified)")
     w.add_argument("--json", action="store_true", help="a JSON list instead of text (default: text)")
     w.add_argument("--plot", default=None, metavar="PATH", help="also write the curves (.svg or .png)")

@@ -313,6 +313,8 @@ def _power(x: arb, y: arb) -> arb:
             if x.is_exact() and x.is_zero():
                 raise DeriveError("division by zero")
             raise Imprecise("division by zero")
+        if n > 1 and x.mid().is_zero() and not x.is_exact():
+            return _power_by_squaring(x, n)
         return x ** n
     if x > 0:
         return x ** y
@@ -323,6 +325,19 @@ def _power(x: arb, y: arb) -> arb:
             return arb(0)
         raise DeriveError("division by zero")
     raise Imprecise("a value near 0 raised to a fractional power")
+
+
+def _power_by_squaring(x: arb, n: int) -> arb:
+    """x^n (n ≥ 1) by products: python-flint 0.9 gives nan for x ** n when x is a ball centred on
+    0 with a radius > 0 (a difference that is 0 up to rounding, (p − y)^2 at a fitted sample)."""
+    result = None
+    while n:
+        if n & 1:
+            result = x if result is None else result * x
+        n >>= 1
+        if n:
+            x = x * x
+    return result
 
 
 def _check_range(x: arb, what: str):

@@ -256,7 +256,7 @@ def spec_from_dict(doc: dict, *, sid: str, path: str, base_dir: Path | None = No
         if missing:
             raise DeriveError(f"{missing[0]!r} has no value and train.init.parameters does not draw it",
                               file=path, key=f"parameters.{missing[0]}")
-        shapes = {n: unvalued.get(n) or parameters[n].shape for n in init.names}
+        shapes = {n: unvalued[n] if n in unvalued else parameters[n].shape for n in init.names}
         drawn = ds.drawn_parameters(init, shapes)
         for n, shape in unvalued.items():
             parameters[n] = Value(shape, drawn[n], flat_list=shape != () and len(
