@@ -522,21 +522,22 @@ def parser() -> argparse.ArgumentParser:
                         "or float (float64, fast, uncertified) (default: enough for every printed digit to be "
                         "certified)")
     t.add_argument("--json", action="store_true", help="one JSON object instead of text (default: text)")
-    t.add_argument("--plot", default=None, metavar="PATH", help="also write the loss curve (.svg or .png)")
+    t.add_argument("--plot", default=None, metavar="PATH", help="also write the loss curve (.svg or .png) (default: no plot)")
     t.add_argument("--predict", action="append", default=None, metavar="NAME=V,...",
-                   help="predict the output after training from these data values (repeatable)")
+                   help="predict the output after training from these data values; repeatable (default: the "
+                        "spec's [predict] only)")
     output(t)
 
     w = add("sweep", cmd_sweep, "train at several learning rates: the loss per step, converging or diverging")
     w.add_argument("--learning-rates", required=True, metavar="R,R,...",
-                   help="comma-separated learning rates, e.g. 0.05,0.005,0.003")
+                   help="comma-separated learning rates, e.g. 0.05,0.005,0.003 (required; no default)")
     w.add_argument("--steps", default="50", metavar="N",
                    help="epochs per learning rate (default: %(default)s)")
     digits(w)
     w.add_argument("--precision", default=None, metavar="P|float",
                    help="as for train (default: certified)")
     w.add_argument("--json", action="store_true", help="a JSON list instead of text (default: text)")
-    w.add_argument("--plot", default=None, metavar="PATH", help="also write the curves (.svg or .png)")
+    w.add_argument("--plot", default=None, metavar="PATH", help="also write the curves (.svg or .png) (default: no plot)")
     output(w)
 
     b = add("build", cmd_build, "render every built-in problem, its errata and an index into a directory",
