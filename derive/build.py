@@ -38,6 +38,7 @@ from .render import FORMATS, LANGS, environment, render_text, strings
 from .solve import load
 from .spec import builtin_ids
 from .templating import render
+from .training_context import training_files
 from .tex import compile_pdf, require
 
 MANIFEST = "derive-manifest.txt"
@@ -73,6 +74,7 @@ def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, te
     problem = load(pid)
     solution = problem.solve(digits=10)
     names = {}
+    files.update(training_files(problem.spec))
     reports = {} if claims_path is None else errata_by_language(pid, claims_path, ERRATA_LANGS)
     for lang in LANGS:
         errata = None

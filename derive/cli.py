@@ -291,12 +291,10 @@ def _learning_rate(text: str):
     return q
 
 
-def _write_plot(path: str, curves, title: str | None) -> None:
+def _write_plot(path: str, curves, title: str | None, xlabel: str = "epoch") -> None:
     from . import plot
     fmt = plot.format_of(path)
-    if not fmt:
-        raise DeriveError(f"--plot {path}: expected a file name ending in .svg or .png")
-    files.write_output(path, plot.loss_plot(curves, fmt, title=title))
+    files.write_output(path, plot.loss_plot(curves, fmt, title=title, xlabel=xlabel, ymax=plot.clip_top(curves)))
     wrote(path)
 
 
@@ -401,7 +399,7 @@ def cmd_sweep(args) -> int:
             for r in runs]
     if args.plot:
         _write_plot(args.plot, [(f"η = {d['learning_rate']} ({d['verdict']})", list(r.training.history_floats))
-                                for d, r in zip(data, runs)], spec.title)
+                                for d, r in zip(data, runs)], spec.title, "step")
     if args.json:
         _emit(args, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
         return 0

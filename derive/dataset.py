@@ -78,6 +78,7 @@ class Init:
 class Sweep:
     learning_rates: tuple           # Fractions
     steps: int
+    claimed: tuple = ()             # the source document's verdict per rate ("" where it says none)
 
 
 @dataclass(frozen=True)
@@ -518,14 +519,19 @@ def _sweep(table, path: str) -> Sweep:
     if not isinstance(table, dict):
         raise DeriveError("expected { learning_rates = [0.05, 0.005], steps = 50 }", file=path, key=key)
     for k in table:
-        if k not in ("learning_rates", "steps"):
-            raise DeriveError("unknown key (allowed: learning_rates, steps)", file=path, key=f"{key}.{k}")
+        if k not in ("learning_rates", "steps", "claimed"):
+            raise DeriveError("unknown key (allowed: learning_rates, steps, claimed)", file=path, key=f"{key}.{k}")
     rates = table.get("learning_rates")
     if not isinstance(rates, list) or not rates:
         raise DeriveError("expected a non-empty list of learning rates", file=path, key=f"{key}.learning_rates")
     lrs = tuple(_fraction(r, path, f"{key}.learning_rates[{i}]") for i, r in enumerate(rates))
     steps = whole(table.get("steps", 50), path, f"{key}.steps", 1, MAX_EPOCHS)
-    return Sweep(lrs, steps)
+    claimed = table.get("claimed", [])
+    if not isinstance(claimed, list) or len(claimed) not in (0, len(lrs)) or \
+            not all(c in ("", "converging", "diverging") for c in claimed):
+        raise DeriveError('expected one of "converging", "diverging" or "" per learning rate',
+                          file=path, key=f"{key}.claimed")
+    return Sweep(lrs, steps, tuple(claimed))
 
 
 def drawn_parameters(init: Init, shapes: dict) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 
 STYLE = {
     "svg.hashsalt": "derive",
@@ -30,8 +31,9 @@ def log_scale(curves) -> bool:
 
 
 def loss_plot(curves, fmt: str = "svg", *, xlabel: str = "epoch", ylabel: str = "loss",
-              title: str | None = None) -> bytes:
-    """`curves`: [(label or None, [loss per epoch 0..])]; the figure as SVG or PNG bytes."""
+              title: str | None = None, ymax: float | None = None) -> bytes:
+    """`curves`: [(label or None, [loss per epoch 0..])]; the figure as SVG or PNG bytes.  `ymax`
+    clips the axis (a diverging curve then leaves the top instead of flattening the others)."""
     import matplotlib
     matplotlib.use("Agg", force=True)
     from matplotlib import pyplot as plt
@@ -47,10 +49,13 @@ def loss_plot(curves, fmt: str = "svg", *, xlabel: str = "epoch", ylabel: str = 
                 ax.plot(xs, ys, label=label, linewidth=1.4)
             if log_scale(curves):
                 ax.set_yscale("log")
+            if ymax is not None:
+                low = min(y for _l, h in curves for y in h if math.isfinite(y))
+                ax.set_ylim(bottom=low / 2 if log_scale(curves) and low > 0 else None, top=ymax)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
             if title:
-                ax.set_title(title)
+                ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=9)
             if any(label for label, _ in curves):
                 ax.legend()
             fig.tight_layout()
@@ -60,6 +65,21 @@ def loss_plot(curves, fmt: str = "svg", *, xlabel: str = "epoch", ylabel: str = 
             return buf.getvalue()
         finally:
             plt.close(fig)
+
+
+def clip_top(curves) -> float | None:
+    """An upper limit for the axis of several curves when some run away: 100 times the largest
+    value of the curves that stay within 10^6 of their start, or None when none runs away."""
+    tame, wild = [], False
+    for _label, h in curves:
+        finite = [y for y in h if math.isfinite(y)]
+        if not finite:
+            continue
+        if len(finite) < len(h) or max(finite) > 1e6 * max(abs(finite[0]), 1e-300):
+            wild = True
+        else:
+            tame.append(max(finite))
+    return 100 * max(tame) if wild and tame else None
 
 
 def format_of(path: str) -> str:

@@ -33,6 +33,7 @@ from . import templating as tpl
 from .errors import DeriveError
 from .escape import CJK, md_text, mermaid_text, tex_text
 from .matrixform import matrix_rules
+from .training_context import training_context
 
 FORMATS = ("md", "tex")
 LANGS = ("en", "zh")
@@ -986,6 +987,7 @@ def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = 10,
     env = environment(fmt, template_dir)
     ctx = build_context(problem, solution, lang=lang, only=only, mode=mode)
     ctx["errata"] = errata if mode == "solution" else None
+    ctx["training"] = training_context(problem.spec, lang, solution.digits) if mode == "solution" else None
     ctx["s"] = strings(env, fmt, lang)
     text = tpl.render(env, f"solution.{fmt}.j2", ctx)
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
