@@ -50,18 +50,22 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 # ---------------------------------------------------------------- rendering
-def render_all(pdf: bool = False, template_dir: str | None = None) -> dict:
-    """{relative name: bytes} of every file of a build (the manifest aside)."""
+def render_all(pdf: bool = False, template_dir: str | None = None, progress=None) -> dict:
+    """{relative name: bytes} of every file of a build (the manifest aside); `progress(done, total)`
+    is told after each problem."""
     if pdf:
         require("xelatex", "PDFs")
     claims = dict(builtin_claims())
     files: dict[str, bytes] = {}
     entries = []
-    for pid in builtin_ids():
+    ids = builtin_ids()
+    for done, pid in enumerate(ids, start=1):
         try:
             entries.append(_build_problem(pid, files, claims.get(pid), pdf, template_dir))
         except DeriveError as e:
             raise DeriveError(f"building {pid} failed, nothing was written: {e.line()}") from None
+        if progress is not None:
+            progress(done, len(ids))
     env = environment("md", template_dir)
     index = render(env, "readme.md.j2", dict(problems=entries, pdf=pdf, s_en=strings(env, "md", "en"),
                                              s_zh=strings(env, "md", "zh")))
@@ -242,12 +246,13 @@ def _mkdirs(path: Path, created: list) -> None:
 
 
 def build(out_dir, *, pdf: bool = False, template_dir: str | None = None, force: bool = False,
-          warn=None) -> list:
+          warn=None, progress=None) -> list:
     """Build into `out_dir`; the relative names of the files of the build (the manifest included).
-    `warn(line)` is told about changed files of an earlier build that were kept."""
+    `warn(line)` is told about changed files of an earlier build that were kept; `progress(done,
+    total)` after each problem rendered."""
     out = Path(out_dir)
     manifest = inspect(out, force)
-    files = render_all(pdf=pdf, template_dir=template_dir)
+    files = render_all(pdf=pdf, template_dir=template_dir, progress=progress)
     files[MANIFEST] = manifest_text(files).encode("utf-8")
     write, delete, kept = _plan(out, files, manifest)
     created: list = []

@@ -240,8 +240,13 @@ def cmd_render(args) -> int:
 
 def cmd_build(args) -> int:
     from .build import build
-    written = build(args.out, pdf=args.pdf, force=args.force,
-                    warn=lambda line: print(f"derive: warning: {line}", file=sys.stderr))
+    progress, close = _progress(len(builtin_ids()), "build", unit="problem")
+    try:
+        written = build(args.out, pdf=args.pdf, force=args.force,
+                        warn=lambda line: print(f"derive: warning: {line}", file=sys.stderr),
+                        progress=(lambda done, _total: progress(done)) if progress else None)
+    finally:
+        close()
     wrote(f"{len(written)} files to {args.out}")
     return 0
 
@@ -263,13 +268,14 @@ def cmd_check(args) -> int:
     return 1 if any(r.verdict == "wrong" for r in results) else 0
 
 
-def _progress(total: int, what: str):
+def _progress(total: int, what: str, unit: str = "epoch"):
     """(callback, close) of a progress bar on stderr: only on a terminal, and only for a run over
-    about a second (tqdm's `delay`); a repeated run (a higher precision) starts it again."""
+    about a second (tqdm's `delay`); a repeated run (a higher precision) starts it again.  The
+    callback is None when no bar is drawn."""
     if not sys.stderr.isatty() or total <= 0:
         return None, lambda: None
     from tqdm import tqdm
-    bar = tqdm(total=total, desc=what, unit="epoch", file=sys.stderr, delay=1.0, leave=False,
+    bar = tqdm(total=total, desc=what, unit=unit, file=sys.stderr, delay=1.0, leave=False,
                dynamic_ncols=True)
 
     def progress(epoch: int):

@@ -407,3 +407,55 @@ def test_sweep_bad_rates(cli):
     r = cli("sweep", "matrix-linear", "--learning-rates", "0.1,x")
     assert r.returncode == 2 and "--learning-rates: 'x' is not a number" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- the handouts' training section
+def test_alice_handout_shows_the_run(alice_run):
+    from derive import render, solve
+    problem = solve.load("alice")
+    history, _w, preds = alice_reference(1000)
+    for lang, fmt in (("en", "md"), ("zh", "md"), ("en", "tex")):
+        text = render.render_text(problem, fmt=fmt, lang=lang)
+        assert ("## Training" if lang == "en" and fmt == "md" else "训练" if lang == "zh" else "\\section{Training}") \
+            in text
+        rows = train.thinned_epochs(1000)
+        assert rows == [0, 1, 2, 3, 4, 5, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]
+        for e in (0, 100, 1000):
+            shown = alice_run.history[e].text
+            assert agrees(shown, history[e]) and shown in text
+        for label in ("Emily", "Frank"):
+            value = next(n for lab, _i, n in alice_run.predictions if lab == label)[0].text
+            assert agrees(value, preds[label]) and value in text
+        assert ("female" if lang == "en" else "女") in text
+        if fmt == "md":
+            assert "](alice.loss.svg)" in text
+        else:
+            assert "\\addplot coordinates" in text and "ymode=log" in text
+
+
+def test_matrix_linear_handout_and_errata_state_the_verdicts():
+    from derive import render, solve
+    from derive.errata import errata_by_language, builtin_claims
+    text = render.render_text(solve.load("matrix-linear"), fmt="md", lang="en")
+    rows = [line for line in text.splitlines() if line.startswith("| $0.0")]
+    assert [r.split("|")[2].strip() for r in rows] == ["**diverging** (diverged in step 6)", "**diverging**",
+                                                        "**converging**", "**converging**"]
+    assert "The source document's remark on these learning rates is right" in text
+    docs, _steps = errata_by_language("matrix-linear", dict(builtin_claims())["matrix-linear"], ("en",))["en"]
+    assert "| 0.05 | diverging | diverging (overflows in step 6) |" in docs["md"]
+    assert docs["md"].split("## The remark on learning rates")[1].count("| **correct** |") == 3
+
+
+MOMENTUM = LINEAR + 'epochs = 2\noptimizer = "momentum"\nbeta = 0.5\n'
+
+
+def test_momentum_handout_works_the_first_update(write_spec):
+    from derive import render, solve
+    problem = solve.load(str(write_spec(MOMENTUM)))
+    text = render.render_text(problem, fmt="md", lang="en")
+    gw, _gb = grads(Fraction(1, 2), Fraction(-1, 4), [0])          # v = 0.5·0 + g, w = w − η v
+    assert "v \\leftarrow \\beta v + g" in text
+    new = Fraction(1, 2) - Fraction(1, 20) * gw
+    line = next(line for line in text.splitlines() if line.startswith("w \\leftarrow w - \\eta v"))
+    assert line.rstrip(" \\").endswith(f"\\approx {show_fraction(new, 10).text}") or \
+        Decimal(line.rstrip(" \\").split("\\approx ")[-1]) == round_fraction(new, 10)
