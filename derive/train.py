@@ -361,6 +361,8 @@ def _ball_sqrt(x):
 
 def _too_big(ctx, loss: Arr) -> str | None:
     x = loss.data
+    if isinstance(ctx, ExactArrays):
+        return None
     if isinstance(ctx, FloatArrays):
         if not np.isfinite(x):
             return "the loss is not finite (float64 overflow or NaN)"
@@ -557,13 +559,17 @@ def train(plan: Plan, digits: int = 10, precision: int | str | None = None, prog
         with np.errstate(all="ignore"):
             raw = execute(plan, FloatArrays(), progress)
             return _result(plan, raw, digits, "float", True)
-    bits = starting_bits(digits, plan.updates) if precision is None else int(precision)
+    bits = start = starting_bits(digits, plan.updates) if precision is None else int(precision)
     fixed = precision is not None
+    exact: dict = {}
     while True:
         try:
             with engine.precision(bits) as ctx:
                 raw = execute(plan, ctx, progress)
-                got = _result(plan, raw, digits, f"{bits} bits", fixed or bits * 2 > MAX_BITS)
+                got = _result(plan, raw, digits, f"{bits} bits", fixed or bits * 2 > MAX_BITS, exact)
+                if got is None and not exact and bits >= 4 * start:
+                    exact = _exact_losses(plan, raw, digits)
+                    got = _result(plan, raw, digits, f"{bits} bits", fixed or bits * 2 > MAX_BITS, exact)
         except Imprecise as trouble:
             if fixed or bits * 2 > engine.RESCUE_PRECISION_BITS:
                 raise DeriveError(f"{trouble.message} (still at {int(bits / 3.33)} working digits)",
@@ -575,9 +581,33 @@ def train(plan: Plan, digits: int = 10, precision: int | str | None = None, prog
         bits *= 2
 
 
-def _result(plan: Plan, raw: Raw, digits: int, precision: str, final: bool):
+EXACT_UPDATES = 4        # a loss at an exact rounding tie is recomputed exactly up to this many updates
+
+
+def _exact_losses(plan: Plan, raw: Raw, digits: int) -> dict:
+    """{epoch: Number} for the losses of the first epochs that no ball decides — a rational value
+    exactly at a rounding tie, such as 34.242783985 at 10 digits (decimal data, one step) — from an
+    exact run (Fractions) of those epochs, when that is only a few updates of plain SGD or momentum."""
+    ctx = raw.ctx
+    undecided = [e for e, a in enumerate(raw.history) if engine.shown_ball(a.data, digits) is None]
+    if not undecided or plan.options.optimizer == "adam" or \
+            max(undecided) * plan.batches > EXACT_UPDATES or ctx is None:
+        return {}
+    try:
+        run = execute(replace(plan, epochs=max(undecided), predictions=()), ExactArrays())
+    except DeriveError:
+        return {}
+    out = {}
+    for e in undecided:
+        if e < len(run.history) and run.history[e].data[0] is not None:
+            out[e] = show_fraction(run.history[e].data[0], digits)
+    return out
+
+
+def _result(plan: Plan, raw: Raw, digits: int, precision: str, final: bool, exact: dict | None = None):
     ctx = raw.ctx
     sure = True
+    exact = exact or {}
 
     def shown(a):
         nonlocal sure
@@ -588,7 +618,7 @@ def _result(plan: Plan, raw: Raw, digits: int, precision: str, final: bool):
         return s
 
     try:
-        hist = tuple(shown(a)[0] for a in raw.history)
+        hist = tuple(exact[e] if e in exact else shown(a)[0] for e, a in enumerate(raw.history))
         finals = {p: shown(a) if p in plan.spec.update else
                   tuple(show_fraction(q, digits) for q in plan.start[p]) for p, a in raw.final.items()}
         preds = [shown(a) for a in raw.predictions]

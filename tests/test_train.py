@@ -459,3 +459,28 @@ def test_momentum_handout_works_the_first_update(write_spec):
     line = next(line for line in text.splitlines() if line.startswith("w \\leftarrow w - \\eta v"))
     assert line.rstrip(" \\").endswith(f"\\approx {show_fraction(new, 10).text}") or \
         Decimal(line.rstrip(" \\").split("\\approx ")[-1]) == round_fraction(new, 10)
+
+
+def test_a_loss_exactly_at_a_rounding_tie_is_rounded_half_away_from_zero():
+    # matrix-linear after one step at 0.005: E = 34.242783985 exactly, so 10 digits give ...399
+    def mm(A, B):
+        return [[sum(a * b for a, b in zip(r, c)) for c in zip(*B)] for r in A]
+
+    def tr(A):
+        return [list(c) for c in zip(*A)]
+
+    X = [[2, 0, 3], [0, 1, 0]]
+    T = [[50, 71], [1, 3]]
+    W1 = [[Fraction(v) for v in r] for r in [[2, 3], [0, 1], [1, 3]]]
+    W2 = [[Fraction(v) for v in r] for r in [[1, 2], [3, 4]]]
+    eta = Fraction(1, 200)
+    H = mm(X, W1)
+    D = [[p - t for p, t in zip(rp, rt)] for rp, rt in zip(mm(H, W2), T)]
+    G2, G1 = mm(tr(H), D), mm(tr(X), mm(D, tr(W2)))
+    W1 = [[w - eta * g for w, g in zip(rw, rg)] for rw, rg in zip(W1, G1)]
+    W2 = [[w - eta * g for w, g in zip(rw, rg)] for rw, rg in zip(W2, G2)]
+    D = [[p - t for p, t in zip(rp, rt)] for rp, rt in zip(mm(mm(X, W1), W2), T)]
+    e1 = sum(d * d for r in D for d in r) / 2
+    assert e1 == Fraction("34.242783985")
+    run = train.train(train.prepare(sp_.load("matrix-linear"), epochs=3, learning_rate=eta), 10)
+    assert run.history[1].text == show_fraction(e1, 10).text == "34.24278399" and run.certified
