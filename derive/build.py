@@ -226,12 +226,26 @@ def _plan(out: Path, files: dict, manifest: dict | None):
 # ---------------------------------------------------------------- writing: stage, then swap
 @contextlib.contextmanager
 def signals_held():
-    """SIGINT, SIGTERM and SIGHUP held back (delivered when the block ends)."""
+    """SIGINT, SIGTERM and SIGHUP held back (delivered when the block ends).  The thread's mask
+    alone is not enough once another thread exists (NumPy's BLAS pool, imported for training
+    runs): the kernel may hand the signal to that thread, and Python then runs its handler in the
+    main thread at once.  So the Python handlers also only record a signal until the block ends."""
+    got: list = []
+    handlers = {}
+    try:
+        for sig in SIGNALS:
+            handlers[sig] = signal.signal(sig, lambda signum, frame: got.append(signum))
+    except ValueError:          # not the main thread: the mask alone
+        handlers = {}
     old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if got:
+            signal.raise_signal(got[0])
 
 
 def _mkdirs(path: Path, created: list) -> None:
