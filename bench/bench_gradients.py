@@ -23,7 +23,7 @@ import mpmath  # noqa: E402
 import sympy as sp  # noqa: E402
 
 import derive  # noqa: E402
-from derive import calculus, numeric  # noqa: E402
+from derive import calculus, numeric, verify  # noqa: E402
 from derive import spec as spec_mod  # noqa: E402
 
 
@@ -66,7 +66,7 @@ def baseline(problem, digits: int, budget: float):
         return "too large"
     subs = {}
     ctx = numeric.MpContext(digits + 20)
-    values = numeric.initial_values(g, ctx)
+    values = verify.initial_values(g, ctx)
     out = {}
     for name in g.parameters:
         e = g.quantities[name].entries[0]

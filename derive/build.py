@@ -79,7 +79,7 @@ def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, te
     solution = problem.solve(digits=10)
     names = {}
     files.update(training_files(problem.spec))
-    reports = {} if claims_path is None else errata_by_language(pid, claims_path, ERRATA_LANGS)
+    reports = {} if claims_path is None else errata_by_language(pid, claims_path, ERRATA_LANGS, problem=problem)
     for lang in LANGS:
         errata = None
         if lang in reports:

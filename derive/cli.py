@@ -252,7 +252,8 @@ def cmd_build(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from .check import check_file, summary_line, text_report, to_json
+    from .check import check_file
+    from .report import summary_line, text_report, to_json
     _check_output(args)
     cf, results = check_file(args.claims, args.digits, args.lang)
     if args.json:
@@ -510,7 +511,9 @@ def parser() -> argparse.ArgumentParser:
                    help="language of the prose (default: the spec's lang, else en)")
     digits(r)
     r.add_argument("--only", default=None, metavar="NAMES",
-                   help="comma-separated parameters whose gradients are shown (default: all)")
+                   help="comma-separated parameters whose gradients are shown (default: all); a network of "
+                        "over 30 parameter entries also takes entries such as W1[2,3] (default: the "
+                        "first entry of each parameter)")
     r.add_argument("--mode", choices=("solution", "exercise"), default="solution",
                    help="the worked solution, or the problem without it (default: %(default)s)")
     output(r)

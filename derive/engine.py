@@ -32,7 +32,7 @@ source of every printed *formula*; this module is the source of bulk numbers.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import flint
@@ -469,11 +469,14 @@ class Program:
         return tuple(self.spec.parameters)
 
 
-def compile_spec(spec: Spec) -> Program:
-    """Shapes of every definition (checked), the loss checked to be a scalar, the cost estimated."""
-    if spec.is_symbolic:
+def compile_spec(spec: Spec, symbolic: bool = False) -> Program:
+    """Shapes of every definition (checked), the loss checked to be a scalar, the cost estimated.
+    A symbolic spec compiles only with `symbolic` (its names are scalars whose values a run is
+    given: the checker's random points)."""
+    if spec.is_symbolic and not symbolic:
         raise DeriveError("a symbolic spec has no numbers", file=spec.path)
     shapes = {n: v.shape for n, v in (*spec.data.items(), *spec.parameters.items())}
+    shapes.update({n: () for n in spec.symbolic})
     definitions = []
     work = sum(_size(s) for s in shapes.values())
     for d in spec.forward:
@@ -628,6 +631,11 @@ class Step:
     adjoints: dict          # name -> Arr (dL/dname; absent: 0)
     op_values: dict         # definition name -> the value of each of its ops (for backward passes)
     seeded: dict            # A -> {name: dA/dname}, for quantities dA/dB (filled on demand)
+    what_if: "WhatIf | None" = None
+    replaced: frozenset = frozenset()   # definitions whose value a what-if changed (rounded, set)
+    jacobians: dict | None = None       # what-if runs: definition -> {i: {(dep, j): ∂def_i/∂dep_j}}
+    entry_adjoints: dict = field(default_factory=dict)   # what-if runs: (seed, plain) -> {(name, j): ∂seed/∂}
+    new_parameters: dict | None = None  # what-if runs with updated weights: name -> p − η·dL/dp
 
 
 @dataclass
@@ -733,10 +741,12 @@ def _reduce_to(ctx, g: Arr, shape: tuple) -> Arr:
     return g
 
 
-def _backward_definition(ctx, ops, vals: list, g_root: Arr, adjoints: dict):
-    """Push dL/d(definition) = g_root down one definition's ops into `adjoints` (by name)."""
+def _backward_definition(ctx, ops, vals: list, g_root: Arr, adjoints: dict, root_rule=None):
+    """Push dL/d(definition) = g_root down one definition's ops into `adjoints` (by name).
+    `root_rule` (what-if runs) replaces `_local_rule` at the definition's root op."""
     grads: list = [None] * len(ops)
     grads[-1] = g_root
+    last = len(ops) - 1
     for i in range(len(ops) - 1, -1, -1):
         g = grads[i]
         if g is None:
@@ -749,7 +759,8 @@ def _backward_definition(ctx, ops, vals: list, g_root: Arr, adjoints: dict):
             continue
         if kind == "num":
             continue
-        rules = _local_rule(ctx, op, [vals[k] for k in op.kids], vals[i], g)
+        rule = root_rule if (root_rule is not None and i == last) else _local_rule
+        rules = rule(ctx, op, [vals[k] for k in op.kids], vals[i], g)
         for k, const, gk in zip(op.kids, op.constant, rules):
             if gk is None or const:
                 continue
@@ -840,39 +851,89 @@ def forward_loss(program: Program, ctx, values: dict) -> Arr:
     return values[program.loss]
 
 
-def run(program: Program, ctx, steps: int) -> Trajectory:
-    """Forward pass, backward pass and `steps` gradient-descent updates in one context."""
-    spec = program.spec
-    values = input_values(program, ctx)
-    lr = ctx.const(spec.learning_rate)
+def run(program: Program, ctx, steps: int, what_if: "WhatIf | None" = None) -> Trajectory:
+    """Forward pass, backward pass and `steps` gradient-descent updates in one context (with the
+    changes of `what_if`, the checker's hypotheses)."""
     out = []
-    for k in range(steps + 1):
-        step = _one_step(program, ctx, values, k)
+    for step in trajectory(program, ctx, what_if):
         out.append(step)
-        if k == steps:
+        if len(out) == steps + 1:
             break
-        values = {n: v for n, v in values.items() if n in spec.data or n in spec.parameters}
-        for name in spec.update:
-            g = step.adjoints.get(name)
-            if g is not None:
-                # p@k+1 = p@k − η · dL/dp@k
-                values[name] = ctx.sub(values[name], ctx.mul(lr, g, g.shape), g.shape)
     return Trajectory(ctx, out)
 
 
-def _one_step(program: Program, ctx, inputs: dict, k: int) -> Step:
+def trajectory(program: Program, ctx, what_if: "WhatIf | None" = None, inputs: dict | None = None,
+               learning_rate: Fraction | None = None):
+    """The steps k = 0, 1, … of a run, one at a time (a generator: a what-if run that fails at
+    step 2 still answers for steps 0 and 1).  `inputs` (name -> Arr) and `learning_rate` replace
+    the spec's (the checker's random points; a symbolic spec's names)."""
+    spec = program.spec
+    values = dict(inputs) if inputs is not None else input_values(program, ctx)
+    eta = spec.learning_rate if learning_rate is None else learning_rate
+    lr = ctx.const(eta) if eta is not None else None
+    k = 0
+    while True:
+        if what_if is not None:
+            values = _set_inputs(ctx, program, what_if, values, k)
+        step = _one_step(program, ctx, values, k, what_if, lr)
+        yield step
+        values = {n: v for n, v in values.items() if n not in step.op_values}
+        for name in spec.update:
+            g = step.adjoints.get(name)
+            if g is not None:
+                values[name] = _updated(ctx, what_if, values[name], lr, g)
+        k += 1
+
+
+def _updated(ctx, what_if, p: Arr, lr: Arr, g: Arr) -> Arr:
+    # p@k+1 = p@k − η · dL/dp@k  (or a what-if's mistaken rule)
+    step = ctx.mul(lr, g, g.shape)
+    rule = "descent" if what_if is None else what_if.update
+    if rule == "descent":
+        return ctx.sub(p, step, g.shape)
+    if rule == "ascent":
+        return ctx.add(p, step, g.shape)
+    if rule == "step":
+        return step
+    if rule == "minus-step":
+        return ctx.neg(step)
+    raise AssertionError(rule)
+
+
+def _one_step(program: Program, ctx, inputs: dict, k: int, what_if=None, lr=None) -> Step:
     spec = program.spec
     values = dict(inputs)
     op_values = {}
+    replaced = set()
     for name, _tree, ops in program.definitions:
         try:
             vals = _forward_definition(ctx, ops, values)
         except DeriveError as e:
             raise e.located(file=spec.path, key=_where(name, k, program, ctx, inputs)) from None
+        if what_if is not None:
+            changed = _changed_value(ctx, what_if, name, k, vals[-1])
+            if changed is not vals[-1]:
+                vals[-1] = changed
+                replaced.add(name)
         op_values[name] = vals
         values[name] = vals[-1]
-    step = Step(values, {}, op_values, {})
-    step.adjoints = adjoints_from(program, ctx, step, program.loss, k)
+    step = Step(values, {}, op_values, {}, what_if, frozenset(replaced))
+    by_entries = what_if is not None and _by_entries(what_if)
+    if by_entries:
+        step.jacobians = _jacobians(program, ctx, step)
+        step.adjoints = _arrays_of(program, ctx, entry_adjoints(program, ctx, step, (program.loss, 0), k))
+    else:
+        step.adjoints = adjoints_from(program, ctx, step, program.loss, k)
+    if what_if is not None and what_if.updated_weights:
+        # backpropagate again, the local derivatives now taken with p − η·dL/dp
+        step.new_parameters = {p: _updated(ctx, None, values[p], lr, step.adjoints[p])
+                               for p in spec.update if p in step.adjoints}
+        step.entry_adjoints.clear()
+        if by_entries:
+            step.jacobians = _jacobians(program, ctx, step)
+            step.adjoints = _arrays_of(program, ctx, entry_adjoints(program, ctx, step, (program.loss, 0), k))
+        else:
+            step.adjoints = adjoints_from(program, ctx, step, program.loss, k)
     return step
 
 
@@ -896,22 +957,255 @@ def forward_value(program: Program, ctx, values: dict, name: str) -> Arr:
     return values[name]
 
 
-def adjoints_from(program: Program, ctx, step: Step, seed: str, k: int = 0) -> dict:
-    """d(seed)/d(name) for every name the scalar `seed` depends on, by one backward pass:
-    dS/dn = Σ over the definitions c that use n of dS/dc · ∂c/∂n (the rules of `_local_rule`)."""
-    adjoints = {seed: ctx.const(Fraction(1))}
+def adjoints_from(program: Program, ctx, step: Step, seed, k: int = 0) -> dict:
+    """d(seed)/d(name) for every name the `seed` depends on, by one backward pass:
+    dS/dn = Σ over the definitions c that use n of dS/dc · ∂c/∂n (the rules of `_local_rule`).
+    `seed` is a scalar's name, or (name, i) for the entry i (row-major) of a matrix."""
+    name0, i0 = (seed, None) if isinstance(seed, str) else seed
+    adjoints = {name0: ctx.const(Fraction(1)) if i0 is None else _one_hot(ctx, program.shapes[name0], i0)}
+    w = step.what_if
     reached = False
     for name, _tree, ops in reversed(program.definitions):
-        if name == seed:
+        if name == name0:
             reached = True
         g = adjoints.get(name)
         if not reached or g is None:
             continue
+        vals, rule = step.op_values[name], None
+        if w is not None:   # a what-if run whose changes need no entry-by-entry accumulation
+            vals = _with_parameters(ops, vals, step.new_parameters)
+            rule = _root_rule(w, name, ops[-1], name in step.replaced)
         try:
-            _backward_definition(ctx, ops, step.op_values[name], g, adjoints)
+            _backward_definition(ctx, ops, vals, g, adjoints, rule)
         except DeriveError as e:
             raise e.located(file=program.spec.path, key=_where(name, k)) from None
     return adjoints
+
+
+def _one_hot(ctx, shape: tuple, i: int) -> Arr:
+    if shape == ():
+        return ctx.const(Fraction(1))
+    return ctx.from_fractions(shape, [Fraction(int(j == i)) for j in range(_size(shape))])
+
+
+# ---------------------------------------------------------------- what-if runs (the checker's)
+@dataclass(frozen=True)
+class WhatIf:
+    """A change to a run: a mistake a hand calculation makes, as data (hashable, so a run with it
+    can be cached).  Entries are (name, i), i row-major.
+
+    round_digits, rounding: values ("forward"), local derivatives ∂c_i/∂d_j ("local") and adjoints
+        ("adjoint") rounded to round_digits significant digits, half away from zero;
+    values: (((name, i, k), q), …): the entry's value at step k set to q (an author's number);
+    segments: ((((a, i), (n, j), k), q), …): ∂a_i/∂n_j at step k taken as q (an author's number):
+        dS/dn_j gains dS/da_i · (q − ∂a_i/∂n_j), and is q when a_i is the seed S itself;
+    activation: ((definition, mode), …): the derivative of the definition's root activation f
+        taken "pre" — f′ written in its output y, evaluated at the pre-activation u: u(1 − u) for
+        σ, 1 − u² for tanh; "out" — f′ evaluated at the output: σ(y)(1 − σ(y)), 1 − tanh(y)²;
+        "drop" — left out: ∂y/∂u = 1 (for y = c·(…), the c left out);
+    dropped: (((c, i), (d, j)), …): ∂c_i/∂d_j taken as 0 (the path through c_i left out);
+    update: "descent" p − η·g, "ascent" p + η·g, "step" η·g, "minus-step" −η·g;
+    updated_weights: the local derivatives of a step taken with its parameters already updated.
+
+    A what-if run accumulates adjoints entry by entry over each definition's Jacobian (its rows
+    from `_backward_definition`, one seeded pass per entry), so that every one of these changes
+    has a place; the Jacobian's σ′ is y(1 − y) of the definition's value y when a what-if changed
+    y, as a hand calculation does."""
+    round_digits: int | None = None
+    rounding: frozenset = frozenset()
+    values: tuple = ()
+    segments: tuple = ()
+    activation: tuple = ()
+    dropped: frozenset = frozenset()
+    update: str = "descent"
+    updated_weights: bool = False
+
+
+def _rounded(ctx, x, n: int):
+    """A ball (or Fraction) rounded to n significant digits, as an exact value."""
+    q = x if not isinstance(x, arb) else _ball_exact(x.mid())
+    if q is None or q == 0:
+        return x
+    return _exact_entry(ctx, Fraction(round_fraction(q, n)))
+
+
+def _exact_entry(ctx, q: Fraction):
+    return ctx.const(q).data if isinstance(ctx, BallArrays) else q
+
+
+def _entries_changed(ctx, a: Arr, change: dict) -> Arr:
+    """a with entry i replaced by change[i] (entries in the context's own type)."""
+    xs = ctx.entries(a)
+    for i, x in change.items():
+        xs[i] = x
+    return _array(ctx, a.shape, xs)
+
+
+def _array(ctx, shape: tuple, xs: list) -> Arr:
+    if isinstance(ctx, BallArrays):
+        return Arr((), xs[0]) if shape == () else Arr(shape, arb_mat(shape[0], shape[1], xs))
+    return Arr(shape, tuple(xs))
+
+
+def _set_inputs(ctx, program: Program, w: WhatIf, values: dict, k: int) -> dict:
+    """Inputs (data, parameters) at step k with the what-if's set values."""
+    by_name: dict = {}
+    for (name, i, kk), q in w.values:
+        if kk == k and name in values:     # values: the inputs only
+            by_name.setdefault(name, {})[i] = _exact_entry(ctx, q)
+    out = dict(values)
+    for name, change in by_name.items():
+        out[name] = _entries_changed(ctx, out[name], change)
+    return out
+
+
+def _changed_value(ctx, w: WhatIf, name: str, k: int, value: Arr) -> Arr:
+    """A definition's value with the what-if's rounding and set values (the same object when
+    nothing changes)."""
+    change: dict = {}
+    if "forward" in w.rounding and w.round_digits:
+        for i, x in enumerate(ctx.entries(value)):
+            r = _rounded(ctx, x, w.round_digits)
+            if r is not x:
+                change[i] = r
+    for (n, i, kk), q in w.values:
+        if n == name and kk == k:
+            change[i] = _exact_entry(ctx, q)
+    return _entries_changed(ctx, value, change) if change else value
+
+
+def _root_rule(w: WhatIf, name: str, op: Op, replaced: bool):
+    """The what-if's rule at a definition's root op, or None for `_local_rule`'s."""
+    mode = dict(w.activation).get(name)
+    kind = op.kind
+    if mode == "drop":
+        if kind in ("sigmoid", "tanh", "relu", "softplus"):
+            return lambda ctx, op, kids, out, g: [g]
+        if kind == "*":
+            return lambda ctx, op, kids, out, g: [None if op.constant[0] else g, None if op.constant[1] else g]
+    one = Fraction(1)
+    if mode in ("pre", "out") and kind in ("sigmoid", "tanh"):
+        def rule(ctx, op, kids, out, g):
+            # "pre": f′ written in its output y, with the pre-activation u in y's place;
+            # "out": f′(y), the output taken for the pre-activation
+            y = kids[0] if mode == "pre" else ctx.func(kind, out)
+            c1 = ctx.const(one)
+            d = ctx.mul(y, ctx.sub(c1, y, y.shape), y.shape) if kind == "sigmoid" else \
+                ctx.sub(c1, ctx.mul(y, y, y.shape), y.shape)
+            return [ctx.mul(g, d, g.shape)]
+        return rule
+    if replaced and kind == "sigmoid":
+        # σ′ = y(1 − y) of the definition's (changed) value y
+        return lambda ctx, op, kids, out, g: [ctx.mul(g, ctx.mul(out, ctx.sub(ctx.const(one), out, out.shape),
+                                                                 out.shape), g.shape)]
+    return None
+
+
+def _by_entries(w: WhatIf) -> bool:
+    """Whether a what-if's adjoints need accumulating entry by entry (over Jacobians): dropped
+    pairs, author's segments, rounded local derivatives or adjoints.  The other changes (values,
+    activation rules, update rules, updated weights) are whole-array backward passes."""
+    return bool(w.dropped or w.segments or (w.round_digits and {"local", "adjoint"} & w.rounding))
+
+
+def _with_parameters(ops, vals: list, new_parameters: dict | None) -> list:
+    """A definition's op values with the parameters' ops taken from `new_parameters`."""
+    if not new_parameters:
+        return vals
+    return [new_parameters.get(op.value, v) if op.kind == "name" else v for op, v in zip(ops, vals)]
+
+
+def _jacobians(program: Program, ctx, step: Step) -> dict:
+    """definition -> {i: {(dep, j): ∂def_i/∂dep_j}} (entries that are exactly 0 left out), with
+    the what-if's activation rules, dropped pairs and rounding of local derivatives (and the
+    step's updated parameters, with updated weights)."""
+    w = step.what_if
+    out = {}
+    n = w.round_digits if "local" in w.rounding else None
+    for name, _tree, ops in program.definitions:
+        vals = _with_parameters(ops, step.op_values[name], step.new_parameters)
+        rule = _root_rule(w, name, ops[-1], name in step.replaced)
+        rows = {}
+        for i in range(_size(program.shapes[name])):
+            grads: dict = {}
+            try:
+                _backward_definition(ctx, ops, vals, _one_hot(ctx, program.shapes[name], i), grads, rule)
+            except DeriveError as e:
+                raise e.located(file=program.spec.path, key=_where(name, 0)) from None
+            row = {}
+            for dep, g in grads.items():
+                for j, x in enumerate(ctx.entries(g)):
+                    if ((name, i), (dep, j)) in w.dropped or _is_zero(x):
+                        continue
+                    row[(dep, j)] = _rounded(ctx, x, n) if n else x
+            rows[i] = row
+        out[name] = rows
+    return out
+
+
+def _is_zero(x) -> bool:
+    return x == 0 if not isinstance(x, arb) else (x.is_exact() and x.is_zero())
+
+
+def entry_adjoints(program: Program, ctx, step: Step, seed: tuple, k: int = 0, plain: bool = False) -> dict:
+    """{(name, j): ∂seed/∂name_j} in a what-if run, `seed` an entry (name, i): accumulated entry
+    by entry, dS/dd_j = Σ_c dS/dc_i · ∂c_i/∂d_j over the Jacobians, with the what-if's rounded
+    adjoints and author's segments (`plain`: neither)."""
+    key = (seed, plain)
+    if key in step.entry_adjoints:
+        return step.entry_adjoints[key]
+    if step.jacobians is None:      # changes a whole-array backward pass makes
+        name = seed[0]
+        arrays = adjoints_from(program, ctx, step, name if program.shapes[name] == () else seed, k)
+        adj = {(n, j): x for n, a in arrays.items() for j, x in enumerate(ctx.entries(a))}
+        step.entry_adjoints[key] = adj
+        return adj
+    w = step.what_if
+    one = ctx.const(Fraction(1)).data if isinstance(ctx, BallArrays) else Fraction(1)
+    n = None if plain or "adjoint" not in w.rounding else w.round_digits
+    segments: dict = {}
+    if not plain:
+        for ((a, target, kk), q) in w.segments:
+            if kk == k:
+                segments.setdefault(target, []).append((a, _exact_entry(ctx, q)))
+    adj = {seed: one}
+
+    def visit(e, rows):
+        for a, q in segments.get(e, ()):
+            if a == seed:
+                adj[e] = q
+            elif not _is_zero(adj.get(a, 0)):
+                base = entry_adjoints(program, ctx, step, a, k, plain=True).get(e, 0)
+                adj[e] = adj.get(e, 0) + adj[a] * (q - base)
+        v = adj.get(e)
+        if v is None or _is_zero(v):
+            return
+        if n and e != seed:
+            v = adj[e] = _rounded(ctx, v, n)
+        for dep, x in (rows or {}).items():
+            adj[dep] = adj.get(dep, 0) + v * x
+
+    reached = False
+    for name, _tree, _ops in reversed(program.definitions):
+        reached = reached or name == seed[0]
+        if reached:
+            for i, rows in step.jacobians[name].items():
+                visit((name, i), rows)
+    for name in (*program.spec.data, *program.spec.parameters, *program.spec.symbolic):
+        for j in range(_size(program.shapes[name])):
+            visit((name, j), None)
+    step.entry_adjoints[key] = adj
+    return adj
+
+
+def _arrays_of(program: Program, ctx, adj: dict) -> dict:
+    """Entry adjoints as arrays per name (names no entry reaches left out)."""
+    zero = _exact_entry(ctx, Fraction(0))
+    by_name: dict = {}
+    for (name, j), v in adj.items():
+        by_name.setdefault(name, {})[j] = v
+    return {name: _array(ctx, program.shapes[name], [got.get(j, zero) for j in range(_size(program.shapes[name]))])
+            for name, got in by_name.items()}
 
 
 def _where(name: str, k: int, program: Program | None = None, ctx=None, inputs: dict | None = None) -> str:

@@ -31,13 +31,16 @@ from . import printer as pr
 from . import templating as tpl
 from . import train
 from .calculus import Calculus
-from .check import (Checker, load_claims, summary, summary_line,
-                    VERDICTS, chain_formula)
+from .check import Checker
+from .claims import load_claims
+from .formulas import chain_formula
+from .report import summary, summary_line
+from .verdicts import VERDICTS
 from .errors import DeriveError
 from .escape import CJK, md_code, md_text, tex_prose
 from .files import write_atomic
 from .matrixform import matrix_rules
-from .spec import builtin_ids, problems_dir
+from .spec import LANGS, builtin_ids, problems_dir
 
 
 # ---------------------------------------------------------------- templates
@@ -83,66 +86,8 @@ class Tex:
         return pr.deriv(a, b) if pr else f"\\frac{{\\partial {a}}}{{\\partial {b}}}"
 
     def tree(self, node, prec: int = 0) -> str:
-        """A claim's tree (Num, Name, Neg, Bin, Call, Deriv, AtStep) as LaTeX."""
-        if isinstance(node, ex.Num):
-            t = node.text if node.text and not node.text.startswith(".") else str(node.value)
-            return pr.number(t) if pr else t
-        if isinstance(node, ex.Name):
-            return self.name(node.id)
-        if isinstance(node, ex.AtStep):
-            return self.name(node.name, node.step)
-        if isinstance(node, ex.Deriv):
-            return self.deriv(node.of, node.wrt, node.step)
-        if isinstance(node, ex.Neg):
-            inner = self.tree(node.operand, 3)
-            return _paren("-" + inner, prec > 2)
-        if ex.is_chain(node):   # along the chain, not down it (a sum can have 1 000 terms)
-            first, rest = ex.spine(node)
-            if rest[0][0] in "+-":
-                text = self.tree(first, 1)
-                for op, t in rest:
-                    text = f"{text} {op} {self.tree(t, 2 if op == '-' else 1)}"
-                return _paren(text, prec > 1)
-            text = self.tree(first, 0 if rest[0][0] == "/" else 2)
-            for op, t in rest:
-                if op == "/":
-                    text = f"\\frac{{{text}}}{{{self.tree(t)}}}"
-                else:
-                    sym = {"*": "\\cdot", "@": ""}.get(op, "\\cdot")
-                    right = self.tree(t, 3)
-                    text = f"{text} {sym} {right}" if sym else f"{text} {right}"
-            return _paren(text, prec > 2 and rest[-1][0] != "/")
-        if isinstance(node, ex.Bin):
-            op = node.op
-            if op in "+-":
-                left = self.tree(node.left, 1)
-                right = self.tree(node.right, 2 if op == "-" else 1)
-                return _paren(f"{left} {op} {right}", prec > 1)
-            if op == "/":
-                return f"\\frac{{{self.tree(node.left)}}}{{{self.tree(node.right)}}}"
-            if op == "^":
-                base = self.tree(node.left, 5)
-                return f"{{{base}}}^{{{self.tree(node.right)}}}"
-            left, right = self.tree(node.left, 2), self.tree(node.right, 3)
-            sym = {"*": "\\cdot", "@": ""}.get(op, "\\cdot")
-            return _paren(f"{left} {sym} {right}" if sym else f"{left} {right}", prec > 2)
-        if isinstance(node, ex.Call):
-            arg = self.tree(node.args[0])
-            fn = node.fn
-            if fn == "exp":
-                return f"e^{{{arg}}}"
-            if fn == "transpose":
-                return f"{{{self.tree(node.args[0], 5)}}}^{{\\top}}"
-            if fn == "sqrt":
-                return f"\\sqrt{{{arg}}}"
-            if fn == "norm2":
-                return f"\\left\\lVert {arg} \\right\\rVert_{{2}}"
-            if fn == "frobenius":
-                return f"\\left\\lVert {arg} \\right\\rVert_{{F}}"
-            name = {"sigmoid": "\\sigma", "tanh": "\\tanh", "log": "\\log", "relu": "\\operatorname{ReLU}",
-                    "softplus": "\\operatorname{softplus}", "sum": "\\sum", "mean": "\\operatorname{mean}"}[fn]
-            return f"{name}\\left({arg}\\right)"
-        raise TypeError(node)
+        """A claim's tree (Num, Name, Neg, Bin, Call, Deriv, AtStep) as LaTeX (`printer.ClaimPrinter`)."""
+        return pr.ClaimPrinter({"names": self.names})._print(node, prec=prec)
 
     def sympy(self, expr, values=None) -> str:
         if pr:
@@ -176,11 +121,7 @@ class Tex:
             return self.number(nested)
         rows = nested if nested and isinstance(nested[0], list) else [[x] for x in nested]
         cells = [[self.number(str(x)) for x in row] for row in rows]
-        return "\\begin{pmatrix} " + " \\\\ ".join(" & ".join(r) for r in cells) + " \\end{pmatrix}"
-
-
-def _paren(t: str, yes: bool) -> str:
-    return f"\\left({t}\\right)" if yes else t
+        return pr.pmatrix(cells)
 
 
 # ---------------------------------------------------------------- corrected derivations
@@ -409,7 +350,7 @@ def builtin_claims() -> list:
     return out
 
 
-ERRATA_LANGS = ("en", "zh")
+ERRATA_LANGS = LANGS
 
 
 @dataclass(frozen=True)
@@ -432,9 +373,10 @@ def errata_documents(pid: str, path: str, lang: str, digits: int = 10) -> tuple[
     return errata_by_language(pid, path, (lang,), digits)[lang]
 
 
-def errata_by_language(pid: str, path: str, langs, digits: int = 10) -> dict:
-    """{lang: ({fmt: text}, [ErrataStep])}: the claims checked once, reported in every language."""
-    cf = load_claims(path)
+def errata_by_language(pid: str, path: str, langs, digits: int = 10, problem=None) -> dict:
+    """{lang: ({fmt: text}, [ErrataStep])}: the claims checked once, reported in every language
+    (`problem`: the built-in problem already loaded, so that its graph is built once)."""
+    cf = load_claims(path, problem)
     base = Checker(cf.problem, digits, "en")
     out = {}
     for lang in langs:

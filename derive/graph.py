@@ -254,6 +254,18 @@ def _input_quantity(name: str, kind: str, value: Value | None) -> Quantity:
     return Quantity(name, kind, shape, entries)
 
 
+def outline(spec: Spec, shapes: dict) -> dict:
+    """name -> `Quantity` without entries or local expressions (no SymPy): the quantities of a
+    numeric spec as a diagram or a matrix-form rule needs them, from the shapes of its names
+    (`engine.Program.shapes`), in the graph's order (data, parameters, definitions)."""
+    out = {n: Quantity(n, "data", shapes[n], ()) for n in spec.data}
+    out.update({n: Quantity(n, "parameter", shapes[n], ()) for n in spec.parameters})
+    for d in spec.forward:
+        out[d.name] = Quantity(d.name, "forward", shapes[d.name], (), (), tuple(ex.ordered_names(d.tree)),
+                               d.text, d.tree)
+    return out
+
+
 def _named_back(formula: sp.Expr, local: sp.Expr, entry: Entry) -> sp.Expr:
     """Write a local derivative in named quantities: σ(net)(1 − σ(net)) → out(1 − out)."""
     if isinstance(local, sp.Symbol) or local.is_number:

@@ -40,16 +40,13 @@ from fractions import Fraction
 
 from . import expr as ex
 from .errors import DeriveError, LimitError
-from .rounding import exact_decimal
+from .escape import GREEK
+from .printer import text as formula_text
+from .rounding import fraction_text
 
 MAX_LATEX_CHARS = 20_000
 MAX_NESTING = 100
 
-GREEK = (
-    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi "
-    "pi rho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma "
-    "Upsilon Phi Psi Omega"
-).split()
 ACCENTS = {"hat", "widehat", "bar", "overline", "tilde", "widetilde", "vec", "dot", "ddot"}
 FONTS = {"mathrm", "text", "textrm", "mathbf", "mathit", "mathsf", "mathcal", "boldsymbol",
          "operatorname", "bm", "textbf", "textit", "mathnormal"}
@@ -568,7 +565,7 @@ class _Parser:
                 lr = self.names.learning_rate
                 if lr is None:
                     raise self.error(f"\\{c} (the learning rate) has no value in this spec", t)
-                return ex.Num(lr, _fraction_text(lr))
+                return ex.Num(lr, fraction_text(lr, plain=True))
         else:
             raise self.error(f"unsupported LaTeX command \\{c}", t)
         sub = self.subscript()
@@ -732,18 +729,6 @@ class _Parser:
         return (n, 0) if n is not None else None
 
 
-def _fraction_text(q: Fraction) -> str:
-    if q.denominator == 1:
-        return str(q.numerator)
-    d = q.denominator
-    for p in (2, 5):
-        while d % p == 0:
-            d //= p
-    if d == 1:
-        return format(exact_decimal(q), "f")   # exact, however many places
-    return f"{q.numerator}/{q.denominator}"
-
-
 # ---------------------------------------------------------------- matrix products by shape
 def _shape(node, names: Names):
     return ex.tree_shape(node, names.shape)
@@ -785,75 +770,6 @@ def parse_latex(text: str, spec, graph=None):
 
 
 # ---------------------------------------------------------------- tree → expression text
-_PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "^": 4}
-
-
 def unparse(node) -> str:
     """The expression-language text of a tree (parses back to the same tree with `expr`)."""
-    return _unparse(node)
-
-
-def _prec(node) -> int:
-    if isinstance(node, ex.Bin):
-        return _PREC[node.op]
-    if isinstance(node, ex.Neg):
-        return 3
-    return 5
-
-
-def _stepped(node) -> bool:
-    return isinstance(node, ex.AtStep) or (isinstance(node, ex.Deriv) and node.step)
-
-
-def _child(node) -> str:
-    text = _unparse(node)
-    return f"({text})" if _stepped(node) else text
-
-
-def _unparse(node) -> str:
-    if isinstance(node, ex.Num):
-        return node.text if re.fullmatch(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", node.text or "") \
-            else _fraction_text(node.value)
-    if isinstance(node, ex.Name):
-        return node.id
-    if isinstance(node, ex.AtStep):
-        return f"{node.name}@{node.step}"
-    if isinstance(node, ex.Deriv):
-        return f"d{node.of}/d{node.wrt}" + (f"@{node.step}" if node.step else "")
-    if isinstance(node, ex.Neg):
-        inner = _unparse(node.operand)
-        if _prec(node.operand) < 4 or isinstance(node.operand, (ex.Deriv, ex.AtStep)):
-            inner = f"({inner})"
-        return "-" + inner
-    if isinstance(node, ex.Call):
-        return f"{node.fn}(" + ", ".join(_unparse(a) for a in node.args) + ")"
-    if ex.is_chain(node) and node.op != "*.":   # along the chain, not down it
-        first, rest = ex.spine(node)
-        p = _PREC[node.op]
-        text = _child(first)
-        if _prec(first) < p:
-            text = f"({text})"
-        sep = " " if p == 1 else ""
-        for op, operand in rest:
-            right = _child(operand)
-            if _prec(operand) <= p or (isinstance(operand, ex.Deriv) and op in "/"):
-                right = f"({right})"
-            text = f"{text}{sep}{op}{sep}{right}"
-        return text
-    if isinstance(node, ex.Bin):
-        p = _PREC[node.op]
-        left, right = _child(node.left), _child(node.right)
-        lp, rp = _prec(node.left), _prec(node.right)
-        if node.op == "^":
-            if lp <= p or isinstance(node.left, (ex.Deriv, ex.Neg)):
-                left = f"({left})"
-            if rp < 3:
-                right = f"({right})"
-            return f"{left}^{right}"
-        if lp < p:
-            left = f"({left})"
-        if rp <= p or (isinstance(node.right, ex.Deriv) and node.op in "/"):
-            right = f"({right})"
-        sep = " " if p == 1 else ""
-        return f"{left}{sep}{node.op}{sep}{right}"
-    raise AssertionError(f"unknown node {node!r}")
+    return formula_text(node)

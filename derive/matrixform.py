@@ -18,7 +18,8 @@ from fractions import Fraction
 
 from . import expr as ex
 from .calculus import Calculus
-from .graph import Graph, shape_of, to_sympy
+from .engine import depends_on
+from .graph import Graph, outline, shape_of, to_sympy
 
 
 class Unsupported(Exception):
@@ -143,21 +144,40 @@ def matrix_rules(graph: Graph) -> tuple:
 def _derive_rules(graph: Graph) -> tuple:
     reaches = Calculus(graph).reaches
     on_path = {e.quantity for e in reaches}
+    rules = _rules_of(graph.quantities.values(), graph.loss, on_path, lambda t: _shape(t, graph))
+    for rule in rules:
+        object.__setattr__(rule, "_graph", graph)
+    return rules
+
+
+def _rules_of(quantities, loss: str, on_path: set, shape) -> tuple:
+    """The rules of quantities (objects with name, kind, tree) given the names on the way to the
+    loss and `shape(tree)`; Unsupported when a definition is outside the rules."""
+    quantities = list(quantities)
     contributions: dict[str, list] = {}
-    for q in reversed(list(graph.quantities.values())):
+    for q in reversed(quantities):
         if q.kind != "forward" or q.name not in on_path:
             continue
-        G = MNum(Fraction(1)) if q.name == graph.loss else MSym(q.name, adjoint=True)
-        for name, contrib in _vjp(q.tree, G, graph, whole=q.name):
+        G = MNum(Fraction(1)) if q.name == loss else MSym(q.name, adjoint=True)
+        for name, contrib in _vjp(q.tree, G, shape, whole=q.name):
             if name in on_path:
                 contributions.setdefault(name, []).append(MatrixTerm(q.name, contrib))
-    rules = []
-    for name, q in graph.quantities.items():
-        if name in contributions and name != graph.loss:
-            rule = MatrixRule(name, tuple(contributions[name]))
-            object.__setattr__(rule, "_graph", graph)
-            rules.append(rule)
-    return tuple(rules)
+    return tuple(MatrixRule(q.name, tuple(contributions[q.name])) for q in quantities
+                 if q.name in contributions and q.name != loss)
+
+
+def spec_rules(spec, shapes: dict) -> tuple:
+    """The matrix-form rules of a numeric spec from its definitions and the shapes of its names
+    (`engine.Program.shapes`), without the per-scalar graph (for printing: a rule made here has
+    no `evaluate`); () when a definition is outside the rules or too long."""
+    if any(ex.depth(d.tree) > MAX_RULE_DEPTH for d in spec.forward):
+        return ()
+    on_path = depends_on(spec, spec.loss)
+    try:
+        return _rules_of(outline(spec, shapes).values(), spec.loss, on_path,
+                         lambda t: ex.tree_shape(t, shapes.__getitem__))
+    except Unsupported:
+        return ()
 
 
 def _shape(tree, graph):
@@ -214,8 +234,8 @@ def _constant(tree) -> Fraction | None:
     return None
 
 
-def _unbroadcast(G, operand_tree, result_tree, graph):
-    if _shape(operand_tree, graph) == () and _shape(result_tree, graph) != ():
+def _unbroadcast(G, operand_tree, result_tree, shape):
+    if shape(operand_tree) == () and shape(result_tree) != ():
         return MFun("sum", G)
     return G
 
@@ -229,51 +249,51 @@ DERIVATIVE_OF = {
 }
 
 
-def _vjp(tree, G, graph, whole: str | None = None):
+def _vjp(tree, G, shape, whole: str | None = None):
     """[(name, contribution to dL/dname)] for a definition tree receiving adjoint G."""
     if isinstance(tree, ex.Name):
         return [(tree.id, G)]
     if isinstance(tree, ex.Num):
         return []
     if isinstance(tree, ex.Neg):
-        return _vjp(tree.operand, scale(Fraction(-1), G), graph)
+        return _vjp(tree.operand, scale(Fraction(-1), G), shape)
     if isinstance(tree, ex.Bin):
         l, r = tree.left, tree.right
         if tree.op == "@":
             # Y = A B: dL/dA = dL/dY Bᵀ, dL/dB = Aᵀ dL/dY
-            return _vjp(l, MMul(G, MT(_value(r))), graph) + _vjp(r, MMul(MT(_value(l)), G), graph)
+            return _vjp(l, MMul(G, MT(_value(r))), shape) + _vjp(r, MMul(MT(_value(l)), G), shape)
         if tree.op in "+-":
             sign = Fraction(1 if tree.op == "+" else -1)
-            return (_vjp(l, _unbroadcast(G, l, tree, graph), graph)
-                    + _vjp(r, _unbroadcast(scale(sign, G), r, tree, graph), graph))
+            return (_vjp(l, _unbroadcast(G, l, tree, shape), shape)
+                    + _vjp(r, _unbroadcast(scale(sign, G), r, tree, shape), shape))
         if tree.op == "*":
             cl, cr = _constant(l), _constant(r)
             if cl is not None:
-                return _vjp(r, scale(cl, G), graph)
+                return _vjp(r, scale(cl, G), shape)
             if cr is not None:
-                return _vjp(l, scale(cr, G), graph)
-            return (_vjp(l, _unbroadcast(had(G, _value(r)), l, tree, graph), graph)
-                    + _vjp(r, _unbroadcast(had(_value(l), G), r, tree, graph), graph))
+                return _vjp(l, scale(cr, G), shape)
+            return (_vjp(l, _unbroadcast(had(G, _value(r)), l, tree, shape), shape)
+                    + _vjp(r, _unbroadcast(had(_value(l), G), r, tree, shape), shape))
         if tree.op == "/" and _constant(r):
-            return _vjp(l, scale(1 / _constant(r), G), graph)
+            return _vjp(l, scale(1 / _constant(r), G), shape)
         if tree.op == "^" and isinstance(r, ex.Num) and r.value == 2:
             if isinstance(l, ex.Call) and l.fn == "frobenius":
                 # d‖A‖²_F/dA = 2A
-                return _vjp(l.args[0], scale(Fraction(2), had(G, _value(l.args[0]))), graph)
+                return _vjp(l.args[0], scale(Fraction(2), had(G, _value(l.args[0]))), shape)
             # d(A²)/dA = 2A (elementwise)
-            return _vjp(l, scale(Fraction(2), had(G, _value(l))), graph)
+            return _vjp(l, scale(Fraction(2), had(G, _value(l))), shape)
         raise Unsupported(tree.op)
     if isinstance(tree, ex.Call):
         arg = tree.args[0]
         if tree.fn == "transpose":
-            return _vjp(arg, MT(G), graph)
+            return _vjp(arg, MT(G), shape)
         if tree.fn == "sum":
             # d sum(A)/dA = 1 (a matrix of ones; a number broadcasts by itself)
             ones = G if isinstance(G, MNum) else had(G, MFun("ones", _value(arg)))
-            return _vjp(arg, ones, graph)
+            return _vjp(arg, ones, shape)
         if tree.fn in DERIVATIVE_OF:
             Y = MSym(whole) if whole else _value(tree)
-            return _vjp(arg, had(G, DERIVATIVE_OF[tree.fn](Y, _value(arg))), graph)
+            return _vjp(arg, had(G, DERIVATIVE_OF[tree.fn](Y, _value(arg))), shape)
         raise Unsupported(tree.fn)
     raise Unsupported(tree)
 

@@ -13,7 +13,6 @@ N-digit decimal (the precision doubles until they do).  Rounding is half away fr
 from __future__ import annotations
 
 import decimal
-from dataclasses import dataclass
 from fractions import Fraction
 
 import mpmath
@@ -26,10 +25,8 @@ from .rounding import (MAX_DIGITS, Number, _decimal_of, _digits_decimal, exact_d
                        is_short_exact, round_fraction, show_fraction, to_float)
 from .limits import EXP_LIMIT
 from .functions import Norm2, relu, sigmoid, softplus, step
-from .graph import Entry, Graph, parameters_feeding
+from .graph import Graph
 
-MAX_WORKING_DIGITS = 40_000  # precision escalation stops here
-MAX_RESCUE_DIGITS = 2_000    # escalation for a value that looks ≤ 0 (log, sqrt) or 0 (division) stops here
 
 
 class NumericalTrouble(DeriveError):
@@ -186,121 +183,6 @@ def evaluate(expr: sp.Expr, env: dict, ctx):
     return ev(expr)
 
 
-# ---------------------------------------------------------------- runs of the network
-@dataclass
-class State:
-    """Everything at one step: entry values, local-derivative values, adjoints dL/d(entry)."""
-    values: dict              # Entry -> value
-    local: dict               # (of, wrt) -> value of ∂of/∂wrt
-    adjoint: dict             # Entry -> dL/d(entry)
-
-
-@dataclass
-class Run:
-    ctx: object
-    states: list              # State at step 0..steps
-    learning_rate: object
-
-    def loss_history(self, graph: Graph):
-        return [s.values[graph.loss_entry] for s in self.states]
-
-
-def initial_values(graph: Graph, ctx) -> dict:
-    spec = graph.spec
-    values = {}
-    for table in (spec.data, spec.parameters):
-        for name, value in table.items():
-            for entry, q in zip(graph.quantities[name].entries, value.entries):
-                values[entry] = ctx.const(q)
-    return values
-
-
-def forward(graph: Graph, inputs: dict, ctx) -> dict:
-    """Values of every entry, from the input entries' values, in evaluation order."""
-    values = dict(inputs)
-    for q in graph.quantities.values():
-        if q.kind != "forward":
-            continue
-        try:
-            for entry, local in zip(q.entries, q.local):
-                values[entry] = evaluate(local, values, ctx)
-        except DeriveError as e:
-            raise e.located(file=graph.spec.path, key=f"forward.{q.name}") from None
-    return values
-
-
-def local_values(graph: Graph, values: dict, ctx) -> dict:
-    out = {}
-    for (of, wrt), ld in graph.local_derivatives.items():
-        try:
-            out[(of, wrt)] = evaluate(ld.formula, values, ctx)
-        except DeriveError as e:
-            key = f"forward.{of.quantity} (d{of.quantity}/d{wrt.quantity})"
-            raise e.located(file=graph.spec.path, key=key) from None
-    return out
-
-
-def backward(graph: Graph, local: dict, ctx, seed: Entry) -> dict:
-    """Reverse accumulation from `seed`: d(seed)/d(entry) for every entry.
-
-    dL/dn = Σ over consumers c of n: dL/dc · ∂c/∂n  (visited in reverse evaluation order)
-    """
-    zero = ctx.const(Fraction(0))
-    one = ctx.const(Fraction(1))
-    adj = {e: zero for e in graph.order}
-    adj[seed] = one
-    for entry in reversed(graph.order):
-        a = adj[entry]
-        if a == 0 or entry not in graph.uses:
-            continue
-        for dep in graph.uses[entry]:
-            adj[dep] = ctx.add([adj[dep], ctx.mul([a, local[(entry, dep)]])])
-    return adj
-
-
-def make_state(graph: Graph, inputs: dict, ctx) -> State:
-    values = forward(graph, inputs, ctx)
-    local = local_values(graph, values, ctx)
-    return State(values, local, backward(graph, local, ctx, graph.loss_entry))
-
-
-def run(graph: Graph, ctx, steps: int | None = None) -> Run:
-    """The forward pass, the backward pass, and `steps` gradient-descent updates."""
-    spec = graph.spec
-    steps = spec.steps if steps is None else steps
-    lr = ctx.const(spec.learning_rate)
-    inputs = initial_values(graph, ctx)
-    states = [make_state(graph, inputs, ctx)]
-    for k in range(1, steps + 1):
-        prev = states[-1]
-        inputs = dict(inputs)
-        for name in spec.update:
-            for e in graph.quantities[name].entries:
-                # p@k+1 = p@k − η · dL/dp@k
-                inputs[e] = ctx.add([prev.values[e], ctx.mul([ctx.const(Fraction(-1)), lr, prev.adjoint[e]])])
-        try:
-            states.append(make_state(graph, inputs, ctx))
-        except DeriveError as e:   # say at which step, and with which values of the parameters
-            raise after_step(e, graph, k, inputs) from None
-    return Run(ctx, states, lr)
-
-
-def after_step(error: DeriveError, graph: Graph, k: int, inputs: dict) -> DeriveError:
-    """The error with "(after step k, w = -0.3742)" added to its key: the updated parameters that
-    the failing definition uses, directly or through others (at most four are named)."""
-    key = error.key or ""
-    name = key.removeprefix("forward.").split(" ")[0] if key.startswith("forward.") else None
-    shown = []
-    for e in parameters_feeding(graph, name):
-        v = inputs.get(e)
-        text = "?" if v is None else show(v, 4, exact=v if isinstance(v, Fraction) else None).text
-        shown.append(f"{e.shown} = {text}")
-    more = ", …" if len(shown) > 4 else ""
-    where = f"after step {k}" + (f", {', '.join(shown[:4])}{more}" if shown else "")
-    return type(error)(error.what, file=error.file, key=f"{key} ({where})" if key else f"({where})",
-                       column=error.column)
-
-
 # ---------------------------------------------------------------- correct rounding
 def mpf_to_fraction(x) -> Fraction:
     """The exact binary value of an mpf as a Fraction."""
@@ -324,7 +206,7 @@ def round_mpf(x, digits: int) -> decimal.Decimal:
     """An mpf rounded to `digits` significant digits, half away from zero.
 
     Works on the binary value directly (no Fraction), so values such as 10^(10^10) cost nothing.
-    The result is only as good as x; `Evaluator.answer` compares two working precisions.
+    The result is only as good as x.
     """
     sign, man, exp, bc = x._mpf_
     if man == 0:
@@ -358,49 +240,6 @@ def rounded_text(value, digits: int) -> str:
     return format_decimal(rounded_decimal(value, digits), digits)
 
 
-class Evaluator:
-    """Runs of one graph at increasing precision, and correctly rounded answers to queries.
-
-    A query is a function Run -> list of values (entries, row-major).  `answer` evaluates it in
-    exact arithmetic and at two working precisions, doubling the precision until the two
-    agree on every entry to `digits` significant digits.
-    """
-
-    def __init__(self, graph: Graph, steps: int | None = None):
-        self.graph = graph
-        self.steps = graph.spec.steps if steps is None else steps
-        self._runs: dict = {}
-
-    def run_in(self, key):
-        if key not in self._runs:
-            ctx = ExactContext() if key == "exact" else MpContext(key)
-            self._runs[key] = run(self.graph, ctx, self.steps)
-        return self._runs[key]
-
-    def answer(self, query, digits: int) -> list[Number]:
-        if digits < 1 or digits > MAX_DIGITS:
-            raise LimitError(f"digits must be between 1 and {MAX_DIGITS}")
-        exact = query(self.run_in("exact"))
-        if all(x is not None for x in exact):
-            return [show(x, digits, exact=x) for x in exact]
-        p = digits + 30
-        while True:
-            try:
-                lo, hi = query(self.run_in(p)), query(self.run_in(2 * p + 10))
-            except NumericalTrouble as trouble:
-                # perhaps only rounding (1 − σ(1000) is 0 at 40 digits): more precision, up to a cap
-                if 2 * p + 10 > MAX_RESCUE_DIGITS:
-                    raise DeriveError(f"{trouble.line()} (still at {2 * p + 10} working digits)") from None
-                p = 2 * p + 10
-                continue
-            agree = all(
-                (e is not None) or rounded_text(a, digits) == rounded_text(b, digits)
-                for a, b, e in zip(lo, hi, exact))
-            if agree or 2 * p + 10 > MAX_WORKING_DIGITS:
-                return [show(b, digits, exact=e) for b, e in zip(hi, exact)]
-            p = 2 * p + 10
-
-
 # ---------------------------------------------------------------- every entry's numbers, from the engine
 def entry_numbers(graph: Graph, program, keys: list, digits: int, steps: int, runs: dict | None = None) -> dict:
     """Correctly rounded Numbers for keys ('value', entry, k), ('adjoint', entry, k) and
@@ -411,6 +250,44 @@ def entry_numbers(graph: Graph, program, keys: list, digits: int, steps: int, ru
         ctx = ExactContext() if traj.ctx.name == "exact" else BallContext()
         return {key: [v] for key, v in _entry_table(graph, traj, pending, ctx).items()}
     return {key: shown[0] for key, shown in engine.certified(program, digits, steps, keys, values_of, runs).items()}
+
+
+def query_numbers(graph: Graph, program, query, digits: int, runs: dict | None = None) -> tuple:
+    """A `quantity.Query` (SymPy entries over placeholders for values and derivatives), each
+    entry correctly rounded: the placeholders from the engine's runs (exact where rational, else
+    certified balls; dA_i/dB_j by a backward pass seeded at the entry A_i), the entries by
+    `evaluate`, certified by `engine.certified`."""
+    def values_of(traj, pending):
+        ctx = ExactContext() if traj.ctx.name == "exact" else BallContext()
+        return {key: query_values(program, traj, query, ctx) for key in pending}
+    return engine.certified(program, digits, query.max_step, ["query"], values_of, runs)["query"]
+
+
+def query_values(program, traj, query, ctx) -> list:
+    """The entries of a query on one engine run, in `ctx` (the run's own kind of numbers)."""
+    env = {}
+    for sym, b in query.placeholders:
+        if b[0] == "value":
+            _, e, k = b
+            env[sym] = _entry_of(traj, traj.steps[k].values.get(e.quantity), e)
+            continue
+        _, a, w, k, _graph = b
+        step = traj.steps[k]
+        seed = a.quantity if not a.index else (a.quantity, _flat(a))
+        if seed not in step.seeded:
+            step.seeded[seed] = engine.adjoints_from(program, traj.ctx, step, seed, k)
+        env[sym] = _entry_of(traj, step.seeded[seed].get(w.quantity), w)
+    return [evaluate(e, env, ctx) for e in query.entries]
+
+
+def _flat(e) -> int:
+    return 0 if not e.index else e.index[0] * e.qshape[1] + e.index[1]
+
+
+def _entry_of(traj, a, e):
+    if a is None:   # a derivative through no path: 0
+        return Fraction(0) if traj.ctx.name == "exact" else engine.arb(0)
+    return traj.ctx.entries(a)[_flat(e)]
 
 
 def _entry_table(graph: Graph, traj, keys: list, ctx) -> dict:

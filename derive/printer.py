@@ -7,11 +7,15 @@ Takes display names (the spec's [latex] table, else a default built from the nam
   `W[i,j]` as `W_{ij}`, 1-based), `sigmoid` as σ, and, given values, the same formula with numbers
   substituted (every product then written with a centred dot);
 - a definition's parsed tree in the user's own order (`net_{h_1} = w_{1} i_{1} + w_{2} i_{2} + b_{1}`),
-  symbolically or with numbers (matrices as `pmatrix`): `TreePrinter`;
-- matrix-form chain-rule trees (`derive.matrixform` MExpr): `MatrixPrinter`;
+  symbolically or with numbers (matrices as `pmatrix`), and matrix-form chain-rule trees
+  (`derive.matrixform` MExpr): `PiecePrinter` (`TreePrinter`, `MatrixPrinter` are its constructors);
+- a claim's tree as its author wrote it (explicit products, NAME@k, dA/dB): `ClaimPrinter`;
 - derivative symbols, numbers (`3.6e-5` → `3.6 \\times 10^{-5}`) and a rough width estimate used to
   break long lines and shrink wide matrices.
-Markdown embeds the same LaTeX (only macros that KaTeX and MathJax know are used).
+and text in the expression language for all three kinds of formula: `TextPrinter` (`text()`).
+Every printer is a SymPy `Printer` (`_print_<Class>` dispatch, `_default_settings`).  Markdown
+embeds the same LaTeX (only macros that KaTeX and MathJax know are used); Greek letters are
+`escape.GREEK`, exact constants `rounding.fraction_text`.
 """
 from __future__ import annotations
 
@@ -21,17 +25,14 @@ from fractions import Fraction
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.printer import Printer
 
 from . import expr as ex
 from . import matrixform as mf
 from .graph import Entry
-from .numeric import format_decimal, is_short_exact, round_fraction
+from .escape import GREEK
+from .rounding import fraction_text
 
-GREEK = {
-    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda",
-    "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega",
-    "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega",
-}
 ACCENTS = {"hat": "\\hat", "bar": "\\bar", "tilde": "\\tilde", "dot": "\\dot", "vec": "\\vec"}
 
 # precedence of printed pieces: a piece is wrapped in parentheses where a tighter one is needed
@@ -84,8 +85,9 @@ def default_display(name: str) -> str:
 
 
 def display_names(spec, graph) -> dict:
-    """name -> display LaTeX for every quantity: the spec's [latex] table, else the default."""
-    out = {n: default_display(n) for n in graph.quantities}
+    """name -> display LaTeX for every quantity: the spec's [latex] table, else the default.
+    `graph` is a `Graph`, or a mapping of the quantities' names (such as `graph.outline`)."""
+    out = {n: default_display(n) for n in getattr(graph, "quantities", graph)}
     out.update(spec.latex)
     return out
 
@@ -134,9 +136,11 @@ def number(text: str, paren: bool = False) -> str:
 
 
 def fraction(q: Fraction, digits: int = 30) -> str:
-    """An exact constant: a short decimal (0.002) or a fraction (\\frac{1}{3})."""
-    if is_short_exact(q, digits):
-        return number(format_decimal(round_fraction(q, digits), digits, exact=True))
+    """An exact constant: a short decimal (0.002) or a fraction (\\frac{1}{3}) — the LaTeX of
+    `rounding.fraction_text`."""
+    text = fraction_text(q, digits)
+    if "/" not in text:
+        return number(text)
     sign = "-" if q < 0 else ""
     return f"{sign}\\frac{{{abs(q.numerator)}}}{{{q.denominator}}}"
 
@@ -244,23 +248,33 @@ class Piece:
     chunks: tuple = ()     # top-level (operator, tex) pieces where a line may be broken
 
 
-class TreePrinter:
-    """Prints a parsed definition (derive.expr) symbolically or with numbers substituted.
+class PiecePrinter(Printer):
+    """LaTeX of definition trees (derive.expr) and matrix-form rules (derive.matrixform MExpr), on
+    SymPy's `Printer` protocol (`_print_<Class>` dispatch, settings declared once below), as
+    `Piece`s: the text, its precedence and the places a long line may break.
 
-    `shapes(name)` gives a quantity's shape; `subst(name) -> tex` (or None) gives its value as LaTeX
-    (a number or a pmatrix); `step` marks names with ^{(k)} (only those in `stepped`).
+    Trees are printed in the user's own order, symbolically or with numbers substituted:
+    `shapes(name)` gives a quantity's shape (to tell a matrix product from an elementwise one);
+    `subst(name) -> tex` (or None) gives its value as LaTeX (a number or a pmatrix); `step` marks
+    names with ^{(k)} (only those in `stepped`).  Matrix rules are printed symbolically
+    (H^T · ∂E/∂P, `loss` the loss's display name) or, given `value(name)` / `adjoint(name)` (a
+    `Shaped` each), with the engine's matrices substituted.
     """
+    _default_settings = {"names": {}, "shapes": None, "subst": None, "step": 0, "stepped": frozenset(),
+                         "loss": "L", "value": None, "adjoint": None}
 
-    def __init__(self, names: dict, shapes, subst=None, step: int = 0, stepped=frozenset()):
-        self.names = names
-        self.shapes = shapes
-        self.subst = subst
-        self.step = step
-        self.stepped = stepped
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        s = self._settings
+        self.names, self.shapes, self.subst = s["names"], s["shapes"], s["subst"]
+        self.step, self.stepped = s["step"], s["stepped"]
+        self.loss, self.value, self.adjoint = s["loss"], s["value"], s["adjoint"]
 
-    # shapes, to tell a matrix product from an elementwise one
-    def shape(self, node):
-        return ex.tree_shape(node, self.shapes)
+    def emptyPrinter(self, expr):
+        raise TypeError(expr)
+
+    def piece(self, node) -> Piece:
+        return self._print(node)
 
     def tex(self, node) -> str:
         return self.piece(node).tex
@@ -270,32 +284,33 @@ class TreePrinter:
         p = self.piece(node)
         return list(p.chunks) if p.chunks else [("", p.tex)]
 
+    # shapes, to tell a matrix product from an elementwise one
+    def shape(self, node):
+        return ex.tree_shape(node, self.shapes)
+
     @staticmethod
     def wrap(p: Piece, need: int) -> str:
         return p.tex if p.prec >= need else f"\\left({p.tex}\\right)"
 
-    def piece(self, node) -> Piece:
-        if isinstance(node, ex.Num):
-            return Piece(number(_num_text(node)), ATOM)
-        if isinstance(node, ex.Name):
-            if self.subst is not None:
-                v = self.subst(node.id)
-                if v is not None:
-                    return Piece(v, NEG if v.startswith("-") else ATOM)
-            d = self.names[node.id]
-            if node.id in self.stepped:
-                d = with_step(d, self.step)
-            return Piece(d, ATOM)
-        if isinstance(node, ex.Neg):
-            inner = self.piece(node.operand)
-            return Piece("-" + self.wrap(inner, MUL), NEG)
-        if isinstance(node, ex.Bin):
-            return self._bin(node)
-        if isinstance(node, ex.Call):
-            return self._call(node)
-        raise TypeError(node)
+    # ---------------------------------------------------------------- definition trees
+    def _print_Num(self, node) -> Piece:
+        return Piece(number(_num_text(node)), ATOM)
 
-    def _bin(self, node) -> Piece:
+    def _print_Name(self, node) -> Piece:
+        if self.subst is not None:
+            v = self.subst(node.id)
+            if v is not None:
+                return Piece(v, NEG if v.startswith("-") else ATOM)
+        d = self.names[node.id]
+        if node.id in self.stepped:
+            d = with_step(d, self.step)
+        return Piece(d, ATOM)
+
+    def _print_Neg(self, node) -> Piece:
+        inner = self.piece(node.operand)
+        return Piece("-" + self.wrap(inner, MUL), NEG)
+
+    def _print_Bin(self, node) -> Piece:
         if ex.is_chain(node):   # along the chain (it can be 1 000 terms long), not down it
             first, rest = ex.spine(node)
             acc, shape = self.piece(first), self.shape(first)
@@ -337,7 +352,7 @@ class TreePrinter:
         joined = f"{lt} {sym} {rt}" if sym else f"{lt} {rt}"
         return Piece(joined, MUL, tuple(chunks))
 
-    def _call(self, node) -> Piece:
+    def _print_Call(self, node) -> Piece:
         fn, arg = node.fn, node.args[0]
         a = self.piece(arg)
         if fn == "exp":
@@ -366,6 +381,84 @@ class TreePrinter:
             chunks = ((op0, f"{name}\\bigl({t0}"), *rest[:-1], (rest[-1][0], f"{rest[-1][1]}\\bigr)")) \
                 if rest else ()
         return Piece(f"{name}\\left({a.tex}\\right)", ATOM, chunks)
+
+    # ---------------------------------------------------------------- matrix-form rules
+    @property
+    def numeric(self) -> bool:
+        return self.value is not None
+
+    def _print_MSym(self, m) -> Piece:
+        if self.numeric:
+            s = (self.adjoint if m.adjoint else self.value)(m.name)
+            tex = shaped_latex(s)
+            return Piece(tex, NEG if tex.startswith("-") else ATOM)
+        d = self.names[m.name]
+        return Piece(deriv(self.loss, d) if m.adjoint else d, ATOM)
+
+    def _print_MNum(self, m) -> Piece:
+        tex = fraction(m.value)
+        return Piece(tex, NEG if tex.startswith("-") else ATOM)
+
+    def _print_MT(self, m) -> Piece:
+        if self.numeric and isinstance(m.x, mf.MSym):
+            s = (self.adjoint if m.x.adjoint else self.value)(m.x.name)
+            return Piece(shaped_latex(s, transpose=True), ATOM)
+        x = self.piece(m.x)
+        xt = x.tex if x.prec >= ATOM and not x.tex.startswith("\\frac") else f"\\left({x.tex}\\right)"
+        return Piece(f"{{{xt}}}^{{\\top}}", POW)
+
+    def _print_MMul(self, m) -> Piece:
+        """A matrix product (·) or an elementwise one (⊙, MHad), or a number times a matrix."""
+        if isinstance(m, mf.MHad) and isinstance(m.a, mf.MNum):
+            c = m.a.value
+            b = self.piece(m.b)
+            bt = b.tex if b.prec >= MUL and b.prec != NEG else f"\\left({b.tex}\\right)"
+            if c == -1:
+                return Piece("-" + bt, NEG)
+            return Piece(f"{fraction(c)} {bt}" if not self.numeric else f"{fraction(c)} \\cdot {bt}", MUL,
+                         (("", fraction(c)), ("\\cdot", bt)) if self.numeric else ())
+        sym = "\\cdot" if isinstance(m, mf.MMul) else "\\odot"
+        a, b = self.piece(m.a), self.piece(m.b)
+        at = a.tex if a.prec >= MUL and a.prec != NEG else f"\\left({a.tex}\\right)"
+        bt = b.tex if b.prec > MUL else f"\\left({b.tex}\\right)"
+        if b.prec == MUL and type(m.b) is type(m) and not isinstance(getattr(m.b, "a", None), mf.MNum):
+            bt = b.tex  # associative: A ⊙ (B ⊙ C) = A ⊙ B ⊙ C
+            bchunks = list(b.chunks) if b.chunks else [("", bt)]
+            bchunks[0] = (sym, bchunks[0][1])
+        else:
+            bchunks = [(sym, bt)]
+        achunks = list(a.chunks) if a.chunks and a.prec == MUL else [("", at)]
+        return Piece(f"{at} {sym} {bt}", MUL, tuple(achunks + bchunks))
+
+    _print_MHad = _print_MMul
+
+    def _print_MAdd(self, m) -> Piece:
+        a, b = self.piece(m.a), self.piece(m.b)
+        sym = "+" if m.sign > 0 else "-"
+        bt = b.tex if b.prec > ADD and b.prec != NEG else f"\\left({b.tex}\\right)"
+        achunks = list(a.chunks) if a.chunks and a.prec == ADD else [("", a.tex)]
+        return Piece(f"{a.tex} {sym} {bt}", ADD, tuple(achunks + [(sym, bt)]))
+
+    def _print_MPow(self, m) -> Piece:
+        x = self.piece(m.x)
+        xt = x.tex if x.prec >= ATOM else f"\\left({x.tex}\\right)"
+        return Piece(f"{xt}^{{{fraction(m.n)}}}", POW)
+
+    def _print_MFun(self, m) -> Piece:
+        if m.fn == "ones":
+            return Piece("1", ATOM)
+        x = self.piece(m.x)
+        name = {"sigmoid": "\\sigma", "tanh": "\\tanh", "exp": "\\exp", "log": "\\log",
+                "step": "\\operatorname{step}", "relu": "\\operatorname{ReLU}",
+                "sum": "\\operatorname{sum}"}.get(m.fn, f"\\operatorname{{{m.fn}}}")
+        return Piece(f"{name}\\left({x.tex}\\right)", ATOM)
+
+
+class TreePrinter(PiecePrinter):
+    """A `PiecePrinter` for definition trees (see there for the arguments)."""
+
+    def __init__(self, names: dict, shapes, subst=None, step: int = 0, stepped=frozenset()):
+        super().__init__({"names": names, "shapes": shapes, "subst": subst, "step": step, "stepped": stepped})
 
 
 BREAKABLE_ARGUMENT = 75.0   # a function's argument wider than a display line (render.LINE_WIDTH) may break
@@ -400,87 +493,258 @@ def _starts_numeric(tex: str) -> bool:
 
 
 # ---------------------------------------------------------------- matrix-form rules
-class MatrixPrinter:
-    """Prints an MExpr tree: symbolically (H^T · ∂E/∂P) or with the engine's matrices substituted.
-
-    `loss` is the loss's display name; `value(name)` / `adjoint(name)` give a `Shaped` (numbers).
-    """
+class MatrixPrinter(PiecePrinter):
+    """A `PiecePrinter` for matrix-form rules (see there for the arguments)."""
 
     def __init__(self, names: dict, loss: str, value=None, adjoint=None):
-        self.names = names
-        self.loss = loss
-        self.value = value
-        self.adjoint = adjoint
+        super().__init__({"names": names, "loss": loss, "value": value, "adjoint": adjoint})
 
-    @property
-    def numeric(self) -> bool:
-        return self.value is not None
 
-    def tex(self, m) -> str:
-        return self.piece(m).tex
+# ---------------------------------------------------------------- claims as written
+class ClaimPrinter(Printer):
+    """LaTeX of a claim's tree (derive.expr, with NAME@k and dA/dB leaves) as a reader wrote it:
+    every product with an explicit centred dot, matrix products juxtaposed, `prec` the binding the
+    context needs (parentheses where the tree binds more loosely).  `names` gives display names."""
+    _default_settings = {"names": {}}
 
-    def chunks(self, m) -> list:
-        p = self.piece(m)
-        return list(p.chunks) if p.chunks else [("", p.tex)]
+    def emptyPrinter(self, expr):
+        raise TypeError(expr)
 
-    def piece(self, m) -> Piece:
-        if isinstance(m, mf.MSym):
-            if self.numeric:
-                s = (self.adjoint if m.adjoint else self.value)(m.name)
-                tex = shaped_latex(s)
-                return Piece(tex, NEG if tex.startswith("-") else ATOM)
-            d = self.names[m.name]
-            return Piece(deriv(self.loss, d) if m.adjoint else d, ATOM)
-        if isinstance(m, mf.MNum):
-            tex = fraction(m.value)
-            return Piece(tex, NEG if tex.startswith("-") else ATOM)
-        if isinstance(m, mf.MT):
-            if self.numeric and isinstance(m.x, mf.MSym):
-                s = (self.adjoint if m.x.adjoint else self.value)(m.x.name)
-                return Piece(shaped_latex(s, transpose=True), ATOM)
-            x = self.piece(m.x)
-            xt = x.tex if x.prec >= ATOM and not x.tex.startswith("\\frac") else f"\\left({x.tex}\\right)"
-            return Piece(f"{{{xt}}}^{{\\top}}", POW)
-        if isinstance(m, (mf.MMul, mf.MHad)):
-            if isinstance(m, mf.MHad) and isinstance(m.a, mf.MNum):
-                c = m.a.value
-                b = self.piece(m.b)
-                bt = b.tex if b.prec >= MUL and b.prec != NEG else f"\\left({b.tex}\\right)"
-                if c == -1:
-                    return Piece("-" + bt, NEG)
-                return Piece(f"{fraction(c)} {bt}" if not self.numeric else f"{fraction(c)} \\cdot {bt}", MUL,
-                             (("", fraction(c)), ("\\cdot", bt)) if self.numeric else ())
-            sym = "\\cdot" if isinstance(m, mf.MMul) else "\\odot"
-            a, b = self.piece(m.a), self.piece(m.b)
-            at = a.tex if a.prec >= MUL and a.prec != NEG else f"\\left({a.tex}\\right)"
-            bt = b.tex if b.prec > MUL else f"\\left({b.tex}\\right)"
-            if b.prec == MUL and type(m.b) is type(m) and not isinstance(getattr(m.b, "a", None), mf.MNum):
-                bt = b.tex  # associative: A ⊙ (B ⊙ C) = A ⊙ B ⊙ C
-                bchunks = list(b.chunks) if b.chunks else [("", bt)]
-                bchunks[0] = (sym, bchunks[0][1])
-            else:
-                bchunks = [(sym, bt)]
-            achunks = list(a.chunks) if a.chunks and a.prec == MUL else [("", at)]
-            return Piece(f"{at} {sym} {bt}", MUL, tuple(achunks + bchunks))
-        if isinstance(m, mf.MAdd):
-            a, b = self.piece(m.a), self.piece(m.b)
-            sym = "+" if m.sign > 0 else "-"
-            bt = b.tex if b.prec > ADD and b.prec != NEG else f"\\left({b.tex}\\right)"
-            achunks = list(a.chunks) if a.chunks and a.prec == ADD else [("", a.tex)]
-            return Piece(f"{a.tex} {sym} {bt}", ADD, tuple(achunks + [(sym, bt)]))
-        if isinstance(m, mf.MPow):
-            x = self.piece(m.x)
-            xt = x.tex if x.prec >= ATOM else f"\\left({x.tex}\\right)"
-            return Piece(f"{xt}^{{{fraction(m.n)}}}", POW)
-        if isinstance(m, mf.MFun):
-            if m.fn == "ones":
-                return Piece("1", ATOM)
-            x = self.piece(m.x)
-            name = {"sigmoid": "\\sigma", "tanh": "\\tanh", "exp": "\\exp", "log": "\\log",
-                    "step": "\\operatorname{step}", "relu": "\\operatorname{ReLU}",
-                    "sum": "\\operatorname{sum}"}.get(m.fn, f"\\operatorname{{{m.fn}}}")
-            return Piece(f"{name}\\left({x.tex}\\right)", ATOM)
-        raise TypeError(m)
+    def _name(self, n: str, step: int = 0) -> str:
+        d = self._settings["names"].get(n, n)
+        return with_step(d, step) if step else d
+
+    def _print_Num(self, node, prec=0):
+        return number(node.text if node.text and not node.text.startswith(".") else str(node.value))
+
+    def _print_Name(self, node, prec=0):
+        return self._name(node.id)
+
+    def _print_AtStep(self, node, prec=0):
+        return self._name(node.name, node.step)
+
+    def _print_Deriv(self, node, prec=0):
+        return deriv(self._name(node.of), self._name(node.wrt, node.step))
+
+    def _print_Neg(self, node, prec=0):
+        return _paren_if("-" + self._print(node.operand, prec=3), prec > 2)
+
+    def _print_Bin(self, node, prec=0):
+        p = self._print
+        if ex.is_chain(node):   # along the chain, not down it (a sum can have 1 000 terms)
+            first, rest = ex.spine(node)
+            if rest[0][0] in "+-":
+                text = p(first, prec=1)
+                for op, t in rest:
+                    text = f"{text} {op} {p(t, prec=2 if op == '-' else 1)}"
+                return _paren_if(text, prec > 1)
+            text = p(first, prec=0 if rest[0][0] == "/" else 2)
+            for op, t in rest:
+                if op == "/":
+                    text = f"\\frac{{{text}}}{{{p(t)}}}"
+                else:
+                    sym = {"*": "\\cdot", "@": ""}.get(op, "\\cdot")
+                    right = p(t, prec=3)
+                    text = f"{text} {sym} {right}" if sym else f"{text} {right}"
+            return _paren_if(text, prec > 2 and rest[-1][0] != "/")
+        op = node.op
+        if op in "+-":
+            left, right = p(node.left, prec=1), p(node.right, prec=2 if op == "-" else 1)
+            return _paren_if(f"{left} {op} {right}", prec > 1)
+        if op == "/":
+            return f"\\frac{{{p(node.left)}}}{{{p(node.right)}}}"
+        if op == "^":
+            return f"{{{p(node.left, prec=5)}}}^{{{p(node.right)}}}"
+        left, right = p(node.left, prec=2), p(node.right, prec=3)
+        sym = {"*": "\\cdot", "@": ""}.get(op, "\\cdot")
+        return _paren_if(f"{left} {sym} {right}" if sym else f"{left} {right}", prec > 2)
+
+    def _print_Call(self, node, prec=0):
+        arg = self._print(node.args[0])
+        fn = node.fn
+        if fn == "exp":
+            return f"e^{{{arg}}}"
+        if fn == "transpose":
+            return f"{{{self._print(node.args[0], prec=5)}}}^{{\\top}}"
+        if fn == "sqrt":
+            return f"\\sqrt{{{arg}}}"
+        if fn == "norm2":
+            return f"\\left\\lVert {arg} \\right\\rVert_{{2}}"
+        if fn == "frobenius":
+            return f"\\left\\lVert {arg} \\right\\rVert_{{F}}"
+        name = {"sigmoid": "\\sigma", "tanh": "\\tanh", "log": "\\log", "relu": "\\operatorname{ReLU}",
+                "softplus": "\\operatorname{softplus}", "sum": "\\sum", "mean": "\\operatorname{mean}"}[fn]
+        return f"{name}\\left({arg}\\right)"
+
+
+def _paren_if(t: str, yes: bool) -> str:
+    return f"\\left({t}\\right)" if yes else t
+
+
+# ---------------------------------------------------------------- formulas as text
+_TEXT_PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "^": 4}
+
+
+class TextPrinter(Printer):
+    """Formulas as text in the expression language, on SymPy's `Printer` protocol (`_print_<Class>`
+    dispatch): SymPy expressions in textbook order (`y*(1 - y)*w7`, `a - b`; with `textbook` off,
+    SymPy's own order-free `sstr`), definition trees of `derive.expr` (the text parses back to the
+    same tree) and matrix-form rules of `derive.matrixform` (`dE/dP @ transpose(H)`, with `loss`
+    the loss's name).  Numbers are written by `rounding.fraction_text`."""
+    _default_settings = {"order": None, "textbook": True, "loss": "L"}
+
+    def emptyPrinter(self, expr):
+        if isinstance(expr, sp.Basic):
+            return sp.sstr(expr, order=self._settings["order"]).replace("**", "^")
+        return str(expr)
+
+    # SymPy expressions
+    def _print_Mul(self, e):
+        if not self._settings["textbook"]:
+            return self.emptyPrinter(e)
+        coeff, rest = e.as_coeff_mul()
+        factors = sorted(rest, key=lambda f: (2 if isinstance(f, sp.Add) else 1 if not f.is_Symbol else 0))
+        parts = []
+        for f in factors:
+            t = self._print(f)
+            if isinstance(f, sp.Add) or (isinstance(f, sp.Pow) and f.exp.is_negative):
+                t = f"({t})"
+            parts.append(t)
+        body = "*".join(parts)
+        if coeff == 1:
+            return body
+        if coeff == -1:
+            return "-" + body
+        return f"{sp.sstr(coeff)}*{body}"
+
+    def _print_Add(self, e):
+        if not self._settings["textbook"]:
+            return self.emptyPrinter(e)
+        pos = [a for a in e.args if not a.could_extract_minus_sign()]
+        neg = [a for a in e.args if a.could_extract_minus_sign()]
+        if not pos:
+            return "-(" + " + ".join(self._print(-a) for a in neg) + ")"
+        text = " + ".join(self._print(a) for a in pos)
+        for a in neg:
+            t = self._print(-a)
+            text += f" - ({t})" if isinstance(-a, sp.Add) else f" - {t}"
+        return text
+
+    def _print_Pow(self, e):
+        if not self._settings["textbook"] or e.exp.is_negative:
+            return self.emptyPrinter(e)
+        b = self._print(e.base)
+        if not (e.base.is_Symbol or e.base.is_Function):
+            b = f"({b})"
+        return f"{b}^{sp.sstr(e.exp)}"
+
+    # definition trees (derive.expr)
+    @staticmethod
+    def _prec(node) -> int:
+        if isinstance(node, ex.Bin):
+            return _TEXT_PREC[node.op]
+        if isinstance(node, ex.Neg):
+            return 3
+        return 5
+
+    def _child(self, node) -> str:
+        text = self._print(node)
+        stepped = isinstance(node, ex.AtStep) or (isinstance(node, ex.Deriv) and node.step)
+        return f"({text})" if stepped else text
+
+    def _print_Num(self, node):
+        if re.fullmatch(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", node.text or ""):
+            return node.text
+        return fraction_text(node.value, plain=True)
+
+    def _print_Name(self, node):
+        return node.id
+
+    def _print_AtStep(self, node):
+        return f"{node.name}@{node.step}"
+
+    def _print_Deriv(self, node):
+        return f"d{node.of}/d{node.wrt}" + (f"@{node.step}" if node.step else "")
+
+    def _print_Neg(self, node):
+        inner = self._print(node.operand)
+        if self._prec(node.operand) < 4 or isinstance(node.operand, (ex.Deriv, ex.AtStep)):
+            inner = f"({inner})"
+        return "-" + inner
+
+    def _print_Call(self, node):
+        return f"{node.fn}(" + ", ".join(self._print(a) for a in node.args) + ")"
+
+    def _print_Bin(self, node):
+        prec = self._prec
+        if ex.is_chain(node) and node.op != "*.":   # along the chain, not down it
+            first, rest = ex.spine(node)
+            p = _TEXT_PREC[node.op]
+            text = self._child(first)
+            if prec(first) < p:
+                text = f"({text})"
+            sep = " " if p == 1 else ""
+            for op, operand in rest:
+                right = self._child(operand)
+                if prec(operand) <= p or (isinstance(operand, ex.Deriv) and op in "/"):
+                    right = f"({right})"
+                text = f"{text}{sep}{op}{sep}{right}"
+            return text
+        p = _TEXT_PREC[node.op]
+        left, right = self._child(node.left), self._child(node.right)
+        lp, rp = prec(node.left), prec(node.right)
+        if node.op == "^":
+            if lp <= p or isinstance(node.left, (ex.Deriv, ex.Neg)):
+                left = f"({left})"
+            if rp < 3:
+                right = f"({right})"
+            return f"{left}^{right}"
+        if lp < p:
+            left = f"({left})"
+        if rp <= p or (isinstance(node.right, ex.Deriv) and node.op in "/"):
+            right = f"({right})"
+        sep = " " if p == 1 else ""
+        return f"{left}{sep}{node.op}{sep}{right}"
+
+    # matrix-form rules (derive.matrixform)
+    def _wrapped(self, m) -> str:
+        text = self._print(m)
+        if isinstance(m, mf.MAdd) or (isinstance(m, mf.MSym) and m.adjoint):
+            return f"({text})"
+        return text
+
+    def _print_MSym(self, m):
+        return f"d{self._settings['loss']}/d{m.name}" if m.adjoint else m.name
+
+    def _print_MNum(self, m):
+        return fraction_text(m.value)
+
+    def _print_MT(self, m):
+        return f"transpose({self._print(m.x)})"
+
+    def _print_MMul(self, m):
+        return f"{self._wrapped(m.a)} @ {self._wrapped(m.b)}"
+
+    def _print_MHad(self, m):
+        if isinstance(m.a, mf.MNum) and m.a.value == -1:
+            return f"-{self._wrapped(m.b)}"
+        return f"{self._wrapped(m.a)}*{self._wrapped(m.b)}"
+
+    def _print_MAdd(self, m):
+        return f"{self._print(m.a)} {'+' if m.sign > 0 else '-'} {self._wrapped(m.b)}"
+
+    def _print_MPow(self, m):
+        return f"{self._wrapped(m.x)}^{fraction_text(m.n)}"
+
+    def _print_MFun(self, m):
+        if m.fn == "ones":
+            return "1"
+        return f"{m.fn}({self._print(m.x)})"
+
+
+def text(formula, **settings) -> str:
+    """A SymPy expression, definition tree or matrix-form rule as text (see `TextPrinter`)."""
+    return TextPrinter(settings).doprint(formula)
 
 
 # ---------------------------------------------------------------- width estimate

@@ -1,9 +1,10 @@
 """Quantities: `NAME`, `dA/dB`, `NAME@k`, `dA/dB@k`, and expressions over them.
 
-Takes the text of a quantity and a `Graph`; gives a `Quantity` query: its shape, the SymPy
-expression of each entry over placeholder symbols, and a function that evaluates it on a
-`numeric.Run`.  dA/dB is the derivative through the computation graph (every path from B to A,
-everything else held fixed), computed by reverse accumulation of local derivatives seeded at A.
+Takes the text of a quantity and a `Graph`; gives a `Query`: its shape and the SymPy expression of
+each entry over placeholder symbols, bound to values and derivatives of entries (numbers from the
+engine: `numeric.query_values`, the checker's `World.eval`).  dA/dB is the derivative through the
+computation graph (every path from B to A, everything else held fixed): the engine's backward pass
+seeded at the entry of A.
 Its shape: B's shape when A is a scalar, A's shape when B is a scalar, and A's shape when both
 have one shape and A's entries each depend only on the same entry of B (elementwise).
 """
@@ -17,7 +18,6 @@ from . import expr as ex
 from .calculus import Calculus
 from .errors import DeriveError
 from .graph import Entry, Graph, shape_of, to_sympy
-from .numeric import backward, evaluate
 
 
 @dataclass(frozen=True)
@@ -29,28 +29,6 @@ class Query:
     placeholders: tuple     # (symbol, kind, data) for binding: ('value', entry, k) / ('deriv', of, wrt, k, i, j)
     max_step: int
     flat: bool
-
-    def __call__(self, run) -> list:
-        env = {}
-        for sym, binding in self.placeholders:
-            env[sym] = bind(binding, run)
-        return [evaluate(e, env, run.ctx) for e in self.entries]
-
-
-def bind(binding, run):
-    kind = binding[0]
-    if kind == "value":
-        _, entry, k = binding
-        return run.states[k].values[entry]
-    _, of_entry, wrt_entry, k, graph = binding
-    state = run.states[k]
-    cache = getattr(run, "_adjoint_cache", None)
-    if cache is None:
-        cache = run._adjoint_cache = {}
-    key = (of_entry, k)
-    if key not in cache:
-        cache[key] = backward(graph, state.local, run.ctx, of_entry)
-    return cache[key][wrt_entry]
 
 
 def parse_quantity(text: str, graph: Graph):

@@ -145,6 +145,21 @@ class Number:
         return str(q.numerator) if q.denominator == 1 else f"{q.numerator}/{q.denominator}"
 
 
+def fraction_text(q: Fraction, digits: int = 30, plain: bool = False) -> str:
+    """An exact constant as text, the one way derive writes one: a decimal of at most `digits`
+    significant digits in derive's number format ('0.002', '1e-5'), else p/q ('1/3').  With
+    `plain`, any terminating decimal is written out in positional notation, however long
+    ('0.00001'; the expression text of a parsed formula)."""
+    if plain:
+        if q.denominator == 1:
+            return str(q.numerator)
+        d = exact_decimal(q)
+        return format(d, "f") if d is not None else f"{q.numerator}/{q.denominator}"
+    if is_short_exact(q, digits):
+        return format_decimal(round_fraction(q, digits), digits, exact=True)
+    return f"{q.numerator}/{q.denominator}"
+
+
 def show_fraction(q: Fraction, digits: int) -> Number:
     """An exact rational as shown: exactly when it is a short decimal, else correctly rounded."""
     if is_short_exact(q, digits):

@@ -86,13 +86,6 @@ class Problem:
                            f"d{self.spec.loss}/d{name} = 0 and {name} does not change")
         return tuple(out)
 
-    def evaluator(self, steps: int | None = None) -> nm.Evaluator:
-        steps = self.spec.steps if steps is None else steps
-        cache = self.__dict__.setdefault("_evaluators", {})
-        if steps not in cache:
-            cache[steps] = nm.Evaluator(self.graph, steps)
-        return cache[steps]
-
     def solve(self, digits: int = 10, steps: int | None = None) -> "Solution":
         steps = self.spec.steps if steps is None else steps
         if not 0 <= steps <= MAX_STEPS:
@@ -127,7 +120,7 @@ class Problem:
             expr = engine.compile_quantity(self.program, text, where=text, tree=tree)
         except engine.Unsupported:
             q = make_query(text, self.graph, where=text, tree=tree)
-            numbers = self.evaluator(max(self.spec.steps, q.max_step)).answer(q, digits)
+            numbers = nm.query_numbers(self.graph, self.program, q, digits, self.runs)
             return Shaped(q.shape, tuple(numbers), q.flat)
         numbers = engine.solve_numbers(self.program, digits, expr.max_step, [expr], self.runs)[expr]
         return Shaped(expr.shape, tuple(numbers), expr.shape != () and expr.shape[1] == 1)
@@ -140,12 +133,12 @@ class Problem:
         quantity = self.graph.quantities[tree.id]
         if quantity.kind != "forward" or not quantity.is_scalar:
             return None
-        exact_run = self.evaluator().run_in("exact")
-        values = exact_run.states[0].values
+        start = engine.cached_run(self.runs, self.program, "exact", 0).steps[0]
         local = quantity.local[0]
         subs = {}
         for s in local.free_symbols:
-            v = values.get(s)
+            a = start.values.get(s.quantity)
+            v = None if a is None else a.data[0 if not s.index else s.index[0] * s.qshape[1] + s.index[1]]
             if v is None:
                 return None
             subs[s] = sp.Rational(v.numerator, v.denominator)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .rounding import format_decimal, is_short_exact, round_fraction
+from .rounding import fraction_text as rounding_fraction_text
 from .spec import Spec
 
 
@@ -74,9 +74,6 @@ def numeric_json(spec: Spec, shapes: dict, numbers) -> dict:
 
 
 def fraction_text(q: Fraction | None) -> str:
-    """A spec constant as written: a short decimal, else p/q; None (symbolic) is 'eta'."""
-    if q is None:
-        return "eta"
-    if is_short_exact(q, 30):
-        return format_decimal(round_fraction(q, 30), 30, exact=True)
-    return f"{q.numerator}/{q.denominator}"
+    """A spec constant as written: a short decimal, else p/q (`rounding.fraction_text`); None
+    (symbolic) is 'eta'."""
+    return "eta" if q is None else rounding_fraction_text(q)

@@ -82,8 +82,20 @@ class Loader(jinja2.BaseLoader):
         raise jinja2.TemplateNotFound(template)
 
 
+_ENVIRONMENTS: dict = {}
+
+
 def environment(fmt: str, paths, filters: dict | None = None) -> jinja2.Environment:
-    """The sandboxed Jinja2 environment of a template set ('tex' delimiters for LaTeX)."""
+    """The sandboxed Jinja2 environment of a template set ('tex' delimiters for LaTeX); one per
+    (format, directories, filters) in a process, so each template is compiled once (compiling
+    took most of `derive build`'s time when every document made its own)."""
+    key = (fmt, tuple(str(p) for p in paths), tuple(sorted((filters or {}).items())))
+    if key not in _ENVIRONMENTS:
+        _ENVIRONMENTS[key] = _new_environment(fmt, paths, filters)
+    return _ENVIRONMENTS[key]
+
+
+def _new_environment(fmt: str, paths, filters: dict | None) -> jinja2.Environment:
     common = dict(loader=Loader(paths), undefined=jinja2.StrictUndefined, autoescape=False,
                   trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, auto_reload=False)
     if fmt == "tex":

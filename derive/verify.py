@@ -27,7 +27,79 @@ import mpmath
 from . import calculus as calc
 from . import engine
 from . import numeric as nm
+from .errors import DeriveError
+from .graph import Entry, Graph
 from .matrixform import matrix_rules
+# ---------------------------------------------------------------- method 1: the per-scalar reference
+# An independent backpropagation, on purpose: the per-scalar graph's local-derivative formulas
+# (SymPy, what the handouts print) evaluated in mpmath and accumulated entry by entry.  derive's
+# numbers come from the engine; this is what they are checked against.
+@dataclass
+class State:
+    """Everything at one step: entry values, local-derivative values, adjoints dL/d(entry)."""
+    values: dict              # Entry -> value
+    local: dict               # (of, wrt) -> value of ∂of/∂wrt
+    adjoint: dict             # Entry -> dL/d(entry)
+
+
+def initial_values(graph: Graph, ctx) -> dict:
+    spec = graph.spec
+    values = {}
+    for table in (spec.data, spec.parameters):
+        for name, value in table.items():
+            for entry, q in zip(graph.quantities[name].entries, value.entries):
+                values[entry] = ctx.const(q)
+    return values
+
+
+def forward(graph: Graph, inputs: dict, ctx) -> dict:
+    """Values of every entry, from the input entries' values, in evaluation order."""
+    values = dict(inputs)
+    for q in graph.quantities.values():
+        if q.kind != "forward":
+            continue
+        try:
+            for entry, local in zip(q.entries, q.local):
+                values[entry] = nm.evaluate(local, values, ctx)
+        except DeriveError as e:
+            raise e.located(file=graph.spec.path, key=f"forward.{q.name}") from None
+    return values
+
+
+def local_values(graph: Graph, values: dict, ctx) -> dict:
+    out = {}
+    for (of, wrt), ld in graph.local_derivatives.items():
+        try:
+            out[(of, wrt)] = nm.evaluate(ld.formula, values, ctx)
+        except DeriveError as e:
+            key = f"forward.{of.quantity} (d{of.quantity}/d{wrt.quantity})"
+            raise e.located(file=graph.spec.path, key=key) from None
+    return out
+
+
+def backward(graph: Graph, local: dict, ctx, seed: Entry) -> dict:
+    """Reverse accumulation from `seed`: d(seed)/d(entry) for every entry.
+
+    dL/dn = Σ over consumers c of n: dL/dc · ∂c/∂n  (visited in reverse evaluation order)
+    """
+    zero = ctx.const(Fraction(0))
+    one = ctx.const(Fraction(1))
+    adj = {e: zero for e in graph.order}
+    adj[seed] = one
+    for entry in reversed(graph.order):
+        a = adj[entry]
+        if a == 0 or entry not in graph.uses:
+            continue
+        for dep in graph.uses[entry]:
+            adj[dep] = ctx.add([adj[dep], ctx.mul([a, local[(entry, dep)]])])
+    return adj
+
+
+def make_state(graph: Graph, inputs: dict, ctx) -> State:
+    values = forward(graph, inputs, ctx)
+    local = local_values(graph, values, ctx)
+    return State(values, local, backward(graph, local, ctx, graph.loss_entry))
+
 
 LARGE_PARAMETERS = 2_000     # more parameter entries: sampled finite differences only
 SAMPLES = 20                 # entries checked in a large network
@@ -111,7 +183,7 @@ def verify(problem, digits: int = 60) -> Verification:
     graph = problem.graph
     ctx = nm.MpContext(digits)
     c = ctx.ctx
-    state = nm.make_state(graph, nm.initial_values(graph, ctx), ctx)
+    state = make_state(graph, initial_values(graph, ctx), ctx)
     loss_value = state.values[graph.loss_entry]
     # a gradient this small relative to the loss counts as zero in relative comparisons
     floor = c.mpf(10) ** (-digits + 5) * (1 + abs(loss_value))
@@ -151,14 +223,14 @@ def _central_difference(graph, entry, ctx, loss_value, gradient):
     """Central difference at a precision that covers the loss's size over the gradient's."""
     span = max(0, int(mpmath.log10(1 + abs(loss_value))) - int(mpmath.log10(abs(gradient) + mpmath.mpf(10) ** -ctx.digits)))
     ctx = nm.MpContext(2 * ctx.digits + span)
-    inputs = nm.initial_values(graph, ctx)
+    inputs = initial_values(graph, ctx)
     p = inputs[entry]
     h = ctx.ctx.mpf(10) ** (-(ctx.digits // 4)) * max(1, abs(p))
 
     def loss_at(x):
         shifted = dict(inputs)
         shifted[entry] = x
-        return nm.forward(graph, shifted, ctx)[graph.loss_entry]
+        return forward(graph, shifted, ctx)[graph.loss_entry]
 
     # dL/dp ≈ (L(p + h) − L(p − h)) / 2h, error O(h²)
     return (loss_at(p + h) - loss_at(p - h)) / (2 * h)

@@ -6,6 +6,7 @@ import sympy as sp
 
 import derive
 from derive import calculus as calc
+from derive import verify
 from reference import LOSSES, agrees, gradients, loss_after_one_step, loss_value
 
 NUMERIC = sorted(LOSSES)
@@ -124,7 +125,7 @@ def test_diff_composed_cross_check_agrees_with_backprop():
     g = p.graph
     from derive import numeric as nm
     ctx = nm.MpContext(40)
-    st = nm.make_state(g, nm.initial_values(g, ctx), ctx)
+    st = verify.make_state(g, verify.initial_values(g, ctx), ctx)
     for name in g.parameters:
         e = g.quantities[name].entries[0]
         d = calc.diff_composed(g, e)

@@ -8,6 +8,7 @@ References used here, none of them derive's engine:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from decimal import Decimal
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 import derive
-from derive import engine, spec as spec_mod
+from derive import engine, numeric as nm, spec as spec_mod, verify
 from derive.solve import Problem
 from derive.rounding import format_decimal, round_fraction
 
@@ -31,22 +32,53 @@ def texts(values) -> list:
     return [v.text for v in values]
 
 
-# ---------------------------------------------------------------- engine vs the SymPy evaluator
+# ---------------------------------------------------------------- engine vs the per-scalar reference
+def _reference_states(problem, steps: int):
+    """The per-scalar reference backprop (verify's method 1: SymPy local derivatives accumulated
+    entry by entry, mpmath at 80 digits), with its own gradient-descent loop."""
+    g = problem.graph
+    ctx = nm.MpContext(80)
+    inputs = verify.initial_values(g, ctx)
+    lr = ctx.const(problem.spec.learning_rate)
+    states = [verify.make_state(g, inputs, ctx)]
+    for _ in range(steps):
+        inputs = dict(inputs)
+        for name in problem.spec.update:
+            for e in g.quantities[name].entries:
+                inputs[e] = states[-1].values[e] - lr * states[-1].adjoint[e]
+        states.append(verify.make_state(g, inputs, ctx))
+    return states
+
+
+def _within_half_unit(text: str, ref) -> bool:
+    """The printed decimal is the reference rounded: within half a unit of its last digit."""
+    d = Decimal(text.replace("e", "E"))
+    unit = Decimal(1).scaleb(d.as_tuple().exponent)
+    with mpmath.workdps(80):
+        return abs(mpmath.mpf(str(d)) - ref) <= mpmath.mpf(str(unit)) / 2 * (1 + mpmath.mpf(10) ** -20)
+
+
 @pytest.mark.parametrize("pid", NUMERIC_BUILTINS)
 @pytest.mark.parametrize("digits", [3, 10, 25])
-def test_engine_matches_sympy_evaluator_on_builtins(pid, digits):
-    """Every printed value of `derive solve` (two steps) equals the SymPy evaluator's."""
+def test_engine_matches_the_per_scalar_reference_on_builtins(pid, digits):
+    """Every printed value of `derive solve` (two steps) is the per-scalar reference's, rounded;
+    and the per-entry numbers of worked solutions are the summary's."""
     problem = Problem(spec_mod.load(pid))
     nums = engine.solution_numbers(problem.program, digits, 2)
     sol = problem.solve(digits=digits, steps=2)
+    ref = _reference_states(problem, 2)
     g = problem.graph
     for name, vals in nums.forward.items():
         assert texts(vals) == [sol.value(e, 0).text for e in g.quantities[name].entries], name
+        assert all(_within_half_unit(v.text, ref[0].values[e]) for v, e in zip(vals, g.quantities[name].entries))
     for name, vals in nums.gradients.items():
         assert texts(vals) == [sol.adjoint(e, 0).text for e in g.quantities[name].entries], name
+        assert all(_within_half_unit(v.text, ref[0].adjoint[e]) for v, e in zip(vals, g.quantities[name].entries))
     for name, vals in nums.updated.items():
         assert texts(vals) == [sol.value(e, 2).text for e in g.quantities[name].entries], name
+        assert all(_within_half_unit(v.text, ref[2].values[e]) for v, e in zip(vals, g.quantities[name].entries))
     assert texts(nums.history) == [sol.value(g.loss_entry, k).text for k in range(3)]
+    assert all(_within_half_unit(v.text, ref[k].values[g.loss_entry]) for k, v in enumerate(nums.history))
 
 
 # ---------------------------------------------------------------- random networks vs finite differences
@@ -386,3 +418,116 @@ def test_diverging_descent_is_a_result_not_a_crash(tmp_path):
         for _ in range(3):
             w = w + mpmath.log(2) * 2 ** w        # dE/dw = −ln2·2^w
         assert json.loads(r.stdout)["updated"]["w"] == _rounded(w, 10)
+
+
+# ---------------------------------------------------------------- what-if runs (the checker's hypotheses)
+WHAT_IF_SPEC = """title = "what-if"
+[data]
+x = 0.5
+t = 0.25
+[parameters]
+w = 0.3
+v = -0.4
+[forward]
+h = "sigmoid(w*x)"
+y = "v*h"
+E = "1/2*(y - t)^2"
+[train]
+loss = "E"
+learning_rate = 0.5
+update = ["w", "v"]
+"""
+
+
+def _what_if_start(tmp_path, what_if):
+    """dE/dw, dE/dv at step 0 and (w, v) after one step, midpoints as mpf, of a what-if run."""
+    p = tmp_path / "w.toml"
+    p.write_text(WHAT_IF_SPEC)
+    program = engine.compile_spec(spec_mod.load(str(p)))
+    mid = lambda b: mpmath.mpf(str(engine._ball_exact(b.mid())))  # noqa: E731
+    with engine.precision(300) as ctx:
+        st0, st1 = engine.run(program, ctx, 1, what_if).steps
+        grad = lambda n: mid(st0.adjoints[n].data) if n in st0.adjoints else mpmath.mpf(0)  # noqa: E731
+        return (grad("w"), grad("v"),
+                mid(st1.values["w"].data), mid(st1.values["v"].data))
+
+
+def _hand(h=None, dh=None, dy_dh=None, v=None):
+    """The hand-written gradient dE/dw = (y − t)·∂y/∂h·∂h/∂(wx)·x with the given replacements."""
+    x, t, w, v0 = mpmath.mpf("0.5"), mpmath.mpf("0.25"), mpmath.mpf("0.3"), mpmath.mpf("-0.4")
+    sig = lambda z: 1 / (1 + mpmath.exp(-z))  # noqa: E731
+    hv = sig(w * x) if h is None else h
+    y = v0 * hv
+    d = hv * (1 - hv) if dh is None else dh(w * x, hv)
+    return (y - t) * ((v0 if v is None else v) if dy_dh is None else dy_dh) * d * x, (y - t) * hv
+
+
+# a dropped pair no entry has: the run accumulates entry by entry over Jacobians, and changes nothing
+NO_OP_ENTRIES = frozenset({(("nothing", 0), ("nothing", 0))})
+
+
+@pytest.mark.parametrize("by_entries", [False, True], ids=["arrays", "entries"])
+@pytest.mark.parametrize("case", ["none", "pre", "out", "drop", "dropped", "round", "value", "segment",
+                                  "seed-segment", "updated"])
+def test_what_if_gradients_match_hand_formulas(tmp_path, case, by_entries):
+    sig = lambda z: 1 / (1 + mpmath.exp(-z))  # noqa: E731
+    W = engine.WhatIf
+    with mpmath.workdps(80):
+        if case == "none":
+            what, (gw, gv) = W(), _hand()
+        elif case == "pre":       # σ′ written h(1 − h), evaluated at the pre-activation u = wx
+            what, (gw, gv) = W(activation=(("h", "pre"),)), _hand(dh=lambda u, h: u * (1 - u))
+        elif case == "out":       # σ′ evaluated at the output: σ(h)(1 − σ(h))
+            what, (gw, gv) = W(activation=(("h", "out"),)), _hand(dh=lambda u, h: sig(h) * (1 - sig(h)))
+        elif case == "drop":      # the factor σ′ left out
+            what, (gw, gv) = W(activation=(("h", "drop"),)), _hand(dh=lambda u, h: 1)
+        elif case == "dropped":   # the path through y left out of dE/dh: dE/dw = 0
+            what, (gw, gv) = W(dropped=frozenset({(("y", 0), ("h", 0))})), (mpmath.mpf(0), _hand()[1])
+        elif case == "round":     # every value rounded to 3 digits as it is computed
+            h3 = mpmath.mpf(str(round_fraction(Fraction(mpmath.nstr(sig(mpmath.mpf("0.15")), 50)), 3)))
+            y3 = mpmath.mpf(str(round_fraction(Fraction(mpmath.nstr(mpmath.mpf("-0.4") * h3, 50)), 3)))
+            what = W(round_digits=3, rounding=frozenset({"forward"}))
+            gw = (y3 - mpmath.mpf("0.25")) * mpmath.mpf("-0.4") * h3 * (1 - h3) * mpmath.mpf("0.5")
+            gv = (y3 - mpmath.mpf("0.25")) * h3
+        elif case == "value":     # h taken as 0.6 (an author's number)
+            what, (gw, gv) = W(values=((("h", 0, 0), Fraction(3, 5)),)), _hand(h=mpmath.mpf("0.6"))
+        elif case == "segment":   # ∂y/∂h taken as 2
+            what, (gw, gv) = W(segments=(((("y", 0), ("h", 0), 0), Fraction(2)),)), _hand(dy_dh=2)
+        elif case == "seed-segment":   # dE/dw itself taken as 5
+            what, (gw, gv) = W(segments=(((("E", 0), ("w", 0), 0), Fraction(5)),)), (mpmath.mpf(5), _hand()[1])
+        else:                     # backpropagated through v already updated: v − η·dE/dv
+            v_new = mpmath.mpf("-0.4") - mpmath.mpf("0.5") * _hand()[1]
+            what, (gw, gv) = W(updated_weights=True), _hand(v=v_new)
+        if by_entries:
+            what = dataclasses.replace(what, dropped=what.dropped | NO_OP_ENTRIES)
+        got = _what_if_start(tmp_path, what)
+    assert abs(got[0] - gw) < mpmath.mpf(10) ** -60 and abs(got[1] - gv) < mpmath.mpf(10) ** -60, (got, gw, gv)
+
+
+@pytest.mark.parametrize("rule,new", [("descent", lambda p, g: p - g / 2), ("ascent", lambda p, g: p + g / 2),
+                                      ("step", lambda p, g: g / 2), ("minus-step", lambda p, g: -g / 2)])
+def test_what_if_update_rules(tmp_path, rule, new):
+    with mpmath.workdps(80):
+        gw, gv = _hand()
+        got = _what_if_start(tmp_path, engine.WhatIf(update=rule))
+        want = (new(mpmath.mpf("0.3"), gw), new(mpmath.mpf("-0.4"), gv))
+    assert abs(got[2] - want[0]) < mpmath.mpf(10) ** -60 and abs(got[3] - want[1]) < mpmath.mpf(10) ** -60
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("matrix", [True, False], ids=["matrix", "scalar"])
+def test_empty_what_if_run_is_the_plain_run(tmp_path, seed, matrix):
+    """Entry-by-entry accumulation over the Jacobians gives the whole-array backward pass."""
+    rng = random.Random(seed)
+    text, _loss, _params = _random_network(rng, rng.choice(["sigmoid", "tanh", "relu", "softplus"]), matrix)
+    p = tmp_path / "r.toml"
+    p.write_text(text + '[train]\nloss = "E"\nlearning_rate = 0.1\nupdate = ["W1", "b1", "W2", "b2"]\n'
+                 if matrix else text)
+    program = engine.compile_spec(spec_mod.load(str(p)))
+    with engine.precision(300) as ctx:
+        plain = engine.run(program, ctx, 1).steps
+        what = engine.run(program, ctx, 1, engine.WhatIf(dropped=NO_OP_ENTRIES)).steps
+        for a, b in zip(plain, what):
+            for name, g in a.adjoints.items():
+                for x, y in zip(ctx.entries(g), ctx.entries(b.adjoints[name])):
+                    assert x.overlaps(y) and abs(x.mid() - y.mid()) <= 10 ** -80 * max(1, abs(x.mid())), name

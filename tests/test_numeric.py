@@ -109,7 +109,7 @@ def test_exact_decimal_keeps_every_place_whatever_the_context(q, text):
 
 
 def test_claim_text_at_many_places():
-    from derive.check import parse_stated, text_at
+    from derive.verdicts import parse_stated, text_at
     s = parse_stated("0.35000000000000000000000000001")
     assert text_at(s, F(7, 20)) == "0.35000000000000000000000000000"
     assert text_at(parse_stated("3e-29"), F(7, 20)) == "0.35000000000000000000000000000"

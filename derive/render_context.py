@@ -1,0 +1,165 @@
+"""The parts of a worked solution around the backward pass: the given numbers, the forward pass
+(formula → numbers substituted → partial results → value), the update p − η·∂L/∂p, the forward
+pass again with the new loss, the loss history, and an exercise sheet's tasks.
+
+Functions of a `handout.Setting`; every number comes from the engine (through the `Solution` or
+`Setting.eval`), every formula from `derive.printer`.
+"""
+from __future__ import annotations
+
+from . import expr as ex
+from . import printer as pr
+from .handout import After, Row, Setting, Step, Task, Update
+from .layout import layout, one, pack, paren, relation, shown, shown_exact
+
+
+# ---------------------------------------------------------------- given
+def given(s: Setting) -> dict:
+    data, params = [], []
+    for name, q in s.g.quantities.items():
+        if q.kind == "forward":
+            continue
+        value = "" if s.symbolic else s.value_tex(name)
+        row = Row(name, s.names[name], value, s.shape_text(name), not q.is_scalar)
+        (params if q.kind == "parameter" else data).append(row)
+    lr = s.spec.learning_rate
+    return {
+        "data": tuple(data),
+        "parameters": tuple(params),
+        "data_matrices": pack([f"{r.sym} = {r.value}" for r in data if r.matrix]),
+        "parameter_matrices": pack([f"{r.sym} = {r.value}" for r in params if r.matrix]),
+        "learning_rate": "\\eta" if lr is None else pr.fraction(lr),
+        "updated": tuple(s.names[n] for n in s.spec.update),
+        "fixed": tuple(s.names[n] for n in s.g.parameters if n not in s.spec.update),
+        "all_updated": set(s.spec.update) == set(s.g.parameters),
+        "steps": s.spec.steps,
+    }
+
+
+# ---------------------------------------------------------------- forward pass
+def step(s: Setting, name: str, k: int = 0, formula: bool = True) -> Step:
+    q = s.g.quantities[name]
+    tree = q.tree
+    lhs = s.disp(name, k)
+    parts = []
+    sym = pr.TreePrinter(s.names, s.shape, step=k, stepped=s.changes)
+    if formula or not s.numeric or isinstance(tree, ex.Name):
+        parts.append(("=", sym.chunks(tree)))
+    if not s.numeric:
+        return Step(name, lhs, layout(lhs, parts))
+    subst = pr.TreePrinter(s.names, s.shape, subst=lambda n: s.value_tex(n, k))
+    if not isinstance(tree, (ex.Name, ex.Num)):
+        parts.append(("=", subst.chunks(tree)))
+        parts += intermediate(s, tree, k)
+    shaped = s.sol.shaped(name, "value", k)
+    value = pr.shaped_latex(shaped)
+    parts.append((relation(shaped.values), one(value)))
+    return Step(name, lhs, layout(lhs, parts), value)
+
+
+def intermediate(s: Setting, tree, k: int) -> list:
+    """Partial results the documents show: term values of a sum, 1/(1+e^-x) for σ, c·value."""
+    terms = sum_terms(tree)
+    if len(terms) >= 2 and any(not isinstance(t, (ex.Name, ex.Num)) for _, t in terms):
+        chunks = []
+        for i, (sign, t) in enumerate(terms):
+            v = s.eval(t, k)
+            tex = pr.shaped_latex(v)
+            if i == 0:
+                chunks.append(("", tex if sign == "+" else "-" + paren(tex)))
+            else:
+                chunks.append((sign, paren(tex)))
+        return [("=", chunks)]
+    if isinstance(tree, ex.Call) and tree.fn == "sigmoid" and not shape_of(s, tree.args[0]):
+        x = s.eval(tree.args[0], k).values[0]
+        e = s.eval(ex.Call("exp", (ex.Neg(tree.args[0]),)), k).values[0]
+        minus_x = x.text[1:] if x.text.startswith("-") else "-" + x.text
+        return [("=", one(f"\\frac{{1}}{{1 + e^{{{pr.number(minus_x)}}}}}")),
+                ("\\approx" if not shown_exact(e) else "=", one(f"\\frac{{1}}{{1 + {pr.number(e.text)}}}"))]
+    if isinstance(tree, ex.Bin) and tree.op == "*" and constant(tree.left) \
+            and not isinstance(tree.right, (ex.Name, ex.Num)):
+        v = s.eval(tree.right, k)
+        const = pr.TreePrinter(s.names, s.shape).tex(tree.left)
+        return [("=", [("", const), ("\\cdot", paren(pr.shaped_latex(v)))])]
+    return []
+
+
+def shape_of(s: Setting, node) -> tuple:
+    return pr.TreePrinter(s.names, s.shape).shape(node)
+
+
+def forward(s: Setting, k: int = 0) -> tuple:
+    return tuple(step(s, d.name, k) for d in s.spec.forward if d.name != s.loss)
+
+
+# ---------------------------------------------------------------- update and after
+def updates(s: Setting) -> tuple:
+    out = []
+    eta = "\\eta" if s.spec.learning_rate is None else pr.fraction(s.spec.learning_rate)
+    order = [n for n in s.g.parameters if n in s.spec.update and n in s.selected]
+    for name in order:
+        d = s.names[name]
+        lhs = pr.with_step(d, 1)
+        parts = [("=", [("", d), ("-", f"\\eta \\, {pr.deriv(s.L, d)}")])]
+        if s.numeric:
+            grad = s.sol.shaped(name, "adjoint", 0)
+            new = s.sol.shaped(name, "value", 1)
+            parts.append(("=", [("", s.value_tex(name)), ("-", eta),
+                                ("\\cdot", paren(pr.shaped_latex(grad)))]))
+            parts.append((relation(new.values), one(pr.shaped_latex(new))))
+        out.append(Update(name, d, layout(lhs, parts)))
+    return tuple(out)
+
+
+def after(s: Setting) -> After | None:
+    if not s.numeric or s.sol.steps < 1:
+        return None
+    steps = tuple(step(s, d.name, 1, formula=False) for d in s.spec.forward if d.name != s.loss)
+    loss = step(s, s.loss, 1, formula=False)
+    before, after = s.sol.value(s.g.loss_entry, 0), s.sol.value(s.g.loss_entry, 1)
+    change = s.eval_text(f"{s.loss} - ({s.loss}@1)").values[0]
+    fell = not change.text.startswith("-") and change.text != "0"
+    same = change.text == "0"
+    percent = ""
+    if before.text != "0":
+        pct = s.eval_text(f"100*({s.loss} - ({s.loss}@1))/{s.loss}",
+                           digits=min(s.digits, 4)).values[0]
+        percent = pr.number(pct.text.lstrip("-"))
+    return After(steps, loss, shown(before), shown(after), pr.number(change.text.lstrip("-")), percent,
+                 fell, same)
+
+
+def history(s: Setting) -> tuple:
+    if not s.numeric or s.sol.steps < 2:
+        return ()
+    return tuple((k, shown(v)) for k, v in enumerate(s.sol.history))
+
+
+# ---------------------------------------------------------------- exercise
+def tasks(s: Setting) -> tuple:
+    fwd = tuple(s.names[d.name] for d in s.spec.forward if d.name != s.loss)
+    out = [Task("forward", fwd), Task("loss", (s.L,))]
+    grads = []
+    for name in s.selected:
+        for e in s.g.quantities[name].entries if not s.matrix_mode else [None]:
+            grads.append(pr.deriv(s.L, s.edisp(e) if e is not None else s.names[name], inline=True))
+    out.append(Task("gradient", tuple(grads)))
+    upd = tuple(pr.with_step(s.names[n], 1) for n in s.g.parameters
+                if n in s.spec.update and n in s.selected)
+    if upd and s.spec.steps >= 1:
+        out.append(Task("update", upd))
+        if not s.symbolic:
+            out.append(Task("after", (pr.with_step(s.L, 1),)))
+    return tuple(out)
+
+
+def sum_terms(tree) -> list:
+    """[(sign, term)] of a top-level sum."""
+    if isinstance(tree, ex.Bin) and tree.op in "+-":
+        first, rest = ex.spine(tree)
+        return [("+", first)] + rest
+    return [("+", tree)]
+
+
+def constant(tree) -> bool:
+    return not ex.names_in(tree)

@@ -1,0 +1,74 @@
+"""Reports of a check: counts per verdict, the one-line summary, JSON, the text table."""
+from __future__ import annotations
+
+import json
+import unicodedata
+
+
+from .claims import ClaimsFile
+from .verdicts import VERDICTS
+
+
+# ---------------------------------------------------------------- running a file
+def summary(results: list) -> dict:
+    counts = {v: 0 for v in VERDICTS}
+    for r in results:
+        counts[r.verdict] += 1
+    return counts
+
+
+def summary_line(results: list, lang: str = "en") -> str:
+    s = summary(results)
+    if lang == "zh":
+        return (f"共 {len(results)} 条声明:{s['correct']} 正确(correct),{s['rounding']} 舍入(rounding),"
+                f"{s['truncated']} 截断(truncated),{s['wrong']} 错误(wrong)")
+    return (f"{len(results)} claims: {s['correct']} correct, {s['rounding']} rounding, "
+            f"{s['truncated']} truncated, {s['wrong']} wrong")
+
+
+def to_json(cf: ClaimsFile, results: list, digits: int) -> dict:
+    return {
+        "file": cf.path, "spec": cf.problem.spec.id, "digits": digits,
+        "claims": [r.to_json() for r in results],
+        "summary": summary(results),
+    }
+
+
+def cell(x, width: int = 34) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, list):
+        x = json.dumps(x, ensure_ascii=False).replace('"', "")
+    text = " ".join(str(x).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def text_report(cf: ClaimsFile, results: list, digits: int, lang: str = "en") -> str:
+    spec = cf.problem.spec
+    heads = {"en": ("#", "claim", "claimed", "true", f"true ({digits} digits)", "verdict", "diagnosis"),
+             "zh": ("#", "声明", "所写", "真值", f"真值({digits} 位)", "判定", "诊断")}[lang]
+    rows = [[str(r.claim.index), cell(r.claim.of, 22), cell(r.claimed), cell(r.true),
+             cell(r.true_digits, 24), r.verdict, r.diagnosis or ""] for r in results]
+    widths = [max(_w(h), *(_w(row[i]) for row in rows)) for i, h in enumerate(heads)]
+    lines = [f"{cf.path} — {spec.title} ({spec.id})", ""]
+    lines.append("  ".join(_pad(h, w) for h, w in zip(heads, widths)).rstrip())
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append("  ".join(_pad(c, w) for c, w in zip(row, widths)).rstrip())
+    notes = [r for r in results if r.verdict != "correct"]
+    if notes:
+        lines.append("")
+        for r in notes:
+            lines.append(f"[{r.claim.index}] {r.claim.of} ({r.verdict}"
+                         + (f", {r.diagnosis}" if r.diagnosis else "") + f"): {r.message}")
+    lines.append("")
+    lines.append(summary_line(results, lang))
+    return "\n".join(lines) + "\n"
+
+
+def _w(s: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+
+def _pad(s: str, w: int) -> str:
+    return s + " " * (w - _w(s))

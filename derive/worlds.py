@@ -1,0 +1,218 @@
+"""Recomputations for the checker: what-if runs of the engine read entry by entry (`World`),
+made once per problem and cached (`Recomputations`): the truth of a quantity, and its value
+under each hypothesis, with rounding, or with the author's own numbers."""
+from __future__ import annotations
+
+import random
+from fractions import Fraction
+
+from . import engine
+from . import expr as ex
+from . import numeric as nm
+from .errors import DeriveError
+from .solve import Problem
+from .hypotheses import Hypothesis, hypotheses_of, entry_key
+from .verdicts import as_fraction
+WORK_DIGITS = 60                 # working precision of every recomputation
+WORK_BITS = int(WORK_DIGITS * 3.33) + 64   # the what-if runs' ball precision
+RANDOM_POINTS = 4                # random points for formula equivalence
+
+
+_MP: list = []
+
+
+def _mp_context() -> nm.MpContext:
+    """The one mpmath context of every World (making one costs 2 ms; they are all alike)."""
+    if not _MP:
+        _MP.append(nm.MpContext(WORK_DIGITS))
+    return _MP[0]
+
+
+class World:
+    """One what-if run of the engine (`engine.trajectory` with an `engine.WhatIf`: rounding, an
+    author's values or derivatives, a catalogued mistake), read entry by entry — values and
+    derivatives ∂a/∂w at each step — as mpmath numbers at WORK_DIGITS.  Steps are computed as they
+    are asked for, so a run that fails at step 2 still answers for steps 0 and 1."""
+
+    def __init__(self, graph, program, inputs: dict, lr: Fraction | None, what_if: engine.WhatIf):
+        self.graph, self.program = graph, program
+        self.mp = _mp_context()
+        with engine.precision(WORK_BITS) as ctx:
+            self.ctx = ctx
+            arrays = {name: ctx.from_fractions(program.shapes[name], qs) for name, qs in inputs.items()}
+        self._steps = engine.trajectory(program, ctx, what_if, arrays, lr)
+        self.states: list = []
+        self._failed = None
+        self._values: dict = {}
+
+    def state(self, k: int):
+        if k < len(self.states):
+            return self.states[k]
+        if self._failed is not None:
+            raise self._failed
+        try:
+            with engine.precision(WORK_BITS):
+                while len(self.states) <= k:
+                    self.states.append(next(self._steps))
+        except (DeriveError, ZeroDivisionError, ValueError, OverflowError) as e:
+            self._failed = e if isinstance(e, DeriveError) else DeriveError(str(e) or type(e).__name__)
+            raise self._failed from None
+        return self.states[k]
+
+    def _mpf(self, x):
+        if isinstance(x, int):
+            return self.mp.ctx.mpf(x)
+        m, e = x.mid().man_exp()
+        return self.mp.ctx.mpf((int(m), int(e)))
+
+    def values(self, k: int) -> dict:
+        """Entry -> value at step k, for every entry of the graph."""
+        if k not in self._values:
+            st = self.state(k)
+            out = {}
+            for q in self.graph.quantities.values():
+                a = st.values.get(q.name)
+                if a is not None:
+                    for e, x in zip(q.entries, self.ctx.entries(a)):
+                        out[e] = self._mpf(x)
+            self._values[k] = out
+        return self._values[k]
+
+    def deriv(self, k: int, a, w):
+        """∂a/∂w at step k (a, w entries)."""
+        st = self.state(k)
+        try:
+            with engine.precision(WORK_BITS):
+                adj = engine.entry_adjoints(self.program, self.ctx, st, entry_key(a), k)
+        except (DeriveError, ZeroDivisionError, ValueError, OverflowError) as e:
+            raise e if isinstance(e, DeriveError) else DeriveError(str(e) or type(e).__name__) from None
+        return self._mpf(adj.get(entry_key(w), 0))
+
+    def eval(self, query) -> list:
+        env = {}
+        for sym, b in query.placeholders:
+            if b[0] == "value":
+                env[sym] = self.values(b[2])[b[1]]
+            else:
+                _, a, w, k, _g = b
+                env[sym] = self.deriv(k, a, w)
+        return [nm.evaluate(e, env, self.mp) for e in query.entries]
+
+
+def _random_value(k: int, name: str) -> Fraction:
+    rng = random.Random(f"derive-check|{k}|{name}")
+    v = Fraction(rng.randint(150, 850), 1000)
+    return v if rng.random() < 0.7 else -v
+ROUNDING_SUBSETS = tuple(frozenset(s) for s in (
+    ("forward", "local", "adjoint"), ("forward", "local"), ("forward",), ("forward", "adjoint"),
+    ("local", "adjoint"), ("local",), ("adjoint",)))
+
+
+# ---------------------------------------------------------------- the recomputations of one problem
+class Recomputations:
+    """Every run the checking of one problem needs, made once (shared by its languages)."""
+
+    def __init__(self, problem: Problem, digits: int):
+        self.problem = problem
+        self.graph = problem.graph
+        self.spec = problem.spec
+        self.digits = digits
+        self._program = None
+        self._worlds: dict = {}
+        self._hyps = None
+        self._memo: dict = {}
+
+    def memo(self, key, compute):
+        """compute() once per key: language-neutral results (a formula's values at a point,
+        SymPy's verdict) shared by the checking of every language."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    @property
+    def hypotheses(self) -> list:
+        if self._hyps is None:
+            self._hyps = hypotheses_of(self.problem)
+        return self._hyps
+
+    @property
+    def program(self) -> engine.Program:
+        """The spec compiled for the engine (a symbolic spec too: its runs are given values)."""
+        if self._program is None:
+            self._program = self.problem.program if not self.problem.is_symbolic else \
+                engine.compile_spec(self.spec, symbolic=True)
+        return self._program
+
+    def inputs_at(self, point) -> dict:
+        """Input values (name -> Fractions, row-major): the spec's, with the entries of `point`
+        (a frozenset of entries, k) random."""
+        spec = self.spec
+        values = {n: list(v.entries) for table in (spec.data, spec.parameters) for n, v in table.items()}
+        randomized, k = point if point is not None else (frozenset(), 0)
+        for q in self.graph.quantities.values():
+            if q.kind == "forward":
+                continue
+            vals = values.setdefault(q.name, [None] * len(q.entries))
+            for i, e in enumerate(q.entries):
+                if e in randomized or vals[i] is None:
+                    vals[i] = _random_value(k, e.name)
+        return values
+
+    def world(self, key, point=None, what_if: engine.WhatIf | None = None):
+        """A cached World at the spec's values (point None) or at a random point."""
+        full = (key, point)
+        if full not in self._worlds:
+            lr = self.spec.learning_rate
+            if lr is None:
+                lr = abs(_random_value(point[1] if point else 0, "learning rate"))
+            self._worlds[full] = World(self.graph, self.program, self.inputs_at(point), lr,
+                                       what_if or engine.WhatIf())
+        return self._worlds[full]
+
+    def hyp_world(self, hyp: Hypothesis, point=None):
+        return self.world(("hyp", hyp.key), point, hyp.world)
+
+    def true_world(self, point=None):
+        return self.world(("true",), point)
+
+    def truth(self, query) -> tuple[list, list]:
+        """(true values as Fractions, Numbers at --digits) of a query at the spec's values: the
+        engine's exact values where rational, else the true world's at WORK_DIGITS; the Numbers
+        certified by the engine."""
+        numbers = nm.query_numbers(self.graph, self.program, query, self.digits, self.problem.runs)
+        approx = self.true_world().eval(query) if any(n.exact is None for n in numbers) else ()
+        values = [n.exact if n.exact is not None else as_fraction(a)
+                  for n, a in zip(numbers, approx or [None] * len(numbers))]
+        return values, numbers
+
+    def hyp_alt(self, hyp: Hypothesis, query, point=None, truth=None) -> list | None:
+        """The claimed quantity recomputed under a hypothesis (Fractions), or None if it fails."""
+        try:
+            if hyp.transform is not None:
+                t = truth if truth is not None else [as_fraction(x) for x in self.true_world(point).eval(query)]
+                return hyp.transform(t)
+            if hyp.term_of is not None:
+                if not (isinstance(query.tree, ex.Name) and query.tree.id == hyp.term_of):
+                    return None
+                q = self.graph.quantities[hyp.term_of]
+                w = self.true_world(point)
+                term = nm.evaluate(q.local[0].args[hyp.term], w.values(0), w.mp)
+                t = truth if truth is not None else [as_fraction(x) for x in w.eval(query)]
+                return [t[0] - 2 * as_fraction(term)]
+            return [as_fraction(x) for x in self.hyp_world(hyp, point).eval(query)]
+        except (DeriveError, ZeroDivisionError, ValueError, OverflowError, KeyError):
+            return None
+
+
+    def override_world(self, overrides: dict):
+        values, segments = [], []
+        for key, (_idx, v, _verdict) in overrides.items():
+            if key[0] == "value":
+                _, e, k = key
+                values.append(((*entry_key(e), k), v))
+            else:
+                _, a, b, k = key
+                segments.append(((entry_key(a), entry_key(b), k), v))
+        sig = tuple(sorted((str(k), str(v[1])) for k, v in overrides.items()))
+        return self.world(("override", sig), None, engine.WhatIf(values=tuple(values), segments=tuple(segments)))
+
