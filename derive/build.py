@@ -38,6 +38,7 @@ from .render import FORMATS, LANGS, environment, render_text, strings
 from .solve import load
 from .spec import builtin_ids
 from .templating import render
+from .training_context import training_files
 from .tex import compile_pdf, require
 
 MANIFEST = "derive-manifest.txt"
@@ -49,18 +50,22 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 # ---------------------------------------------------------------- rendering
-def render_all(pdf: bool = False, template_dir: str | None = None) -> dict:
-    """{relative name: bytes} of every file of a build (the manifest aside)."""
+def render_all(pdf: bool = False, template_dir: str | None = None, progress=None) -> dict:
+    """{relative name: bytes} of every file of a build (the manifest aside); `progress(done, total)`
+    is told after each problem."""
     if pdf:
         require("xelatex", "PDFs")
     claims = dict(builtin_claims())
     files: dict[str, bytes] = {}
     entries = []
-    for pid in builtin_ids():
+    ids = builtin_ids()
+    for done, pid in enumerate(ids, start=1):
         try:
             entries.append(_build_problem(pid, files, claims.get(pid), pdf, template_dir))
         except DeriveError as e:
             raise DeriveError(f"building {pid} failed, nothing was written: {e.line()}") from None
+        if progress is not None:
+            progress(done, len(ids))
     env = environment("md", template_dir)
     index = render(env, "readme.md.j2", dict(problems=entries, pdf=pdf, s_en=strings(env, "md", "en"),
                                              s_zh=strings(env, "md", "zh")))
@@ -73,6 +78,7 @@ def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, te
     problem = load(pid)
     solution = problem.solve(digits=10)
     names = {}
+    files.update(training_files(problem.spec))
     reports = {} if claims_path is None else errata_by_language(pid, claims_path, ERRATA_LANGS, problem=problem)
     for lang in LANGS:
         errata = None
@@ -220,12 +226,26 @@ def _plan(out: Path, files: dict, manifest: dict | None):
 # ---------------------------------------------------------------- writing: stage, then swap
 @contextlib.contextmanager
 def signals_held():
-    """SIGINT, SIGTERM and SIGHUP held back (delivered when the block ends)."""
+    """SIGINT, SIGTERM and SIGHUP held back (delivered when the block ends).  The thread's mask
+    alone is not enough once another thread exists (NumPy's BLAS pool, imported for training
+    runs): the kernel may hand the signal to that thread, and Python then runs its handler in the
+    main thread at once.  So the Python handlers also only record a signal until the block ends."""
+    got: list = []
+    handlers = {}
+    try:
+        for sig in SIGNALS:
+            handlers[sig] = signal.signal(sig, lambda signum, frame: got.append(signum))
+    except ValueError:          # not the main thread: the mask alone
+        handlers = {}
     old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if got:
+            signal.raise_signal(got[0])
 
 
 def _mkdirs(path: Path, created: list) -> None:
@@ -240,12 +260,13 @@ def _mkdirs(path: Path, created: list) -> None:
 
 
 def build(out_dir, *, pdf: bool = False, template_dir: str | None = None, force: bool = False,
-          warn=None) -> list:
+          warn=None, progress=None) -> list:
     """Build into `out_dir`; the relative names of the files of the build (the manifest included).
-    `warn(line)` is told about changed files of an earlier build that were kept."""
+    `warn(line)` is told about changed files of an earlier build that were kept; `progress(done,
+    total)` after each problem rendered."""
     out = Path(out_dir)
     manifest = inspect(out, force)
-    files = render_all(pdf=pdf, template_dir=template_dir)
+    files = render_all(pdf=pdf, template_dir=template_dir, progress=progress)
     files[MANIFEST] = manifest_text(files).encode("utf-8")
     write, delete, kept = _plan(out, files, manifest)
     created: list = []

@@ -1,6 +1,6 @@
 """The command line: wires the stages together and turns bad input into exit code 2.
 
-    derive [--version] list | solve | eval | verify | render | build | check
+    derive [--version] list | solve | eval | verify | render | build | check | train | sweep
 
 Every DeriveError is printed as one line on stderr with exit code 2; nothing else escapes.
 SIGINT, SIGTERM and SIGHUP become an `Interrupted` exception, so that every stage cleans up on the
@@ -240,8 +240,13 @@ def cmd_render(args) -> int:
 
 def cmd_build(args) -> int:
     from .build import build
-    written = build(args.out, pdf=args.pdf, force=args.force,
-                    warn=lambda line: print(f"derive: warning: {line}", file=sys.stderr))
+    progress, close = _progress(len(builtin_ids()), "build", unit="problem")
+    try:
+        written = build(args.out, pdf=args.pdf, force=args.force,
+                        warn=lambda line: print(f"derive: warning: {line}", file=sys.stderr),
+                        progress=(lambda done, _total: progress(done)) if progress else None)
+    finally:
+        close()
     wrote(f"{len(written)} files to {args.out}")
     return 0
 
@@ -262,6 +267,185 @@ def cmd_check(args) -> int:
     if not _writes_stdout(args):
         print(f"derive: {summary_line(results, args.lang)}", file=sys.stderr)
     return 1 if any(r.verdict == "wrong" for r in results) else 0
+
+
+def _progress(total: int, what: str, unit: str = "epoch"):
+    """(callback, close) of a progress bar on stderr: only on a terminal, and only for a run over
+    about a second (tqdm's `delay`); a repeated run (a higher precision) starts it again.  The
+    callback is None when no bar is drawn."""
+    if not sys.stderr.isatty() or total <= 0:
+        return None, lambda: None
+    from tqdm import tqdm
+    bar = tqdm(total=total, desc=what, unit=unit, file=sys.stderr, delay=1.0, leave=False,
+               dynamic_ncols=True)
+
+    def progress(epoch: int):
+        if epoch < bar.n:
+            bar.reset()
+        bar.update(epoch - bar.n)
+    return progress, bar.close
+
+
+def _learning_rate(text: str):
+    from fractions import Fraction
+    from .expr import ascii_numerals
+    try:
+        if len(text) > 400:
+            raise ValueError
+        q = Fraction(ascii_numerals(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise DeriveError(f"--learning-rates: {text.strip()!r} is not a number") from None
+    return q
+
+
+def _write_plot(path: str, curves, title: str | None, xlabel: str = "epoch") -> None:
+    from . import plot
+    fmt = plot.format_of(path)
+    files.write_output(path, plot.loss_plot(curves, fmt, title=title, xlabel=xlabel, ymax=plot.clip_top(curves)))
+    wrote(path)
+
+
+def _check_plot(args) -> None:
+    if args.plot:
+        from . import plot
+        if not plot.format_of(args.plot):
+            raise DeriveError(f"--plot {args.plot}: expected a file name ending in .svg or .png")
+        files.check_output(args.plot)
+
+
+def cmd_train(args) -> int:
+    from . import train
+    from .summary import fraction_text
+    _check_output(args)
+    args.epochs = _count("--epochs", args.epochs, 0)
+    args.precision = _precision(args.precision)
+    _check_plot(args)
+    spec = load_spec(args.spec)
+    _warn(spec.warnings)
+    predict = tuple(train.parse_predict(p, spec) for p in args.predict or ())
+    plan = train.prepare(spec, epochs=args.epochs, predict=predict)
+    progress, close = _progress(plan.epochs, "train")
+    try:
+        tr = train.train(plan, args.digits, args.precision, progress)
+    finally:
+        close()
+    data = train.to_json(tr)
+    if args.plot:
+        _write_plot(args.plot, [(None, list(tr.history_floats))], spec.title)
+    if args.json:
+        _emit(args, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        return 0
+    mode = {"sgd": "SGD, one update per sample", "batch": "full batch, one update per epoch",
+            "minibatch": f"mini-batches of {plan.options.batch_size}"}[plan.options.mode]
+    order = f", shuffled (seed {plan.options.shuffle_seed})" if plan.options.shuffle_seed is not None \
+        else ", in dataset order" if plan.n > 1 and plan.options.mode != "batch" else ""
+    opt = plan.options.optimizer + "".join(f", {k} {fraction_text(v)}" for k, v in plan.options.hyper.items())
+    out = [data["title"],
+           f"training: {plan.n} sample(s), {plan.epochs} epoch(s), {mode}{order}; optimizer {opt}; "
+           f"learning rate {fraction_text(plan.learning_rate)}",
+           f"numbers: {tr.digits} digits, " + ("certified (ball arithmetic at " + tr.precision + ")"
+                                              if tr.certified else f"NOT certified ({tr.precision})"),
+           "epoch  loss"]
+    shown = train.thinned_epochs(len(tr.history) - 1)
+    width = len(str(shown[-1])) if shown else 1
+    out += [f"{e:>{max(5, width)}}  {tr.history[e].text}" for e in shown]
+    if tr.diverged is not None:
+        out.append(f"diverged in epoch {tr.diverged}: {tr.reason}")
+    label = "final parameters:" if tr.diverged is None else f"parameters after epoch {len(tr.history) - 1}:"
+    out.append(label)
+    w = max(len(p) for p in data["final"]) + 2
+    out += [f"  {p:<{w}} {_flat_text(v)}" for p, v in data["final"].items()]
+    if data["final_loss"] is not None:
+        out.append(f"final loss: {data['final_loss']}")
+    if data["predictions"]:
+        out.append(f"predictions ({plan.output}):")
+        for label, entry in data["predictions"].items():
+            ins = ", ".join(f"{n} = {_flat_text(v)}" for n, v in entry["inputs"].items())
+            cls = f"  ({entry['class']})" if "class" in entry else ""
+            head = "" if label == ",".join(f"{n}={_flat_text(v)}" for n, v in entry["inputs"].items()) \
+                else f"{label}: "
+            out.append(f"  {head}{ins} -> {_flat_text(entry['value'])}{cls}")
+    _emit(args, "\n".join(out) + "\n")
+    return 0
+
+
+def _flat_text(v) -> str:
+    if isinstance(v, str):
+        return v
+    if v and isinstance(v[0], list):
+        return "[" + ", ".join("[" + ", ".join(r) + "]" for r in v) + "]"
+    return "[" + ", ".join(v) + "]"
+
+
+def cmd_sweep(args) -> int:
+    from . import train
+    from .summary import fraction_text
+    _check_output(args)
+    args.steps = _count("--steps", args.steps, 1)
+    args.precision = _precision(args.precision)
+    _check_plot(args)
+    spec = load_spec(args.spec)
+    _warn(spec.warnings)
+    rates = tuple(_learning_rate(t) for t in args.learning_rates.split(",") if t.strip())
+    if not rates:
+        raise DeriveError("--learning-rates: give at least one learning rate")
+    plan = train.prepare(spec, epochs=args.steps)
+    progress, close = _progress(plan.epochs * len(rates), "sweep")
+    runs = []
+    try:
+        for i, lr in enumerate(rates):
+            step = (lambda e, i=i: progress(i * plan.epochs + e)) if progress else None
+            tr = train.train(train.prepare(spec, epochs=args.steps, learning_rate=lr), args.digits,
+                             args.precision, step)
+            runs.append(train.SweepRun(lr, tr, train.verdict(tr.history, tr.diverged)))
+    finally:
+        close()
+    data = [{"learning_rate": fraction_text(r.learning_rate), "history": [h.text for h in r.training.history],
+             "verdict": r.verdict,
+             "diverged": r.training.diverged if r.training.diverged is not None else False}
+            for r in runs]
+    if args.plot:
+        _write_plot(args.plot, [(f"η = {d['learning_rate']} ({d['verdict']})", list(r.training.history_floats))
+                                for d, r in zip(data, runs)], spec.title, "step")
+    if args.json:
+        _emit(args, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        return 0
+    out = [spec.title, f"{args.steps} step(s) per learning rate ({plan.n} sample(s), {plan.options.mode}); "
+           "converging: no divergence, final loss below the initial one, no rise over the last quarter",
+           f"{'learning rate':<14} {'verdict':<10} {'loss at 0':<16} {'loss at end':<16} epochs"]
+    for d, r in zip(data, runs):
+        end = d["history"][-1] if d["history"] else "-"
+        extra = f"  (diverged in epoch {d['diverged']})" if d["diverged"] is not False else ""
+        out.append(f"{d['learning_rate']:<14} {d['verdict']:<10} {d['history'][0]:<16} {end:<16} "
+                   f"{len(d['history']) - 1}{extra}")
+    _emit(args, "\n".join(out) + "\n")
+    return 0
+
+
+def _precision(text: str | None):
+    """--precision: None (certified), 'float', or bits (checked here: one line, exit 2)."""
+    if text is None or text == "float":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        raise DeriveError(f"--precision: expected a number of bits or 'float', got {text!r}") from None
+    if not 16 <= n <= 140_000:
+        raise DeriveError("--precision: expected between 16 and 140000 bits, or 'float'")
+    return n
+
+
+def _count(option: str, text: str | None, lo: int, hi: int = 10_000_000):
+    """A whole-number option checked here (one line naming it, exit 2), None when not given."""
+    if text is None:
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        raise DeriveError(f"{option}: expected a whole number, got {text!r}") from None
+    if not lo <= n <= hi:
+        raise DeriveError(f"{option}: expected a whole number from {lo} to {hi}, got {n}")
+    return n
 
 
 # ---------------------------------------------------------------- parser
@@ -335,6 +519,33 @@ def parser() -> argparse.ArgumentParser:
     output(r)
     r.add_argument("--template-dir", default=None, metavar="DIR",
                    help="templates that override the built-in ones by file name (default: none)")
+
+    t = add("train", cmd_train, "train: the loss per epoch, the final parameters and loss, predictions")
+    t.add_argument("--epochs", default=None, metavar="N",
+                   help="epochs (default: the spec's train.epochs, else train.steps)")
+    digits(t)
+    t.add_argument("--precision", default=None, metavar="P|float",
+                   help="working precision in bits (numbers its balls do not decide are marked uncertified), "
+                        "or float (float64, fast, uncertified) (default: enough for every printed digit to be "
+                        "certified)")
+    t.add_argument("--json", action="store_true", help="one JSON object instead of text (default: text)")
+    t.add_argument("--plot", default=None, metavar="PATH", help="also write the loss curve (.svg or .png) (default: no plot)")
+    t.add_argument("--predict", action="append", default=None, metavar="NAME=V,...",
+                   help="predict the output after training from these data values; repeatable (default: the "
+                        "spec's [predict] only)")
+    output(t)
+
+    w = add("sweep", cmd_sweep, "train at several learning rates: the loss per step, converging or diverging")
+    w.add_argument("--learning-rates", required=True, metavar="R,R,...",
+                   help="comma-separated learning rates, e.g. 0.05,0.005,0.003 (required; no default)")
+    w.add_argument("--steps", default="50", metavar="N",
+                   help="epochs per learning rate (default: %(default)s)")
+    digits(w)
+    w.add_argument("--precision", default=None, metavar="P|float",
+                   help="as for train (default: certified)")
+    w.add_argument("--json", action="store_true", help="a JSON list instead of text (default: text)")
+    w.add_argument("--plot", default=None, metavar="PATH", help="also write the curves (.svg or .png) (default: no plot)")
+    output(w)
 
     b = add("build", cmd_build, "render every built-in problem, its errata and an index into a directory",
             spec=False)

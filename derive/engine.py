@@ -314,6 +314,8 @@ def _power(x: arb, y: arb) -> arb:
             if x.is_exact() and x.is_zero():
                 raise DeriveError("division by zero")
             raise Imprecise("division by zero")
+        if n > 1 and x.mid().is_zero() and not x.is_exact():
+            return _power_by_squaring(x, n)
         return x ** n
     if x > 0:
         return x ** y
@@ -324,6 +326,19 @@ def _power(x: arb, y: arb) -> arb:
             return arb(0)
         raise DeriveError("division by zero")
     raise Imprecise("a value near 0 raised to a fractional power")
+
+
+def _power_by_squaring(x: arb, n: int) -> arb:
+    """x^n (n ≥ 1) by products: python-flint 0.9 gives nan for x ** n when x is a ball centred on
+    0 with a radius > 0 (a difference that is 0 up to rounding, (p − y)^2 at a fitted sample)."""
+    result = None
+    while n:
+        if n & 1:
+            result = x if result is None else result * x
+        n >>= 1
+        if n:
+            x = x * x
+    return result
 
 
 def _check_range(x: arb, what: str):
@@ -921,6 +936,26 @@ def _one_step(program: Program, ctx, inputs: dict, k: int, what_if=None, lr=None
         else:
             step.adjoints = adjoints_from(program, ctx, step, program.loss, k)
     return step
+
+
+def forward_backward(program: Program, ctx, values: dict, k: int = 0) -> Step:
+    """One forward and backward pass from the given input values (every data and parameter name
+    -> Arr): what a training loop calls once per sample with that sample's values swapped in.
+    `k` is the number of updates made before, for messages."""
+    return _one_step(program, ctx, values, k)
+
+
+def forward_value(program: Program, ctx, values: dict, name: str) -> Arr:
+    """`name`'s value by the forward pass alone (no derivative), from input values."""
+    values = dict(values)
+    for d, _tree, ops in program.definitions:
+        try:
+            values[d] = _forward_definition(ctx, ops, values)[-1]
+        except DeriveError as e:
+            raise e.located(file=program.spec.path, key=f"forward.{d}") from None
+        if d == name:
+            break
+    return values[name]
 
 
 def adjoints_from(program: Program, ctx, step: Step, seed, k: int = 0) -> dict:

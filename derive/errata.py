@@ -29,6 +29,7 @@ import sympy as sp
 from . import expr as ex
 from . import printer as pr
 from . import templating as tpl
+from . import train
 from .calculus import Calculus
 from .check import Checker
 from .claims import load_claims
@@ -321,9 +322,21 @@ def render_report(cf, results: list, fmt: str, lang: str, digits: int, checker: 
         claims_file=Path(cf.path).name, rows=rows, summary=summary(results), verdicts=VERDICTS,
         summary_line=summary_line(results, lang), symbolic=cf.problem.is_symbolic,
         cjk=any(CJK.search(x) for x in [spec.title, spec.source] + [r.note + r.message for r in rows]),
+        sweep=sweep_claims(spec, digits), sweep_steps=spec.training.sweep.steps if spec.training.sweep else 0,
     )
     name = "errata.md.j2" if fmt == "md" else "errata.tex.j2"
     return tpl.render(env, name, ctx)
+
+
+def sweep_claims(spec, digits: int) -> tuple:
+    """The source's verdicts on learning rates (train.sweep.claimed) against the runs: one dict per
+    stated verdict (learning rate, claimed, found, the loss at the end), () when none is stated."""
+    sw = spec.training.sweep
+    if spec.is_symbolic or sw is None or not any(sw.claimed):
+        return ()
+    return tuple({"eta": train.fraction_text(r.learning_rate), "claimed": c, "found": r.verdict,
+                  "last": r.training.history[-1].text, "diverged": r.training.diverged}
+                 for r, c in zip(train.sweep_of(spec, digits), sw.claimed) if c)
 
 
 # ---------------------------------------------------------------- every built-in problem

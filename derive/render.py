@@ -39,6 +39,7 @@ from .large import LargeBuilder, is_large
 from .render_context import after, forward, given, history, step, tasks, updates
 from .sections import Backward
 from .spec import LANGS
+from .training_context import training_context
 
 FORMATS = ("md", "tex")
 __all__ = ["FORMATS", "LANGS", "Builder", "build_context", "environment", "render_text", "strings"]
@@ -132,6 +133,7 @@ def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = 10,
     env = environment(fmt, template_dir)
     ctx = build_context(problem, solution, lang=lang, only=only, mode=mode)
     ctx["errata"] = errata if mode == "solution" else None
+    ctx["training"] = training_context(problem.spec, lang, solution.digits) if mode == "solution" else None
     ctx["s"] = strings(env, fmt, lang)
     text = tpl.render(env, f"solution.{fmt}.j2", ctx)
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"

@@ -14,9 +14,11 @@ from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 
+from . import dataset as ds
 from . import expr as ex
 from . import texcheck
 from .arrays import read_array
+from .dataset import to_fraction
 from .errors import DeriveError, LimitError
 from .limits import MAX_STEPS  # noqa: F401  (spec.MAX_STEPS, as before)
 from .escape import LATEX_NAME_CHARS, check_display_name
@@ -27,8 +29,9 @@ MAX_ENTRIES = 10_000_000    # scalar values (data + parameters) in one spec (the
                             # estimate refuses a network that would not fit first)
 MAX_FORWARD = 500           # [forward] definitions
 
-TOP_KEYS = {"title", "source", "lang", "symbolic", "data", "parameters", "forward", "train", "latex"}
-TRAIN_KEYS = {"loss", "learning_rate", "update", "steps"}
+TOP_KEYS = {"title", "source", "lang", "symbolic", "data", "parameters", "forward", "train", "latex",
+            "dataset", "predict"}
+TRAIN_KEYS = {"loss", "learning_rate", "update", "steps", *ds.TRAINING_KEYS}
 LANGS = ("en", "zh")
 
 
@@ -72,6 +75,9 @@ class Spec:
     steps: int
     latex: dict = field(default_factory=dict)
     warnings: tuple = ()          # things worth saying that are not errors
+    dataset: ds.Dataset | None = None             # [dataset]: the samples of a training run
+    training: ds.TrainOptions = field(default_factory=ds.TrainOptions)   # [train]'s run options
+    predictions: tuple = ()       # [predict]: (label, {data name: entries}) after training
 
     @property
     def is_symbolic(self) -> bool:
@@ -122,19 +128,6 @@ def load(path_or_id: str) -> Spec:
 
 
 # ---------------------------------------------------------------- values
-def to_fraction(x, path: str, key: str) -> Fraction:
-    """An exact Fraction for a TOML number; a float means the decimal the user wrote."""
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise DeriveError(f"expected a number, got {_describe(x)}", file=path, key=key)
-    if isinstance(x, float):
-        if not math.isfinite(x):
-            raise DeriveError(f"{x} is not a finite number", file=path, key=key)
-        return Fraction(repr(x))  # repr is the shortest round-trip decimal: 0.15 -> 3/20
-    if abs(x) > 10 ** 100:
-        raise LimitError("integer has more than 100 digits", file=path, key=key)
-    return Fraction(x)
-
-
 def _describe(x) -> str:
     if isinstance(x, str):
         return f"the string {x!r}"[:80]
@@ -247,9 +240,27 @@ def spec_from_dict(doc: dict, *, sid: str, path: str, base_dir: Path | None = No
         define(name, f"data.{name}")
         data[name] = to_value(v, path, f"data.{name}", base_dir)
     parameters = {}
+    unvalued = {}       # parameters given without values: "random" or { random = [r, c] }
     for name, v in _table(doc, "parameters", path).items():
         define(name, f"parameters.{name}")
-        parameters[name] = to_value(v, path, f"parameters.{name}", base_dir)
+        shape = ds.unvalued_shape(v, path, f"parameters.{name}")
+        if shape is None:
+            parameters[name] = to_value(v, path, f"parameters.{name}", base_dir)
+        else:
+            unvalued[name] = shape
+            parameters[name] = None
+    train = _table(doc, "train", path)
+    if unvalued:   # drawn now by train.init (default: normal, mean 0, std 1, seed 0)
+        init = ds.read_options({"init": train.get("init", {})}, parameters, set(), path, 1).init
+        missing = [n for n in unvalued if n not in init.names]
+        if missing:
+            raise DeriveError(f"{missing[0]!r} has no value and train.init.parameters does not draw it",
+                              file=path, key=f"parameters.{missing[0]}")
+        shapes = {n: unvalued[n] if n in unvalued else parameters[n].shape for n in init.names}
+        drawn = ds.drawn_parameters(init, shapes)
+        for n, shape in unvalued.items():
+            parameters[n] = Value(shape, drawn[n], flat_list=shape != () and len(
+                _table(doc, "parameters", path)[n]["random"]) == 1)
     n_entries = sum(len(v.entries) for v in (*data.values(), *parameters.values()))
     if n_entries > MAX_ENTRIES:
         raise LimitError(f"{n_entries} values in [data] and [parameters]; the limit is {MAX_ENTRIES}", file=path)
@@ -289,7 +300,6 @@ def spec_from_dict(doc: dict, *, sid: str, path: str, base_dir: Path | None = No
         define(name, key)
         forward.append(Definition(name, text, tree))
 
-    train = _table(doc, "train", path)
     _check_keys(train, TRAIN_KEYS, path, "train")
     loss = train.get("loss", forward[-1].name)
     if not isinstance(loss, str) or loss not in {d.name for d in forward}:
@@ -318,6 +328,11 @@ def spec_from_dict(doc: dict, *, sid: str, path: str, base_dir: Path | None = No
     if steps > MAX_STEPS:
         raise LimitError(f"steps is limited to {MAX_STEPS}", file=path, key="train.steps")
 
+    names = set(defined)
+    training = ds.read_options(train, parameters, names, path, steps)
+    dataset = ds.read_dataset(doc.get("dataset"), data, path, base_dir)
+    predictions = ds.read_predictions(doc.get("predict"), data, path)
+
     warnings = []
     if learning_rate is not None and learning_rate < 0:
         warnings.append(f"{path}: train.learning_rate: negative ({learning_rate}); "
@@ -343,5 +358,5 @@ def spec_from_dict(doc: dict, *, sid: str, path: str, base_dir: Path | None = No
         data=data, parameters=parameters,
         symbolic=tuple(symbolic_raw), forward=tuple(forward), loss=loss,
         learning_rate=learning_rate, update=update, steps=steps, latex=latex,
-        warnings=tuple(warnings),
+        warnings=tuple(warnings), dataset=dataset, training=training, predictions=predictions,
     )

@@ -73,6 +73,12 @@ def loss_linear_2x(v):
     return mpmath.fsum((t - o) ** 2 for t, o in zip(v["y_t"], y)) / 2
 
 
+def loss_relu_2_4_2(v):
+    h = [max(z, 0) for z in _matvec(v["W_hidden"], v["x"])]
+    y = _matvec(v["W_output"], h)
+    return mpmath.fsum((o - t) ** 2 for t, o in zip(v["y_t"], y)) / len(y)
+
+
 def _matmul(A, B):
     return [[mpmath.fsum(a * b for a, b in zip(row, col)) for col in zip(*B)] for row in A]
 
@@ -89,6 +95,7 @@ LOSSES = {
     "sigmoid-2-4-2": loss_sigmoid_2_4_2,
     "linear-2x": loss_linear_2x,
     "matrix-linear": loss_matrix_linear,
+    "relu-2-4-2": loss_relu_2_4_2,
 }
 
 

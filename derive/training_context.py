@@ -1,0 +1,265 @@
+"""The training section of a handout: its context (strings and numbers, no prose) and its plots.
+
+Takes a `Spec`; gives a `TrainingSection` — the run (`train.train`: samples, epochs, mode, optimizer,
+the loss table thinned to the first epochs and every 10^k-th, the curve as coordinates for pgfplots,
+the final parameters and loss, the predictions and their classes, the first update of momentum or
+Adam written out with numbers) and the sweep (`train.sweep_of`: one row and one curve per learning
+rate, with its verdict) — or None for a spec that trains one step only.  A spec gets the section when
+it has a [dataset], train.epochs, more than one step, or a train.sweep.  The Markdown handouts embed
+the curves as SVG files written beside them (`training_files`, by `derive build`); the LaTeX handouts
+draw them with pgfplots.  Prose comes from strings.<lang>.toml in the templates
+(training.md.j2, training.tex.j2).  Runs are shared by the languages and formats of one build.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from . import plot
+from . import printer as pr
+from . import train
+from .spec import Spec
+
+MAX_POINTS = 300          # coordinates of a pgfplots curve (thinned evenly, the last kept)
+
+
+@dataclass(frozen=True)
+class Row:
+    epoch: int
+    loss: str               # LaTeX
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str              # user text (escaped by the template)
+    inputs: str             # LaTeX: x_{1} = -7,\ x_{2} = -3
+    value: str              # LaTeX
+    cls: str | None         # the class name in the handout's language (user text)
+
+
+@dataclass(frozen=True)
+class Curve:
+    label: str              # LaTeX (a learning rate) or ""
+    coords: str             # pgfplots: (0,0.309) (1,0.292) …
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    eta: str
+    verdict: str            # converging | diverging
+    initial: str
+    final: str
+    steps: int              # epochs run (fewer when it diverged)
+    diverged: int | None
+    claimed: str            # the source document's verdict ("" when it says none)
+
+
+@dataclass(frozen=True)
+class TrainingSection:
+    run: bool               # a training run is shown (else only the sweep)
+    samples: int
+    origin: str             # "inline", a file name, "generated (n = 100, seed = 0)"
+    epochs: int
+    mode: str
+    batch_size: int | None
+    shuffled: int | None
+    optimizer: str
+    hyper: tuple            # LaTeX: \beta = 0.9, …
+    eta: str
+    init: tuple | None      # (distribution, LaTeX args, seed, number of parameters drawn)
+    rows: tuple             # Row
+    every: int              # the table's spacing after the first epochs
+    curve: Curve | None
+    log: bool
+    svg: str                # the loss curve's file name (Markdown)
+    final: tuple            # (LaTeX name, LaTeX value)
+    final_loss: str
+    first_loss: str
+    diverged: int | None
+    reason: str
+    output: str             # LaTeX name of the predicted quantity
+    predictions: tuple      # Prediction
+    first_step: tuple       # LaTeX equations of the first update of one parameter (momentum, Adam)
+    first_param: str
+    certified: bool
+    precision: str
+    loss: str               # LaTeX name of the loss
+    sweep: tuple            # SweepRow
+    sweep_steps: int
+    sweep_curves: tuple     # Curve
+    sweep_log: bool
+    sweep_svg: str
+    sweep_ymax: str = ""            # the axis' top when a curve runs away (pgfplots number)
+    sweep_claims: bool = False      # the source document states verdicts
+    sweep_agrees: bool = True       # … and every one is what the runs show
+
+
+_CACHE: dict = {}
+
+
+def shows_training(spec: Spec) -> bool:
+    t = spec.training
+    return not spec.is_symbolic and (spec.dataset is not None or t.epochs is not None or spec.steps > 1
+                                     or t.sweep is not None)
+
+
+def _runs(spec: Spec, digits: int):
+    """(training or None, sweep runs), computed once per spec object and digits."""
+    key = (id(spec), digits)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    t = spec.training
+    tr = None
+    if spec.dataset is not None or t.epochs is not None or spec.steps > 1:
+        tr = train.train(train.prepare(spec), digits)
+    runs = train.sweep_of(spec, digits)
+    if len(_CACHE) > 8:
+        _CACHE.clear()
+    _CACHE[key] = (spec, (tr, runs))
+    return tr, runs
+
+
+def _coords(history: tuple) -> str:
+    n = len(history)
+    idx = list(range(n)) if n <= MAX_POINTS else \
+        sorted({round(i * (n - 1) / (MAX_POINTS - 1)) for i in range(MAX_POINTS)})
+    return " ".join(f"({i},{_g(history[i])})" for i in idx if math.isfinite(history[i]))
+
+
+def _g(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def _names(spec: Spec) -> dict:
+    out = {n: pr.default_display(n) for n in spec.all_names()}
+    out.update(spec.latex)
+    return out
+
+
+def _value(shape: tuple, numbers) -> str:
+    if shape == ():
+        return pr.number(numbers[0].text)
+    r, c = shape
+    return pr.pmatrix([[pr.number(numbers[i * c + j].text) for j in range(c)] for i in range(r)])
+
+
+def _exact_value(shape: tuple, entries) -> str:
+    if shape == ():
+        return pr.fraction(entries[0])
+    r, c = shape
+    return pr.pmatrix([[pr.fraction(entries[i * c + j]) for j in range(c)] for i in range(r)])
+
+
+def training_context(spec: Spec, lang: str, digits: int = 10) -> TrainingSection | None:
+    """The training section of `spec`'s handout, or None when it has none."""
+    if not shows_training(spec):
+        return None
+    tr, runs = _runs(spec, digits)
+    names = _names(spec)
+    opts = spec.training
+    section = dict(run=tr is not None, sweep=(), sweep_steps=0, sweep_curves=(), sweep_log=False,
+                   sweep_svg=f"{spec.id}.sweep.svg", loss=names[spec.loss])
+    if tr is not None:
+        plan = tr.plan
+        shapes = plan.program.shapes
+        shown = train.thinned_epochs(len(tr.history) - 1)
+        every = shown[-1] - shown[-2] if len(shown) > 2 else 1
+        preds = []
+        for label, inputs, numbers in tr.predictions:
+            ins = ",\\ ".join(f"{names[n]} = {_exact_value(shapes[n], e)}" for n, e in inputs.items())
+            preds.append(Prediction(label, ins, _value(shapes[plan.output], numbers),
+                                    train.class_of(spec, numbers, lang)))
+        first_param, first = _first_step(tr, names)
+        init = None
+        if opts.init is not None:
+            args = ",\\ ".join(f"\\mathrm{{{k}}} = {pr.fraction(v)}" for k, v in opts.init.args.items())
+            init = (opts.init.distribution, args, opts.init.seed, len(opts.init.names))
+        section.update(
+            samples=plan.n, origin=spec.dataset.origin if spec.dataset else "", epochs=plan.epochs,
+            mode=opts.mode, batch_size=opts.batch_size, shuffled=opts.shuffle_seed, optimizer=opts.optimizer,
+            hyper=tuple(f"{_HYPER[k]} = {pr.fraction(v)}" for k, v in opts.hyper.items()),
+            eta=pr.fraction(plan.learning_rate), init=init,
+            rows=tuple(Row(e, pr.number(tr.history[e].text)) for e in shown), every=every,
+            curve=Curve("", _coords(tr.history_floats)), log=plot.log_scale([(None, tr.history_floats)]),
+            svg=f"{spec.id}.loss.svg",
+            final=tuple((names[p], _value(shapes[p], v)) for p, v in tr.final.items()),
+            final_loss=pr.number(tr.final_loss.text) if tr.final_loss else "",
+            first_loss=pr.number(tr.history[0].text),
+            diverged=tr.diverged, reason=tr.reason, output=names[plan.output], predictions=tuple(preds),
+            first_step=first, first_param=first_param, certified=tr.certified, precision=tr.precision)
+    else:
+        section.update(samples=1, origin="", epochs=0, mode="sgd", batch_size=None, shuffled=None,
+                       optimizer=opts.optimizer, hyper=(), eta=pr.fraction(spec.learning_rate), init=None,
+                       rows=(), every=1, curve=None, log=False, svg="", final=(), final_loss="", first_loss="",
+                       diverged=None, reason="", output="", predictions=(), first_step=(), first_param="",
+                       certified=all(r.training.certified for r in runs), precision="")
+    if runs:
+        section.update(
+            sweep=tuple(SweepRow(pr.fraction(r.learning_rate), r.verdict, pr.number(r.training.history[0].text),
+                                 pr.number(r.training.history[-1].text), len(r.training.history) - 1,
+                                 r.training.diverged, c)
+                        for r, c in zip(runs, opts.sweep.claimed or ("",) * len(runs))),
+            sweep_claims=bool(opts.sweep.claimed),
+            sweep_agrees=all(c in ("", r.verdict) for r, c in zip(runs, opts.sweep.claimed)),
+            sweep_steps=opts.sweep.steps,
+            sweep_curves=tuple(Curve(f"\\eta = {pr.fraction(r.learning_rate)}", _coords(r.training.history_floats))
+                               for r in runs),
+            sweep_log=plot.log_scale([(None, r.training.history_floats) for r in runs]),
+            sweep_ymax=_g(top) if (top := plot.clip_top([(None, r.training.history_floats) for r in runs]))
+            else "")
+    return TrainingSection(**section)
+
+
+_HYPER = {"beta": "\\beta", "beta1": "\\beta_{1}", "beta2": "\\beta_{2}", "eps": "\\varepsilon"}
+
+
+def _first_step(tr, names) -> tuple[str, tuple]:
+    """The first update of the first updated parameter's first entry, with numbers (momentum, Adam)."""
+    opt = tr.plan.options.optimizer
+    if opt == "sgd" or not tr.first:
+        return "", ()
+    p = next(iter(tr.first))
+    d = tr.first[p]
+    shape = tr.plan.program.shapes[p]
+    sym = names[p] if shape == () else pr.with_index(names[p], (0, 0), shape)
+    start = tr.plan.start[p][0]
+    n = {k: pr.number(v[0].text) for k, v in d.items()}
+    eta = pr.fraction(tr.plan.learning_rate)
+    h = {k: pr.fraction(v) for k, v in tr.plan.options.hyper.items()}
+    g = f"g = \\frac{{\\partial {names[tr.plan.spec.loss]}}}{{\\partial {sym}}} \\approx {n['g']}"
+    if opt == "momentum":
+        return sym, (g,
+                     f"v \\leftarrow \\beta v + g = {h['beta']} \\cdot 0 + {_p(n['g'])} \\approx {n['v']}",
+                     f"{sym} \\leftarrow {sym} - \\eta v = {pr.fraction(start)} - {eta} \\cdot {_p(n['v'])} "
+                     f"\\approx {n['new']}")
+    return sym, (g,
+                 f"m \\leftarrow \\beta_{{1}} m + (1 - \\beta_{{1}})\\, g = (1 - {h['beta1']}) \\cdot {_p(n['g'])} "
+                 f"\\approx {n['m']}",
+                 f"v \\leftarrow \\beta_{{2}} v + (1 - \\beta_{{2}})\\, g^{{2}} = (1 - {h['beta2']}) \\cdot "
+                 f"{_p(n['g'])}^{{2}} \\approx {n['v']}",
+                 f"\\hat m = \\frac{{m}}{{1 - \\beta_{{1}}^{{1}}}} \\approx {n['mhat']}, \\quad "
+                 f"\\hat v = \\frac{{v}}{{1 - \\beta_{{2}}^{{1}}}} \\approx {n['vhat']}",
+                 f"{sym} \\leftarrow {sym} - \\eta \\frac{{\\hat m}}{{\\sqrt{{\\hat v}} + \\varepsilon}} = "
+                 f"{pr.fraction(start)} - {eta} \\cdot \\frac{{{n['mhat']}}}{{\\sqrt{{{n['vhat']}}} + {h['eps']}}} "
+                 f"\\approx {n['new']}")
+
+
+def _p(tex: str) -> str:
+    return f"({tex})" if tex.startswith("-") else tex
+
+
+def training_files(spec: Spec, digits: int = 10) -> dict:
+    """{file name: SVG bytes} of the curves the Markdown handouts embed."""
+    if not shows_training(spec):
+        return {}
+    tr, runs = _runs(spec, digits)
+    out = {}
+    if tr is not None:
+        out[f"{spec.id}.loss.svg"] = plot.loss_plot([(None, list(tr.history_floats))], "svg")
+    if runs:
+        out[f"{spec.id}.sweep.svg"] = plot.loss_plot(
+            [(f"η = {train.fraction_text(r.learning_rate)} ({r.verdict})", list(r.training.history_floats))
+             for r in runs], "svg", xlabel="step",
+            ymax=plot.clip_top([(None, r.training.history_floats) for r in runs]))
+    return out
