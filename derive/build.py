@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import multiprocessing
 import os
 import re
 import shutil
@@ -50,20 +51,22 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 # ---------------------------------------------------------------- rendering
-def render_all(pdf: bool = False, template_dir: str | None = None, progress=None) -> dict:
+def render_all(pdf: bool = False, template_dir: str | None = None, progress=None, jobs: int = 1) -> dict:
     """{relative name: bytes} of every file of a build (the manifest aside); `progress(done, total)`
-    is told after each problem."""
+    is told after each problem.  `jobs` > 1: the problems are rendered by that many worker
+    processes (forked, so nothing is imported again); the files are the same, byte for byte."""
     if pdf:
         require("xelatex", "PDFs")
     claims = dict(builtin_claims())
     files: dict[str, bytes] = {}
     entries = []
     ids = builtin_ids()
-    for done, pid in enumerate(ids, start=1):
-        try:
-            entries.append(_build_problem(pid, files, claims.get(pid), pdf, template_dir))
-        except DeriveError as e:
-            raise DeriveError(f"building {pid} failed, nothing was written: {e.line()}") from None
+    tasks = [(pid, claims.get(pid), pdf, template_dir) for pid in ids]
+    for done, (pid, (failure, part, entry)) in enumerate(zip(ids, _rendered(tasks, jobs)), start=1):
+        if failure is not None:
+            raise DeriveError(f"building {pid} failed, nothing was written: {failure}")
+        files.update(part)
+        entries.append(entry)
         if progress is not None:
             progress(done, len(ids))
     env = environment("md", template_dir)
@@ -71,6 +74,44 @@ def render_all(pdf: bool = False, template_dir: str | None = None, progress=None
                                              s_zh=strings(env, "md", "zh")))
     files["README.md"] = (re.sub(r"\n{3,}", "\n\n", index).strip("\n") + "\n").encode("utf-8")
     return files
+
+
+def default_jobs() -> int:
+    """Worker processes for `derive build`: one per CPU, at most 4 (7 problems, the largest
+    takes about a third of the work)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _rendered(tasks: list, jobs: int):
+    """(failure line or None, {name: bytes}, index entry) per task, in order."""
+    if jobs <= 1 or len(tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        yield from map(_problem_job, tasks)
+        return
+    pool = multiprocessing.get_context("fork").Pool(min(jobs, len(tasks)), initializer=_quiet_worker)
+    try:
+        yield from pool.imap(_problem_job, tasks, chunksize=1)
+        pool.close()
+    finally:
+        pool.terminate()        # an error or an interruption: no worker is left running
+        pool.join()
+
+
+def _quiet_worker():
+    # a worker leaves signals to the parent: Ctrl-C reaches the whole process group, and the
+    # parent, which cleans up, ends the workers (SIGTERM, its default action)
+    for s in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _problem_job(task: tuple) -> tuple:
+    pid, claims_path, pdf, template_dir = task
+    files: dict[str, bytes] = {}
+    try:
+        entry = _build_problem(pid, files, claims_path, pdf, template_dir)
+    except DeriveError as e:
+        return e.line(), {}, None
+    return None, files, entry
 
 
 def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, template_dir) -> dict:
@@ -260,13 +301,13 @@ def _mkdirs(path: Path, created: list) -> None:
 
 
 def build(out_dir, *, pdf: bool = False, template_dir: str | None = None, force: bool = False,
-          warn=None, progress=None) -> list:
+          warn=None, progress=None, jobs: int = 1) -> list:
     """Build into `out_dir`; the relative names of the files of the build (the manifest included).
     `warn(line)` is told about changed files of an earlier build that were kept; `progress(done,
-    total)` after each problem rendered."""
+    total)` after each problem rendered; `jobs` worker processes render the problems."""
     out = Path(out_dir)
     manifest = inspect(out, force)
-    files = render_all(pdf=pdf, template_dir=template_dir, progress=progress)
+    files = render_all(pdf=pdf, template_dir=template_dir, progress=progress, jobs=jobs)
     files[MANIFEST] = manifest_text(files).encode("utf-8")
     write, delete, kept = _plan(out, files, manifest)
     created: list = []

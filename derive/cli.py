@@ -39,6 +39,7 @@ def _whole_number(what: str, lo: int, hi: int):
 _digits = _whole_number("digits", 1, MAX_DIGITS)
 _verify_digits = _whole_number("digits", 15, 1000)
 _steps = _whole_number("steps", 0, MAX_STEPS)
+_jobs = _whole_number("jobs", 1, 64)
 
 
 # ---------------------------------------------------------------- output
@@ -239,10 +240,10 @@ def cmd_render(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from .build import build
+    from .build import build, default_jobs
     progress, close = _progress(len(builtin_ids()), "build", unit="problem")
     try:
-        written = build(args.out, pdf=args.pdf, force=args.force,
+        written = build(args.out, pdf=args.pdf, force=args.force, jobs=args.jobs or default_jobs(),
                         warn=lambda line: print(f"derive: warning: {line}", file=sys.stderr),
                         progress=(lambda done, _total: progress(done)) if progress else None)
     finally:
@@ -556,6 +557,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true",
                    help="build into a directory that is not derive's own; a file derive did not write is "
                         "still never overwritten or deleted (default: refuse)")
+    b.add_argument("--jobs", type=_jobs, default=None, metavar="N",
+                   help="worker processes rendering the problems; the files are the same for every N "
+                        "(default: one per CPU, at most 4)")
 
     c = add("check", cmd_check, "check a hand derivation (a claims file): exit 0 if nothing is wrong, 1 if "
             "something is", spec=False)

@@ -60,14 +60,25 @@ def test_errata_compile_with_xelatex(built, tmp_path):
         assert (work / tex.name).with_suffix(".pdf").is_file(), tex.name
 
 
-def test_build_failure_names_the_problem_and_writes_nothing(tmp_path):
+def test_build_with_one_worker_gives_the_same_bytes(built, tmp_path):
+    """`derive build` renders problems in worker processes (one per CPU): --jobs 1 (all in one
+    process) writes the same files, byte for byte."""
+    out = tmp_path / "one"
+    r = run_cli("build", "--jobs", "1", "--out", out)
+    assert r.returncode == 0, r.stderr
+    files = lambda d: {p.relative_to(d).as_posix(): p.read_bytes() for p in d.rglob("*") if p.is_file()}  # noqa: E731
+    assert files(out) == files(built)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_build_failure_names_the_problem_and_writes_nothing(tmp_path, jobs):
     # a template that fails for every problem: nothing may be written, the message names the problem
     tdir = tmp_path / "tpl"
     tdir.mkdir()
     (tdir / "solution.md.j2").write_text("{{ no_such_variable }}\n")
     out = tmp_path / "out"
     script = ("import sys; from derive.build import build; from derive.errors import DeriveError\n"
-              "try:\n    build(sys.argv[1], template_dir=sys.argv[2])\n"
+              f"try:\n    build(sys.argv[1], template_dir=sys.argv[2], jobs={jobs})\n"
               "except DeriveError as e:\n    print(e.line()); sys.exit(2)\n")
     r = subprocess.run([sys.executable, "-c", script, str(out), str(tdir)], capture_output=True, text=True,
                        cwd=ROOT)

@@ -778,3 +778,36 @@ def test_sigterm_during_a_real_build_changes_nothing(tmp_path, small_build):
     assert proc.returncode == 143, stderr
     assert stderr.strip().splitlines() == ["derive: interrupted by SIGTERM; nothing was left half-written"]
     assert _snapshot(out) == before and not [p for p in out.rglob(".*")]
+
+
+def _processes_naming(text: str) -> list:
+    """Pids of processes whose command line contains `text`."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if text in (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    out.append(int(d.name))
+            except OSError:
+                continue
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_a_parallel_build_leaves_no_worker(tmp_path, sig):
+    """derive build --jobs 2: the parent, told to stop, ends its workers; nothing is written."""
+    out = tmp_path / "parallel-out"
+    proc = subprocess.Popen([sys.executable, "-m", "derive", "build", "--jobs", "2", "--out", str(out)],
+                            env=source_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_handler(proc.pid, signal.SIGTERM)
+    end = time.time() + 60
+    while len(_processes_naming(str(out))) < 3 and time.time() < end:   # the parent and two workers
+        time.sleep(0.05)
+    assert len(_processes_naming(str(out))) >= 3, "the workers never started"
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, stderr
+    name = signal.Signals(sig).name
+    assert stderr.strip().splitlines() == [f"derive: interrupted by {name}; nothing was left half-written"]
+    time.sleep(0.2)
+    assert _processes_naming(str(out)) == [] and not out.exists()
