@@ -941,8 +941,43 @@ def _one_step(program: Program, ctx, inputs: dict, k: int, what_if=None, lr=None
 def forward_backward(program: Program, ctx, values: dict, k: int = 0) -> Step:
     """One forward and backward pass from the given input values (every data and parameter name
     -> Arr): what a training loop calls once per sample with that sample's values swapped in.
-    `k` is the number of updates made before, for messages."""
+    `k` is the number of updates made before, for messages.  A program of scalars in a ball
+    context replays its tape (the same balls as `_one_step`, without the per-operation dispatch);
+    where the replay fails, `_one_step` gives the error with its location."""
+    recorded = _tape_of(program, ctx)
+    if recorded is not None:
+        spec = program.spec
+        try:
+            return tape.one_step(recorded, [values[n].data for n in (*spec.data, *spec.parameters)])
+        except (DeriveError, Imprecise, ArithmeticError, ValueError):
+            pass
     return _one_step(program, ctx, values, k)
+
+
+_TAPES: dict = {}       # id(program) -> (program, {precision: Tape or None})
+MAX_TAPES = 16
+
+
+def _tape_of(program: Program, ctx):
+    """The program's tape at ctx's precision (recorded once), or None where it does not apply."""
+    if not isinstance(ctx, BallArrays) or not tape.applies(program):
+        return None
+    entry = _TAPES.get(id(program))
+    if entry is None or entry[0] is not program:
+        if len(_TAPES) >= MAX_TAPES:
+            _TAPES.clear()
+        entry = _TAPES[id(program)] = (program, {})
+    tapes = entry[1]
+    if ctx.prec not in tapes:
+        old = flint.ctx.prec
+        flint.ctx.prec = ctx.prec
+        try:
+            tapes[ctx.prec] = tape.record(program, ctx, _TAPE_PARTS)
+        except tape.NotRecordable:
+            tapes[ctx.prec] = None
+        finally:
+            flint.ctx.prec = old
+    return tapes[ctx.prec]
 
 
 def forward_value(program: Program, ctx, values: dict, name: str) -> Arr:

@@ -86,6 +86,22 @@ def replayed(program, ctx, steps: int, parts: Parts):
         return None
 
 
+def one_step(tape: "Tape", inputs: list):
+    """One forward and backward pass from `inputs` (balls, the data and parameters in spec
+    order) as the engine's `Step` (values and adjoints by name), at the tape's precision: what a
+    training loop asks for once per sample.  DeriveError or Imprecise as the replay raises them."""
+    parts = tape.parts
+    old = flint.ctx.prec
+    flint.ctx.prec = tape.prec
+    try:
+        r = tape.registers(inputs, False)
+    finally:
+        flint.ctx.prec = old
+    regs = _Registers(tape, inputs, r[tape.loss], r)
+    return parts.step(_Table(regs, tape.values, parts.arr), _Table(regs, tape.adjoints, parts.arr),
+                      _OpTable(regs, tape.op_values, parts.arr), {})
+
+
 # ---------------------------------------------------------------- recording
 class _Slot:
     """A stand-in for a scalar ball while recording: a register of the tape."""

@@ -374,3 +374,46 @@ def test_an_error_after_many_steps_is_the_engines_message(monkeypatch):
     general = _outcome(lambda: engine.solution_numbers(program, 10, 40))
     assert fast[0] == "error" and "forward.y (after step" in fast[1] and "log of a value ≤ 0" in fast[1]
     assert fast == general
+
+
+# ---------------------------------------------------------------- one pass per sample (training)
+@pytest.mark.parametrize("i", range(0, len(RANDOM), 4))
+def test_forward_backward_from_other_inputs_is_the_engines_step(i):
+    """engine.forward_backward (what a training loop calls per sample) replays the tape from
+    inputs other than the spec's: the same balls as the engine's own pass, or the same error."""
+    _doc, program = RANDOM[i]
+    spec = program.spec
+    rng = random.Random(i)
+    with engine.precision(128) as ctx:
+        for _ in range(3):
+            values = {n: ctx.const(Fraction(rng.randint(-900, 900), 1000))
+                      for n in (*spec.data, *spec.parameters)}
+            fast = _outcome(lambda: engine.forward_backward(program, ctx, values))
+            slow = _outcome(lambda: engine._one_step(program, ctx, values, 0))
+            assert fast[0] == slow[0], (fast, slow)
+            if fast[0] == "error":
+                assert fast[1] == slow[1]
+                continue
+            a, b = fast[1], slow[1]
+            for table in ("values", "adjoints"):
+                x, y = getattr(a, table), getattr(b, table)
+                assert sorted(x) == sorted(y), table
+                assert all(_same_ball(x[n].data, y[n].data) for n in x), table
+
+
+def test_training_passes_of_a_scalar_network_replay_its_tape(monkeypatch):
+    """alice's per-sample passes come from the tape (the engine's own pass is not called)."""
+    program = derive.load("alice").program
+    calls = []
+    real = engine._one_step
+    monkeypatch.setattr(engine, "_one_step", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with engine.precision(128) as ctx:
+        values = engine.input_values(program, ctx)
+        engine.forward_backward(program, ctx, values)        # records the tape (by engine.run)
+        assert engine._tape_of(program, ctx) is not None
+        calls.clear()
+        st = engine.forward_backward(program, ctx, values)
+        assert calls == []
+        want = real(program, ctx, values, 0)
+        assert _same_ball(st.values[program.loss].data, want.values[program.loss].data)
+        assert all(_same_ball(st.adjoints[p].data, want.adjoints[p].data) for p in program.parameters)
