@@ -5,6 +5,9 @@
   10 000 gradient steps of two-two-two, 30 digits (through the API: Problem.numbers)
   derive solve two-two-two --json                 (the everyday command)
   the 10 000 steps without the tape               (the engine's own run: what the tape saves)
+  derive build --jobs 1                           (the build in one process: what the workers save)
+  derive train alice                              (the training issue: 1 000 epochs × 4 samples)
+  derive sweep matrix-linear                      (4 learning rates × 50 steps)
 
 each next to `python3 -c pass` (the interpreter's own start-up), measured in the same run, so the
 ratio says how much derive adds to starting Python.  Appends its table to bench/RESULTS.md.
@@ -59,6 +62,12 @@ def main() -> int:
             ("derive build (no PDF)", [py, "-m", "derive", "build", "--out", str(Path(tmp) / "out")], 3.0),
             ("10 000 steps of two-two-two at 30 digits (API)", [py, "-c", STEPS_SCRIPT], 2.0),
             ("the same without the tape (engine.run)", [py, "-c", NO_TAPE_SCRIPT], None),
+            ("derive build --jobs 1 (one process)", [py, "-m", "derive", "build", "--jobs", "1", "--out",
+                                                    str(Path(tmp) / "out")], None),
+            ("derive train alice (1 000 epochs × 4 samples)", [py, "-m", "derive", "train", "alice", "--json"], 2.0),
+            ("derive sweep matrix-linear (4 rates × 50 steps)",
+             [py, "-m", "derive", "sweep", "matrix-linear", "--learning-rates", "0.05,0.005,0.003,0.002",
+              "--steps", "50", "--json"], 1.0),
         ]
         base = None
         load = os.getloadavg()[0]

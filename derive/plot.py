@@ -38,6 +38,7 @@ def loss_plot(curves, fmt: str = "svg", *, xlabel: str = "epoch", ylabel: str = 
     matplotlib.use("Agg", force=True)
     from matplotlib import pyplot as plt
     from matplotlib import rc_context
+    from matplotlib.ticker import FuncFormatter
     if fmt not in FORMATS:
         raise ValueError(fmt)
     with rc_context(STYLE):
@@ -49,6 +50,8 @@ def loss_plot(curves, fmt: str = "svg", *, xlabel: str = "epoch", ylabel: str = 
                 ax.plot(xs, ys, label=label, linewidth=1.4)
             if log_scale(curves):
                 ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(FuncFormatter(_power_of_ten))
+                ax.yaxis.set_minor_formatter(FuncFormatter(lambda _y, _pos: ""))
             if ymax is not None:
                 low = min(y for _l, h in curves for y in h if math.isfinite(y))
                 ax.set_ylim(bottom=low / 2 if log_scale(curves) and low > 0 else None, top=ymax)
@@ -65,6 +68,20 @@ def loss_plot(curves, fmt: str = "svg", *, xlabel: str = "epoch", ylabel: str = 
             return buf.getvalue()
         finally:
             plt.close(fig)
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _power_of_ten(y: float, _pos) -> str:
+    """A log axis's tick label 10ⁿ in plain text (matplotlib's own is mathtext, which costs
+    half a second to set up in every process)."""
+    if not y > 0:
+        return ""
+    n = math.log10(y)
+    if abs(n - round(n)) > 1e-9:
+        return ""
+    return "1" if round(n) == 0 else "10" + str(round(n)).translate(_SUPERSCRIPT)
 
 
 def clip_top(curves) -> float | None:
