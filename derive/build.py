@@ -87,13 +87,27 @@ def _rendered(tasks: list, jobs: int):
     if jobs <= 1 or len(tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         yield from map(_problem_job, tasks)
         return
-    pool = multiprocessing.get_context("fork").Pool(min(jobs, len(tasks)), initializer=_quiet_worker)
+    # A signal is acted on only between waits, never inside the pool's own locks and threads
+    # (an exception raised in there can leave the pool unable to end): every pool call runs
+    # with the signals held, and a signal that came meanwhile is delivered when the call ends.
+    with signals_held():
+        pool = multiprocessing.get_context("fork").Pool(min(jobs, len(tasks)), initializer=_quiet_worker)
     try:
-        yield from pool.imap(_problem_job, tasks, chunksize=1)
-        pool.close()
+        with signals_held():
+            pending = [pool.apply_async(_problem_job, (task,)) for task in tasks]
+        for result in pending:
+            while True:
+                with signals_held():
+                    try:
+                        value = result.get(timeout=0.2)
+                    except multiprocessing.TimeoutError:
+                        continue
+                break
+            yield value
     finally:
-        pool.terminate()        # an error or an interruption: no worker is left running
-        pool.join()
+        with signals_held():
+            pool.terminate()        # an error or an interruption: no worker is left running
+            pool.join()
 
 
 def _quiet_worker():
@@ -102,6 +116,7 @@ def _quiet_worker():
     for s in (signal.SIGINT, signal.SIGHUP):
         signal.signal(s, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)   # forked while the parent held them
 
 
 def _problem_job(task: tuple) -> tuple:
