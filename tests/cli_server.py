@@ -16,8 +16,10 @@ own process and file descriptors, and it may be killed; its exit status reaches 
 What the child does not repeat is what happens before derive's `main` starts: the interpreter's
 start-up and the imports.  conftest.run_cli therefore runs a real `python -m derive` whenever the
 environment asks for something decided at start-up (a PYTHON* variable such as PYTHONHASHSEED or
-PYTHONPATH, or the locale), and the tests of start-up itself (tests/test_cli.py, the import tests
-of tests/test_layers.py, the signal tests, the installed package) run real processes.
+PYTHONPATH, or the locale: the hash-seed tests of tests/test_cli.py), and these run real
+processes too: the session's `derive build` (conftest.built), test_garbage_through_a_real_subprocess,
+the start-up import test of tests/test_layers.py, the signal tests (Popen), the devices and
+ordinary-user tests, and the installed package.  DERIVE_TESTS_REAL_EXEC=1 makes every one real.
 
 Protocol (a Unix socket; one request per connection): the client sends an 8-byte length with three
 file descriptors (stdin, stdout, stderr) attached, then that many bytes of JSON {argv, cwd, env,
