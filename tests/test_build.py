@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_python
+from conftest import ROOT, run_cli, run_python
 from derive.errata import builtin_claims, errata_documents
 
 HAVE_XELATEX = shutil.which("xelatex") is not None and shutil.which("latexmk") is not None
