@@ -1,11 +1,24 @@
+import atexit
+import json
+import locale
 import os
+import selectors
+import socket
+import struct
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+
+# Set to 1 to run every CLI subprocess of the tests as a real `python -m derive` (slower by about
+# 1 s a command on the 2-core machine: interpreter start-up and imports); see tests/cli_server.py.
+REAL_EXEC = os.environ.get("DERIVE_TESTS_REAL_EXEC", "") not in ("", "0")
 
 
 def source_env(extra=None) -> dict:
@@ -16,13 +29,172 @@ def source_env(extra=None) -> dict:
     return env
 
 
-def run_cli(*args, cwd=None, input=None, env=None, timeout=300):
-    """Run `python -m derive ARGS` as a user would; returns CompletedProcess (text)."""
+def run_exec(*args, cwd=None, input=None, env=None, timeout=300):
+    """Run a real `python -m derive ARGS` (a new interpreter); returns CompletedProcess (text)."""
     env = source_env(env)
     return subprocess.run(
         [sys.executable, "-m", "derive", *map(str, args)],
         capture_output=True, text=True, cwd=cwd or ROOT, input=input, env=env, timeout=timeout,
     )
+
+
+def run_cli(*args, cwd=None, input=None, env=None, timeout=300):
+    """Run `python -m derive ARGS` as a user would, in a new process; returns CompletedProcess (text).
+
+    The process is forked from the tests' CLI server (tests/cli_server.py), which has imported
+    derive once, unless the environment changes what Python decides at start-up (PYTHON*
+    variables, the locale): then it is a new interpreter (run_exec)."""
+    full_env = source_env(env)
+    server = None if REAL_EXEC else _server()
+    if server is None or not server.serves(full_env):
+        return run_exec(*args, cwd=cwd, input=input, env=env, timeout=timeout)
+    return server.run([str(a) for a in args], str(cwd or ROOT), input, full_env, timeout)
+
+
+def run_python(source: str, *args, cwd=None, env=None, timeout=300):
+    """`python -c SOURCE ARGS` with this checkout's package on the path, in a new process (forked
+    from the CLI server like run_cli, or a new interpreter); returns CompletedProcess (text)."""
+    full_env = source_env(env)
+    server = None if REAL_EXEC else _server()
+    if server is None or not server.serves(full_env):
+        return subprocess.run([sys.executable, "-c", source, *map(str, args)], capture_output=True, text=True,
+                              cwd=cwd or ROOT, env=full_env, timeout=timeout)
+    return server.run([str(a) for a in args], str(cwd or ROOT), None, full_env, timeout, source=source)
+
+
+def _startup_keys(env: dict) -> dict:
+    return {k: v for k, v in env.items() if k.startswith(("PYTHON", "LC_")) or k in ("LANG", "LANGUAGE")}
+
+
+def _text(data: bytes) -> str:
+    """What subprocess.run(text=True) makes of the bytes (locale encoding, universal newlines)."""
+    return data.decode(locale.getpreferredencoding(False)).replace("\r\n", "\n").replace("\r", "\n")
+
+
+class CliServer:
+    """The client of tests/cli_server.py (one server process per test session)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="derive-tests-cli-")
+        self.path = os.path.join(self.dir, "sock")
+        self.env = source_env()
+        self.cpu = 0.0             # CPU seconds of every child so far (they are not this process's children)
+        self.proc = subprocess.Popen([sys.executable, str(TESTS / "cli_server.py"), self.path],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, env=self.env)
+        line = self.proc.stdout.readline()
+        if line.strip() != b"ready":
+            self.close()
+            raise RuntimeError("the tests' CLI server did not start (see its error above)")
+
+    def serves(self, env: dict) -> bool:
+        return self.proc.poll() is None and _startup_keys(env) == _startup_keys(self.env)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        for name in os.listdir(self.dir):
+            os.unlink(os.path.join(self.dir, name))
+        os.rmdir(self.dir)
+
+    def run(self, args, cwd, input, env, timeout, source=None):
+        cmd = [sys.executable, *(["-m", "derive"] if source is None else ["-c", source]), *args]
+        payload = json.dumps({"argv": args, "cwd": cwd, "env": env, "source": source}).encode()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        in_r, in_w = os.pipe() if input is not None else (None, None)
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(self.path)
+            socket.send_fds(conn, [struct.pack("!Q", len(payload))],
+                            [in_r if in_r is not None else 0, out_w, err_w])
+            conn.sendall(payload)
+        finally:
+            for fd in (in_r, out_w, err_w):
+                if fd is not None:
+                    os.close(fd)
+        reply = conn.makefile("rb")
+        try:
+            pid = int(reply.readline().split()[1])
+            deadline = time.monotonic() + timeout if timeout else None
+            try:
+                stdout, stderr = _communicate(out_r, err_r, in_w,
+                                              input.encode(locale.getpreferredencoding(False))
+                                              if input is not None else b"", deadline)
+            except subprocess.TimeoutExpired:
+                os.kill(pid, 9)
+                reply.readline()
+                raise subprocess.TimeoutExpired(cmd, timeout) from None
+            line = reply.readline()
+            if not line.startswith(b"status "):
+                raise RuntimeError("the tests' CLI server lost a child")
+            status, cpu = int(line.split()[1]), float(line.split()[2])
+            self.cpu += cpu
+        finally:
+            reply.close()
+            conn.close()
+        return subprocess.CompletedProcess(cmd, os.waitstatus_to_exitcode(status), _text(stdout), _text(stderr))
+
+
+def _communicate(out_r, err_r, in_w, data: bytes, deadline):
+    """Write `data` to in_w (then close it) while reading out_r and err_r to their end."""
+    chunks = {out_r: [], err_r: []}
+    sel = selectors.DefaultSelector()
+    sel.register(out_r, selectors.EVENT_READ)
+    sel.register(err_r, selectors.EVENT_READ)
+    view = memoryview(data)
+    if in_w is not None:
+        os.set_blocking(in_w, False)
+        sel.register(in_w, selectors.EVENT_WRITE)
+    try:
+        while sel.get_map():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise subprocess.TimeoutExpired("derive", 0)
+            for key, _ in sel.select(left):
+                fd = key.fd
+                if fd == in_w:
+                    try:
+                        n = os.write(fd, view[:65536]) if view else 0
+                    except BrokenPipeError:
+                        n, view = 0, view[:0]
+                    view = view[n:]
+                    if not view:
+                        sel.unregister(fd)
+                        os.close(fd)
+                        in_w = None
+                    continue
+                chunk = os.read(fd, 65536)
+                if chunk:
+                    chunks[fd].append(chunk)
+                else:
+                    sel.unregister(fd)
+    finally:
+        sel.close()
+        for fd in (out_r, err_r, in_w):
+            if fd is not None:
+                os.close(fd)
+    return b"".join(chunks[out_r]), b"".join(chunks[err_r])
+
+
+_SERVER = []
+
+
+def _server():
+    """The session's CLI server, started on first use (None if it cannot start: then real processes)."""
+    if not _SERVER:
+        try:
+            _SERVER.append(CliServer())
+            atexit.register(_SERVER[0].close)
+        except (OSError, RuntimeError) as e:
+            print(f"tests: CLI server unavailable ({e}); running real processes", file=sys.stderr)
+            _SERVER.append(None)
+    return _SERVER[0]
 
 
 @pytest.fixture
@@ -41,17 +213,28 @@ def write_spec(tmp_path):
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory):
-    """`derive build` into a temporary output/, once per test session."""
+    """`derive build` into a temporary output/, once per test session (a real `python -m derive`)."""
     out = tmp_path_factory.mktemp("build") / "output"
-    r = run_cli("build", "--out", out)
+    r = run_exec("build", "--out", out)
     assert r.returncode == 0, r.stderr
     return out
 
 
 def pytest_collection_modifyitems(config, items):
     """Tests that run TeX are marked `tex` (the fast tier is `pytest -m "not tex"`): every test
-    skipped when xelatex/pdflatex is missing, and every test of compiled handouts."""
+    skipped when xelatex/pdflatex is missing, and every test of compiled handouts.
+
+    Tests marked `slow` run in the full suite (`pytest` without -m, as .ci/run runs it) and when
+    the -m expression names `slow` (`pytest -m slow`); any other -m expression, the fast tier's
+    `not tex` among them, leaves them out (they are reported as deselected).  Each slow test has a
+    quicker check of the same behaviour in the fast tier."""
     for item in items:
         reasons = " ".join(str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif"))
         if "latex" in reasons or "compiled" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.tex)
+    expr = config.getoption("markexpr", "") or ""
+    if expr and "slow" not in expr:
+        slow = [item for item in items if item.get_closest_marker("slow")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if not item.get_closest_marker("slow")]

@@ -1,5 +1,6 @@
 """End-to-end: `derive build` with errata linked from the handouts, errata that compile, and the
 package installed for real (not editable) finding its templates and problems."""
+import concurrent.futures
 import re
 import shutil
 import subprocess
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, run_python
 from derive.errata import builtin_claims, errata_documents
 
 HAVE_XELATEX = shutil.which("xelatex") is not None and shutil.which("latexmk") is not None
@@ -50,11 +51,17 @@ def _compile(tex: Path) -> str:
 
 @pytest.mark.skipif(not HAVE_XELATEX, reason="xelatex/latexmk not installed (CI installs TeX Live; see .ci/run)")
 def test_errata_compile_with_xelatex(built, tmp_path):
-    for tex in sorted((built / "errata").glob("*.tex")):
+    texs = sorted((built / "errata").glob("*.tex"))
+    for tex in texs:
         work = tmp_path / tex.stem
         work.mkdir()
         shutil.copy(tex, work / tex.name)
-        log = _compile(work / tex.name)
+    # two latexmk at a time (each runs one TeX process): about half the time on two cores
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        logs = list(pool.map(lambda tex: _compile(tmp_path / tex.stem / tex.name), texs))
+    assert len(texs) >= 4
+    for tex, log in zip(texs, logs):
+        work = tmp_path / tex.stem
         errors = [ln for ln in log.splitlines() if ln.startswith("!")]
         assert not errors and "Undefined control sequence" not in log, (tex.name, errors[:3])
         assert (work / tex.name).with_suffix(".pdf").is_file(), tex.name
@@ -80,14 +87,30 @@ def test_build_failure_names_the_problem_and_writes_nothing(tmp_path, jobs):
     script = ("import sys; from derive.build import build; from derive.errors import DeriveError\n"
               f"try:\n    build(sys.argv[1], template_dir=sys.argv[2], jobs={jobs})\n"
               "except DeriveError as e:\n    print(e.line()); sys.exit(2)\n")
-    r = subprocess.run([sys.executable, "-c", script, str(out), str(tdir)], capture_output=True, text=True,
-                       cwd=ROOT)
+    r = run_python(script, out, tdir)
     assert r.returncode == 2 and "building alice failed, nothing was written" in r.stdout
     assert not out.exists() or not any(out.rglob("*"))
 
 
+def test_package_data_ships_every_template_and_problem():
+    """The fast tier's check of what the slow test below installs for real: pyproject's packages
+    and package data cover every template and every built-in problem and claims file."""
+    import tomllib
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    dirs = {pkg: ROOT / cfg.get("package-dir", {}).get(pkg, pkg.replace(".", "/")) for pkg in cfg["packages"]}
+    shipped = {p for pkg, patterns in cfg["package-data"].items() for pat in patterns
+               for p in dirs[pkg].glob(pat) if p.is_file()}
+    need = {p for p in (ROOT / "templates").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    need |= set((ROOT / "derive" / "problems").glob("*.toml"))
+    assert (ROOT / "templates" / "errata") in {p.parent for p in need} and len(need) > 20
+    assert not need - shipped, sorted(str(p.relative_to(ROOT)) for p in need - shipped)
+    assert dirs["derive.templates"] == ROOT / "templates" and dirs["derive"] == ROOT / "derive"
+
+
+@pytest.mark.slow
 def test_installed_package_renders_from_anywhere(tmp_path):
-    """`pip install .` (not editable): problems and templates ship in the wheel."""
+    """`pip install .` (not editable): problems and templates ship in the wheel (slow: pip builds
+    the wheel; the fast tier checks pyproject's package data above)."""
     target = tmp_path / "site"
     source = tmp_path / "source"   # a copy, so that the build leaves nothing in the checkout
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "output", "build", "*.egg-info",

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from reference import agrees, gradients, loss_value
-from conftest import run_cli
+from conftest import run_cli, run_python
 
 
 def test_list_names_every_builtin():
@@ -55,18 +55,14 @@ def test_verify_passes_and_reports_largest_disagreement():
     assert "verified" in r.stdout
 
 
-def test_verify_fails_when_a_local_derivative_is_wrong(tmp_path):
+def test_verify_fails_when_a_local_derivative_is_wrong():
     # break sigmoid's derivative inside a subprocess: verify must notice (exit 1)
-    script = tmp_path / "broken.py"
-    script.write_text(
+    r = run_python(
         "import sys, sympy\n"
         "import derive.functions as f\n"
         "f.sigmoid.fdiff = lambda self, argindex=1: f.sigmoid(self.args[0])\n"
         "from derive.cli import main\n"
         "sys.exit(main(['verify', 'alice']))\n")
-    import subprocess, sys
-    from conftest import ROOT, source_env
-    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, env=source_env())
     assert r.returncode == 1 and "DISAGREE" in r.stdout
 
 

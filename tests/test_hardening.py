@@ -25,7 +25,7 @@ from pathlib import Path
 import jinja2.sandbox
 import pytest
 
-from conftest import ROOT, run_cli, source_env
+from conftest import ROOT, run_cli, run_python, source_env
 from derive import build as build_mod
 from derive import errata, render
 from derive.errors import DeriveError
@@ -688,7 +688,7 @@ def test_build_cli_refuses_a_user_directory_in_one_line(tmp_path):
 
 # ---------------------------------------------------------------- derive build: all or nothing
 def _build_script(out: Path, patch: str) -> subprocess.CompletedProcess:
-    """cli.main(['build', '--out', out]) in a subprocess, with a tiny render and `patch` applied."""
+    """cli.main(['build', '--out', out]) in a new process, with a tiny render and `patch` applied."""
     script = textwrap.dedent("""\
         import os, signal, sys
         from pathlib import Path
@@ -698,8 +698,7 @@ def _build_script(out: Path, patch: str) -> subprocess.CompletedProcess:
         b.render_all = lambda **kw: dict(NEW)
         calls = [0]
         """) + textwrap.dedent(patch) + "\nsys.exit(main(['build', '--out', sys.argv[1]]))\n"
-    return subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True,
-                          env=source_env(), timeout=120)
+    return run_python(script, out, timeout=120)
 
 
 @pytest.fixture

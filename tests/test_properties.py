@@ -11,6 +11,8 @@ import derive
 from derive import spec as spec_mod
 from derive.cli import main
 
+from conftest import run_exec
+
 ACTIVATIONS = ["sigmoid", "tanh", "relu", "softplus", ""]
 
 
@@ -73,9 +75,7 @@ def _relu_at_kink(problem) -> bool:
     return False
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(layered_network())
-def test_random_networks_solve_and_gradients_agree_with_finite_differences(tmp_path_factory, text):
+def solves_and_verifies(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("net") / "net.toml"
     path.write_text(text)
     problem = derive.Problem(spec_mod.load(str(path)))
@@ -84,6 +84,21 @@ def test_random_networks_solve_and_gradients_agree_with_finite_differences(tmp_p
     assert len(sol.gradients) == len(problem.graph.parameters)
     v = problem.verify(digits=40)
     assert v.ok, [c for c in v.checks if not c.ok][:3]
+
+
+# verify's SymPy cross-check (sympy.diff of the composed loss per parameter) takes about 0.5 s of
+# CPU a network: 40 networks in the full suite, 10 in the fast tier
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layered_network())
+def test_random_networks_solve_and_gradients_agree_with_finite_differences(tmp_path_factory, text):
+    solves_and_verifies(tmp_path_factory, text)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layered_network())
+def test_ten_random_networks_solve_and_agree_with_finite_differences(tmp_path_factory, text):
+    solves_and_verifies(tmp_path_factory, text)
 
 
 def _run_main(args):
@@ -138,12 +153,12 @@ def test_random_toml_gives_exit_2_or_a_result(tmp_path_factory, text):
             assert err.startswith("derive: ") and err.count("\n") == 1, err
 
 
-def test_garbage_through_a_real_subprocess(tmp_path, cli):
+def test_garbage_through_a_real_subprocess(tmp_path):
     # the same as above, once, as a user runs it
     for i, blob in enumerate([b"\x00\xff\xfe", b"title = \"t\"\n[forward]\nE = \"((((\"\n", b"[[[", "标题 = 1".encode()]):
         p = tmp_path / f"g{i}.toml"
         p.write_bytes(blob)
-        r = cli("solve", p)
+        r = run_exec("solve", p)
         assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1
 
 

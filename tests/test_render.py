@@ -601,7 +601,8 @@ def test_build_writes_every_handout_and_an_index(built):
     assert not [p for p in built.rglob(".*")], "temporary files left behind"
 
 
-def test_build_is_deterministic(built, tmp_path):
+@pytest.mark.slow     # a second build (about 10 s); the fast tier's test_output_directory_is_up_to_date
+def test_build_is_deterministic(built, tmp_path):   # compares `built` with output/, another process's build
     r = run_cli("build", "--out", tmp_path / "again")
     assert r.returncode == 0
     assert _tree(tmp_path / "again") == _tree(built)
