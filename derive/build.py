@@ -39,7 +39,8 @@ from .render import FORMATS, LANGS, environment, render_text, strings
 from .solve import load
 from .spec import builtin_ids
 from .templating import render
-from .training_context import training_files
+from . import plot
+from .training_context import shows_training, training_files
 from .tex import compile_pdf, require
 
 MANIFEST = "derive-manifest.txt"
@@ -90,6 +91,8 @@ def _rendered(tasks: list, jobs: int):
     # A signal is acted on only between waits, never inside the pool's own locks and threads
     # (an exception raised in there can leave the pool unable to end): every pool call runs
     # with the signals held, and a signal that came meanwhile is delivered when the call ends.
+    if any(shows_training(load(task[0]).spec) for task in tasks):
+        plot.preload()      # imported once here, not once in every worker that draws a curve
     with signals_held():
         pool = multiprocessing.get_context("fork").Pool(min(jobs, len(tasks)), initializer=_quiet_worker)
     try:

@@ -25,6 +25,13 @@ STYLE = {
 FORMATS = ("svg", "png")
 
 
+def preload() -> None:
+    """Import matplotlib now (a process about to fork workers that draw curves imports it once)."""
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    from matplotlib import pyplot  # noqa: F401
+
+
 def log_scale(curves) -> bool:
     ys = [y for _label, history in curves for y in history if math.isfinite(y)]
     return bool(ys) and min(ys) > 0 and max(ys) / min(ys) > 100
