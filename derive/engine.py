@@ -841,15 +841,7 @@ def input_values(program: Program, ctx) -> dict:
 
 def forward_loss(program: Program, ctx, values: dict) -> Arr:
     """The loss from input values by the forward pass alone (no derivative rule is used)."""
-    values = dict(values)
-    for name, _tree, ops in program.definitions:
-        try:
-            values[name] = _forward_definition(ctx, ops, values)[-1]
-        except DeriveError as e:
-            raise e.located(file=program.spec.path, key=f"forward.{name}") from None
-        if name == program.loss:
-            break
-    return values[program.loss]
+    return _forward_only(program, ctx, values, program.loss)
 
 
 def run(program: Program, ctx, steps: int, what_if: "WhatIf | None" = None) -> Trajectory:
@@ -944,14 +936,21 @@ def forward_backward(program: Program, ctx, values: dict, k: int = 0) -> Step:
     `k` is the number of updates made before, for messages.  A program of scalars in a ball
     context replays its tape (the same balls as `_one_step`, without the per-operation dispatch);
     where the replay fails, `_one_step` gives the error with its location."""
+    step = _replayed_step(program, ctx, values)
+    return step if step is not None else _one_step(program, ctx, values, k)
+
+
+def _replayed_step(program: Program, ctx, values: dict) -> Step | None:
+    """One pass from `values` by the program's tape, or None (no tape, or the replay failed: the
+    engine's own pass then gives the result or the located error)."""
     recorded = _tape_of(program, ctx)
-    if recorded is not None:
-        spec = program.spec
-        try:
-            return tape.one_step(recorded, [values[n].data for n in (*spec.data, *spec.parameters)])
-        except (DeriveError, Imprecise, ArithmeticError, ValueError):
-            pass
-    return _one_step(program, ctx, values, k)
+    if recorded is None:
+        return None
+    spec = program.spec
+    try:
+        return tape.one_step(recorded, [values[n].data for n in (*spec.data, *spec.parameters)])
+    except (DeriveError, Imprecise, ArithmeticError, ValueError):
+        return None
 
 
 _TAPES: dict = {}       # id(program) -> (program, {precision: Tape or None})
@@ -983,13 +982,11 @@ def _tape_of(program: Program, ctx):
 def forward_value(program: Program, ctx, values: dict, name: str) -> Arr:
     """`name`'s value by the forward pass alone (no derivative), from input values; a program of
     scalars replays its tape (forward and backward: still faster than the forward ops one by one)."""
-    recorded = _tape_of(program, ctx)
-    if recorded is not None:
-        spec = program.spec
-        try:
-            return tape.one_step(recorded, [values[n].data for n in (*spec.data, *spec.parameters)]).values[name]
-        except (DeriveError, Imprecise, ArithmeticError, ValueError):
-            pass
+    step = _replayed_step(program, ctx, values)
+    return step.values[name] if step is not None else _forward_only(program, ctx, values, name)
+
+
+def _forward_only(program: Program, ctx, values: dict, name: str) -> Arr:
     values = dict(values)
     for d, _tree, ops in program.definitions:
         try:
