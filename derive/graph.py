@@ -326,11 +326,17 @@ def build(spec: Spec) -> Graph:
             deps = [s for s in _ordered_symbols(local)]
             uses[entry] = tuple(deps)
             consumers[entry] = []
-            terms = _terms_by_symbol(local, deps)
+            inner, outer = _long_argument(local)
+            terms = _terms_by_symbol(inner, deps)
             for dep in deps:
                 consumers[dep].append(entry)
                 try:
-                    formula = sp.diff(local, dep) if terms is None else _long_diff(local, terms[dep], dep)
+                    if terms is None:
+                        formula = sp.diff(local, dep)
+                    elif outer is None:
+                        formula = _long_diff(inner, terms[dep], dep)
+                    else:   # f(u) of a long sum u: f′(u)·∂u/∂dep, as sympy.diff writes it
+                        formula = outer * _long_diff(inner, terms[dep], dep)
                 except DeriveError as e:
                     raise e.located(file=spec.path, key=key) from None
                 except RecursionError:
@@ -360,6 +366,15 @@ def _long_diff(local, containing: list, dep):
         return sp.diff(local, dep)
     f = containing[0]
     return sp.Mul(*[a for a in local.args if a is not f], f.diff(dep))
+
+
+def _long_argument(local) -> tuple:
+    """(u, f′(u)) for a function of one argument applied to a long sum or product u (an
+    activation of a unit with many inputs), else (local, None)."""
+    if isinstance(local, sp.Function) and len(local.args) == 1 and \
+            isinstance(local.args[0], (sp.Add, sp.Mul)) and len(local.args[0].args) >= 16:
+        return local.args[0], local.fdiff(1)
+    return local, None
 
 
 def _terms_by_symbol(local, deps) -> dict | None:
