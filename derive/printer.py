@@ -218,9 +218,14 @@ class DerivePrinter(LatexPrinter):
         return f"{tex}^{{{exp}}}" if exp else tex
 
 
+TIDY_MAX_OPS = 300
+
+
 def tidy(formula: sp.Expr) -> sp.Expr:
-    """A textbook shape for a local-derivative formula: 2*y - 2*t → 2(y − t)."""
-    if isinstance(formula, sp.Add):
+    """A textbook shape for a local-derivative formula: 2*y - 2*t → 2(y − t).  A formula of
+    more than TIDY_MAX_OPS operations is left as it is (factoring and checking a degree-100
+    polynomial's derivative took half a minute)."""
+    if isinstance(formula, sp.Add) and sp.count_ops(formula) <= TIDY_MAX_OPS:
         f = sp.factor_terms(formula)
         if f != formula and sp.expand(f - formula) == 0:
             return f
