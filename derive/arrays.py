@@ -33,6 +33,13 @@ def read_array(table: dict, base_dir: Path | None, path: str, key: str):
     target = base_dir / name
     if target.suffix not in (".npy", ".npz"):
         raise DeriveError(f"{name}: expected a .npy or .npz file", file=path, key=key)
+    check_file(target, name, path, key)
+    array = _load(target, name, table.get("key"), path, key)
+    return _to_entries(array, name, path, key)
+
+
+def check_file(target: Path, name: str, path: str, key: str) -> None:
+    """The NumPy file exists, is a regular file and is not too large (before it is read)."""
     try:
         st = os.stat(target)
     except OSError as e:
@@ -41,41 +48,67 @@ def read_array(table: dict, base_dir: Path | None, path: str, key: str):
         raise DeriveError(f"{name} is not a regular file", file=path, key=key)
     if st.st_size > MAX_ARRAY_BYTES:
         raise LimitError(f"{name} is larger than {MAX_ARRAY_BYTES} bytes", file=path, key=key)
-    array = _load(target, name, table.get("key"), path, key)
-    return _to_entries(array, name, path, key)
 
 
-def _load(target: Path, name: str, member, path: str, key: str):
+def open_numpy(target: Path, name: str, path: str, key: str):
+    """np.load with allow_pickle=False: an array (.npy) or an NpzFile (.npz); one line for
+    anything unreadable or pickled."""
     import numpy as np   # only specs that use array files pay for NumPy
     try:
-        loaded = np.load(target, allow_pickle=False)
+        return np.load(target, allow_pickle=False)
     except ValueError as e:
-        why = "it holds Python objects (pickled), which are never loaded" if "pickle" in str(e) else str(e)
-        raise DeriveError(f"cannot read {name}: {why}", file=path, key=key) from None
+        raise DeriveError(f"cannot read {name}: {_why(e)}", file=path, key=key) from None
     except (OSError, EOFError) as e:
         raise DeriveError(f"cannot read {name}: {e}", file=path, key=key) from None
+
+
+def member(loaded, name: str, which: str, path: str, key: str):
+    """One array of an .npz archive (it exists)."""
+    try:
+        return loaded[which]
+    except ValueError as e:
+        raise DeriveError(f"cannot read {name}[{which}]: {_why(e)}", file=path, key=key) from None
+
+
+def _why(e: ValueError) -> str:
+    return "it holds Python objects (pickled), which are never loaded" if "pickle" in str(e) else str(e)
+
+
+def _load(target: Path, name: str, which, path: str, key: str):
+    import numpy as np
+    loaded = open_numpy(target, name, path, key)
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
-            if not isinstance(member, str):
+            if not isinstance(which, str):
                 raise DeriveError(f"{name} holds {', '.join(sorted(loaded.files)) or 'no arrays'}; "
                                   "say which with key = \"…\"", file=path, key=key)
-            if member not in loaded.files:
-                raise DeriveError(f"{name} has no array {member!r} (it has: "
+            if which not in loaded.files:
+                raise DeriveError(f"{name} has no array {which!r} (it has: "
                                   f"{', '.join(sorted(loaded.files)) or 'none'})", file=path, key=key)
-            try:
-                return loaded[member]
-            except ValueError as e:
-                why = "it holds Python objects (pickled), which are never loaded" if "pickle" in str(e) else str(e)
-                raise DeriveError(f"cannot read {name}[{member}]: {why}", file=path, key=key) from None
-    if member is not None:
+            return member(loaded, name, which, path, key)
+    if which is not None:
         raise DeriveError(f"{name} is a .npy file with one array; remove key", file=path, key=key)
     return loaded
 
 
-def _to_entries(array, name: str, path: str, key: str):
+def exact_entries(array, name: str, path: str, key: str) -> list:
+    """The entries of a numeric array (row-major) as the exact numbers stored: a float64 is its
+    binary value; other dtypes, NaN and infinity are refused with one line."""
     import numpy as np
     kind = array.dtype.kind
     if kind not in "biuf":
+        raise DeriveError(f"{name}: expected numbers, got arrays of dtype {array.dtype}", file=path, key=key)
+    if kind == "f":
+        if not np.isfinite(array).all():
+            raise DeriveError(f"{name}: contains NaN or infinity", file=path, key=key)
+        if array.dtype.itemsize > 8:
+            raise DeriveError(f"{name}: {array.dtype} is not supported (use float64)", file=path, key=key)
+        return [Fraction(*x.as_integer_ratio()) for x in array.astype(np.float64).ravel().tolist()]
+    return [Fraction(int(x)) for x in array.ravel().tolist()]
+
+
+def _to_entries(array, name: str, path: str, key: str):
+    if array.dtype.kind not in "biuf":
         raise DeriveError(f"{name}: expected numbers, got arrays of dtype {array.dtype}", file=path, key=key)
     if array.ndim > 2:
         raise DeriveError(f"{name}: expected a scalar, a vector or a matrix, got shape {array.shape}",
@@ -84,14 +117,7 @@ def _to_entries(array, name: str, path: str, key: str):
         raise DeriveError(f"{name}: the array is empty", file=path, key=key)
     if array.size > MAX_ARRAY_ENTRIES:
         raise LimitError(f"{name}: more than {MAX_ARRAY_ENTRIES} entries", file=path, key=key)
-    if kind == "f":
-        if not np.isfinite(array).all():
-            raise DeriveError(f"{name}: contains NaN or infinity", file=path, key=key)
-        if array.dtype.itemsize > 8:
-            raise DeriveError(f"{name}: {array.dtype} is not supported (use float64)", file=path, key=key)
-        flat = [Fraction(*x.as_integer_ratio()) for x in array.astype(np.float64).ravel().tolist()]
-    else:
-        flat = [Fraction(int(x)) for x in array.ravel().tolist()]
+    flat = exact_entries(array, name, path, key)
     if array.ndim == 0:
         return (), tuple(flat), False
     if array.ndim == 1:

@@ -30,13 +30,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 from . import expr as ex
+from .arrays import check_file, exact_entries, member, open_numpy
 from .errors import DeriveError, LimitError
 from .files import read_input
 
@@ -311,47 +311,33 @@ def _decimal_cell(cell: str, name: str, line_no: int, col: str, path: str, key: 
 def _from_npz(target: Path, name: str, data: dict, path: str) -> Dataset:
     import numpy as np
     key = "dataset.file"
-    try:
-        if not os.path.isfile(target):
-            raise OSError(f"{name} is not a regular file")
-        loaded = np.load(target, allow_pickle=False)
-    except ValueError as e:
-        why = "it holds Python objects (pickled), which are never loaded" if "pickle" in str(e) else str(e)
-        raise DeriveError(f"cannot read {name}: {why}", file=path, key=key) from None
-    except (OSError, EOFError) as e:
-        raise DeriveError(f"cannot read {name}: {getattr(e, 'strerror', None) or e}", file=path, key=key) from None
+    check_file(target, name, path, key)
+    loaded = open_numpy(target, name, path, key)
     if not isinstance(loaded, np.lib.npyio.NpzFile):
         raise DeriveError(f"{name}: expected an .npz archive (one array per data name)", file=path, key=key)
     columns = {}
     with loaded:
-        for member in loaded.files:
-            if member not in data:
-                raise DeriveError(f"{name}: array {member!r} is not a name in [data]", file=path, key=key)
-            try:
-                arr = loaded[member]
-            except ValueError as e:
-                raise DeriveError(f"cannot read {name}[{member}]: {e}", file=path, key=key) from None
-            shape = data[member].shape
+        for which in loaded.files:
+            if which not in data:
+                raise DeriveError(f"{name}: array {which!r} is not a name in [data]", file=path, key=key)
+            arr = member(loaded, name, which, path, key)
+            label = f"{name}[{which}]"
+            if arr.dtype.kind not in "biuf":
+                raise DeriveError(f"{label}: expected numbers, got arrays of dtype {arr.dtype}", file=path, key=key)
+            shape = data[which].shape
             want = (shape[0],) if shape != () and shape[1] == 1 and arr.ndim == 2 else \
                 () if shape == () else shape
-            if arr.dtype.kind not in "biuf":
-                raise DeriveError(f"{name}[{member}]: expected numbers, got dtype {arr.dtype}", file=path, key=key)
             if arr.ndim == 0 or (tuple(arr.shape[1:]) != want and
                                  not (shape != () and tuple(arr.shape[1:]) == tuple(shape))):
-                raise DeriveError(f"{name}[{member}]: shape {tuple(arr.shape)} is not (samples, …) of "
-                                  f"data.{member}'s shape ({_shape_words(shape)})", file=path, key=key)
-            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-                raise DeriveError(f"{name}[{member}]: contains NaN or infinity", file=path, key=key)
-            rows = arr.reshape(arr.shape[0], -1)
-            columns[member] = tuple(tuple(_exact(v) for v in row) for row in rows.tolist())
+                raise DeriveError(f"{label}: shape {tuple(arr.shape)} is not (samples, …) of "
+                                  f"data.{which}'s shape ({_shape_words(shape)})", file=path, key=key)
+            flat = exact_entries(arr, label, path, key)
+            width = len(flat) // arr.shape[0] if arr.shape[0] else 0
+            columns[which] = tuple(tuple(flat[i * width:(i + 1) * width]) for i in range(arr.shape[0]))
     if not columns:
         raise DeriveError(f"{name} holds no arrays", file=path, key=key)
     _equal_lengths(columns, path)
     return _checked(Dataset(len(next(iter(columns.values()))), columns, origin=name), path)
-
-
-def _exact(v) -> Fraction:
-    return Fraction(v) if isinstance(v, int) else Fraction(*float(v).as_integer_ratio())
 
 
 # ---------------------------------------------------------------- [dataset.generate]

@@ -94,6 +94,19 @@ def test_npz(write_spec, tmp_path):
         load(write_spec, VECTOR + '[dataset]\nfile = "s.npz"\n')
 
 
+@pytest.mark.parametrize("x, expect", [
+    (np.array([[0.1, np.nan], [3.0, -1.5]]), r"s.npz\[x\]: contains NaN or infinity"),
+    (np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.longdouble), r"s.npz\[x\]: float128 is not supported"),
+    (np.array([["a", "b"], ["c", "d"]]), r"s.npz\[x\]: expected numbers"),
+    (np.array([[None, 1], [2, 3]], dtype=object), r"cannot read s.npz\[x\]: it holds Python objects"),
+])
+def test_npz_dataset_refuses_what_parameter_files_refuse(write_spec, tmp_path, x, expect):
+    """The dataset's .npz goes through the same reader as array values (allow_pickle=False)."""
+    np.savez(tmp_path / "s.npz", x=x, y=np.array([1.0, 0.25]))
+    with pytest.raises(DeriveError, match=expect):
+        load(write_spec, VECTOR + '[dataset]\nfile = "s.npz"\n')
+
+
 def test_generate_is_numpy_default_rng(write_spec):
     s = load(write_spec, VECTOR + '[dataset.generate]\nn = 5\nseed = 7\n'
              'x = { distribution = "normal", mean = 1, std = 2 }\ny = "sum(x)"\n')
