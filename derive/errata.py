@@ -554,16 +554,6 @@ def _tex_value(tex: Tex, x) -> str:
         return ""
 
 
-def note_for(note: str, lang: str) -> str:
-    """A claim's note for a document in `lang`: in Chinese documents an English note (claims files
-    are written in English) is cut to its locator (§(一)4 (2), §11), the part before the first
-    comma, colon or remark."""
-    if lang != "zh" or not note or not re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}", note):
-        return note
-    head = re.split(r",\s|:\s|\s--\s|\s\((?=[A-Za-z])", note, maxsplit=1)[0].strip()
-    return head if not re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}", head) else ""
-
-
 # The LaTeX a note may quote from its source (typeset, never printed as source text): these commands,
 # letters, digits, spaces and + − = ( ) [ ] { } ^ _ ' , . / | : ; !; nothing else reaches TeX.
 NOTE_COMMANDS = {"frac", "tfrac", "partial", "nabla", "mathbf", "mathrm", "text", "cdot", "times", "eta",
@@ -603,9 +593,35 @@ def safe_math(text: str) -> bool:
     return True
 
 
-def note_pieces(note: str) -> tuple:
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
+
+
+def note_pieces(note: str, lang: str = "en") -> tuple:
     """A note as pieces: the LaTeX it quotes typeset ("m", if `safe_math`), code after "code:" as
-    code ("c"), the rest prose ("t")."""
+    code ("c"), the rest prose ("t").  Claims files are written in English: a Chinese document keeps
+    a note up to its first English word (its locator: §(一)4 (2), §11)."""
+    pieces = _note_pieces(note)
+    if lang != "zh":
+        return pieces
+    out: list = []
+    for kind, text in pieces:
+        m = _WORD.search(text) if kind == "t" else (re.search(r"[A-Za-z]{2,}", text) if kind == "c" else None)
+        if m is None:
+            out.append((kind, text))
+            continue
+        head = text[:m.start()] if kind == "t" else ""
+        out.append(("t", head))
+        break
+    while out and out[-1][0] == "t":
+        rest = out[-1][1].rstrip(" ,:;(—-–")
+        if rest:
+            out[-1] = ("t", rest)
+            break
+        out.pop()
+    return tuple(p for p in out if p[1])
+
+
+def _note_pieces(note: str) -> tuple:
     out: list = []
     for seg in _NOTE_SPLIT.split(note):
         if not seg:
@@ -687,7 +703,7 @@ def build_rows(checker: Checker, results: list) -> list:
                         _plain(r.true), true_tex, _plain(r.true_digits),
                         "" if formula else _tex_value(tex, r.true_digits),
                         r.verdict, VERDICT_NAMES[lang][r.verdict], r.diagnosis or "",
-                        diagnosis_name(r.diagnosis, lang), r.message, note_pieces(note_for(c.note, lang)), lines, tuple(r.carries),
+                        diagnosis_name(r.diagnosis, lang), r.message, note_pieces(c.note, lang), lines, tuple(r.carries),
                         tuple(explain), tuple(chain), formula))
     return rows
 

@@ -15,8 +15,26 @@ _MATMUL = re.compile(r"shape mismatch in '@': (.+?) @ (.+?) \((\d+) columns agai
 _SHAPE = re.compile(r"an? (\d+)×(\d+) matrix")
 
 
+_JACOBIAN = re.compile(r"^(\S+) would be a Jacobian of an? (\d+)×(\d+) by an? (\d+)×(\d+) matrix; one of them "
+                       r"must be a scalar, or both of one shape and elementwise$")
+_FULL_JACOBIAN = re.compile(r"^(\S+) is a full Jacobian \(each entry of (\S+) depends on several entries of "
+                            r"(\S+)\); ask for a scalar, e\.g\. .*$")
+
+
 def readable_error(err: str, lang: str) -> str:
-    """An error of the expression language in the reader's words (no Python operator '@')."""
+    """An error of the expression language in the reader's words (no Python operator '@'; the
+    undefined Jacobians of `quantity.derivative_pairs` in Chinese too)."""
+    m = _JACOBIAN.match(err)
+    if m:
+        q, r1, c1, r2, c2 = m.groups()
+        if lang == "zh":
+            return (f"{q} 是 {r1}×{c1} 矩阵对 {r2}×{c2} 矩阵的雅可比矩阵，这里没有定义：两者之一必须是标量，"
+                    "或者两者形状相同、逐元素对应")
+        return err
+    m = _FULL_JACOBIAN.match(err)
+    if m and lang == "zh":
+        q, a, b = m.groups()
+        return f"{q} 是完整的雅可比矩阵（{a} 的每个分量都依赖 {b} 的多个分量）；请改问一个标量，例如用 sum() 求和后的导数"
     m = _MATMUL.search(err)
     if m is None:
         return err.replace("'@'", "the matrix product" if lang == "en" else "矩阵乘积")
@@ -115,6 +133,29 @@ MESSAGES = {
         "scalar": "标量", "matrix": "{r}×{c} 矩阵",
     },
 }
+
+
+_CJK_CHAR = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+_FULL = {",": "，", ":": "：", ";": "；"}
+
+
+def full_width(text: str) -> str:
+    """Chinese punctuation after Chinese text: , : ; after a Chinese character become ，：；, and a
+    parenthesis opened after one becomes （…） (with its own closing one); formulas keep theirs."""
+    out, stack = [], []
+    for i, ch in enumerate(text):
+        prev = text[i - 1] if i else ""
+        if ch in _FULL and _CJK_CHAR.match(prev):
+            out.append(_FULL[ch])
+        elif ch == "(":
+            wide = bool(_CJK_CHAR.match(prev))
+            stack.append(wide)
+            out.append("（" if wide else ch)
+        elif ch == ")" and stack:
+            out.append("）" if stack.pop() else ch)
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def rounded_words(rounded, lang: str) -> str:
@@ -220,7 +261,7 @@ class Messages:
                     body += self.msg("own_formula", claim=f"[{what['formula']}]")
             text = self.msg("because", what=body)
         else:
-            text = self.msg("because", what=what.text[0 if self.lang == "en" else 1])
+            text = self.msg("because", what=what.text[0] if self.lang == "en" else full_width(what.text[1]))
         if also:
             sep = ", " if self.lang == "en" else "、"
             text += self.msg("also", others=sep.join(diagnosis_name(a, self.lang) for a in also))

@@ -63,8 +63,8 @@ class Builder:
         g = s.g
         ctx = {
             "id": spec.id,
-            "title": spec.title,
-            "source": spec.source,
+            "title": spec.title_in(s.lang),
+            "source": spec.source_in(s.lang),
             "lang": s.lang,
             "mode": s.mode,
             "exercise": s.exercise,
@@ -79,7 +79,7 @@ class Builder:
             "diagram": build_diagram(g.quantities, g.parameters, g.loss, s.names),
             "given": given(s),
             "eta": "\\eta" if spec.learning_rate is None else pr.fraction(spec.learning_rate),
-            "has_cjk": _has_cjk(spec.title) or _has_cjk(spec.source),
+            "has_cjk": _has_cjk(spec.title_in(s.lang)) or _has_cjk(spec.source_in(s.lang)),
         }
         if s.exercise:
             ctx.update(tasks=tasks(s), forward=(), loss_step=None, sections=(), updates=(), after=None,
