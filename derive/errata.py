@@ -108,22 +108,8 @@ class Tex:
         return sp.latex(expr)
 
     def chain(self, node, values=None) -> str:
-        """A chain formula (check.chain_formula) as a product in textbook order."""
-        if isinstance(node, tuple) and node[0] == "prod":
-            items = [it for it in node[1] if not (not isinstance(it, tuple) and it == 1)]
-            if not items:
-                return "1"
-            parts = []
-            for it in items:
-                t = self.chain(it, values)
-                if (isinstance(it, tuple) and it[0] == "sum" and len(it[1]) > 1) or \
-                        (not isinstance(it, tuple) and pr and pr.needs_parens_in_product(it)):
-                    t = f"\\left({t}\\right)"
-                parts.append(t)
-            return " \\cdot ".join(parts)
-        if isinstance(node, tuple) and node[0] == "sum":
-            return " + ".join(self.chain(t, values) for t in node[1])
-        return self.sympy(node, values)
+        """A chain formula (formulas.chain_formula) as a product in textbook order (printer.chain_latex)."""
+        return pr.chain_latex(node, self.names, values)
 
     def number(self, text: str, paren: bool = False) -> str:
         return pr.number(text, paren) if pr else text

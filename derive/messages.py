@@ -167,7 +167,7 @@ def rounded_words(rounded, lang: str) -> str:
     return ", ".join(parts[:-1]) + m["and"] + parts[-1] if lang == "en" else "、".join(parts[:-1]) + m["and"] + parts[-1]
 
 
-def chain_text(chain, n: int) -> str:
+def rounded_chain_text(chain, n: int) -> str:
     """The rounded chain as text: h1 ≈ 0.0474, ∂L/∂y_pred ≈ −0.952, … (`worlds.rounded_chain`)."""
     out = []
     for kind, e, wrt, k, v in chain:
@@ -207,7 +207,7 @@ class Messages:
             elif v == "rounding":
                 kind, n, alt, rounded = detail
                 which = rounded_words(rounded or (), self.lang)
-                chain = chain_text(rounding.chain, n) if rounding is not None and rounding.chain else ""
+                chain = rounded_chain_text(rounding.chain, n) if rounding is not None and rounding.chain else ""
                 if kind == "unit":
                     text = self.msg("rounding_unit", n=n, td=td, tr=tr)
                 elif kind == "const":

@@ -281,3 +281,19 @@ def test_every_errata_pdf_fits_the_page(tmp_path):
             if float(m.group(1)) > 1:
                 bad.append((tex.name, m.group(0)))
     assert not bad, bad
+
+
+def test_one_chain_printer_gives_the_text_and_the_latex():
+    from derive import printer as pr, solve
+    from derive.errata import Tex
+    from derive.formulas import chain_formula
+    p = solve.load("house-price")
+    g = p.graph
+    f = chain_formula(g, g.loss_entry, g.quantities["w1"].entries[0])
+    assert pr.chain_text(f) == "2*(y_hat - y)*y_hat*(1 - y_hat)*w7*h1*(1 - h1)*x1"
+    tex = Tex(p).chain(f)
+    assert tex == pr.chain_latex(f, Tex(p).names)
+    assert tex.startswith("2 \\cdot \\left(\\hat{y} - y\\right)") and tex.endswith("x_{1}")
+    # a branch: the sum over the three hidden units
+    f = chain_formula(g, g.loss_entry, g.quantities["x1"].entries[0])
+    assert pr.chain_text(f).count(" + ") == 2 and pr.chain_latex(f, Tex(p).names).count(" + ") == 2
