@@ -37,7 +37,7 @@ from .claims import load_claims
 from .formulas import chain_formula
 from .report import summary, summary_line
 from .claims import entry_label
-from .messages import MESSAGES
+from .messages import MESSAGES, full_width
 from .verdicts import VERDICT_NAMES, VERDICTS, diagnosis_name, shown_true, sig_text, text_at
 from .errors import DeriveError
 from . import texcheck
@@ -146,7 +146,8 @@ def derivation(tex: Tex, checker: Checker, claim) -> list:
         lines = [f"{lhs} &= {_tree_printer(tex).tex(q.tree)}"]
         if q.is_scalar and sol is not None:
             numeric = _tree_printer(tex, lambda n: _value_tex(tex, n)).tex(q.tree)
-            lines.append(f"&= {numeric}")
+            if f"{lhs} &= {numeric}" != lines[0]:
+                lines.append(f"&= {numeric}")
         lines.append(f"&{approx} {value}")
         return lines
 
@@ -174,6 +175,8 @@ def derivation(tex: Tex, checker: Checker, claim) -> list:
                 if nums:
                     lines.append("&= " + " \\cdot ".join(nums))
             lines.append(f"&{approx} {value}")
+            if lines[0] == f"{lhs} &= {lhs}" and len(lines) > 1:     # ∂L/∂ŷ = ∂L/∂ŷ says nothing
+                lines = [lhs + " " + lines[1]] + lines[2:]
             return lines
         if A.is_scalar and A.name == g.loss and pr is not None:
             for rule in matrix_rules(g):
@@ -380,8 +383,7 @@ def mistake(tex: Tex, r, lang: str, results: list) -> list:
     elif hyp is not None and getattr(hyp, "kind", None):
         out += _hypothesis_pieces(tex, hyp, lang)
     else:
-        if r.claim.kind != "value" and not r.claim.constant and r.claim.of_error is None \
-                and r.claim.formula_error is None and r.true not in (None, "—"):
+        if r.message.startswith(MESSAGES[lang]["wrong_formula"].split("{tf}")[0]):
             out.append(("t", w["not_equivalent"]))
         else:
             out.append(("t", _sentence(r.message, lang)))
@@ -579,7 +581,7 @@ def safe_math(text: str) -> bool:
     return True
 
 
-_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
+_WORD = re.compile(r"(?<![\\A-Za-z_\d])[A-Za-z]{2,}(?![_\dA-Za-z])")
 
 
 def note_pieces(note: str, lang: str = "en") -> tuple:
@@ -589,6 +591,7 @@ def note_pieces(note: str, lang: str = "en") -> tuple:
     pieces = _note_pieces(note)
     if lang != "zh":
         return pieces
+    pieces = tuple((k, full_width(t) if k == "t" else t) for k, t in pieces)
     out: list = []
     for kind, text in pieces:
         m = _WORD.search(text) if kind == "t" else (re.search(r"[A-Za-z]{2,}", text) if kind == "c" else None)
@@ -599,12 +602,64 @@ def note_pieces(note: str, lang: str = "en") -> tuple:
         out.append(("t", head))
         break
     while out and out[-1][0] == "t":
-        rest = out[-1][1].rstrip(" ,:;(—-–")
+        rest = out[-1][1].rstrip(" ,:;(—-–，：；（、")
         if rest:
             out[-1] = ("t", rest)
             break
         out.pop()
     return tuple(p for p in out if p[1])
+
+
+_UNICODE_MATH = {"*": " \\cdot ", "←": " \\leftarrow ", "·": " \\cdot ", "×": " \\times ", "∂": "\\partial ", "α": "\\alpha ", "σ": "\\sigma ",
+                 "η": "\\eta ", "−": "-", "′": "'", "ŷ": "\\hat{y}"}
+_FORMULA_TOKEN = re.compile(r"[A-Za-z0-9_.,·×*←∂ασηŷ′'()\[\]+\-−=/^]+")
+_IDENT = re.compile(r"(?<![A-Za-z\\])([A-Za-z]+)(\d+)?(?:_([A-Za-z0-9]+))?(?![A-Za-z])")
+
+
+def _unicode_formula(run: str) -> str | None:
+    """A formula a note writes in plain text (h3 = σ(0.4×120 − 0.7×1), w1_new = α·∂L/∂w1_old) as
+    LaTeX, or None when it does not read as one."""
+    if not re.search(r"[=·×∂σαη]", run) or re.search(r"[A-Za-z]{4,}(?![\d_])", re.sub(r"_[A-Za-z0-9]+", "", run)) \
+            or re.search(r"[A-Za-z]\d+[A-Za-z]|\^\(|\.\.|\d[A-Za-z]|[A-Za-z]{2,}\(", run):
+        return None     # juxtaposed names (w1x1), e^(…), an ellipsis, a function name: left as written
+
+    def ident(m):
+        base, num, sub = m.groups()
+        if len(base) > 1 and not num and not sub:
+            return f"\\mathrm{{{base}}}"
+        idx = ",".join(x if x.isdigit() else f"\\mathrm{{{x}}}" for x in (num, sub) if x)
+        return base + (f"_{{{idx}}}" if idx else "")
+    text = _IDENT.sub(ident, run)
+    for k, v in _UNICODE_MATH.items():
+        text = text.replace(k, v)
+    text = " ".join(text.split())
+    return text if safe_math(text) else None
+
+
+def _plain_formulas(seg: str) -> list:
+    """Prose with its plain-text formulas typeset: runs of formula tokens (with an = or ∂ · × σ)."""
+    out: list = []
+    pos = 0
+    toks = list(re.finditer(r"\S+", seg))
+    i = 0
+    while i < len(toks):
+        j = i
+        while j < len(toks) and _FORMULA_TOKEN.fullmatch(toks[j].group()) and \
+                not re.fullmatch(r"[A-Za-z]{2,}[,.;:]?", toks[j].group()):      # a word ends a formula
+            j += 1
+        if j > i:
+            a, b = toks[i].start(), toks[j - 1].end()
+            run = seg[a:b]
+            core = run.rstrip(",.;:")
+            tex = _unicode_formula(core)
+            if tex is not None:
+                out += [("t", seg[pos:a]), ("m", tex)]
+                pos = a + len(core)
+            i = j
+        else:
+            i += 1
+    out.append(("t", seg[pos:]))
+    return [p for p in out if p[1]]
 
 
 def _note_pieces(note: str) -> tuple:
@@ -622,7 +677,7 @@ def _note_pieces(note: str) -> tuple:
         toks = list(re.finditer(r"\S+", seg))
         first = next((i for i, t in enumerate(toks) if "\\" in t.group()), None)
         if first is None:
-            out.append(("t", seg))
+            out += _plain_formulas(seg)
             continue
         start = first
         while start > 0 and not _CJK_OR_COLON.search(toks[start - 1].group()) and \

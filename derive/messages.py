@@ -128,9 +128,9 @@ MESSAGES = {
         "also": "（也符合：{others}）",
         "entries": "；分量 {which}",
         "arithmetic": "；所检验的各种单一错误都不能重现它（计算错误）",
-        "matmul_error": "{a}与{b}的矩阵乘积无定义（{detail}）",
+        "matmul_error": "{a}与 {b}的矩阵乘积无定义（{detail}）",
         "matmul_detail": "{c} 列对 {r} 行",
-        "scalar": "标量", "matrix": "{r}×{c} 矩阵",
+        "scalar": "标量", "matrix": "一个 {r}×{c} 矩阵",
     },
 }
 
@@ -143,10 +143,15 @@ def full_width(text: str) -> str:
     """Chinese punctuation after Chinese text: , : ; after a Chinese character become ，：；, and a
     parenthesis opened after one becomes （…） (with its own closing one); formulas keep theirs."""
     out, stack = [], []
+    skip = False
     for i, ch in enumerate(text):
         prev = text[i - 1] if i else ""
+        if skip and ch == " ":
+            continue
+        skip = False
         if ch in _FULL and _CJK_CHAR.match(prev):
             out.append(_FULL[ch])
+            skip = True         # no space after a full-width mark
         elif ch == "(":
             wide = bool(_CJK_CHAR.match(prev))
             stack.append(wide)
@@ -241,7 +246,7 @@ class Messages:
                                                                       claim.flat), 200)))
             else:
                 parts.append(self.msg("true_matrix", tr=cell(tr, 200)))
-            text = "; ".join(parts)
+            text = ("; " if self.lang == "en" else "；").join(parts)
         if verdict == "wrong":
             text += self.diagnosis_text(diagnosis, carries, also, what)
         return text

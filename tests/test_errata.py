@@ -58,7 +58,7 @@ def test_matrix_product_errors_name_the_matrix_product_not_python():
     en, zh = readable_error(err, "en"), readable_error(err, "zh")
     assert "@" not in en and "@" not in zh
     assert en == "the matrix product of a 2×4 matrix and a 2×4 matrix is undefined (4 columns against 2 rows)"
-    assert zh == "2×4 矩阵与2×4 矩阵的矩阵乘积无定义（4 列对 2 行）"
+    assert zh == "2×4 矩阵与 2×4 矩阵的矩阵乘积无定义（4 列对 2 行）"
 
 
 # ---------------------------------------------------------------- the rounded chain
