@@ -1,23 +1,35 @@
-"""Errata: a checked claims file rendered for a reader (Markdown and LaTeX).
+"""Errata: a checked claims file rendered for a reader (Markdown and LaTeX), to hand out.
 
-Takes the results of `derive.check` for one claims file; gives a document with a table of every
-claim (what was claimed, the true value to the claim's digits, the verdict and the diagnosis) and,
-for every claim that is not `correct`, a section with the explanation and — for `wrong` ones — the
-corrected derivation: the definition or the chain rule in ∂-notation, each factor's formula, the
-numbers, the value (formulas and numbers from `derive.printer` and the engine's correctly rounded
-values).  Templates: `templates/errata/errata.md.j2` and `errata.tex.j2` (LaTeX delimiters
-`\\BLOCK{…}`, `\\VAR{…}`, `\\#{…}`; StrictUndefined); prose in `templates/errata/strings.<lang>.toml`.
-User text (notes, names, claimed numbers, the file name) is escaped (`derive.escape`); formulas
-are re-printed from the parsed trees, never copied from the claims file.
+Takes the results of `derive.check` for one claims file; gives a document in three parts:
+1. the wrong claims, each with what the source says (its formula re-printed from the parsed tree by
+   `printer.ClaimPrinter`, its number as a number), where it says it (the claim's note: LaTeX it
+   quotes typeset when in the whitelist `NOTE_COMMANDS`, plain-text formulas such as
+   `h3 = σ(0.4×120 − 0.7×1)` typeset when they read as formulas, code after "code:" as code), the
+   true value or formula, the mistake in plain words — built from the diagnosis's data
+   (`hypotheses.Hypothesis`: which activation, which term, which path; the earlier claims carried),
+   never its tag (`WORDS`, both languages) — and the corrected derivation (the definition or the
+   chain rule in ∂-notation, each factor's formula, the numbers, the value);
+2. a lighter list of the differences that are only rounding or truncation, with the rounded chain
+   of a `rounding` verdict (`verdicts.RoundingChain`: the intermediate values of the hand
+   calculation that reproduces the claim);
+3. the complete claim table (fixed-width columns on A4; wrong rows bold and linked; the true value
+   only where it differs).
+Numbers are typeset (×10ⁿ, minus signs), verdicts and diagnoses named by `verdicts.VERDICT_NAMES`
+and `DIAGNOSIS_NAMES`.  Templates: `templates/errata/errata.md.j2` (math only through
+templates/macros.md.j2) and `errata.tex.j2` (LaTeX delimiters `\\BLOCK{…}`, `\\VAR{…}`, `\\#{…}`;
+StrictUndefined); prose in `templates/errata/strings.<lang>.toml`.  User text (notes, names, the
+file name) is escaped (`derive.escape`); formulas are re-printed from the parsed trees, never copied
+from the claims file.  A Chinese document uses the spec's title_zh/source_zh and keeps a note up to
+its first English word (claims files are written in English).
 
-Anchors, for links from the handouts: every claim's section is `claim-<index>` (Markdown
+Anchors, for links from the handouts: every claim that is not correct has `claim-<index>` (Markdown
 `<a id="claim-13"></a>`, LaTeX `\\label{claim-13}` and `\\hypertarget{claim-13}{}`), so a handout
 links `errata/<id>.md#claim-13`.  `errata_documents` also gives the `ErrataStep`s (the claims that
 are not correct) that `derive build` lists, with those links, at the end of each handout.
 
 `write_errata(out_dir)` writes `<out_dir>/errata/<id>.md` and `.tex` (English) and `<id>.zh.md` and
-`.zh.tex` (Chinese) for every built-in problem with a claims file, atomically (temporary file + os.replace) and deterministically (no dates; the
-checker's random points are seeded).
+`.zh.tex` (Chinese) for every built-in problem with a claims file, atomically (temporary file +
+os.replace) and deterministically (no dates; the checker's random points are seeded).
 """
 from __future__ import annotations
 
