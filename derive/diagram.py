@@ -11,8 +11,10 @@ none.  A weight label sits on its arrow's midpoint, or near the arrow's target e
 crosses another one (two-two-two's w2 and w3).
 
 Mermaid labels (`Node.name`, `Edge.label`) are the display names written with Unicode sub- and
-superscripts (`w₁`, `outₕ₁`, `ŷ`, `δ`), `<sub>`/`<sup>` where Unicode has no such letter, matrix
-shapes and biases on a small second line; their text passes `escape.mermaid_text`.
+superscripts where they are digits and at most one letter (`w₁`, `outₕ₁`, `ŷ`, `δ`), else with
+`<sub>`/`<sup>` (`E<sub>total</sub>`, which reads better than a row of small letters and exists for
+every letter); matrix shapes and biases on a small second line; their text passes
+`escape.mermaid_text`.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ _TOKEN = re.compile(r"\\[A-Za-z]+|\\.|[{}_^]|[^\\{}_^]")
 
 def mermaid_label(tex: str) -> str:
     """A display name (LaTeX) as a Mermaid label: `w_{1}` -> w₁, `\\mathrm{out}_{h_1}` -> outₕ₁,
-    `\\hat{y}` -> ŷ, `y_{\\mathrm{pred}}` -> y<sub>pred</sub> (no Unicode subscript d)."""
+    `\\hat{y}` -> ŷ, `y_{\\mathrm{pred}}` -> y<sub>pred</sub>."""
     tokens = _TOKEN.findall(str(tex))
     pos = 0
 
@@ -67,7 +69,8 @@ def mermaid_label(tex: str) -> str:
         return mermaid_text(t)
 
     def script(body: str, table: dict, tag: str) -> str:
-        if body and "<" not in body and all(ch in table or ch in table.values() for ch in body):
+        letters = sum(ch.isalpha() and ch not in table.values() for ch in body)
+        if body and "<" not in body and letters <= 1 and all(ch in table or ch in table.values() for ch in body):
             return "".join(table.get(ch, ch) for ch in body)
         return f"<{tag}>{body}</{tag}>"
 

@@ -44,7 +44,7 @@ def _cross(p1, p2, q1, q2) -> bool:
 
 @pytest.mark.parametrize("tex, label", [
     ("w_{1}", "w₁"), ("\\mathrm{out}_{h_1}", "outₕ₁"), ("out_{o_{2}}", "outₒ₂"), ("\\hat{y}", "ŷ"),
-    ("y_{\\mathrm{pred}}", "y<sub>pred</sub>"), ("E_{\\mathrm{total}}", "Eₜₒₜₐₗ"), ("\\delta", "δ"),
+    ("y_{\\mathrm{pred}}", "y<sub>pred</sub>"), ("E_{\\mathrm{total}}", "E<sub>total</sub>"), ("y_{t}", "yₜ"), ("\\delta", "δ"),
     ("{w_{1}}^{(1)}", "w₁⁽¹⁾"), ("x^{\\top}", "xᵀ"), ("W_{\\mathrm{hidden}}", "W<sub>hidden</sub>"),
     ("a\"<b>", "ab"),
 ])
