@@ -232,9 +232,14 @@ def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagr
     bottom = min(v for n, v in ys.items() if nodes[n] != "bias")
 
     # column spacing: room for the widest node of two neighbouring columns and a weight label
+    renamed: dict = {}
+    for a_, n in alias.items():
+        renamed.setdefault(n, []).append(a_)
+    texts = {n: " = ".join([names[n], *(names[a_] for a_ in renamed.get(n, ()))]) for n in nodes}
+
     def node_cm(n):
         q = quantities[n]
-        return 0.19 * pr.width(names[n]) + (0.75 if q.shape else 0) + 0.5
+        return 0.19 * pr.width(texts[n]) + (0.75 if q.shape else 0) + 0.5
 
     def label_cm(c):
         ws = [0.16 * pr.width(names[w]) for s_, d, w, _ in edges if w and layer[s_] == c]
@@ -248,15 +253,12 @@ def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagr
     yscale = min(1.5, 13.0 / max(1.0, top - bottom))
     font = "small" if yscale >= 0.9 else "scriptsize"
     ids = {n: f"n{i}" for i, n in enumerate(sorted(nodes, key=order.index))}
-    renamed: dict = {}
-    for a_, n in alias.items():
-        renamed.setdefault(n, []).append(a_)
     out_nodes = []
     for n, kind in nodes.items():
         q = quantities[n]
         note = f"{q.shape[0]}×{q.shape[1]}" if q.shape else ""
         bias = " ".join(f"+ {names[x]}" for x in biases.get(n, ()))
-        tex = " = ".join([names[n], *(names[a_] for a_ in renamed.get(n, ()))])
+        tex = texts[n]
         small = " ".join(filter(None, [note, " ".join(mermaid_label(f"+ {names[x]}") for x in biases.get(n, ()))]))
         label = mermaid_label(tex) + (f"<br><small>{small}</small>" if small else "")
         out_nodes.append(Node(ids[n], label, tex, kind, xs[n], round(ys[n], 3), note, bias))
