@@ -34,22 +34,22 @@ from . import printer as pr
 from . import templating as tpl
 from .diagram import build_diagram
 from .errors import DeriveError
-from .escape import CJK
+from .escape import CJK, md_text, mermaid_text, tex_text
 from .graph import outline
 from .handout import selected_parameters
 from .large import LARGE_ENTRIES, SHOWN_ENTRIES, is_large, parameter_entries, picks
 from .layout import Eq, layout, pack
-from .render import environment
 
 MODES = ("exercise", "key")
 DEFAULT_ANSWER_DIGITS = 4
 MAX_ANSWER_DIGITS = 30
 
-# the activation (and other) functions a model may use, defined as a sheet states them
+# the activation (and other) functions a model may use, defined as a sheet states them: (definition,
+# derivative); ReLU's derivative is the indicator 1[x > 0] (0 at x = 0, as the engine takes it)
 FUNCTION_DEFINITIONS = {
     "sigmoid": ("\\sigma(x) = \\frac{1}{1 + e^{-x}}", "\\sigma'(x) = \\sigma(x)\\,\\bigl(1 - \\sigma(x)\\bigr)"),
     "relu": ("\\operatorname{ReLU}(x) = \\max(0, x)",
-             "\\operatorname{ReLU}'(x) = \\begin{cases} 1 & x > 0 \\\\ 0 & x \\le 0 \\end{cases}"),
+             "\\operatorname{ReLU}'(x) = \\mathbf{1}[x > 0]"),
     "tanh": ("\\tanh(x) = \\frac{e^{x} - e^{-x}}{e^{x} + e^{-x}}", "\\tanh'(x) = 1 - \\tanh^{2}(x)"),
     "softplus": ("\\operatorname{softplus}(x) = \\log\\left(1 + e^{x}\\right)",
                  "\\operatorname{softplus}'(x) = \\sigma(x) = \\frac{1}{1 + e^{-x}}"),
@@ -296,6 +296,7 @@ class SheetBuilder:
             "diagram": build_diagram(self.quantities, self.params, self.loss, self.names),
             "definitions": self.definitions(),
             "functions": self.functions(),
+            "indicator": "relu" in _functions(spec),      # ReLU' is written with 1[x > 0]
             "given": self.given(),
             "stepped": self.stepped,
             "training": spec.dataset is not None,
@@ -350,6 +351,14 @@ def answers(problem, groups: tuple, digits: int) -> tuple:
 
 
 # ---------------------------------------------------------------- rendering
+def environment(fmt: str, template_dir: str | None = None):
+    """The sandboxed environment of templates/ (`template_dir` first), with the handouts' filters
+    (as `render.environment`; not imported from there, so that `render` may import this module)."""
+    filters = {"tex": tex_text} if fmt == "tex" else {"md": md_text}
+    filters["mermaid"] = mermaid_text
+    return tpl.environment(fmt, tpl.template_paths(template_dir), filters)
+
+
 _TABLES: dict = {}
 
 
