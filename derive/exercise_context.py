@@ -49,7 +49,7 @@ MAX_ANSWER_DIGITS = 30
 FUNCTION_DEFINITIONS = {
     "sigmoid": ("\\sigma(x) = \\frac{1}{1 + e^{-x}}", "\\sigma'(x) = \\sigma(x)\\,\\bigl(1 - \\sigma(x)\\bigr)"),
     "relu": ("\\operatorname{ReLU}(x) = \\max(0, x)",
-             "\\operatorname{ReLU}'(x) = \\mathbf{1}[x > 0]"),
+             "\\operatorname{ReLU}'(x) = " + pr.indicator("x")),
     "tanh": ("\\tanh(x) = \\frac{e^{x} - e^{-x}}{e^{x} + e^{-x}}", "\\tanh'(x) = 1 - \\tanh^{2}(x)"),
     "softplus": ("\\operatorname{softplus}(x) = \\log\\left(1 + e^{x}\\right)",
                  "\\operatorname{softplus}'(x) = \\sigma(x) = \\frac{1}{1 + e^{-x}}"),
@@ -296,7 +296,7 @@ class SheetBuilder:
             "diagram": build_diagram(self.quantities, self.params, self.loss, self.names),
             "definitions": self.definitions(),
             "functions": self.functions(),
-            "indicator": "relu" in _functions(spec),      # ReLU' is written with 1[x > 0]
+            "indicator": pr.indicator("x") if "relu" in _functions(spec) else "",   # ReLU' = 1[x > 0]
             "given": self.given(),
             "stepped": self.stepped,
             "training": spec.dataset is not None,
