@@ -53,6 +53,9 @@ FUNCTION_DEFINITIONS = {
     "tanh": ("\\tanh(x) = \\frac{e^{x} - e^{-x}}{e^{x} + e^{-x}}", "\\tanh'(x) = 1 - \\tanh^{2}(x)"),
     "softplus": ("\\operatorname{softplus}(x) = \\log\\left(1 + e^{x}\\right)",
                  "\\operatorname{softplus}'(x) = \\sigma(x) = \\frac{1}{1 + e^{-x}}"),
+    "softmax": ("\\operatorname{softmax}(z)_{i} = \\frac{e^{z_{i}}}{\\sum_{j} e^{z_{j}}}",
+                "\\frac{\\partial \\operatorname{softmax}(z)_{i}}{\\partial z_{j}} = "
+                "\\operatorname{softmax}(z)_{i} \\bigl(\\delta_{ij} - \\operatorname{softmax}(z)_{j}\\bigr)"),
     "sum": ("\\sum v = \\textstyle\\sum_{i} v_{i}", ""),
     "mean": ("\\operatorname{mean}(v) = \\frac{1}{n} \\textstyle\\sum_{i=1}^{n} v_{i}", ""),
     "frobenius": ("\\left\\lVert M \\right\\rVert_{F} = \\sqrt{\\textstyle\\sum_{i,j} M_{ij}^{2}}", ""),
