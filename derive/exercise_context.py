@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from fractions import Fraction
 
 from . import printer as pr
 from . import templating as tpl
@@ -38,7 +39,7 @@ from .escape import CJK, md_text, mermaid_text, tex_text
 from .graph import outline
 from .handout import selected_parameters
 from .large import LARGE_ENTRIES, SHOWN_ENTRIES, is_large, parameter_entries, picks
-from .layout import Eq, layout, pack
+from .layout import LINE_WIDTH, SIZES, Eq, layout, pack
 
 MODES = ("exercise", "key")
 DEFAULT_ANSWER_DIGITS = 4
@@ -99,6 +100,18 @@ def localized(spec, field: str, lang: str) -> str:
         table = getattr(spec, f"{field}s", None)
         value = table.get(lang) if isinstance(table, dict) else None
     return value.strip() if isinstance(value, str) else ""
+
+
+def given_number(q) -> str:
+    """A given number as the spec gave it: a short decimal or a fraction exactly (0.25, 1/3); a
+    binary float read from a data file (an .npz entry, exact but of 50 digits) as the shortest
+    decimal that is that float (Python's repr)."""
+    text = pr.fraction(q)
+    if "\\frac" in text and (q.denominator & (q.denominator - 1)) == 0:
+        f = float(q)
+        if Fraction(f) == q:
+            return pr.number(repr(f).replace("e-0", "e-").replace("e+", "e"))
+    return text
 
 
 def _shapes(problem) -> dict:
@@ -255,14 +268,19 @@ class SheetBuilder:
             shape = value.shape
             sym = self.names[name]
             if shape == ():
-                tex = pr.fraction(value.entries[0])
+                tex = given_number(value.entries[0])
             elif _size(shape) <= SHOWN_ENTRIES or not self.large:
-                tex = pr.pmatrix([[pr.fraction(x) for x in row] for row in value.rows()])
+                tex = pr.pmatrix([[given_number(x) for x in row] for row in value.rows()])
             else:
                 tex = ""
             row = {"sym": sym, "value": tex, "matrix": shape != (),
                    "shape": f"{shape[0]}\\times {shape[1]}" if shape else ""}
             (params if name in self.spec.parameters else data).append(row)
+
+        widest = LINE_WIDTH / SIZES[-1][1]         # what fits a line at the smallest size
+        for r in data + params:                     # a matrix too wide for the page: by its shape
+            if r["matrix"] and r["value"] and pr.width(f"{r['sym']} = {r['value']}") > widest:
+                r["value"] = ""
 
         def matrices(rows):
             return pack([f"{r['sym']} = {r['value']}" if r["value"] else f"{r['sym']}\\colon\\ {r['shape']}"

@@ -280,6 +280,14 @@ def test_no_pointer_to_the_source_document(pid, lang):
         assert "Source" not in text and "出处" not in text
 
 
+def test_given_numbers_are_written_as_given():
+    from fractions import Fraction as F
+    assert [xc.given_number(q) for q in (F(3, 20), F(300000), F(-1, 10), F(1, 3))] == \
+        ["0.15", "300000", "-0.1", "\\frac{1}{3}"]
+    assert xc.given_number(F(0.1)) == "0.1"                  # the binary float 0.1 of a data file
+    assert xc.given_number(F(1.5e-07)) == "1.5 \\times 10^{-7}"
+
+
 def test_title_lookup():
     x = lambda key, **kw: {"title_generic": "Backpropagation exercise ({id})"}[key].format(**kw)  # noqa: E731
     assert xc.title(SimpleNamespace(id="a", title="A net", title_zh="一个网络"), "zh", x) == "一个网络"
@@ -350,6 +358,8 @@ def test_a_large_network_asks_for_a_stated_selection(mlp):
     assert sheet["large"] and sheet["large"]["entries"] == 47
     md = xc.render_exercise(p, fmt="md", lang="en")
     assert "This network has 47 parameter entries" in md
+    assert repr(float(mlp_arrays(SIZES)["x"][0])) in md          # a float of the .npz as the shortest decimal
+    assert "W_{1}\\colon\\ 5\\times 6" in md and "W_{2}\\colon\\ 2\\times 5" in md   # too large / too wide: shapes
     ctx = xc.key_context(p, lang="en")
     got = rows(ctx)
     grads = [a for a in got if a.query[0] == "gradient"]
