@@ -637,6 +637,8 @@ def _rebuild(root, replace):
                 new = n if kids[0] is n.operand else ex.Neg(kids[0])
             elif isinstance(n, ex.Call):
                 new = n if all(k is a for k, a in zip(kids, n.args)) else ex.Call(n.fn, kids)
+            elif isinstance(n, ex.Index):
+                new = n if kids[0] is n.base else ex.Index(kids[0], n.index)
             else:
                 new = n
         built[id(n)] = new
@@ -1560,6 +1562,15 @@ def compile_quantity(program: Program, text: str, where: str = "", tree=None) ->
             if shapes[n.of] != () or n.of not in dict((d, 0) for d, _t, _o in program.definitions):
                 raise Unsupported(text)
             return leaf(("deriv", n.of, n.wrt, n.step), shapes[n.wrt])
+        if isinstance(n, ex.Index) and isinstance(kids[0], ex.Name) and kids[0].id in leaf_shapes:
+            b = n.base
+            what = b.id if isinstance(b, ex.Name) else b.name if isinstance(b, ex.AtStep) else \
+                f"d{b.of}/d{b.wrt}" if isinstance(b, ex.Deriv) else ""
+            try:
+                ex.index_entry(n.index, leaf_shapes[kids[0].id], what)
+            except DeriveError as e:
+                raise e.located(key=where) from None
+            return ex.Index(kids[0], n.index)
         return None
 
     rewritten = _squared_norms(_rebuild(tree, replace))
