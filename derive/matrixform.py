@@ -97,6 +97,7 @@ def had(a, b):
 class MatrixTerm:
     consumer: str        # Y
     expr: object         # the contribution to dL/dX, in dL/dY and named quantities
+    general: object = None   # the same before a one-hot simplification (p·Σt − t before p − t)
 
 
 @dataclass(frozen=True)
@@ -193,8 +194,10 @@ def _rules_of(quantities, loss: str, on_path: set, shape, one_hot=()) -> tuple:
         if fused is not None and q.name == loss:
             p, _z, z, t = fused
             # L = −Σ t ∘ log p, p = softmax(z): dL/dz = p − t when t is one-hot (Σt = 1), else p·Σt − t
-            pt = MSym(p) if one_hot and t in one_hot else had(MSym(p), MFun("sum", MSym(t)))
-            contributions.setdefault(z, []).append(MatrixTerm(q.name, MAdd(pt, MSym(t), -1)))
+            general = MAdd(had(MSym(p), MFun("sum", MSym(t))), MSym(t), -1)
+            hot = bool(one_hot) and t in one_hot
+            contributions.setdefault(z, []).append(MatrixTerm(q.name, MAdd(MSym(p), MSym(t), -1) if hot else general,
+                                                              general if hot else None))
             continue
         G = MNum(Fraction(1)) if q.name == loss else MSym(q.name, adjoint=True)
         for name, contrib in _vjp(q.tree, G, shape, whole=q.name):

@@ -185,7 +185,8 @@ def test_cli_solve_render_and_entry_eval():
     assert lines[1].endswith(sol["gradients"]["b"][1])      # dL/db = dL/dz
     md = run_cli("render", "softmax-3", "--lang", "en").stdout
     assert "\\operatorname{softmax}" in md
-    assert "\\frac{\\partial L}{\\partial z} = p - t" in md
+    assert "\\frac{\\partial L}{\\partial z} &= p \\odot \\operatorname{sum}\\left(t\\right) - t " \
+           "\\overset{\\operatorname{sum}(t) = 1}{=} p - t" in md
     assert "\\frac{\\partial L}{\\partial W} = \\frac{\\partial L}{\\partial z} \\cdot {x}^{\\top}" in md
 
 
@@ -234,6 +235,50 @@ def test_bce_with_sigmoid_gives_yhat_minus_y(tmp_path):
     r = run_cli("check", str(tmp_path / "c.toml"))
     assert r.returncode == 0, r.stdout
     assert "2 claims: 2 correct" in r.stdout
+
+
+def test_bce_handout_rule_ends_in_x_times_yhat_minus_y(tmp_path):
+    (tmp_path / "s.toml").write_text(
+        'title = "t"\n[data]\nx = 0.5\ny = 1\n[parameters]\nw = 0.3\n[forward]\nz = "w*x"\n'
+        'y_hat = "sigmoid(z)"\nL = "-(y*ln(y_hat) + (1 - y)*ln(1 - y_hat))"\n')
+    md = run_cli("render", str(tmp_path / "s.toml"), "--lang", "en").stdout
+    assert "\\frac{\\partial z}{\\partial w} = x \\left(\\hat{y} - y\\right)" in md
+
+
+def test_rejection_without_one_hot_names_the_general_formula(tmp_path):
+    from derive.spec import problems_dir
+    text = (problems_dir() / "softmax-3.toml").read_text().replace('one_hot = ["t"]\n', "")
+    (tmp_path / "s.toml").write_text(text)
+    md = run_cli("render", str(tmp_path / "s.toml"), "--lang", "en").stdout
+    assert "\\frac{\\partial L}{\\partial z} = p \\odot \\operatorname{sum}\\left(t\\right) - t =" in md
+    assert "overset" not in md
+
+
+t_syms = sp.symbols("t1:4", real=True)
+others = sp.symbols("a b c", real=True)
+coeffs = st.sampled_from([sp.Integer(0), sp.Integer(1), sp.Integer(-2), others[0], others[1] - others[2],
+                          others[0] * others[1]])
+
+
+@settings(max_examples=40, deadline=None)
+@given(c0=coeffs, c=st.lists(coeffs, min_size=3, max_size=3), q=st.lists(coeffs, min_size=3, max_size=3))
+def test_one_hot_reduce_keeps_every_one_hot_value(c0, c, q):
+    from derive.calculus import one_hot_reduce
+    # c0 + Σ c_i t_i + Σ q_i t_i² + t1 t2 (a t_i t_k term vanishes for a one-hot t)
+    expr = c0 + sum(ci * ti for ci, ti in zip(c, t_syms)) + sum(qi * ti ** 2 for qi, ti in zip(q, t_syms)) \
+        + others[2] * t_syms[0] * t_syms[1]
+    reduced = one_hot_reduce(expr, [list(t_syms)])
+    for hot in range(3):
+        at = {t: int(i == hot) for i, t in enumerate(t_syms)}
+        assert sp.simplify(reduced.subs(at) - expr.subs(at)) == 0
+    assert sp.Poly(sp.expand(reduced), *t_syms).total_degree() <= 1
+
+
+def test_one_hot_reduce_gives_p_minus_t():
+    from derive.calculus import one_hot_reduce
+    p = sp.Symbol("p2", real=True)
+    t1, t2, t3 = t_syms
+    assert sp.expand(one_hot_reduce(-t2 + p * (t1 + t2 + t3), [[t1, t2, t3]]) - (p - t2)) == 0
 
 
 # ---------------------------------------------------------------- parsing
