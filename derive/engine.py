@@ -162,6 +162,16 @@ class ExactArrays:
             return self.map(lambda x: None if x is None else Fraction((x > 0) - (x < 0)), a)
         return self.map(lambda x: self.s.func(name, x), a)
 
+    def entry(self, a, i: int) -> Arr:
+        """The scalar entry i (row-major) of a."""
+        return Arr((), (a.data[i],))
+
+    def scatter(self, shape, i: int, g) -> Arr:
+        """A matrix of `shape` that is 0 but for the scalar g at entry i (row-major)."""
+        xs = [Fraction(0)] * _size(shape)
+        xs[i] = g.data[0]
+        return Arr(shape, tuple(xs))
+
     def maximum(self, a, b, shape):
         return self.zip(lambda x, y: None if x is None or y is None else max(x, y), a, b, shape)
 
@@ -303,6 +313,16 @@ class BallArrays:
 
     def func(self, name, a):
         return self.map(_BALL_FUNCTIONS[name], a)
+
+    def entry(self, a, i: int) -> Arr:
+        """The scalar entry i (row-major) of a."""
+        return Arr((), a.data if a.shape == () else a.data.entries()[i])
+
+    def scatter(self, shape, i: int, g) -> Arr:
+        """A matrix of `shape` that is 0 but for the scalar g at entry i (row-major)."""
+        xs = [arb(0)] * _size(shape)
+        xs[i] = g.data
+        return Arr(shape, arb_mat(shape[0], shape[1], xs))
 
     def maximum(self, a, b, shape):
         return self.zip(_max, a, b, shape)
@@ -840,7 +860,7 @@ def _flat_index(index: tuple, shape: tuple) -> int:
 
 
 def _index(ctx, a: Arr, index: tuple) -> Arr:
-    return _array(ctx, (), [ctx.entries(a)[_flat_index(index, a.shape)]])
+    return ctx.entry(a, _flat_index(index, a.shape))
 
 
 def _mean(ctx, a: Arr) -> Arr:
@@ -964,10 +984,7 @@ def _local_rule(ctx, op: Op, kids: list, out: Arr, g: Arr) -> list:
     if kind == "softmax":
         return [ctx.softmax_backward(out, g)]
     if kind == "index":
-        zero = _exact_entry(ctx, Fraction(0))
-        xs = [zero] * a.size
-        xs[_flat_index(op.value, a.shape)] = ctx.entries(g)[0]
-        return [_array(ctx, a.shape, xs)]
+        return [ctx.scatter(a.shape, _flat_index(op.value, a.shape), g)]
     if kind == "transpose":
         return [g if g.shape == () else ctx.transpose(g)]
     if kind == "sum":

@@ -341,3 +341,40 @@ def test_bad_quantity_index_exit_2(quantity, fragment):
     r = run_cli("eval", "softmax-3", quantity)
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and fragment in r.stderr, r.stderr
+
+
+def test_training_float64_agrees_with_certified():
+    cert = json.loads(run_cli("train", "softmax-3", "--epochs", "20", "--json").stdout)
+    flo = json.loads(run_cli("train", "softmax-3", "--epochs", "20", "--json", "--precision", "float").stdout)
+    assert cert["certified"] and not flo["certified"]
+    for a, b in zip(cert["history"], flo["history"]):
+        assert abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(a)))
+    # the certified run's first loss is the composed loss, in mpmath
+    mp.dps = 40
+    W = [[mp.mpf(v) for v in r] for r in (["0.5", "-0.25"], ["0.1", "0.3"], ["-0.4", "0.2"])]
+    assert _close(cert["history"][0], _ce_loss(W, [mp.mpf(v) for v in ("0", "0.1", "-0.1")],
+                                               [mp.mpf(1), mp.mpf(-2)], [0, 1, 0]), 10)
+
+
+def test_abs_max_index_in_float_training(tmp_path):
+    (tmp_path / "s.toml").write_text(
+        'title = "t"\n[data]\nx = [0.5, -1.5]\n[parameters]\nw = [0.25, 0.75]\n[forward]\n'
+        'L = "abs(w[1]*x[1] - 1) + max(w[2], x[1])^2"\n[train]\nlearning_rate = 0.1\nepochs = 5\n')
+    cert = json.loads(run_cli("train", str(tmp_path / "s.toml"), "--json").stdout)
+    flo = json.loads(run_cli("train", str(tmp_path / "s.toml"), "--json", "--precision", "float").stdout)
+    for a, b in zip(cert["history"], flo["history"]):
+        assert abs(float(a) - float(b)) <= 1e-12
+    # by hand: L = |w1 x1 − 1| + max(w2, x1)²; dL/dw1 = sign(w1 x1 − 1)·x1, dL/dw2 = 2·w2 (w2 > x1)
+    w1, w2 = Fraction(1, 4), Fraction(3, 4)
+    for _ in range(5):
+        g1 = (1 if w1 * Fraction(1, 2) - 1 > 0 else -1) * Fraction(1, 2)
+        g2 = 2 * w2 if w2 >= Fraction(1, 2) else 0
+        w1, w2 = w1 - Fraction(1, 10) * g1, w2 - Fraction(1, 10) * g2
+    assert [Fraction(v) for v in cert["final"]["w"]] == [w1, w2]
+
+
+def test_latex_softmax_claim(tmp_path):
+    (tmp_path / "c.toml").write_text('spec = "softmax-3"\n[[claim]]\nof = "p"\n'
+                                     "latex = '\\operatorname{softmax}(W x + b)'\n")
+    r = run_cli("check", str(tmp_path / "c.toml"))
+    assert r.returncode == 0 and "1 claims: 1 correct" in r.stdout, r.stdout + r.stderr
