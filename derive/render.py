@@ -37,6 +37,8 @@ from .escape import CJK, md_text, mermaid_text, tex_text
 from .handout import setting
 from .large import LargeBuilder, is_large
 from .render_context import after, forward, given, history, step, tasks, updates
+from .remarks import remarks
+from .rounding import DISPLAY_DIGITS
 from .sections import Backward
 from .spec import LANGS
 from .training_context import training_context
@@ -80,6 +82,7 @@ class Builder:
             "given": given(s),
             "eta": "\\eta" if spec.learning_rate is None else pr.fraction(spec.learning_rate),
             "has_cjk": _has_cjk(spec.title) or _has_cjk(spec.source),
+            "remarks": remarks(s),
         }
         if s.exercise:
             ctx.update(tasks=tasks(s), forward=(), loss_step=None, sections=(), updates=(), after=None,
@@ -121,7 +124,7 @@ def build_context(problem, solution, *, lang: str, only=None, mode: str = "solut
     return builder(problem, solution, lang=lang, only=only, mode=mode).context()
 
 
-def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = 10, only=None,
+def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = DISPLAY_DIGITS, only=None,
                 mode: str = "solution", template_dir: str | None = None, solution=None,
                 errata: dict | None = None) -> str:
     """The worked solution of a problem as Markdown or LaTeX text.

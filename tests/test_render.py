@@ -150,9 +150,9 @@ def test_two_two_two_w6_numbers():
             body = sections(out)["w_{6}"]
             assert f"\\approx {grad}" in body
             # the chain of factors and their values, in textbook order
-            assert ("\\frac{\\partial E_{\\mathrm{total}}}{\\partial out_{o_1}} \\cdot "
-                    "\\frac{\\partial out_{o_1}}{\\partial net_{o_1}} \\cdot "
-                    "\\frac{\\partial net_{o_1}}{\\partial w_{6}}") in body
+            assert ("\\frac{\\partial E_{\\mathrm{total}}}{\\partial \\mathrm{out}_{o_1}} \\cdot "
+                    "\\frac{\\partial \\mathrm{out}_{o_1}}{\\partial \\mathrm{net}_{o_1}} \\cdot "
+                    "\\frac{\\partial \\mathrm{net}_{o_1}}{\\partial w_{6}}") in body
             assert "0.2485983112 \\cdot 0.1881988797 \\cdot 0.6013276358" in body
             assert f"0.35 - 0.1 \\cdot {grad} \\approx {new}" in out
 
@@ -201,9 +201,10 @@ def test_loss_before_and_after_printed(pid):
 
 def test_forward_pass_shows_formula_numbers_and_value():
     md = text("two-two-two", "md", "en")
-    assert ("net_{h_1} = w_{1} i_{1} + w_{2} i_{2} + b_{1} = 0.25 \\cdot 0.02 + 0.25 \\cdot 0.04 + 0.4 "
-            "= 0.005 + 0.01 + 0.4 = 0.415") in md
-    assert "\\sigma\\left(0.415\\right) = \\frac{1}{1 + e^{-0.415}}" in md
+    # one multiplication convention (a centred dot), words upright, σ( without a gap
+    assert ("\\mathrm{net}_{h_1} = w_{1} \\cdot i_{1} + w_{2} \\cdot i_{2} + b_{1} = 0.25 \\cdot 0.02 "
+            "+ 0.25 \\cdot 0.04 + 0.4 = 0.005 + 0.01 + 0.4 = 0.415") in md
+    assert "\\sigma(0.415) = \\frac{1}{1 + e^{-0.415}}" in md
 
 
 def test_every_number_in_a_handout_comes_from_the_engine():
@@ -248,10 +249,11 @@ def test_factors_derived_once_then_referenced():
     md = text("two-two-two", "md", "en")
     secs = md_sections(md)
     # ∂out_o1/∂net_o1 is derived (formula and numbers) in the w5 section only; later sections cite it
-    formula = "\\frac{\\partial out_{o_1}}{\\partial net_{o_1}} = out_{o_1} \\left(1 - out_{o_1}\\right)"
+    formula = ("\\frac{\\partial \\mathrm{out}_{o_1}}{\\partial \\mathrm{net}_{o_1}} = "
+               "\\mathrm{out}_{o_1} \\cdot \\left(1 - \\mathrm{out}_{o_1}\\right)")
     assert formula in secs["w_{5}"]
     assert formula not in secs["w_{6}"]
-    assert "\\frac{\\partial out_{o_1}}{\\partial net_{o_1}} \\approx 0.1881988797$ (derived for $w_{5}$)" \
+    assert "\\frac{\\partial \\mathrm{out}_{o_1}}{\\partial \\mathrm{net}_{o_1}} \\approx 0.1881988797$ (derived for $w_{5}$)" \
         in secs["w_{6}"]
     assert md.count(formula) == 1
 
@@ -259,11 +261,11 @@ def test_factors_derived_once_then_referenced():
 def test_hidden_neuron_sums_over_its_consumers():
     secs = md_sections(text("two-two-two", "md", "en"))
     w1 = secs["w_{1}"]
-    assert ("\\frac{\\partial E_{\\mathrm{total}}}{\\partial out_{h_1}} = "
-            "\\frac{\\partial E_{\\mathrm{total}}}{\\partial net_{o_1}} \\cdot "
-            "\\frac{\\partial net_{o_1}}{\\partial out_{h_1}} + "
-            "\\frac{\\partial E_{\\mathrm{total}}}{\\partial net_{o_2}} \\cdot "
-            "\\frac{\\partial net_{o_2}}{\\partial out_{h_1}}") in w1
+    assert ("\\frac{\\partial E_{\\mathrm{total}}}{\\partial \\mathrm{out}_{h_1}} = "
+            "\\frac{\\partial E_{\\mathrm{total}}}{\\partial \\mathrm{net}_{o_1}} \\cdot "
+            "\\frac{\\partial \\mathrm{net}_{o_1}}{\\partial \\mathrm{out}_{h_1}} + "
+            "\\frac{\\partial E_{\\mathrm{total}}}{\\partial \\mathrm{net}_{o_2}} \\cdot "
+            "\\frac{\\partial \\mathrm{net}_{o_2}}{\\partial \\mathrm{out}_{h_1}}") in w1
     assert "sum over the 2 paths" in w1
 
 
@@ -307,8 +309,8 @@ def test_symbolic_spec_has_formulas_only():
         assert not re.search(r"\d\.\d", block), f"a decimal number in a symbolic handout: {block}"
     assert "\\approx" not in body
     assert ("\\frac{\\partial L}{\\partial w_{1}} = \\left(a_{\\mathrm{out}} - y\\right) \\cdot "
-            "a_{\\mathrm{out}} \\left(1 - a_{\\mathrm{out}}\\right) \\cdot v_{1} \\cdot "
-            "a_{1} \\left(1 - a_{1}\\right) \\cdot x") in md
+            "a_{\\mathrm{out}} \\cdot \\left(1 - a_{\\mathrm{out}}\\right) \\cdot v_{1} \\cdot "
+            "a_{1} \\cdot \\left(1 - a_{1}\\right) \\cdot x") in md
     assert "{w_{1}}^{(1)} = w_{1} - \\eta \\, \\frac{\\partial L}{\\partial w_{1}}" in md
     assert "## 7." not in md
 
@@ -367,7 +369,8 @@ def test_deterministic():
 def test_default_display_names():
     d = pr.default_display
     assert d("w1") == "w_{1}"
-    assert d("net_h1") == "net_{h_{1}}"
+    assert d("net_h1") == "\\mathrm{net}_{h_{1}}"      # a word is upright
+    assert d("y_true") == "y_{\\mathrm{true}}"
     assert d("E_total") == "E_{\\mathrm{total}}"
     assert d("y_hat") == "\\hat{y}"
     assert d("w1_21") == "w_{1,21}"
@@ -384,9 +387,9 @@ def test_tree_printer_keeps_the_users_order():
     names = pr.display_names(p.spec, p.graph)
     tp = pr.TreePrinter(names, lambda n: p.graph.quantities[n].shape)
     tree = p.graph.quantities["net_o1"].tree
-    assert tp.tex(tree) == "w_{5} \\cdot out_{h_1} + w_{6} \\cdot out_{h_2} + b_{2}"
+    assert tp.tex(tree) == "w_{5} \\cdot \\mathrm{out}_{h_1} + w_{6} \\cdot \\mathrm{out}_{h_2} + b_{2}"
     assert tp.tex(p.graph.quantities["E_o1"].tree) == \
-        "\\frac{1}{2} \\left(\\mathrm{target}_{o_1} - out_{o_1}\\right)^{2}"
+        "\\frac{1}{2} \\cdot \\left(\\mathrm{target}_{o_1} - \\mathrm{out}_{o_1}\\right)^{2}"
 
 
 def test_sympy_printer_notation():
@@ -395,13 +398,16 @@ def test_sympy_printer_notation():
     ld = p.graph.local_derivatives
     out_o1 = p.graph.quantities["out_o1"].entries[0]
     net_o1 = p.graph.quantities["net_o1"].entries[0]
-    assert pr.latex(ld[(out_o1, net_o1)].formula, names) == "out_{o_1} \\left(1 - out_{o_1}\\right)"
-    from derive.functions import sigmoid
-    assert pr.latex(sigmoid(net_o1), names) == "\\sigma\\left(net_{o_1}\\right)"
+    assert pr.latex(ld[(out_o1, net_o1)].formula, names) == \
+        "\\mathrm{out}_{o_1} \\cdot \\left(1 - \\mathrm{out}_{o_1}\\right)"
+    from derive.functions import sigmoid, step
+    assert pr.latex(sigmoid(net_o1), names) == "\\sigma(\\mathrm{net}_{o_1})"
+    assert pr.latex(step(net_o1), names) == "\\mathbf{1}[\\mathrm{net}_{o_1} > 0]"   # relu′, defined
     L = problem("alice").graph
     y = L.quantities["y_pred"].entries[0]
     f = pr.tidy(L.local_derivatives[(L.loss_entry, y)].formula)
-    assert pr.latex(f, pr.display_names(L.spec, L)) == "2 \\left(y_{pred} - y_{true}\\right)"
+    assert pr.latex(f, pr.display_names(L.spec, L)) == \
+        "2 \\cdot \\left(y_{\\mathrm{pred}} - y_{\\mathrm{true}}\\right)"
 
 
 # ---------------------------------------------------------------- LaTeX safety
@@ -508,9 +514,9 @@ def test_pdf_without_tex_is_one_clear_line(tmp_path):
 def test_render_cli_markdown_to_stdout_and_file(tmp_path):
     r = run_cli("render", "two-two-two", "--format", "md", "--lang", "en")
     assert r.returncode == 0, r.stderr
-    assert r.stdout == text("two-two-two", "md", "en")
+    assert r.stdout == text("two-two-two", "md", "en", digits=6)     # the handouts' default: 6 digits
     out = tmp_path / "x.tex"
-    r = run_cli("render", "matrix-linear", "--format", "tex", "--lang", "zh", "-o", out)
+    r = run_cli("render", "matrix-linear", "--format", "tex", "--lang", "zh", "-o", out, "--digits", "10")
     assert r.returncode == 0 and r.stdout == ""
     assert out.read_text(encoding="utf-8") == text("matrix-linear", "tex", "zh")
     assert [p.name for p in tmp_path.iterdir()] == ["x.tex"]
