@@ -472,6 +472,11 @@ class _Parser:
             deriv = self.maybe_derivative(tok)
             if deriv is not None:
                 return deriv
+            known = self.known or (lambda n: False)
+            if tok.text.startswith("d") and self.tok.text == "[" and known(tok.text[1:]) and not known(tok.text):
+                raise self.error(f"the derivative of one entry, {tok.text}[…]/d…, is not supported: ask for "
+                                 f"d{tok.text[1:]}/dX of the whole quantity (elementwise or of a scalar) and "
+                                 "index that, e.g. dL/dz[2]", tok)
         return Name(tok.text)
 
     def maybe_derivative(self, tok: Token):
