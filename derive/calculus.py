@@ -19,7 +19,7 @@ from .errors import DeriveError
 from .graph import Entry, Graph, LocalDerivative
 
 MAX_PATHS = 64   # a gradient with more paths than this is shown through its chain only
-MAX_CLOSED_FORM_OPS = 200   # a sum over paths longer than this is not simplified
+MAX_CLOSED_FORM_OPS = 120   # a sum over paths longer than this is not simplified
 
 
 @dataclass(frozen=True)
@@ -135,12 +135,23 @@ class Calculus:
         a formula of at most half its operations — σ with the binary cross-entropy gives ŷ − y
         (times ∂z/∂w below z), softmax with the cross-entropy p_j − t_j when t is one-hot (the
         spec's one_hot: t_i² = t_i, t_i·t_k = 0, Σt = 1) —, else None."""
+        cache = self.__dict__.setdefault("_closed", {})
+        if entry not in cache:
+            cache[entry] = self._closed_form(entry)
+        return cache[entry]
+
+    def _closed_form(self, entry: Entry) -> sp.Expr | None:
         f = self.formula(entry)
+        # only a quotient can cancel (−y/ŷ · ŷ(1 − ŷ), −t_k/p_k · p_k(δ − p_j)): a chain of
+        # products without one (σ with a squared error) is left as it is, at no cost
+        # (or a sum over one-hot entries, Σ t_k(δ_kj − p_j) = t_j − p_j)
+        groups = [gr for gr in one_hot_groups(self.graph) if any(f.has(t) for t in gr)]
+        if not groups and not any(isinstance(a, sp.Pow) and a.exp.is_negative for a in sp.preorder_traversal(f)):
+            return None
         ops = sp.count_ops(f)
         if ops < 4 or ops > MAX_CLOSED_FORM_OPS:
             return None
         g = sp.factor(sp.cancel(f))
-        groups = one_hot_groups(self.graph)
         if groups:
             g = sp.factor(one_hot_reduce(g, groups))
         return _minus_inside(g) if 2 * sp.count_ops(g) <= ops else None
