@@ -88,6 +88,12 @@ def loss_matrix_linear(v):
     return mpmath.fsum((p - t) ** 2 for rp, rt in zip(P, v["output"]) for p, t in zip(rp, rt)) / 2
 
 
+def loss_softmax_3(v):
+    z = [a + b for a, b in zip(_matvec(v["W"], v["x"]), v["b"])]
+    s = mpmath.fsum(mpmath.exp(x) for x in z)
+    return -mpmath.fsum(t * mpmath.log(mpmath.exp(x) / s) for t, x in zip(v["t"], z))
+
+
 LOSSES = {
     "two-two-two": loss_two_two_two,
     "house-price": loss_house_price,
@@ -96,6 +102,7 @@ LOSSES = {
     "linear-2x": loss_linear_2x,
     "matrix-linear": loss_matrix_linear,
     "relu-2-4-2": loss_relu_2_4_2,
+    "softmax-3": loss_softmax_3,
 }
 
 
@@ -232,4 +239,9 @@ def forward_values(pid: str, dps: int = 60) -> dict:
             flat = lambda M: [x for row in M for x in row]  # noqa: E731
             return {"hidden": flat(H), "pred": flat(P), "grad_pred": flat(D),
                     "E": mpmath.fsum(d ** 2 for d in flat(D)) / 2}
+        if pid == "softmax-3":
+            z = [a + b for a, b in zip(_matvec(v["W"], v["x"]), v["b"])]
+            total = mpmath.fsum(mpmath.exp(x) for x in z)
+            p = [mpmath.exp(x) / total for x in z]
+            return {"z": z, "p": p, "L": -mpmath.fsum(t * mpmath.log(q) for t, q in zip(v["t"], p))}
         raise KeyError(pid)
