@@ -49,7 +49,7 @@ def text_report(cf: ClaimsFile, results: list, digits: int, lang: str = "en") ->
              "zh": ("#", "原文断言", "原文", "真值", f"真值（{digits} 位）", "判定", "诊断")}[lang]
     verdicts = VERDICT_NAMES[lang]
     rows = [[str(r.claim.index), cell(r.claim.of, 22), cell(r.claimed), cell(r.true),
-             cell(r.true_digits, 24), verdicts[r.verdict], diagnosis_name(r.diagnosis, lang)] for r in results]
+             cell(r.true_digits, 24), verdicts[r.verdict], _diagnosis(r.diagnosis, lang)] for r in results]
     widths = [max(_w(h), *(_w(row[i]) for row in rows)) for i, h in enumerate(heads)]
     lines = [f"{cf.path} — {spec.title} ({spec.id})", ""]
     lines.append("  ".join(_pad(h, w) for h, w in zip(heads, widths)).rstrip())
@@ -60,13 +60,18 @@ def text_report(cf: ClaimsFile, results: list, digits: int, lang: str = "en") ->
     if notes:
         lines.append("")
         for r in notes:
-            head = verdicts[r.verdict] + (("，" if lang == "zh" else ", ") + diagnosis_name(r.diagnosis, lang)
+            head = verdicts[r.verdict] + (("，" if lang == "zh" else ", ") + _diagnosis(r.diagnosis, lang)
                                           if r.diagnosis else "")
             lines.append(f"[{r.claim.index}] {r.claim.of}（{head}）：{r.message}" if lang == "zh" else
                          f"[{r.claim.index}] {r.claim.of} ({head}): {r.message}")
     lines.append("")
     lines.append(summary_line(results, lang))
     return "\n".join(lines) + "\n"
+
+
+def _diagnosis(tag, lang: str) -> str:
+    """The diagnosis column: the tag in English (as JSON gives it), its Chinese name in Chinese."""
+    return (tag or "") if lang == "en" else diagnosis_name(tag, lang)
 
 
 def _w(s: str) -> int:
