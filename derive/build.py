@@ -173,7 +173,7 @@ def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, te
             if fmt == "tex" and pdf:
                 files[name[:-4] + ".pdf"] = compile_pdf(text)
                 names[f"{lang}_{mode}_pdf"] = name[:-4] + ".pdf"
-    return {"id": pid, "title": problem.spec.title, "source": problem.spec.source,
+    return {"id": pid, "title": problem.spec.title, "title_zh": problem.spec.title_in("zh"), "source": problem.spec.source,
             "symbolic": problem.is_symbolic, "files": names}
 
 

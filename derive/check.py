@@ -39,7 +39,11 @@ in the order above is the diagnosis.
 
 Rounding ("hand calculation at n digits").  Seven worlds per n: every forward value, every local
 derivative value, every adjoint — each subset of these three — rounded to n significant digits
-as soon as it is computed (inputs of the spec are never rounded).  Used only for n ≥ 2.
+as soon as it is computed (inputs of the spec are never rounded).  Used only for n ≥ 2.  The
+subsets are tried with the fewest kinds first (a constant expression: all three first), and the
+verdict carries the one that reproduced the claim as `Result.rounding` (`verdicts.RoundingChain`:
+the digits, the kinds rounded, the intermediate values of that calculation the claim is computed
+from, `worlds.rounded_chain`), which the message, JSON (`rounding`) and the errata show.
 
 How formulas are judged.  The formula (`expr` in the spec language, or `latex` read by
 `derive.latexparse`) and the claimed quantity are evaluated at the given values and at four random

@@ -1,26 +1,39 @@
-"""Errata: a checked claims file rendered for a reader (Markdown and LaTeX).
+"""Errata: a checked claims file rendered for a reader (Markdown and LaTeX), to hand out.
 
-Takes the results of `derive.check` for one claims file; gives a document with a table of every
-claim (what was claimed, the true value to the claim's digits, the verdict and the diagnosis) and,
-for every claim that is not `correct`, a section with the explanation and — for `wrong` ones — the
-corrected derivation: the definition or the chain rule in ∂-notation, each factor's formula, the
-numbers, the value (formulas and numbers from `derive.printer` and the engine's correctly rounded
-values).  Templates: `templates/errata/errata.md.j2` and `errata.tex.j2` (LaTeX delimiters
-`\\BLOCK{…}`, `\\VAR{…}`, `\\#{…}`; StrictUndefined); prose in `templates/errata/strings.<lang>.toml`.
-User text (notes, names, claimed numbers, the file name) is escaped (`derive.escape`); formulas
-are re-printed from the parsed trees, never copied from the claims file.
+Takes the results of `derive.check` for one claims file; gives a document in three parts:
+1. the wrong claims, each with what the source says (its formula re-printed from the parsed tree by
+   `printer.ClaimPrinter`, its number as a number), where it says it (the claim's note: LaTeX it
+   quotes typeset when in the whitelist `NOTE_COMMANDS`, plain-text formulas such as
+   `h3 = σ(0.4×120 − 0.7×1)` typeset when they read as formulas, code after "code:" as code), the
+   true value or formula, the mistake in plain words — built from the diagnosis's data
+   (`hypotheses.Hypothesis`: which activation, which term, which path; the earlier claims carried),
+   never its tag (`WORDS`, both languages) — and the corrected derivation (the definition or the
+   chain rule in ∂-notation, each factor's formula, the numbers, the value);
+2. a lighter list of the differences that are only rounding or truncation, with the rounded chain
+   of a `rounding` verdict (`verdicts.RoundingChain`: the intermediate values of the hand
+   calculation that reproduces the claim);
+3. the complete claim table (fixed-width columns on A4; wrong rows bold and linked; the true value
+   only where it differs).
+Numbers are typeset (×10ⁿ, minus signs), verdicts and diagnoses named by `verdicts.VERDICT_NAMES`
+and `DIAGNOSIS_NAMES`.  Templates: `templates/errata/errata.md.j2` (math only through
+templates/macros.md.j2) and `errata.tex.j2` (LaTeX delimiters `\\BLOCK{…}`, `\\VAR{…}`, `\\#{…}`;
+StrictUndefined); prose in `templates/errata/strings.<lang>.toml`.  User text (notes, names, the
+file name) is escaped (`derive.escape`); formulas are re-printed from the parsed trees, never copied
+from the claims file.  A Chinese document uses the spec's title_zh/source_zh and keeps a note up to
+its first English word (claims files are written in English).
 
-Anchors, for links from the handouts: every claim's section is `claim-<index>` (Markdown
+Anchors, for links from the handouts: every claim that is not correct has `claim-<index>` (Markdown
 `<a id="claim-13"></a>`, LaTeX `\\label{claim-13}` and `\\hypertarget{claim-13}{}`), so a handout
 links `errata/<id>.md#claim-13`.  `errata_documents` also gives the `ErrataStep`s (the claims that
 are not correct) that `derive build` lists, with those links, at the end of each handout.
 
 `write_errata(out_dir)` writes `<out_dir>/errata/<id>.md` and `.tex` (English) and `<id>.zh.md` and
-`.zh.tex` (Chinese) for every built-in problem with a claims file, atomically (temporary file + os.replace) and deterministically (no dates; the
-checker's random points are seeded).
+`.zh.tex` (Chinese) for every built-in problem with a claims file, atomically (temporary file +
+os.replace) and deterministically (no dates; the checker's random points are seeded).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +48,11 @@ from .check import Checker
 from .claims import load_claims
 from .formulas import chain_formula
 from .report import summary, summary_line
-from .verdicts import VERDICTS
+from .claims import entry_label
+from .messages import MESSAGES, full_width
+from .verdicts import VERDICT_NAMES, VERDICTS, diagnosis_name, shown_true, sig_text, text_at
 from .errors import DeriveError
+from . import texcheck
 from .escape import CJK, md_code, md_text, tex_prose
 from .files import write_atomic
 from .matrixform import matrix_rules
@@ -51,7 +67,16 @@ def template_dir() -> Path:
 
 def environment(fmt: str):
     """The sandboxed environment of the errata templates (templates/errata)."""
-    return tpl.environment(fmt, [template_dir()], {"tex": tex_prose, "md": md_text, "code": md_code})
+    return tpl.environment(fmt, [template_dir(), tpl.default_template_dir()],
+                           {"tex": tex_prose, "md": md_text, "code": md_code, "mdpiece": md_piece})
+
+
+def md_piece(text) -> str:
+    """A piece of prose between formulas for Markdown: escaped, its spaces at either end kept."""
+    text = str(text)
+    if not text.strip():
+        return " " if text else ""
+    return (" " if text[0].isspace() else "") + md_text(text) + (" " if text[-1].isspace() else "")
 
 
 def strings(lang: str) -> dict:
@@ -95,22 +120,8 @@ class Tex:
         return sp.latex(expr)
 
     def chain(self, node, values=None) -> str:
-        """A chain formula (check.chain_formula) as a product in textbook order."""
-        if isinstance(node, tuple) and node[0] == "prod":
-            items = [it for it in node[1] if not (not isinstance(it, tuple) and it == 1)]
-            if not items:
-                return "1"
-            parts = []
-            for it in items:
-                t = self.chain(it, values)
-                if (isinstance(it, tuple) and it[0] == "sum" and len(it[1]) > 1) or \
-                        (not isinstance(it, tuple) and pr and pr.needs_parens_in_product(it)):
-                    t = f"\\left({t}\\right)"
-                parts.append(t)
-            return " \\cdot ".join(parts)
-        if isinstance(node, tuple) and node[0] == "sum":
-            return " + ".join(self.chain(t, values) for t in node[1])
-        return self.sympy(node, values)
+        """A chain formula (formulas.chain_formula) as a product in textbook order (printer.chain_latex)."""
+        return pr.chain_latex(node, self.names, values)
 
     def number(self, text: str, paren: bool = False) -> str:
         return pr.number(text, paren) if pr else text
@@ -147,7 +158,8 @@ def derivation(tex: Tex, checker: Checker, claim) -> list:
         lines = [f"{lhs} &= {_tree_printer(tex).tex(q.tree)}"]
         if q.is_scalar and sol is not None:
             numeric = _tree_printer(tex, lambda n: _value_tex(tex, n)).tex(q.tree)
-            lines.append(f"&= {numeric}")
+            if f"{lhs} &= {numeric}" != lines[0]:
+                lines.append(f"&= {numeric}")
         lines.append(f"&{approx} {value}")
         return lines
 
@@ -175,6 +187,8 @@ def derivation(tex: Tex, checker: Checker, claim) -> list:
                 if nums:
                     lines.append("&= " + " \\cdot ".join(nums))
             lines.append(f"&{approx} {value}")
+            if lines[0] == f"{lhs} &= {lhs}" and len(lines) > 1:     # ∂L/∂ŷ = ∂L/∂ŷ says nothing
+                lines = [lhs + " " + lines[1]] + lines[2:]
             return lines
         if A.is_scalar and A.name == g.loss and pr is not None:
             for rule in matrix_rules(g):
@@ -221,6 +235,8 @@ def _value_tex(tex: Tex, name: str):
 
 
 # ---------------------------------------------------------------- the context
+# A piece of an explanation: ("t", prose) — escaped by the template —, ("m", LaTeX math) or
+# ("ref", claim index) — a link to that claim's section.
 @dataclass(frozen=True)
 class Row:
     index: int
@@ -229,16 +245,293 @@ class Row:
     of_tex: str
     kind: str
     claimed: str            # plain text
-    claimed_tex: str        # LaTeX (formulas) or "" (values: use claimed)
+    claimed_tex: str        # LaTeX: the formula, or the number(s) as written
     true: str               # plain text (value to the claim's digits, or the correct formula)
-    true_tex: str
+    true_tex: str           # LaTeX: the correct formula, or the true value to the claim's digits
     true_digits: str
+    true_digits_tex: str    # LaTeX: the true value to --digits ("" for formulas)
     verdict: str
+    verdict_name: str
     diagnosis: str
+    diagnosis_name: str
     message: str
-    note: str
+    note: tuple             # the claim's note as pieces (note_pieces)
     derivation: tuple       # LaTeX lines (wrong claims)
     carries: tuple
+    explain: tuple          # pieces: the mistake (wrong) or why it is only rounding
+    chain: tuple            # rounding: LaTeX lines "h_{1} = 0.0474" of the rounded calculation
+    formula: bool           # a formula claim (not a value, not a constant expression)
+
+
+WORDS = {
+    "en": {
+        "pre": ["The derivative of the activation (", "M:names", ") is taken at the pre-activation ",
+                "M:u", ": ", "M:pre", " is written for ", "M:true", "."],
+        "out": ["The derivative of the activation (", "M:names", ") is taken at the output ", "M:y",
+                " instead of the pre-activation: ", "M:outf", "."],
+        "drop": ["The factor ", "M:f'", " of the activation (", "M:names", ") is left out of the chain rule."],
+        "neg": ["The sign is wrong (for example ", "M:t - o", " written for ", "M:o - t", ")."],
+        "term": ["The term ", "M:term", " of ", "M:q", " has the wrong sign."],
+        "double": ["It is twice the true value (for example the ", "M:\\tfrac{1}{2}", " of ",
+                   "M:\\tfrac{1}{2}(t - o)^{2}", " dropped, or a term counted twice)."],
+        "half": ["It is half the true value (for example ", "M:\\tfrac{1}{2}", " applied twice, or a factor 2 left out)."],
+        "plus": ["The update is ", "M:p + \\eta \\cdot \\partial L/\\partial p", "; gradient descent is ",
+                 "M:p - \\eta \\cdot \\partial L/\\partial p", "."],
+        "step-only": ["The step ", "M:\\eta \\cdot \\partial L/\\partial p", " alone is given as the new parameter: the ",
+                      "M:p\\,-", " is missing."],
+        "minus-step-only": ["M:-\\eta \\cdot \\partial L/\\partial p", " alone is given as the new parameter: the ",
+                            "M:p", " is missing."],
+        "path": ["The path(s) through ", "M:via", " are left out of ", "M:grad", "."],
+        "updated": ["The backward pass uses the parameters already updated in this step (the hidden error "
+                    "terms from the new weights)."],
+        "arithmetic": "No single mistake that was tested reproduces this number: an arithmetic slip.",
+        "carried": "The step itself is right, but it is computed from earlier values that were not correct: ",
+        "restated": "It repeats an earlier value that was not correct: ",
+        "own_formula": " (with the author's own formula of claim ",
+        "also": "Also consistent with: ",
+        "not_equivalent": "The formula is not the true one.",
+        "given_only": " It agrees at this problem's values but not in general (it depends differently on ",
+        "unit": ["One unit off in the last of the ", "N", " stated digits: the true value ", "M:td",
+                 " rounds to ", "M:tr", "."],
+        "world": ["The true value ", "M:td", " rounds to ", "M:tr", "; a hand calculation that rounds its ",
+                  "W", " to ", "N", " significant digits as it goes gives ", "M:alt", ":"],
+        "world_nochain": ["The true value ", "M:td", " rounds to ", "M:tr", "; a hand calculation with ",
+                          "W", " rounded to ", "N", " significant digits gives ", "M:alt", "."],
+        "const": ["The expression equals ", "M:val", "; its numbers are the ", "W",
+                  " of a hand calculation at ", "N", " significant digits:"],
+        "const_nochain": ["The expression equals ", "M:val", " (the true value is ", "M:td",
+                          "); its numbers are intermediate values rounded to ", "N", " significant digits."],
+        "truncated": ["The true value ", "M:td", " was cut off at the stated digits instead of rounded; rounded it is ",
+                      "M:tr", "."],
+        "entries": "Entries ", "entries_wrong": " wrong", "entries_truncated": " cut off instead of rounded",
+        "entries_rounding": " off by rounding", "sep": "; ", "list": ", ", "end": ".",
+        "values": "values", "local": "local derivatives", "adjoint": "backpropagated derivatives", "and": " and ",
+    },
+    "zh": {
+        "pre": ["M:names", " 的激活函数导数是在预激活值 ", "M:u", " 处计算的：把 ", "M:true", " 写成了 ", "M:pre", "。"],
+        "out": ["M:names", " 的激活函数导数是在输出值 ", "M:y", " 处计算的，而不是在预激活值处：写成了 ", "M:outf", "。"],
+        "drop": ["链式法则中漏乘了 ", "M:names", " 的激活函数导数 ", "M:f'", "。"],
+        "neg": ["符号反了（例如把 ", "M:o - t", " 写成了 ", "M:t - o", "）。"],
+        "term": ["M:q", " 中的项 ", "M:term", " 符号写反了。"],
+        "double": ["它是真值的 2 倍（例如漏掉了 ", "M:\\tfrac{1}{2}(t - o)^{2}", " 中的 ", "M:\\tfrac{1}{2}",
+                   "，或把一项算了两次）。"],
+        "half": ["它是真值的一半（例如 ", "M:\\tfrac{1}{2}", " 用了两次，或漏掉了因子 2）。"],
+        "plus": ["更新写成了 ", "M:p + \\eta \\cdot \\partial L/\\partial p", "；梯度下降应为 ",
+                 "M:p - \\eta \\cdot \\partial L/\\partial p", "。"],
+        "step-only": ["把步长 ", "M:\\eta \\cdot \\partial L/\\partial p", " 当成了新参数，漏掉了 ", "M:p\\,-", "。"],
+        "minus-step-only": ["把 ", "M:-\\eta \\cdot \\partial L/\\partial p", " 当成了新参数，漏掉了 ", "M:p", "。"],
+        "path": ["M:grad", " 漏掉了经过 ", "M:via", " 的路径。"],
+        "updated": ["反向传播时用了本步已经更新过的参数（用新权重计算了隐藏层的误差项）。"],
+        "arithmetic": "所检验的各种单一错误都不能重现这个数：是计算错误。",
+        "carried": "这一步本身没有算错，但用的是前面不正确的值：",
+        "restated": "它重复了前面一个不正确的值：",
+        "own_formula": "（并用了作者在断言 ",
+        "also": "也符合：",
+        "not_equivalent": "这个公式不正确。",
+        "given_only": "它在本题的数值下成立，但一般不成立（对下列量的依赖不同：",
+        "unit": ["所写的 ", "N", " 位有效数字中最后一位差 1：真值 ", "M:td", " 四舍五入后是 ", "M:tr", "。"],
+        "world": ["真值 ", "M:td", " 四舍五入后是 ", "M:tr", "；手算时把", "W", "随时保留 ", "N",
+                  " 位有效数字，得到的正是 ", "M:alt", "："],
+        "world_nochain": ["真值 ", "M:td", " 四舍五入后是 ", "M:tr", "；把", "W", "保留 ", "N",
+                          " 位有效数字来手算，得到的正是 ", "M:alt", "。"],
+        "const": ["该式等于 ", "M:val", "；式中的数是保留 ", "N", " 位有效数字手算时的", "W", "："],
+        "const_nochain": ["该式等于 ", "M:val", "（真值为 ", "M:td", "）；式中的数是保留 ", "N",
+                          " 位有效数字的中间结果。"],
+        "truncated": ["真值 ", "M:td", " 在所写的位数处被截断了，而不是四舍五入；四舍五入应为 ", "M:tr", "。"],
+        "entries": "分量 ", "entries_wrong": " 错误", "entries_truncated": " 被截断而不是四舍五入",
+        "entries_rounding": " 只差舍入", "sep": "；", "list": "、", "end": "。",
+        "values": "中间值", "local": "局部导数", "adjoint": "反向传播的导数", "and": "和",
+    },
+}
+
+
+def _pieces(template: list, fill: dict) -> list:
+    out = []
+    for item in template:
+        if item.startswith("M:"):
+            key = item[2:]
+            out.append(("m", fill.get(key, key)))
+        elif item in ("N", "W"):
+            out.append(("t", str(fill[item])))
+        else:
+            out.append(("t", item))
+    return out
+
+
+def _entry_tex(tex: Tex, key) -> str:
+    """An engine entry key (quantity, row-major index) in LaTeX."""
+    q, i = key
+    quantity = tex.graph.quantities[q]
+    if quantity.is_scalar:
+        return tex.name(q)
+    c = quantity.shape[1]
+    return pr.with_index(tex.name(q), (i // c, i % c), quantity.shape)
+
+
+def _rounded_words(rounded, lang: str) -> str:
+    w = WORDS[lang]
+    parts = [w["values" if k == "forward" else k] for k in ("forward", "local", "adjoint") if k in rounded]
+    if len(parts) <= 1:
+        return "".join(parts)
+    return w["list"].join(parts[:-1]) + w["and"] + parts[-1]
+
+
+def mistake(tex: Tex, r, lang: str, results: list) -> list:
+    """The mistake of a wrong claim in plain words, as pieces (no diagnosis tag)."""
+    w = WORDS[lang]
+    hyp, d = r.hypothesis, r.diagnosis
+    out: list = []
+    if d == "carried-forward" and isinstance(hyp, dict):
+        out.append(("t", w["restated" if hyp.get("restated") else "carried"]))
+        for j, i in enumerate(r.carries):
+            if j:
+                out.append(("t", w["list"]))
+            out += _claim_ref(tex, results[i - 1], lang)
+        if hyp.get("formula"):
+            out += [("t", w["own_formula"]), ("ref", hyp["formula"]), ("t", ")" if lang == "en" else " 中的公式）")]
+        out.append(("t", w["end"]))
+    elif d == "arithmetic":
+        out.append(("t", w["arithmetic"]))
+    elif hyp is not None and getattr(hyp, "kind", None):
+        out += _hypothesis_pieces(tex, hyp, lang)
+    else:
+        if r.message.startswith(MESSAGES[lang]["wrong_formula"].split("{tf}")[0]):
+            out.append(("t", w["not_equivalent"]))
+        else:
+            out.append(("t", _sentence(r.message, lang)))
+    if r.claim.kind != "value" and not r.claim.constant:
+        m = re.search(re.escape(MESSAGES[lang]["given_only"].split("{names}")[0].lstrip(";；")) + r"(.+?)[)）]",
+                      r.message)
+        if m:
+            names = [x.strip() for x in re.split(r"[,、]", m.group(1))]
+            out.append(("t", w["given_only"]))
+            for j, n in enumerate(names):
+                if j:
+                    out.append(("t", w["list"]))
+                out.append(("m", tex.name(n)))
+            out.append(("t", ")." if lang == "en" else "）。"))
+    if r.also:
+        out.append(("t", " " + w["also"] if lang == "en" else w["also"]))
+        out.append(("t", w["list"].join(diagnosis_name(a, lang) for a in r.also) + w["end"]))
+    return out
+
+
+def _sentence(text: str, lang: str) -> str:
+    text = text.strip()
+    if lang == "en":
+        return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+    return text + ("" if text.endswith("。") else "。")
+
+
+def _claim_ref(tex: Tex, r, lang: str) -> list:
+    """Claim [i] (x = 0.99, truncated) as pieces."""
+    c = r.claim
+    shown = c.claimed_display() if c.kind == "value" else None
+    try:
+        of_tex = tex.tree(c.of_tree)
+    except (TypeError, KeyError):
+        of_tex = ""
+    value = tex.shaped(shown) if shown is not None else (tex.tree(c.tree) if c.tree is not None else "")
+    verdict = VERDICT_NAMES[lang][r.verdict]
+    lo, hi, sep = (" (", ")", ", ") if lang == "en" else ("（", "）", "，")
+    out = [("ref", c.index)]
+    if of_tex and value:
+        out += [("t", lo), ("m", f"{of_tex} = {value}"), ("t", sep + verdict + hi)]
+    return out
+
+
+def _hypothesis_pieces(tex: Tex, hyp, lang: str) -> list:
+    w = WORDS[lang]
+    g = tex.graph
+    world = hyp.world
+    if hyp.kind in ("used-preactivation", "missing-activation-derivative") and world is not None:
+        acts = world.activation
+        names = ", ".join(tex.name(n) for n, _m in acts)
+        fns = {g.quantities[n].tree.fn for n, _m in acts if isinstance(g.quantities[n].tree, ex.Call)}
+        tanh = fns == {"tanh"}
+        mode = acts[0][1]
+        fill = {"names": names, "u": "u", "y": "y", "f'": "f'",
+                "pre": "1 - u^{2}" if tanh else "u\\,(1 - u)",
+                "true": "1 - \\tanh^{2}(u)" if tanh else "\\sigma(u)\\,(1 - \\sigma(u))",
+                "outf": "1 - \\tanh^{2}(y)" if tanh else "\\sigma(y)\\,(1 - \\sigma(y))"}
+        return _pieces(w["drop" if mode == "drop" else mode], fill)
+    if hyp.kind == "sign-flip":
+        if hyp.term_of is not None:
+            q = g.quantities[hyp.term_of]
+            term = q.local[0].args[hyp.term]
+            return _pieces(w["term"], {"term": tex.sympy(term), "q": tex.name(hyp.term_of)})
+        return _pieces(w["neg"], {})
+    if hyp.kind == "factor-2":
+        return _pieces(w["double" if hyp.key == "double" else "half"], {})
+    if hyp.kind == "update-sign":
+        return _pieces(w["plus"], {})
+    if hyp.kind == "update-missing-weight":
+        return _pieces(w[hyp.key if hyp.key in w else "step-only"], {})
+    if hyp.kind == "dropped-path" and world is not None:
+        consumers = sorted({c for c, _e in world.dropped})
+        entries = sorted({e for _c, e in world.dropped})
+        if len(entries) == 1:
+            grad = pr.deriv(tex.loss, _entry_tex(tex, entries[0]), inline=True)
+            via = ", ".join(_entry_tex(tex, c) for c in consumers)
+        else:
+            grad = pr.deriv(tex.loss, tex.name(entries[0][0]), inline=True)
+            via = ", ".join(dict.fromkeys(tex.name(c[0]) for c in consumers))
+        return _pieces(w["path"], {"grad": grad, "via": via})
+    if hyp.kind == "used-updated-weights":
+        return _pieces(w["updated"], {})
+    return [("t", hyp.text[0 if lang == "en" else 1])]
+
+
+def rounding_pieces(tex: Tex, r, lang: str, const_value=None, shown=None) -> tuple[list, list]:
+    """(why a rounding or truncated claim is only that, as pieces; the rounded chain as LaTeX lines)."""
+    w = WORDS[lang]
+    c = r.claim
+    if c.shape != () and len(r.entries) > 1:
+        out = []
+        for v in ("wrong", "truncated", "rounding"):
+            which = [f"({entry_label(i, c.shape)})" for i, x in enumerate(r.entries) if x == v]
+            if which:
+                if out:
+                    out.append(("t", w["sep"]))
+                out += [("t", w["entries"]), ("m", w["list"].join(which) if lang == "en" else "、".join(which)),
+                        ("t", w[f"entries_{v}"])]
+        out.append(("t", w["end"]))
+        return out, []
+    stated = c.stated[0] if c.kind == "value" else None
+    td = tex.number(shown if shown is not None else _plain(r.true_digits))
+    tr = tex.number(_plain(r.true))
+    if r.verdict == "truncated":
+        return _pieces(w["truncated"], {"td": td, "tr": tr}), []
+    rc = r.rounding
+    if rc is None:
+        return [("t", _sentence(r.message, lang))], []
+    fill = {"td": td, "tr": tr, "N": rc.digits, "W": _rounded_words(rc.rounded, lang),
+            "alt": tex.number(text_at(stated, rc.value)) if (rc.value is not None and stated is not None)
+            else (tex.number(sig_text(rc.value, rc.digits)) if rc.value is not None else "")}
+    lines = [_chain_line(tex, x, rc.digits) for x in rc.chain]
+    if rc.kind == "unit":
+        return _pieces(w["unit"], fill), []
+    if rc.kind == "const":
+        fill["W"] = _rounded_words({x[0] for x in rc.chain}, lang) if rc.chain else fill["W"]
+        fill["val"] = tex.number(shown_true(const_value, None, max(tex_digits(r), 6))) \
+            if const_value is not None else ""
+        return _pieces(w["const" if lines else "const_nochain"], fill), lines
+    return _pieces(w["world" if lines else "world_nochain"], fill), lines
+
+
+def tex_digits(r) -> int:
+    return max(len(str(r.true_digits).lstrip("-0.").replace(".", "")), 6)
+
+
+def _chain_line(tex: Tex, item, n: int) -> str:
+    kind, e, wrt, k, v = item
+    if kind == "forward":
+        lhs = tex.name(e.quantity, k) if not e.index else pr.with_index(tex.name(e.quantity, k), e.index, e.qshape)
+    else:
+        a = tex.name(e.quantity) if not e.index else pr.with_index(tex.name(e.quantity), e.index, e.qshape)
+        b = tex.name(wrt.quantity) if not wrt.index else pr.with_index(tex.name(wrt.quantity), wrt.index, wrt.qshape)
+        lhs = pr.deriv(a, b)
+    return f"{lhs} \\approx {tex.number(sig_text(v, n) if v else '0')}"
 
 
 def _plain(x) -> str:
@@ -251,8 +544,176 @@ def _plain(x) -> str:
     return str(x)
 
 
+def _tex_value(tex: Tex, x) -> str:
+    """A value as the checker gives it (a string or nested lists of strings) in LaTeX, "" for none."""
+    if x is None or x == "—":
+        return ""
+    try:
+        return tex.shaped(x)
+    except (TypeError, ValueError, IndexError):
+        return ""
+
+
+# The LaTeX a note may quote from its source (typeset, never printed as source text): these commands,
+# letters, digits, spaces and + − = ( ) [ ] { } ^ _ ' , . / | : ; !; nothing else reaches TeX.
+NOTE_COMMANDS = {"frac", "tfrac", "partial", "nabla", "mathbf", "mathrm", "text", "cdot", "times", "eta",
+                 "alpha", "beta", "gamma", "delta", "sigma", "theta", "lambda", "mu", "sum", "prod", "hat",
+                 "bar", "tilde", "vec", "top", "ldots", "cdots", "sqrt", "exp", "log", "ln", "odot", "circ",
+                 "approx", "leftarrow", "to"}
+_NOTE_SPLIT = re.compile(r"(;\s|\s--\s|,\s(?=with\b)|\s\((?=[a-z]{3,}\b(?!_)))")
+_CJK_OR_COLON = re.compile(r"[\u3000-\u9fff\uff00-\uffef]|:$")
+
+
+def safe_math(text: str) -> bool:
+    """Whether quoted LaTeX is in the subset that notes may typeset (NOTE_COMMANDS, balanced braces,
+    \\text of letters only, no double scripts)."""
+    if not text or len(text) > 300 or re.search(r"\^\^|[%#&~$\\]\\|\\\\", text):
+        return False
+    if re.search(r"[^A-Za-z0-9\s+\-=()\[\]{}^_',./|:;!*\\<>]", text):
+        return False
+    for m in re.finditer(r"\\([A-Za-z]+|.)", text):
+        if m.group(1) not in NOTE_COMMANDS:
+            return False
+    for m in re.finditer(r"\\text\{([^{}]*)\}", text):
+        if not re.fullmatch(r"[A-Za-z ]*", m.group(1)):
+            return False
+    if re.search(r"\\text(?!\{[A-Za-z ]*\})", text):
+        return False
+    depth = 0
+    for ch in text:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    if depth:
+        return False
+    try:
+        texcheck.check_display_math(text)
+    except DeriveError:
+        return False
+    return True
+
+
+_WORD = re.compile(r"(?<![\\A-Za-z_\d])[A-Za-z]{2,}(?![_\dA-Za-z])")
+
+
+def note_pieces(note: str, lang: str = "en") -> tuple:
+    """A note as pieces: the LaTeX it quotes typeset ("m", if `safe_math`), code after "code:" as
+    code ("c"), the rest prose ("t").  Claims files are written in English: a Chinese document keeps
+    a note up to its first English word (its locator: §(一)4 (2), §11)."""
+    pieces = _note_pieces(note)
+    if lang != "zh":
+        return pieces
+    pieces = tuple((k, full_width(t) if k == "t" else t) for k, t in pieces)
+    out: list = []
+    for kind, text in pieces:
+        m = _WORD.search(text) if kind == "t" else (re.search(r"[A-Za-z]{2,}", text) if kind == "c" else None)
+        if m is None:
+            out.append((kind, text))
+            continue
+        head = text[:m.start()] if kind == "t" else ""
+        out.append(("t", head))
+        break
+    while out and out[-1][0] == "t":
+        rest = out[-1][1].rstrip(" ,:;(—-–，：；（、")
+        if rest:
+            out[-1] = ("t", rest)
+            break
+        out.pop()
+    return tuple(p for p in out if p[1])
+
+
+_UNICODE_MATH = {"*": " \\cdot ", "←": " \\leftarrow ", "·": " \\cdot ", "×": " \\times ", "∂": "\\partial ", "α": "\\alpha ", "σ": "\\sigma ",
+                 "η": "\\eta ", "−": "-", "′": "'", "ŷ": "\\hat{y}"}
+_FORMULA_TOKEN = re.compile(r"[A-Za-z0-9_.,·×*←∂ασηŷ′'()\[\]+\-−=/^]+")
+_IDENT = re.compile(r"(?<![A-Za-z\\])([A-Za-z]+)(\d+)?(?:_([A-Za-z0-9]+))?(?![A-Za-z])")
+
+
+def _unicode_formula(run: str) -> str | None:
+    """A formula a note writes in plain text (h3 = σ(0.4×120 − 0.7×1), w1_new = α·∂L/∂w1_old) as
+    LaTeX, or None when it does not read as one."""
+    if not re.search(r"[=·×∂σαη]", run) or re.search(r"[A-Za-z]{4,}(?![\d_])", re.sub(r"_[A-Za-z0-9]+", "", run)) \
+            or re.search(r"[A-Za-z]\d+[A-Za-z]|\^\(|\.\.|\d[A-Za-z]|[A-Za-z]{2,}\(", run):
+        return None     # juxtaposed names (w1x1), e^(…), an ellipsis, a function name: left as written
+
+    def ident(m):
+        base, num, sub = m.groups()
+        if len(base) > 1 and not num and not sub:
+            return f"\\mathrm{{{base}}}"
+        idx = ",".join(x if x.isdigit() else f"\\mathrm{{{x}}}" for x in (num, sub) if x)
+        return base + (f"_{{{idx}}}" if idx else "")
+    text = _IDENT.sub(ident, run)
+    for k, v in _UNICODE_MATH.items():
+        text = text.replace(k, v)
+    text = " ".join(text.split())
+    return text if safe_math(text) else None
+
+
+def _plain_formulas(seg: str) -> list:
+    """Prose with its plain-text formulas typeset: runs of formula tokens (with an = or ∂ · × σ)."""
+    out: list = []
+    pos = 0
+    toks = list(re.finditer(r"\S+", seg))
+    i = 0
+    while i < len(toks):
+        j = i
+        while j < len(toks) and _FORMULA_TOKEN.fullmatch(toks[j].group()) and \
+                not re.fullmatch(r"[A-Za-z]{2,}[,.;:]?", toks[j].group()):      # a word ends a formula
+            j += 1
+        if j > i:
+            a, b = toks[i].start(), toks[j - 1].end()
+            run = seg[a:b]
+            core = run.rstrip(",.;:")
+            tex = _unicode_formula(core)
+            if tex is not None:
+                out += [("t", seg[pos:a]), ("m", tex)]
+                pos = a + len(core)
+            i = j
+        else:
+            i += 1
+    out.append(("t", seg[pos:]))
+    return [p for p in out if p[1]]
+
+
+def _note_pieces(note: str) -> tuple:
+    out: list = []
+    for seg in _NOTE_SPLIT.split(note):
+        if not seg:
+            continue
+        if _NOTE_SPLIT.fullmatch(seg):
+            out.append(("t", seg))
+            continue
+        m = re.search(r"\bcode:\s+", seg)
+        if m and "\\" not in seg:
+            out += [("t", seg[:m.end()]), ("c", seg[m.end():])]
+            continue
+        toks = list(re.finditer(r"\S+", seg))
+        first = next((i for i, t in enumerate(toks) if "\\" in t.group()), None)
+        if first is None:
+            out += _plain_formulas(seg)
+            continue
+        start = first
+        while start > 0 and not _CJK_OR_COLON.search(toks[start - 1].group()) and \
+                re.search(r"[=()_^{}\d]", toks[start - 1].group()):
+            start -= 1
+        end, depth = len(toks), 0
+        for i in range(start, len(toks)):
+            t = toks[i].group()
+            if depth == 0 and i > first and re.fullmatch(r"[A-Za-z]{2,}[,.;:]?|\S*[\u3000-\u9fff\uff00-\uffef]\S*", t):
+                end = i
+                break
+            depth += t.count("{") - t.count("}")
+        at, stop = toks[start].start(), toks[end - 1].end()
+        math = seg[at:stop]
+        if safe_math(math):
+            out += [("t", seg[:at]), ("m", math), ("t", seg[stop:])]
+        else:
+            out.append(("t", seg))
+    return tuple(p for p in out if p[1])
+
+
 def build_rows(checker: Checker, results: list) -> list:
     problem = checker.problem
+    lang = checker.lang
     sol = None
     if not problem.is_symbolic:
         sol = problem.solve(digits=checker.digits)
@@ -264,21 +725,39 @@ def build_rows(checker: Checker, results: list) -> list:
             of_tex = tex.tree(c.of_tree)
         except (TypeError, KeyError):
             of_tex = ""
-        claimed_tex = ""
-        if c.kind != "value" and c.tree is not None:
-            claimed_tex = tex.tree(c.tree)
-        true_tex = ""
-        if c.kind != "value" and not c.constant:
-            true_tex = _true_formula_tex(tex, c)
+        formula = c.kind != "value" and not c.constant
+        claimed_tex = tex.tree(c.tree) if (c.kind != "value" and c.tree is not None) else \
+            _tex_value(tex, r.claimed)
+        if formula:
+            true_tex = _true_formula_tex(tex, c) if c.of_error is None else ""
+        else:
+            true_tex = _tex_value(tex, r.true)
         lines: tuple = ()
         if r.verdict == "wrong" and not problem.is_symbolic and c.of_error is None:
             try:
                 lines = tuple(derivation(tex, checker, c))
             except (DeriveError, KeyError, TypeError):
                 lines = ()
+        chain: list = []
+        if r.verdict == "wrong":
+            explain = mistake(tex, r, lang, results)
+        elif r.verdict in ("rounding", "truncated"):
+            const = shown = None
+            if c.constant and c.formula_query is not None and c.formula_query.shape == ():
+                const = checker.rc.truth(c.formula_query)[0][0]
+            if c.query is not None and c.query.shape == ():
+                tv, tn = checker.rc.truth(c.query)
+                sig = c.stated[0].sig if c.kind == "value" else 0
+                shown = shown_true(tv[0], tn[0], max(checker.digits, sig + 3))
+            explain, chain = rounding_pieces(tex, r, lang, const, shown)
+        else:
+            explain = []
         rows.append(Row(c.index, f"claim-{c.index}", c.of, of_tex, c.kind, _plain(r.claimed), claimed_tex,
-                        _plain(r.true), true_tex, _plain(r.true_digits), r.verdict, r.diagnosis or "",
-                        r.message, c.note, lines, tuple(r.carries)))
+                        _plain(r.true), true_tex, _plain(r.true_digits),
+                        "" if formula else _tex_value(tex, r.true_digits),
+                        r.verdict, VERDICT_NAMES[lang][r.verdict], r.diagnosis or "",
+                        diagnosis_name(r.diagnosis, lang), r.message, note_pieces(c.note, lang), lines, tuple(r.carries),
+                        tuple(explain), tuple(chain), formula))
     return rows
 
 
@@ -317,11 +796,16 @@ def render_report(cf, results: list, fmt: str, lang: str, digits: int, checker: 
     s = strings(lang)
     spec = cf.problem.spec
     rows = build_rows(checker, results)
+    title, source = spec.title_in(lang), spec.source_in(lang)
+    counts = summary(results)
     ctx = dict(
-        s=s, lang=lang, title=spec.title, source=spec.source, spec_id=spec.id, digits=digits,
-        claims_file=Path(cf.path).name, rows=rows, summary=summary(results), verdicts=VERDICTS,
+        s=s, lang=lang, title=title, source=source, spec_id=spec.id, digits=digits,
+        claims_file=Path(cf.path).name, rows=rows, summary=counts, verdicts=VERDICTS,
         summary_line=summary_line(results, lang), symbolic=cf.problem.is_symbolic,
-        cjk=any(CJK.search(x) for x in [spec.title, spec.source] + [r.note + r.message for r in rows]),
+        wrong=[r for r in rows if r.verdict == "wrong"],
+        minor=[r for r in rows if r.verdict in ("rounding", "truncated")],
+        cjk=any(CJK.search(x) for x in [title, source] + [r.message for r in rows]
+                + [p[1] for r in rows for p in r.note]),
         sweep=sweep_claims(spec, digits), sweep_steps=spec.training.sweep.steps if spec.training.sweep else 0,
     )
     name = "errata.md.j2" if fmt == "md" else "errata.tex.j2"
@@ -335,7 +819,8 @@ def sweep_claims(spec, digits: int) -> tuple:
     if spec.is_symbolic or sw is None or not any(sw.claimed):
         return ()
     return tuple({"eta": train.fraction_text(r.learning_rate), "claimed": c, "found": r.verdict,
-                  "last": r.training.history[-1].text, "diverged": r.training.diverged}
+                  "last": r.training.history[-1].text, "last_tex": pr.number(r.training.history[-1].text),
+                  "diverged": r.training.diverged}
                  for r, c in zip(train.sweep_of(spec, digits), sw.claimed) if c)
 
 

@@ -11,7 +11,7 @@ from .calculus import Calculus
 from .errors import DeriveError
 from .graph import shape_of, to_sympy
 from .latexparse import unparse
-from .printer import text as formula_text, tidy
+from .printer import chain_text, text as formula_text, tidy  # noqa: F401 - chain_text: one printer (printer.ChainPrinter)
 from .rounding import fraction_text as _fraction_text
 from .quantity import derivative_pairs
 from .solve import Problem
@@ -55,37 +55,6 @@ def _tidy(f):
         return tidy(f)
     except Exception:   # noqa: BLE001 - the printer is optional here
         return f
-
-
-def chain_text(node) -> str:
-    if isinstance(node, tuple) and node[0] == "prod":
-        items = [it for it in _flatten_prod(node) if not (not isinstance(it, tuple) and it == 1)]
-        if len(items) == 1:
-            return chain_text(items[0])
-        parts = []
-        for it in items:
-            t = chain_text(it)
-            if (isinstance(it, tuple) and it[0] == "sum" and len(it[1]) > 1) or \
-                    (not isinstance(it, tuple) and (isinstance(it, sp.Add) or t.startswith("-"))):
-                t = f"({t})"
-            parts.append(t)
-        return "*".join(parts) if parts else "1"
-    if isinstance(node, tuple) and node[0] == "sum":
-        return " + ".join(chain_text(t) for t in node[1]) or "0"
-    return expr_text(node)
-
-
-def _flatten_prod(node) -> list:
-    out = []
-    for it in node[1]:
-        if isinstance(it, tuple) and it[0] == "prod":
-            out += _flatten_prod(it)
-        elif isinstance(it, tuple) and it[0] == "sum" and len(it[1]) == 1:
-            inner = it[1][0]
-            out += _flatten_prod(inner) if isinstance(inner, tuple) and inner[0] == "prod" else [inner]
-        else:
-            out.append(it)
-    return out
 
 
 def chain_sympy(node):

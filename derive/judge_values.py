@@ -8,11 +8,12 @@ from fractions import Fraction
 from . import engine
 from . import numeric as nm
 from .errors import DeriveError
-from .claims import Claim, claim_keys, nest
+from . import expr as ex
+from .claims import Claim, claim_keys, nest, nodes
 from .formulas import correct_formula
-from .messages import Messages, shape_words
-from .verdicts import Result, Stated, SEVERITY, close_to, as_fraction, is_correct, is_last_unit, is_truncated, reproduces, text_at
-from .worlds import Recomputations, ROUNDING_SUBSETS
+from .messages import ROUNDED_ORDER, Messages, shape_words
+from .verdicts import Result, RoundingChain, Stated, SEVERITY, close_to, as_fraction, is_correct, is_last_unit, is_truncated, reproduces, text_at
+from .worlds import Recomputations, ROUNDING_SUBSETS, rounded_chain
 
 
 class ValueJudge:
@@ -53,9 +54,29 @@ class ValueJudge:
         if verdict == "wrong":
             wrong_idx = [i for i, p in enumerate(per) if p[0] == "wrong"]
             diagnosis, carries, also, what = self.diagnose_value(claim, stated, T, wrong_idx)
-        message = self.say.value_message(claim, per, stated, T, numbers, verdict, diagnosis, carries, also, what)
+        rounding = self._rounding_chain(claim, per) if verdict == "rounding" else None
+        message = self.say.value_message(claim, per, stated, T, numbers, verdict, diagnosis, carries, also, what,
+                                         rounding)
         return Result(claim, verdict, diagnosis, message, claimed, true_claim, td, carries, also,
-                      entries=tuple(p[0] for p in per), hypothesis=what)
+                      entries=tuple(p[0] for p in per), hypothesis=what, rounding=rounding)
+
+    def _rounding_chain(self, claim: Claim, per: list) -> RoundingChain | None:
+        """The rounded chain of a rounding verdict (its first entry that is rounding)."""
+        detail = next(d for v, d in per if v == "rounding")
+        kind, n, alt, subset = detail
+        if subset is None:
+            return RoundingChain(kind, n)
+        rounded = tuple(k for k in ROUNDED_ORDER if k in subset)
+        try:
+            chain = tuple(rounded_chain(self.rc, claim.query, n, subset)) if len(per) == 1 else ()
+        except (DeriveError, ZeroDivisionError, ValueError, KeyError):
+            chain = ()
+        if claim.constant and chain:
+            # the intermediate values that are the expression's numbers
+            literals = {abs(x.value) for x in nodes(claim.tree) if isinstance(x, ex.Num)} - {0, 1}
+            matched = tuple(x for x in chain if abs(x[4]) in literals)
+            chain = matched or chain
+        return RoundingChain(kind, n, rounded, alt, chain)
 
     def _entry_verdict(self, claim: Claim, s: Stated, t: Fraction):
         """(verdict, detail) of one stated number against its true value."""
@@ -64,32 +85,35 @@ class ValueJudge:
                 return ("correct", None)
             n = s.sig
             if n and n >= 2:
-                if nm.round_fraction(s.value, n) == nm.round_fraction(t, n) if t != 0 else False:
-                    return ("rounding", ("const", n, None))
-                alt = self._rounding_alt(claim, n, lambda a: nm.round_fraction(a, n) == nm.round_fraction(s.value, n)
-                                         if s.value != 0 else False)
+                alt, subset = self._rounding_alt(claim, n, lambda a: nm.round_fraction(a, n) == nm.round_fraction(s.value, n)
+                                                 if s.value != 0 else False, fewest=False)
                 if alt is not None:
-                    return ("rounding", ("const", n, alt))
+                    return ("rounding", ("const", n, alt, subset))
+                if nm.round_fraction(s.value, n) == nm.round_fraction(t, n) if t != 0 else False:
+                    return ("rounding", ("const", n, None, None))
             return ("wrong", None)
         if is_correct(s, t):
             return ("correct", None)
-        if is_last_unit(s, t):
-            return ("rounding", ("unit", s.sig, None))
         if s.sig >= 2:
-            alt = self._rounding_alt(claim, s.sig, lambda a: is_correct(s, a), s=s)
+            alt, subset = self._rounding_alt(claim, s.sig, lambda a: is_correct(s, a), s=s)
             if alt is not None:
-                return ("rounding", ("world", s.sig, alt))
+                return ("rounding", ("world", s.sig, alt, subset))
+        if is_last_unit(s, t):
+            return ("rounding", ("unit", s.sig, None, None))
         if is_truncated(s, t):
             return ("truncated", None)
         return ("wrong", None)
 
-    def _rounding_alt(self, claim: Claim, n: int, ok, s: Stated | None = None):
-        """A value of the claimed quantity from a hand calculation at n digits that satisfies ok."""
+    def _rounding_alt(self, claim: Claim, n: int, ok, s: Stated | None = None, fewest: bool = True):
+        """(value, rounded subset) of the claimed quantity from a hand calculation at n digits that
+        satisfies ok, or (None, None)."""
         q = claim.query
         idx = None
         if s is not None and claim.stated is not None and len(claim.stated) > 1:
             idx = [i for i, x in enumerate(claim.stated) if x is s]
-        for subset in ROUNDING_SUBSETS:
+        # the fewest kinds of rounding first (a constant expression: every kind, so that the chain
+        # shows the rounded derivatives its numbers are)
+        for subset in sorted(ROUNDING_SUBSETS, key=len, reverse=not fewest):
             try:
                 w = self.rc.world(("round", n, subset), None, engine.WhatIf(round_digits=n, rounding=subset))
                 vals = [as_fraction(x) for x in w.eval(q)]
@@ -97,10 +121,10 @@ class ValueJudge:
                 continue
             cand = vals if idx is None else [vals[i] for i in idx]
             if len(cand) == 1 and ok(cand[0]):
-                return cand[0]
+                return cand[0], subset
             if len(cand) > 1 and all(ok(x) for x in cand):
-                return cand[0]
-        return None
+                return cand[0], subset
+        return None, None
 
     def diagnose_value(self, claim: Claim, stated: list, T: list, wrong_idx: list):
         q = claim.query

@@ -417,8 +417,8 @@ class LargeBuilder:
         params = list(spec.parameters)
         ctx = {
             "id": spec.id,
-            "title": spec.title,
-            "source": spec.source,
+            "title": spec.title_in(self.lang),
+            "source": spec.source_in(self.lang),
             "lang": self.lang,
             "mode": self.mode,
             "exercise": self.exercise,
@@ -442,7 +442,7 @@ class LargeBuilder:
             "diagram": build_diagram(self.quantities, params, self.loss, self.names),
             "given": self.given(),
             "eta": "\\eta" if spec.learning_rate is None else pr.fraction(spec.learning_rate),
-            "has_cjk": bool(CJK.search(spec.title or "")) or bool(CJK.search(spec.source or "")),
+            "has_cjk": bool(CJK.search(spec.title_in(self.lang) or "")) or bool(CJK.search(spec.source_in(self.lang) or "")),
         }
         if self.exercise:
             ctx.update(tasks=self.tasks(), forward=(), loss_step=None, sections=(), updates=(), after=None,

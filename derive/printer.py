@@ -824,6 +824,66 @@ def text(formula, **settings) -> str:
     return TextPrinter(settings).doprint(formula)
 
 
+# ---------------------------------------------------------------- chain-rule formulas
+class ChainPrinter(Printer):
+    """A chain-rule formula of `formulas.chain_formula` — ("prod", [items]), ("sum", [terms]) or a
+    SymPy factor — in textbook order, on SymPy's `Printer` protocol: one printer for its text
+    (`chain_text`: `2*(y_hat - y)*y_hat*(1 - y_hat)*w7`) and its LaTeX (`chain_latex`).  Settings:
+    `leaf(expr) -> str` prints a factor, `paren(expr, printed)` says whether a factor needs
+    parentheses in a product; `times`, `open`/`close` the product sign and parentheses; `flatten`
+    merges nested products (and one-term sums) into one; `bare_single` prints a one-factor product
+    without parentheses; `zero` is an empty sum."""
+    _default_settings = {"leaf": str, "paren": None, "times": "*", "open": "(", "close": ")",
+                         "flatten": False, "bare_single": False, "zero": "0"}
+
+    def emptyPrinter(self, expr):
+        return self._settings["leaf"](expr)
+
+    def _print_tuple(self, node):
+        s = self._settings
+        kind, items = node
+        if kind == "sum":
+            return " + ".join(self._print(t) for t in items) or s["zero"]
+        items = _flat_product(node) if s["flatten"] else list(items)
+        items = [it for it in items if not (not isinstance(it, tuple) and it == 1)]
+        if len(items) == 1 and s["bare_single"]:
+            return self._print(items[0])
+        parts = []
+        for it in items:
+            t = self._print(it)
+            if (isinstance(it, tuple) and it[0] == "sum" and len(it[1]) > 1) or \
+                    (not isinstance(it, tuple) and s["paren"] is not None and s["paren"](it, t)):
+                t = f"{s['open']}{t}{s['close']}"
+            parts.append(t)
+        return s["times"].join(parts) if parts else "1"
+
+
+def _flat_product(node) -> list:
+    out = []
+    for it in node[1]:
+        if isinstance(it, tuple) and it[0] == "prod":
+            out += _flat_product(it)
+        elif isinstance(it, tuple) and it[0] == "sum" and len(it[1]) == 1:
+            inner = it[1][0]
+            out += _flat_product(inner) if isinstance(inner, tuple) and inner[0] == "prod" else [inner]
+        else:
+            out.append(it)
+    return out
+
+
+def chain_text(node) -> str:
+    """A chain-rule formula as text in the expression language (`ChainPrinter`)."""
+    return ChainPrinter({"leaf": text, "flatten": True, "bare_single": True,
+                         "paren": lambda e, t: isinstance(e, sp.Add) or t.startswith("-")}).doprint(node)
+
+
+def chain_latex(node, names: dict, values=None) -> str:
+    """A chain-rule formula as LaTeX, factors by `latex` (tidied when no values are given)."""
+    leaf = (lambda e: latex(tidy(e), names)) if values is None else (lambda e: latex(e, names, values))
+    return ChainPrinter({"leaf": leaf, "times": " \\cdot ", "open": "\\left(", "close": "\\right)",
+                         "zero": "", "paren": lambda e, t: needs_parens_in_product(e)}).doprint(node)
+
+
 # ---------------------------------------------------------------- width estimate
 _CMD_WIDTH = {
     "cdot": 1.6, "odot": 2.2, "approx": 2.4, "times": 2.2, "partial": 1.1, "quad": 2.0, "qquad": 4.0,

@@ -65,8 +65,8 @@ class Builder:
         g = s.g
         ctx = {
             "id": spec.id,
-            "title": spec.title,
-            "source": spec.source,
+            "title": spec.title_in(s.lang),
+            "source": spec.source_in(s.lang),
             "lang": s.lang,
             "mode": s.mode,
             "exercise": s.exercise,
@@ -81,7 +81,7 @@ class Builder:
             "diagram": build_diagram(g.quantities, g.parameters, g.loss, s.names),
             "given": given(s),
             "eta": "\\eta" if spec.learning_rate is None else pr.fraction(spec.learning_rate),
-            "has_cjk": _has_cjk(spec.title) or _has_cjk(spec.source),
+            "has_cjk": _has_cjk(spec.title_in(s.lang)) or _has_cjk(spec.source_in(s.lang)),
             "remarks": remarks(s),
         }
         if s.exercise:

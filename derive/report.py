@@ -6,7 +6,7 @@ import unicodedata
 
 
 from .claims import ClaimsFile
-from .verdicts import VERDICTS
+from .verdicts import VERDICT_NAMES, VERDICTS, diagnosis_name
 
 
 # ---------------------------------------------------------------- running a file
@@ -20,8 +20,8 @@ def summary(results: list) -> dict:
 def summary_line(results: list, lang: str = "en") -> str:
     s = summary(results)
     if lang == "zh":
-        return (f"共 {len(results)} 条声明:{s['correct']} 正确(correct),{s['rounding']} 舍入(rounding),"
-                f"{s['truncated']} 截断(truncated),{s['wrong']} 错误(wrong)")
+        return (f"共 {len(results)} 条原文断言：{s['correct']} 条正确，{s['rounding']} 条只差舍入，"
+                f"{s['truncated']} 条被截断，{s['wrong']} 条错误")
     return (f"{len(results)} claims: {s['correct']} correct, {s['rounding']} rounding, "
             f"{s['truncated']} truncated, {s['wrong']} wrong")
 
@@ -46,9 +46,10 @@ def cell(x, width: int = 34) -> str:
 def text_report(cf: ClaimsFile, results: list, digits: int, lang: str = "en") -> str:
     spec = cf.problem.spec
     heads = {"en": ("#", "claim", "claimed", "true", f"true ({digits} digits)", "verdict", "diagnosis"),
-             "zh": ("#", "声明", "所写", "真值", f"真值({digits} 位)", "判定", "诊断")}[lang]
+             "zh": ("#", "原文断言", "原文", "真值", f"真值（{digits} 位）", "判定", "诊断")}[lang]
+    verdicts = VERDICT_NAMES[lang]
     rows = [[str(r.claim.index), cell(r.claim.of, 22), cell(r.claimed), cell(r.true),
-             cell(r.true_digits, 24), r.verdict, r.diagnosis or ""] for r in results]
+             cell(r.true_digits, 24), verdicts[r.verdict], _diagnosis(r.diagnosis, lang)] for r in results]
     widths = [max(_w(h), *(_w(row[i]) for row in rows)) for i, h in enumerate(heads)]
     lines = [f"{cf.path} — {spec.title} ({spec.id})", ""]
     lines.append("  ".join(_pad(h, w) for h, w in zip(heads, widths)).rstrip())
@@ -59,11 +60,18 @@ def text_report(cf: ClaimsFile, results: list, digits: int, lang: str = "en") ->
     if notes:
         lines.append("")
         for r in notes:
-            lines.append(f"[{r.claim.index}] {r.claim.of} ({r.verdict}"
-                         + (f", {r.diagnosis}" if r.diagnosis else "") + f"): {r.message}")
+            head = verdicts[r.verdict] + (("，" if lang == "zh" else ", ") + _diagnosis(r.diagnosis, lang)
+                                          if r.diagnosis else "")
+            lines.append(f"[{r.claim.index}] {r.claim.of}（{head}）：{r.message}" if lang == "zh" else
+                         f"[{r.claim.index}] {r.claim.of} ({head}): {r.message}")
     lines.append("")
     lines.append(summary_line(results, lang))
     return "\n".join(lines) + "\n"
+
+
+def _diagnosis(tag, lang: str) -> str:
+    """The diagnosis column: the tag in English (as JSON gives it), its Chinese name in Chinese."""
+    return (tag or "") if lang == "en" else diagnosis_name(tag, lang)
 
 
 def _w(s: str) -> int:

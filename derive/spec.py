@@ -29,7 +29,7 @@ MAX_ENTRIES = 10_000_000    # scalar values (data + parameters) in one spec (the
                             # estimate refuses a network that would not fit first)
 MAX_FORWARD = 500           # [forward] definitions
 
-TOP_KEYS = {"title", "source", "lang", "symbolic", "data", "parameters", "forward", "train", "latex",
+TOP_KEYS = {"title", "source", "title_zh", "source_zh", "lang", "symbolic", "data", "parameters", "forward", "train", "latex",
             "dataset", "predict", "one_hot"}
 TRAIN_KEYS = {"loss", "learning_rate", "update", "steps", *ds.TRAINING_KEYS}
 LANGS = ("en", "zh")
@@ -79,10 +79,19 @@ class Spec:
     training: ds.TrainOptions = field(default_factory=ds.TrainOptions)   # [train]'s run options
     predictions: tuple = ()       # [predict]: (label, {data name: entries}) after training
     one_hot: tuple = ()           # data names declared one-hot: entries 0 or 1, each column sums to 1
+    title_zh: str = ""            # the title and source in Chinese (optional; zh documents use them)
+    source_zh: str = ""
 
     @property
     def is_symbolic(self) -> bool:
         return bool(self.symbolic)
+
+    def title_in(self, lang: str) -> str:
+        """The title for a document in `lang`: title_zh in Chinese documents when given."""
+        return self.title_zh if lang == "zh" and self.title_zh else self.title
+
+    def source_in(self, lang: str) -> str:
+        return self.source_zh if lang == "zh" and self.source_zh else self.source
 
     def all_names(self) -> list[str]:
         return [*self.data, *self.parameters, *self.symbolic, *(d.name for d in self.forward)]
@@ -219,7 +228,14 @@ def spec_from_dict(doc: dict, *, sid: str, path: str, base_dir: Path | None = No
     source = doc.get("source", "")
     if not isinstance(source, str):
         raise DeriveError("expected a string", file=path, key="source")
-    for key, text in (("title", title), ("source", source)):
+    zh = {}
+    for key in ("title_zh", "source_zh"):
+        v = doc.get(key, "")
+        if not isinstance(v, str) or (key in doc and not v.strip()):
+            raise DeriveError("expected a non-empty string", file=path, key=key)
+        zh[key] = v.strip()
+    for key, text in (("title", title), ("source", source), ("title_zh", zh["title_zh"]),
+                      ("source_zh", zh["source_zh"])):
         try:   # refused now, not after a TeX run: control characters, line breaks, 200 000 characters
             texcheck.check_text(text.strip(), one_line=True)
         except DeriveError as e:
@@ -362,7 +378,7 @@ def spec_from_dict(doc: dict, *, sid: str, path: str, base_dir: Path | None = No
         symbolic=tuple(symbolic_raw), forward=tuple(forward), loss=loss,
         learning_rate=learning_rate, update=update, steps=steps, latex=latex,
         warnings=tuple(warnings), dataset=dataset, training=training, predictions=predictions,
-        one_hot=one_hot,
+        one_hot=one_hot, title_zh=zh["title_zh"], source_zh=zh["source_zh"],
     )
 
 

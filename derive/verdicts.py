@@ -16,6 +16,46 @@ SEVERITY = {"correct": 0, "rounding": 1, "truncated": 2, "wrong": 3}
 EQUAL_TOLERANCE = Fraction(1, 10 ** 30)   # relative, for "equal" at 60 working digits
 
 
+# The names of the diagnoses (the tags of `hypotheses.DIAGNOSES`) for readers.  JSON keeps the tag.
+DIAGNOSIS_NAMES = {
+    "en": {
+        "used-preactivation": "activation derivative at the wrong argument",
+        "missing-activation-derivative": "activation derivative left out",
+        "sign-flip": "sign error",
+        "factor-2": "factor of 2",
+        "update-sign": "update in the wrong direction",
+        "update-missing-weight": "old parameter left out of the update",
+        "dropped-path": "a path left out",
+        "used-updated-weights": "updated weights used too early",
+        "carried-forward": "earlier error carried forward",
+        "arithmetic": "arithmetic slip",
+    },
+    "zh": {
+        "used-preactivation": "激活函数导数的自变量用错",
+        "missing-activation-derivative": "漏乘激活函数的导数",
+        "sign-flip": "符号错误",
+        "factor-2": "相差因子 2",
+        "update-sign": "更新方向反了",
+        "update-missing-weight": "更新式漏掉了原参数",
+        "dropped-path": "漏掉了一条路径",
+        "used-updated-weights": "过早使用了更新后的参数",
+        "carried-forward": "沿用了前面的错误",
+        "arithmetic": "计算错误",
+    },
+}
+VERDICT_NAMES = {
+    "en": {"correct": "correct", "rounding": "rounding", "truncated": "truncated", "wrong": "wrong"},
+    "zh": {"correct": "正确", "rounding": "舍入", "truncated": "截断", "wrong": "错误"},
+}
+
+
+def diagnosis_name(tag: str | None, lang: str) -> str:
+    """The reader's name of a diagnosis tag ("" for none)."""
+    if not tag:
+        return ""
+    return DIAGNOSIS_NAMES[lang].get(tag, tag)
+
+
 # ---------------------------------------------------------------- stated numbers
 @dataclass(frozen=True)
 class Stated:
@@ -161,6 +201,31 @@ def close_to(a: Fraction, b: Fraction, scale: Fraction = Fraction(0)) -> bool:
 
 
 # ---------------------------------------------------------------- results
+@dataclass(frozen=True)
+class RoundingChain:
+    """Why a `rounding` verdict is only rounding: the hand calculation at `digits` significant
+    digits that rounds `rounded` ("forward" values, "local" derivatives, "adjoint"s) as soon as
+    they are computed and gives `value` (the claim, rounded); `chain` the intermediate values of
+    that calculation the claim is computed from (`worlds.rounded_chain`: (kind, entry, wrt, step,
+    value)).  `kind` "world" (a recomputation), "const" (the claim's own numbers are such values),
+    "unit" (one unit off in the last digit, no calculation found: empty chain)."""
+    kind: str
+    digits: int
+    rounded: tuple = ()
+    value: Fraction | None = None
+    chain: tuple = ()
+
+    def to_json(self) -> dict:
+        n = self.digits
+        return {
+            "kind": self.kind, "digits": n, "rounded": list(self.rounded),
+            "value": None if self.value is None else sig_text(self.value, n),
+            "chain": [{"kind": kind, "of": e.name, "wrt": None if wrt is None else wrt.name, "step": k,
+                       "value": sig_text(v, n) if v else "0"}
+                      for kind, e, wrt, k, v in self.chain],
+        }
+
+
 @dataclass
 class Result:
     claim: object                # the Claim (claims.Claim)
@@ -174,7 +239,8 @@ class Result:
     also: tuple = ()             # further diagnoses that reproduce the claim
     method: str | None = None    # for formulas: "sympy" | "numeric"
     entries: tuple = ()          # per-entry verdicts (matrix value claims)
-    hypothesis: str | None = None  # description of the diagnosis
+    hypothesis: object = None    # the diagnosis: a hypotheses.Hypothesis, or a dict (carried-forward)
+    rounding: RoundingChain | None = None   # rounding verdicts: the rounded chain that reproduces the claim
 
     def to_json(self) -> dict:
         c = self.claim
@@ -183,4 +249,5 @@ class Result:
             "true_digits": self.true_digits, "verdict": self.verdict, "diagnosis": self.diagnosis,
             "message": self.message, "carries": list(self.carries), "note": c.note,
             "reading": c.reading, "also": list(self.also),
+            "rounding": None if self.rounding is None else self.rounding.to_json(),
         }

@@ -10,6 +10,7 @@ from . import engine
 from . import expr as ex
 from . import numeric as nm
 from .errors import DeriveError
+from .calculus import Calculus
 from .solve import Problem
 from .hypotheses import Hypothesis, hypotheses_of, entry_key
 from .verdicts import as_fraction
@@ -234,3 +235,85 @@ class Recomputations:
         sig = tuple(sorted((str(k), str(v[1])) for k, v in overrides.items()))
         return self.world(("override", sig), None, engine.WhatIf(values=tuple(values), segments=tuple(segments)))
 
+
+
+# ---------------------------------------------------------------- the rounded chain of a rounding verdict
+MAX_CHAIN = 16                   # intermediate values shown at most (the nearest to the claim)
+
+
+def rounding_world_key(n: int, subset) -> tuple:
+    """The cache key of the hand calculation at n digits that rounds `subset` (ROUNDING_SUBSETS)."""
+    return ("round", n, frozenset(subset))
+
+
+def rounded_chain(rc: Recomputations, query, n: int, subset) -> list:
+    """The intermediate values of the hand calculation at n significant digits that rounds
+    `subset` ("forward" values, "local" derivatives, "adjoint"s) and reproduces a claim: one
+    (kind, entry, wrt, step, value) per intermediate value the claimed quantity is computed from,
+    in the order of the calculation (`wrt` None for a forward value; for a local derivative ∂c/∂e
+    and an adjoint ∂a/∂e, `entry` is c or a and `wrt` e).  Values as Fractions, already rounded
+    to n digits (as the run rounds them; a local derivative: its formula at the run's values)."""
+    g = rc.graph
+    w = rc.world(rounding_world_key(n, subset), None,
+                 engine.WhatIf(round_digits=n, rounding=frozenset(subset)))
+    order = {e: i for i, e in enumerate(g.order)}
+    values, derivs = [], []
+    for _sym, b in query.placeholders:
+        if b[0] == "value":
+            values.append((b[1], b[2]))
+        else:
+            _, a, wrt, k, _g = b
+            derivs.append((a, wrt, k))
+    out: list = []
+    seen: set = set()
+
+    def forward(e, k, include_self: bool):
+        calc = Calculus(g, e)
+        for x in sorted(calc.reaches, key=lambda x: order.get(x, 0)):
+            if (x == e and not include_self) or g.quantities[x.quantity].kind != "forward":
+                continue
+            if ("forward", x, None, k) not in seen:
+                seen.add(("forward", x, None, k))
+                out.append(("forward", x, None, k, as_fraction(w.values(k)[x])))
+
+    if "forward" in subset:
+        for e, k in values:
+            forward(e, k, include_self=False)
+        for a, _wrt, k in derivs:
+            forward(a, k, include_self=False)
+    for a, wrt, k in derivs:
+        calc = Calculus(g, a)
+        above = _between(g, calc, wrt)
+        if "local" in subset:
+            vals = w.values(k)
+            for e in sorted(above, key=lambda x: order.get(x, 0)):
+                for c in calc.consumers(e):
+                    if c in above or c == a:
+                        ld = g.local_derivatives[(c, e)]
+                        if ("d", c, e, k) in seen:
+                            continue
+                        seen.add(("d", c, e, k))
+                        out.append(("local", c, e, k, as_fraction(nm.evaluate(ld.formula, vals, w.mp))))
+        if "adjoint" in subset:
+            for e in sorted(above, key=lambda x: -order.get(x, 0)):
+                if e != a and ("d", a, e, k) not in seen:
+                    seen.add(("d", a, e, k))
+                    out.append(("adjoint", a, e, k, as_fraction(w.deriv(k, a, e))))
+    # the run's numbers are balls around the rounded decimals: read back as those decimals
+    return [tuple(x[:4]) + (Fraction(nm.round_fraction(Fraction(x[4]), n)) if x[4] else Fraction(0),)
+            for x in out[-MAX_CHAIN:]]
+
+
+def _between(g, calc, wrt) -> set:
+    """The entries on the paths from `wrt` up to the calculation's target (both included)."""
+    if wrt not in calc.reaches:
+        return set()
+    up = {wrt}
+    stack = [wrt]
+    while stack:
+        e = stack.pop()
+        for c in calc.consumers(e):
+            if c not in up:
+                up.add(c)
+                stack.append(c)
+    return up
