@@ -143,7 +143,7 @@ def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, te
     problem = load(pid)
     solution = problem.solve(digits=DISPLAY_DIGITS)
     names = {}
-    files.update(training_files(problem.spec))
+    files.update(training_files(problem.spec, DISPLAY_DIGITS))   # the handouts' run, computed once
     reports = {} if claims_path is None else errata_by_language(pid, claims_path, ERRATA_LANGS, problem=problem)
     for lang in LANGS:
         errata = None
