@@ -36,6 +36,7 @@ from .errors import DeriveError
 from .escape import CJK, md_text, mermaid_text, tex_text
 from .handout import setting
 from .large import LargeBuilder, is_large
+from .layout import group
 from .render_context import after, forward, given, history, step, tasks, updates
 from .sections import Backward
 from .spec import LANGS
@@ -63,8 +64,10 @@ class Builder:
         g = s.g
         ctx = {
             "id": spec.id,
-            "title": spec.title,
-            "source": spec.source,
+            "title": localized(spec, "title", s.lang),
+            "source": localized(spec, "source", s.lang),
+            "title_parts": typeset_parts(localized(spec, "title", s.lang), spec, s.names),
+            "source_parts": typeset_parts(localized(spec, "source", s.lang), spec, s.names),
             "lang": s.lang,
             "mode": s.mode,
             "exercise": s.exercise,
@@ -79,7 +82,7 @@ class Builder:
             "diagram": build_diagram(g.quantities, g.parameters, g.loss, s.names),
             "given": given(s),
             "eta": "\\eta" if spec.learning_rate is None else pr.fraction(spec.learning_rate),
-            "has_cjk": _has_cjk(spec.title) or _has_cjk(spec.source),
+            "has_cjk": _has_cjk(localized(spec, "title", s.lang)) or _has_cjk(localized(spec, "source", s.lang)),
         }
         if s.exercise:
             ctx.update(tasks=tasks(s), forward=(), loss_step=None, sections=(), updates=(), after=None,
@@ -89,12 +92,59 @@ class Builder:
             tasks=(),
             forward=forward(s, 0),
             loss_step=step(s, s.loss, 0),
-            sections=Backward(s).sections(),
+            sections=Backward(s).sections() if s.matrix_mode else (),
+            layers=() if s.matrix_mode else Backward(s).layers(),
+            fixed=tuple(s.names[n] for n in g.parameters if n in s.selected and n not in s.derived),
             updates=updates(s) if spec.steps >= 1 else (),
             after=after(s),
             history=history(s),
         )
         return ctx
+
+
+def localized(spec, field: str, lang: str) -> str:
+    """The spec's title or source in `lang` (`title_zh`, `source_zh`) when it has one, else as written."""
+    return getattr(spec, f"{field}_{lang}", None) or getattr(spec, field) or ""
+
+
+TITLE_TOKEN = re.compile(r"->|(?<![A-Za-z0-9_])[A-Za-z][A-Za-z0-9_]*(?:\s*[·*]\s*[A-Za-z][A-Za-z0-9_]*)*")
+
+
+def typeset_parts(text: str, spec, names: dict) -> tuple:
+    """A title or source as (is_math, text) pieces: '->' becomes an arrow, and a run of the
+    problem's names joined by '·' (X·W1·W2) is set as a formula with their display names.  Only
+    names with a digit, an underscore or a capital letter are taken (so an English word is never
+    mistaken for a quantity)."""
+    if not text:
+        return ()
+
+    disp = {}
+    for n, d in names.items():
+        for key in (n, re.sub(r"\\mathrm|[_{}\\ ]", "", d)):
+            if any(ch.isdigit() or ch == "_" or ch.isupper() for ch in key):
+                disp.setdefault(key, d)
+
+    def formal(n: str) -> bool:
+        return n in disp
+
+    out, pos = [], 0
+    for m in TITLE_TOKEN.finditer(text):
+        tok = m.group(0)
+        if tok == "->":
+            math = "\\rightarrow"
+        else:
+            words = re.split(r"\s*[·*]\s*", tok)
+            if not all(formal(w) for w in words):
+                if len(words) > 1 or not formal(words[0]):
+                    continue
+            math = " \\cdot ".join(disp[w] for w in words)
+        if m.start() > pos:
+            out.append((False, text[pos:m.start()]))
+        out.append((True, math))
+        pos = m.end()
+    if pos < len(text):
+        out.append((False, text[pos:]))
+    return tuple(out)
 
 
 def _has_cjk(text: str) -> bool:
@@ -118,7 +168,14 @@ def build_context(problem, solution, *, lang: str, only=None, mode: str = "solut
     """The context of the templates; a large network (`large.is_large`) gets the matrix form and a
     selection of entries (`large.LargeBuilder`), without the per-scalar graph."""
     builder = LargeBuilder if is_large(problem) else Builder
-    return builder(problem, solution, lang=lang, only=only, mode=mode).context()
+    ctx = builder(problem, solution, lang=lang, only=only, mode=mode).context()
+    ctx.setdefault("layers", ())
+    ctx.setdefault("fixed", ())
+    ctx["forward_eqs"] = tuple(group(st.eq for st in ctx["forward"]))
+    ctx["update_eqs"] = tuple(group(u.eq for u in ctx["updates"]))
+    after = ctx["after"]
+    ctx["after_eqs"] = tuple(group([st.eq for st in after.steps] + [after.loss.eq])) if after else ()
+    return ctx
 
 
 def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = 10, only=None,

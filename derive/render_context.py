@@ -10,7 +10,7 @@ from __future__ import annotations
 from . import expr as ex
 from . import printer as pr
 from .handout import After, Row, Setting, Step, Task, Update
-from .layout import layout, one, pack, paren, relation, shown, shown_exact
+from .layout import Eq, layout, one, pack, paren, relation, shown, shown_exact
 
 
 # ---------------------------------------------------------------- given
@@ -24,6 +24,8 @@ def given(s: Setting) -> dict:
         (params if q.kind == "parameter" else data).append(row)
     lr = s.spec.learning_rate
     return {
+        "functions": functions_used(s),
+        "function_eq": function_eq(functions_used(s)),
         "data": tuple(data),
         "parameters": tuple(params),
         "data_matrices": pack([f"{r.sym} = {r.value}" for r in data if r.matrix]),
@@ -34,6 +36,38 @@ def given(s: Setting) -> dict:
         "all_updated": set(s.spec.update) == set(s.g.parameters),
         "steps": s.spec.steps,
     }
+
+
+FUNCTION_DEFINITIONS = {   # the functions a definition may use that need a word of introduction
+    "sigmoid": ("\\sigma(z) = \\frac{1}{1 + e^{-z}}", "\\sigma'(z) = \\sigma(z)\\left(1 - \\sigma(z)\\right)"),
+    "tanh": ("\\tanh(z) = \\frac{e^{z} - e^{-z}}{e^{z} + e^{-z}}", "\\tanh'(z) = 1 - \\tanh^{2}(z)"),
+    "relu": ("\\operatorname{ReLU}(z) = \\max(0, z)",
+             "\\operatorname{ReLU}'(z) = \\operatorname{step}(z) = \\begin{cases} 1 & z > 0 \\\\ 0 & z \\le 0 \\end{cases}"),
+    "softplus": ("\\operatorname{softplus}(z) = \\ln\\left(1 + e^{z}\\right)",
+                 "\\operatorname{softplus}'(z) = \\sigma(z)"),
+    "mean": ("\\operatorname{mean}(v) = \\frac{1}{n} \\sum_{i=1}^{n} v_{i}", ""),
+}
+
+
+def functions_used(s: Setting) -> tuple:
+    """(definition, derivative) LaTeX of the functions the definitions use, in order of first use."""
+    seen: list = []
+    for d in s.spec.forward:
+        stack = [d.tree]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, ex.Call) and n.fn in FUNCTION_DEFINITIONS and n.fn not in seen:
+                seen.append(n.fn)
+            stack.extend(reversed(ex.children(n)))
+    return tuple(FUNCTION_DEFINITIONS[f] for f in seen)
+
+
+def function_eq(defs) -> Eq | None:
+    """The definitions (and derivatives) as one display, each function on a line of its own."""
+    if not defs:
+        return None
+    items = [f"{d}, \\qquad {dd}" if dd else d for d, dd in defs]
+    return Eq(tuple("&" + t for t in items), items[0] if len(items) == 1 else None, "")
 
 
 # ---------------------------------------------------------------- forward pass
