@@ -170,11 +170,20 @@ def build_context(problem, solution, *, lang: str, only=None, mode: str = "solut
     builder = LargeBuilder if is_large(problem) else Builder
     ctx = builder(problem, solution, lang=lang, only=only, mode=mode).context()
     ctx.setdefault("layers", ())
+    if "title_parts" not in ctx:     # a large network: names from the spec's [latex] only
+        names = dict(getattr(problem.spec, "latex", None) or {})
+        for field in ("title", "source"):
+            ctx[f"{field}_parts"] = typeset_parts(localized(problem.spec, field, lang), problem.spec, names)
+    if isinstance(ctx.get("given"), dict):
+        ctx["given"].setdefault("functions", ())
+        ctx["given"].setdefault("function_eq", None)
     ctx.setdefault("fixed", ())
-    ctx["forward_eqs"] = tuple(group(st.eq for st in ctx["forward"]))
-    ctx["update_eqs"] = tuple(group(u.eq for u in ctx["updates"]))
+    # a derivation in one aligned display; a large network's matrices stay in displays of their own
+    together = (lambda eqs: tuple(eqs)) if builder is LargeBuilder else (lambda eqs: tuple(group(eqs)))
+    ctx["forward_eqs"] = together(st.eq for st in ctx["forward"])
+    ctx["update_eqs"] = together(u.eq for u in ctx["updates"])
     after = ctx["after"]
-    ctx["after_eqs"] = tuple(group([st.eq for st in after.steps] + [after.loss.eq])) if after else ()
+    ctx["after_eqs"] = together([st.eq for st in after.steps] + [after.loss.eq]) if after else ()
     return ctx
 
 

@@ -161,7 +161,7 @@ class Backward:
     # ---------------------------------------------------------------- backward pass (scalar)
     def sections(self) -> tuple:
         out = []
-        for name in self.s.selected:
+        for name in self.s.derived:
             if self.s.matrix_mode:
                 out.append(self.matrix_section(name))
                 continue
