@@ -36,6 +36,7 @@ from .errata import ERRATA_LANGS, builtin_claims, errata_by_language, errata_nam
 from .errors import DeriveError
 from .files import is_input, kind_of, new_file_mode, read_input
 from .render import FORMATS, LANGS, environment, render_text, strings
+from .rounding import DISPLAY_DIGITS
 from .solve import load
 from .spec import builtin_ids
 from .templating import render
@@ -135,7 +136,7 @@ def _problem_job(task: tuple) -> tuple:
 def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, template_dir) -> dict:
     """Render one built-in problem into `files` (name → bytes); its entry for the index."""
     problem = load(pid)
-    solution = problem.solve(digits=10)
+    solution = problem.solve(digits=DISPLAY_DIGITS)
     names = {}
     files.update(training_files(problem.spec))
     reports = {} if claims_path is None else errata_by_language(pid, claims_path, ERRATA_LANGS, problem=problem)

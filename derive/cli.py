@@ -19,7 +19,7 @@ import sys
 
 from . import files
 from .errors import DeriveError, LimitError
-from .rounding import MAX_DIGITS
+from .rounding import DISPLAY_DIGITS, MAX_DIGITS
 from .spec import MAX_STEPS, builtin_ids, load as load_spec
 
 
@@ -475,8 +475,8 @@ def parser() -> argparse.ArgumentParser:
         sp.set_defaults(run=_named(run))
         return sp
 
-    def digits(sp, what="significant digits of every number shown"):
-        sp.add_argument("--digits", type=_digits, default=10, metavar="N",
+    def digits(sp, what="significant digits of every number shown", default=10):
+        sp.add_argument("--digits", type=_digits, default=default, metavar="N",
                         help=f"{what}, 1 to {MAX_DIGITS} (default: %(default)s)")
 
     def output(sp):
@@ -510,7 +510,7 @@ def parser() -> argparse.ArgumentParser:
                    help="md, tex, or pdf (XeLaTeX via latexmk; to a pipe or -o) (default: %(default)s)")
     r.add_argument("--lang", choices=("en", "zh"), default=None,
                    help="language of the prose (default: the spec's lang, else en)")
-    digits(r)
+    digits(r, default=DISPLAY_DIGITS)
     r.add_argument("--only", default=None, metavar="NAMES",
                    help="comma-separated parameters whose gradients are shown (default: all); a network of "
                         "over 30 parameter entries also takes entries such as W1[2,3] (default: the "

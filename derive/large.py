@@ -428,6 +428,7 @@ class LargeBuilder:
             "loss": self.L,
             "loss_name": self.loss,
             "only": () if len(self.selected) == len(params) else tuple(self.names[n] for n in self.selected),
+            "remarks": (),            # a large network's unit-by-unit remarks would be thousands long
             "large": {
                 "entries": parameter_entries(self.p),
                 "limit": LARGE_ENTRIES,

@@ -44,6 +44,8 @@ def _word(text: str) -> str:
     """One part of a name: a Greek letter, a single letter, or a word set upright when in a subscript."""
     if text in GREEK:
         return "\\" + text
+    if text.isalpha() and len(text) > 1:
+        return f"\\mathrm{{{text}}}"
     return text
 
 
@@ -81,6 +83,8 @@ def default_display(name: str) -> str:
         return f"{_word(m.group(1))}_{{{m.group(2)}}}"
     if name in GREEK:
         return "\\" + name
+    if name.isalpha() and len(name) > 1:                # a word is set upright: net -> \mathrm{net}
+        return f"\\mathrm{{{name}}}"
     return name.rstrip("_") or name
 
 
@@ -92,13 +96,13 @@ def display_names(spec, graph) -> dict:
     return out
 
 
-def _brace(d: str) -> str:
+def brace(d: str) -> str:
     """Wrap a display name so that a sub- or superscript can follow it safely."""
     return d if re.fullmatch(r"\\?[A-Za-z]+", d) else "{" + d + "}"
 
 
 def with_step(d: str, step: int) -> str:
-    return d if not step else f"{_brace(d)}^{{({step})}}"
+    return d if not step else f"{brace(d)}^{{({step})}}"
 
 
 def with_index(d: str, index: tuple, shape: tuple) -> str:
@@ -112,7 +116,7 @@ def with_index(d: str, index: tuple, shape: tuple) -> str:
     m = re.fullmatch(r"(.*)_\{([^{}]*)\}", d)
     if m and m.group(1) and "_" not in m.group(1):
         return f"{m.group(1)}_{{{m.group(2)},{text}}}"
-    return f"{_brace(d)}_{{{text}}}"
+    return f"{brace(d)}_{{{text}}}"
 
 
 def deriv(of: str, wrt: str, inline: bool = False) -> str:
@@ -120,6 +124,22 @@ def deriv(of: str, wrt: str, inline: bool = False) -> str:
     if inline:
         return f"\\partial {of}/\\partial {wrt}"
     return f"\\frac{{\\partial {of}}}{{\\partial {wrt}}}"
+
+
+_TALL = ("\\frac", "\\begin", "\\sum", "\\sqrt", "\\left", "\\bigl")
+
+
+def call(name: str, arg: str) -> str:
+    """f(x) with no gap between f and its parenthesis (`\\sigma\\left(` leaves one): plain
+    parentheses around a flat argument, \\mathopen{}\\left( … \\right)\\mathclose{} around a tall one."""
+    if any(t in arg for t in _TALL):
+        return f"{name}\\mathopen{{}}\\left({arg}\\right)\\mathclose{{}}"
+    return f"{name}({arg})"
+
+
+def indicator(arg: str) -> str:
+    """The derivative of ReLU, the indicator 1[x > 0] (0 at x = 0, derive's stated convention)."""
+    return f"\\mathbf{{1}}[{arg} > 0]"
 
 
 # ---------------------------------------------------------------- numbers
@@ -169,8 +189,7 @@ class DerivePrinter(LatexPrinter):
     """
 
     def __init__(self, names: dict, values=None, step: int = 0):
-        settings = {"mul_symbol": "dot"} if values is not None else {}
-        super().__init__(settings)
+        super().__init__({"mul_symbol": "dot"})   # one multiplication convention: a centred dot
         self.names = names
         self.values = values
         self.step = step
@@ -196,8 +215,8 @@ class DerivePrinter(LatexPrinter):
         return super()._print_Symbol(expr, style)
 
     def _fn(self, name: str, expr, exp=None):
-        tex = f"{name}\\left({self._print(expr.args[0])}\\right)"
-        return f"{tex}^{{{exp}}}" if exp else tex
+        tex = call(name, self._print(expr.args[0]))
+        return f"{{{tex}}}^{{{exp}}}" if exp else tex
 
     def _print_sigmoid(self, expr, exp=None):
         return self._fn("\\sigma", expr, exp)
@@ -206,7 +225,8 @@ class DerivePrinter(LatexPrinter):
         return self._fn("\\operatorname{ReLU}", expr, exp)
 
     def _print_step(self, expr, exp=None):
-        return self._fn("\\operatorname{step}", expr, exp)
+        tex = indicator(self._print(expr.args[0]))
+        return f"{{{tex}}}^{{{exp}}}" if exp else tex
 
     def _print_softplus(self, expr, exp=None):
         return self._fn("\\operatorname{softplus}", expr, exp)
@@ -342,20 +362,15 @@ class PiecePrinter(Printer):
             bt = left.tex if left.prec >= ATOM else f"\\left({left.tex}\\right)"
             return Piece(f"{bt}^{{{right.tex}}}", POW)
         # * and @
-        lt = left.tex if left.prec >= MUL or left.prec == NEG else f"\\left({left.tex}\\right)"
+        # a negative number is a factor in parentheses: 0.4·(−0.3) + (−0.5)·0.8, not + −0.5·0.8
+        bare_negative = left.prec == NEG and self.subst is None
+        lt = left.tex if left.prec >= MUL or bare_negative else f"\\left({left.tex}\\right)"
         rt = right.tex if right.prec >= MUL and right.prec != NEG else f"\\left({right.tex}\\right)"
         both_matrices = bool(left_shape) and bool(right_shape)
-        if op == "*" and both_matrices:
-            sym = "\\odot"
-        elif self.subst is not None:
-            sym = "\\cdot"
-        elif op == "@":
-            sym = ""
-        else:
-            sym = "\\cdot" if _starts_numeric(rt) or _wordy(lt) or _wordy(rt) else ""
+        # one multiplication convention: a centred dot (⊙ for an elementwise product of matrices)
+        sym = "\\odot" if op == "*" and both_matrices else "\\cdot"
         chunks = (list(left.chunks) if left.chunks and left.prec == MUL else [("", lt)]) + [(sym, rt)]
-        joined = f"{lt} {sym} {rt}" if sym else f"{lt} {rt}"
-        return Piece(joined, MUL, tuple(chunks))
+        return Piece(f"{lt} {sym} {rt}", MUL, tuple(chunks))
 
     def _print_Call(self, node) -> Piece:
         fn, arg = node.fn, node.args[0]
@@ -385,7 +400,7 @@ class PiecePrinter(Printer):
             (op0, t0), *rest = a.chunks
             chunks = ((op0, f"{name}\\bigl({t0}"), *rest[:-1], (rest[-1][0], f"{rest[-1][1]}\\bigr)")) \
                 if rest else ()
-        return Piece(f"{name}\\left({a.tex}\\right)", ATOM, chunks)
+        return Piece(call(name, a.tex), ATOM, chunks)
 
     # ---------------------------------------------------------------- matrix-form rules
     @property
@@ -453,10 +468,12 @@ class PiecePrinter(Printer):
         if m.fn == "ones":
             return Piece("1", ATOM)
         x = self.piece(m.x)
+        if m.fn == "step":
+            return Piece(indicator(x.tex), ATOM)
         name = {"sigmoid": "\\sigma", "tanh": "\\tanh", "exp": "\\exp", "log": "\\log",
-                "step": "\\operatorname{step}", "relu": "\\operatorname{ReLU}",
+                "relu": "\\operatorname{ReLU}",
                 "sum": "\\operatorname{sum}"}.get(m.fn, f"\\operatorname{{{m.fn}}}")
-        return Piece(f"{name}\\left({x.tex}\\right)", ATOM)
+        return Piece(call(name, x.tex), ATOM)
 
 
 class TreePrinter(PiecePrinter):
@@ -478,25 +495,6 @@ def _is_pmatrix(tex: str) -> bool:
         and tex.count("\\begin{pmatrix}") == 1
 
 
-def _wordy(tex: str) -> bool:
-    """A name written with several letters (out_{h_1}, \\mathrm{target}): juxtaposing it reads badly."""
-    t = tex
-    while t.startswith("{") and t.endswith("}"):
-        t = t[1:-1]
-    t = re.sub(r"^\\(hat|bar|tilde|vec|dot|ddot|widehat|overline|boldsymbol|mathbf)\{(.*)\}$", r"\2", t)
-    base = re.split(r"[_^]", t, maxsplit=1)[0]
-    if base.startswith("{") and base.endswith("}"):
-        base = base[1:-1]
-    m = re.fullmatch(r"\\(?:mathrm|mathit|mathsf|operatorname)\{([A-Za-z]+)\}", base)
-    if m:
-        return len(m.group(1)) > 1
-    return bool(re.fullmatch(r"[A-Za-z]{2,}", base))
-
-
-def _starts_numeric(tex: str) -> bool:
-    return bool(re.match(r"[-\d.]", tex))
-
-
 # ---------------------------------------------------------------- matrix-form rules
 class MatrixPrinter(PiecePrinter):
     """A `PiecePrinter` for matrix-form rules (see there for the arguments)."""
@@ -508,7 +506,7 @@ class MatrixPrinter(PiecePrinter):
 # ---------------------------------------------------------------- claims as written
 class ClaimPrinter(Printer):
     """LaTeX of a claim's tree (derive.expr, with NAME@k and dA/dB leaves) as a reader wrote it:
-    every product with an explicit centred dot, matrix products juxtaposed, `prec` the binding the
+    every product (matrix products too) with an explicit centred dot, `prec` the binding the
     context needs (parentheses where the tree binds more loosely).  `names` gives display names."""
     _default_settings = {"names": {}}
 
@@ -548,9 +546,7 @@ class ClaimPrinter(Printer):
                 if op == "/":
                     text = f"\\frac{{{text}}}{{{p(t)}}}"
                 else:
-                    sym = {"*": "\\cdot", "@": ""}.get(op, "\\cdot")
-                    right = p(t, prec=3)
-                    text = f"{text} {sym} {right}" if sym else f"{text} {right}"
+                    text = f"{text} \\cdot {p(t, prec=3)}"
             return _paren_if(text, prec > 2 and rest[-1][0] != "/")
         op = node.op
         if op in "+-":
@@ -561,8 +557,7 @@ class ClaimPrinter(Printer):
         if op == "^":
             return f"{{{p(node.left, prec=5)}}}^{{{p(node.right)}}}"
         left, right = p(node.left, prec=2), p(node.right, prec=3)
-        sym = {"*": "\\cdot", "@": ""}.get(op, "\\cdot")
-        return _paren_if(f"{left} {sym} {right}" if sym else f"{left} {right}", prec > 2)
+        return _paren_if(f"{left} \\cdot {right}", prec > 2)
 
     def _print_Call(self, node, prec=0):
         arg = self._print(node.args[0])
@@ -579,7 +574,7 @@ class ClaimPrinter(Printer):
             return f"\\left\\lVert {arg} \\right\\rVert_{{F}}"
         name = {"sigmoid": "\\sigma", "tanh": "\\tanh", "log": "\\log", "relu": "\\operatorname{ReLU}",
                 "softplus": "\\operatorname{softplus}", "sum": "\\sum", "mean": "\\operatorname{mean}"}[fn]
-        return f"{name}\\left({arg}\\right)"
+        return call(name, arg)
 
 
 def _paren_if(t: str, yes: bool) -> str:

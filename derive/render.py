@@ -38,6 +38,8 @@ from .handout import setting
 from .large import LargeBuilder, is_large
 from .layout import group
 from .render_context import after, forward, given, history, step, tasks, updates
+from .remarks import remarks
+from .rounding import DISPLAY_DIGITS
 from .sections import Backward
 from .spec import LANGS
 from .training_context import training_context
@@ -83,6 +85,7 @@ class Builder:
             "given": given(s),
             "eta": "\\eta" if spec.learning_rate is None else pr.fraction(spec.learning_rate),
             "has_cjk": _has_cjk(localized(spec, "title", s.lang)) or _has_cjk(localized(spec, "source", s.lang)),
+            "remarks": remarks(s),
         }
         if s.exercise:
             ctx.update(tasks=tasks(s), forward=(), loss_step=None, sections=(), updates=(), after=None,
@@ -187,7 +190,7 @@ def build_context(problem, solution, *, lang: str, only=None, mode: str = "solut
     return ctx
 
 
-def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = 10, only=None,
+def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = DISPLAY_DIGITS, only=None,
                 mode: str = "solution", template_dir: str | None = None, solution=None,
                 errata: dict | None = None) -> str:
     """The worked solution of a problem as Markdown or LaTeX text.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 MAX_DIGITS = 10_000          # --digits limit
+DISPLAY_DIGITS = 6           # a handout's numbers: chosen for reading (derive render/build; --digits sets it)
 
 if 0 < sys.get_int_max_str_digits() < 100_000:  # 10 000-digit values are printed as decimals
     sys.set_int_max_str_digits(100_000)

@@ -199,14 +199,15 @@ def test_two_two_two_w6_numbers():
             assert f"\\approx {grad}" in body
             # the error signal of o1 times the local derivative, the symbols before the numbers
             assert ("\\frac{\\partial E_{\\mathrm{total}}}{\\partial w_{6}} &= \\delta_{o_1} \\cdot "
-                    "\\frac{\\partial net_{o_1}}{\\partial w_{6}} = \\delta_{o_1} \\cdot out_{h_2} = "
+                    "\\frac{\\partial \\mathrm{net}_{o_1}}{\\partial w_{6}} = \\delta_{o_1} \\cdot \\mathrm{out}_{h_2} = "
                     "0.04678592365 \\cdot 0.6013276358 \\approx 0.02813366886") in body
             # δ_o1: the chain of factors in textbook order, their formulas, numbers and values
             delta = deltas(out)["o_1"]
-            assert ("\\delta_{o_1} &= \\frac{\\partial E_{\\mathrm{total}}}{\\partial net_{o_1}} = "
-                    "\\frac{\\partial E_{\\mathrm{total}}}{\\partial out_{o_1}} \\cdot "
-                    "\\frac{\\partial out_{o_1}}{\\partial net_{o_1}}") in delta
-            assert "\\left(out_{o_1} - \\mathrm{target}_{o_1}\\right) \\cdot out_{o_1} \\left(1 - out_{o_1}\\right)" in delta
+            assert ("\\delta_{o_1} &= \\frac{\\partial E_{\\mathrm{total}}}{\\partial \\mathrm{net}_{o_1}} = "
+                    "\\frac{\\partial E_{\\mathrm{total}}}{\\partial \\mathrm{out}_{o_1}} \\cdot "
+                    "\\frac{\\partial \\mathrm{out}_{o_1}}{\\partial \\mathrm{net}_{o_1}}") in delta
+            assert ("\\left(\\mathrm{out}_{o_1} - \\mathrm{target}_{o_1}\\right) \\cdot \\mathrm{out}_{o_1} \\cdot "
+                    "\\left(1 - \\mathrm{out}_{o_1}\\right)") in delta
             assert "0.2485983112 \\cdot 0.1881988797 \\approx 0.04678592365" in delta
             assert f"0.35 - 0.1 \\cdot {grad} \\approx {new}" in out
 
@@ -273,10 +274,11 @@ def test_loss_before_and_after_printed(pid):
 
 def test_forward_pass_shows_formula_numbers_and_value():
     md = text("two-two-two", "md", "en")
-    # one aligned display for the whole forward pass
-    assert ("net_{h_1} &= w_{1} i_{1} + w_{2} i_{2} + b_{1} = 0.25 \\cdot 0.02 + 0.25 \\cdot 0.04 + 0.4 "
-            "= 0.005 + 0.01 + 0.4 = 0.415") in md
-    assert "\\sigma\\left(0.415\\right) = \\frac{1}{1 + e^{-0.415}}" in md
+    # one aligned display for the whole forward pass; one multiplication convention (a centred
+    # dot), words upright, σ( without a gap
+    assert ("\\mathrm{net}_{h_1} &= w_{1} \\cdot i_{1} + w_{2} \\cdot i_{2} + b_{1} = 0.25 \\cdot 0.02 "
+            "+ 0.25 \\cdot 0.04 + 0.4 = 0.005 + 0.01 + 0.4 = 0.415") in md
+    assert "\\sigma(0.415) = \\frac{1}{1 + e^{-0.415}}" in md
 
 
 def test_every_number_in_a_handout_comes_from_the_engine():
@@ -329,10 +331,10 @@ def test_error_signals_derived_once_then_used():
     md = text("two-two-two", "md", "en")
     secs, ds = md_sections(md), deltas(md)
     # ∂out_o1/∂net_o1 and its formula appear in δ_o1 only; every weight into o1 uses δ_o1
-    assert _backward(md).count("\\frac{\\partial out_{o_1}}{\\partial net_{o_1}}") == 1
-    assert _backward(md).count("out_{o_1} \\left(1 - out_{o_1}\\right)") == 1
+    assert _backward(md).count("\\frac{\\partial \\mathrm{out}_{o_1}}{\\partial \\mathrm{net}_{o_1}}") == 1
+    assert _backward(md).count("\\mathrm{out}_{o_1} \\cdot \\left(1 - \\mathrm{out}_{o_1}\\right)") == 1
     for w in ("w_{5}", "w_{6}"):
-        assert "\\delta_{o_1} \\cdot" in secs[w] and "out_{o_1}" not in secs[w]
+        assert "\\delta_{o_1} \\cdot" in secs[w] and "\\mathrm{out}_{o_1}" not in secs[w]
     # the hidden layer's δ uses the output layer's, by name
     assert "\\delta_{o_1} \\cdot w_{5}" in ds["h_1"]
     # the error signals come before the gradients that use them, the output layer first
@@ -345,10 +347,10 @@ def test_error_signals_derived_once_then_used():
 def test_hidden_neuron_sums_over_its_consumers():
     """out_h1 feeds o1 and o2: δ_h1 sums over them once, written with their δs."""
     h1 = deltas(text("two-two-two", "md", "en"))["h_1"]
-    assert ("\\left(\\delta_{o_1} \\cdot \\frac{\\partial net_{o_1}}{\\partial out_{h_1}} + "
-            "\\delta_{o_2} \\cdot \\frac{\\partial net_{o_2}}{\\partial out_{h_1}}\\right) \\cdot "
-            "\\frac{\\partial out_{h_1}}{\\partial net_{h_1}}") in h1
-    assert "\\left(\\delta_{o_1} \\cdot w_{5} + \\delta_{o_2} \\cdot w_{7}\\right) \\cdot out_{h_1}" in h1
+    assert ("\\left(\\delta_{o_1} \\cdot \\frac{\\partial \\mathrm{net}_{o_1}}{\\partial \\mathrm{out}_{h_1}} + "
+            "\\delta_{o_2} \\cdot \\frac{\\partial \\mathrm{net}_{o_2}}{\\partial \\mathrm{out}_{h_1}}\\right) \\cdot "
+            "\\frac{\\partial \\mathrm{out}_{h_1}}{\\partial \\mathrm{net}_{h_1}}") in h1
+    assert "\\left(\\delta_{o_1} \\cdot w_{5} + \\delta_{o_2} \\cdot w_{7}\\right) \\cdot \\mathrm{out}_{h_1}" in h1
 
 
 def test_matrix_specs_show_the_matrix_form_rule():
@@ -393,8 +395,8 @@ def test_symbolic_spec_has_formulas_only():
     # ∂L/∂w1 through δ_1, then all together in named quantities
     assert ("\\frac{\\partial L}{\\partial w_{1}} &= \\delta_{1} \\cdot \\frac{\\partial z_{1}}{\\partial w_{1}} = "
             "\\delta_{1} \\cdot x = \\left(a_{\\mathrm{out}} - y\\right) \\cdot "
-            "a_{\\mathrm{out}} \\left(1 - a_{\\mathrm{out}}\\right) \\cdot v_{1} \\cdot "
-            "a_{1} \\left(1 - a_{1}\\right) \\cdot x") in md
+            "a_{\\mathrm{out}} \\cdot \\left(1 - a_{\\mathrm{out}}\\right) \\cdot v_{1} \\cdot "
+            "a_{1} \\cdot \\left(1 - a_{1}\\right) \\cdot x") in md
     assert "\\delta_{1} &= \\frac{\\partial L}{\\partial z_{1}} = \\delta_{\\mathrm{out}} \\cdot" in md
     assert "{w_{1}}^{(1)} &= w_{1} - \\eta \\, \\frac{\\partial L}{\\partial w_{1}}" in md
     assert "## 7." not in md
@@ -435,7 +437,7 @@ def test_only_restricts_the_backward_pass():
     md1 = text("two-two-two", "md", "en", only=("w1",))
     only = md_sections(md1)["w_{1}"]
     assert set(deltas(md1)) == {"h_1"}
-    assert "\\frac{\\partial out_{o_1}}{\\partial net_{o_1}}" in deltas(md1)["h_1"]
+    assert "\\frac{\\partial \\mathrm{out}_{o_1}}{\\partial \\mathrm{net}_{o_1}}" in deltas(md1)["h_1"]
     assert "\\approx 1.819119121 \\times 10^{-5}" in only
 
 
@@ -456,7 +458,8 @@ def test_deterministic():
 def test_default_display_names():
     d = pr.default_display
     assert d("w1") == "w_{1}"
-    assert d("net_h1") == "net_{h_{1}}"
+    assert d("net_h1") == "\\mathrm{net}_{h_{1}}"      # a word is upright
+    assert d("y_true") == "y_{\\mathrm{true}}"
     assert d("E_total") == "E_{\\mathrm{total}}"
     assert d("y_hat") == "\\hat{y}"
     assert d("w1_21") == "w_{1,21}"
@@ -473,9 +476,9 @@ def test_tree_printer_keeps_the_users_order():
     names = pr.display_names(p.spec, p.graph)
     tp = pr.TreePrinter(names, lambda n: p.graph.quantities[n].shape)
     tree = p.graph.quantities["net_o1"].tree
-    assert tp.tex(tree) == "w_{5} \\cdot out_{h_1} + w_{6} \\cdot out_{h_2} + b_{2}"
+    assert tp.tex(tree) == "w_{5} \\cdot \\mathrm{out}_{h_1} + w_{6} \\cdot \\mathrm{out}_{h_2} + b_{2}"
     assert tp.tex(p.graph.quantities["E_o1"].tree) == \
-        "\\frac{1}{2} \\left(\\mathrm{target}_{o_1} - out_{o_1}\\right)^{2}"
+        "\\frac{1}{2} \\cdot \\left(\\mathrm{target}_{o_1} - \\mathrm{out}_{o_1}\\right)^{2}"
 
 
 def test_sympy_printer_notation():
@@ -484,13 +487,16 @@ def test_sympy_printer_notation():
     ld = p.graph.local_derivatives
     out_o1 = p.graph.quantities["out_o1"].entries[0]
     net_o1 = p.graph.quantities["net_o1"].entries[0]
-    assert pr.latex(ld[(out_o1, net_o1)].formula, names) == "out_{o_1} \\left(1 - out_{o_1}\\right)"
-    from derive.functions import sigmoid
-    assert pr.latex(sigmoid(net_o1), names) == "\\sigma\\left(net_{o_1}\\right)"
+    assert pr.latex(ld[(out_o1, net_o1)].formula, names) == \
+        "\\mathrm{out}_{o_1} \\cdot \\left(1 - \\mathrm{out}_{o_1}\\right)"
+    from derive.functions import sigmoid, step
+    assert pr.latex(sigmoid(net_o1), names) == "\\sigma(\\mathrm{net}_{o_1})"
+    assert pr.latex(step(net_o1), names) == "\\mathbf{1}[\\mathrm{net}_{o_1} > 0]"   # relu′, defined
     L = problem("alice").graph
     y = L.quantities["y_pred"].entries[0]
     f = pr.tidy(L.local_derivatives[(L.loss_entry, y)].formula)
-    assert pr.latex(f, pr.display_names(L.spec, L)) == "2 \\left(y_{pred} - y_{true}\\right)"
+    assert pr.latex(f, pr.display_names(L.spec, L)) == \
+        "2 \\cdot \\left(y_{\\mathrm{pred}} - y_{\\mathrm{true}}\\right)"
 
 
 # ---------------------------------------------------------------- LaTeX safety
@@ -597,9 +603,9 @@ def test_pdf_without_tex_is_one_clear_line(tmp_path):
 def test_render_cli_markdown_to_stdout_and_file(tmp_path):
     r = run_cli("render", "two-two-two", "--format", "md", "--lang", "en")
     assert r.returncode == 0, r.stderr
-    assert r.stdout == text("two-two-two", "md", "en")
+    assert r.stdout == text("two-two-two", "md", "en", digits=6)     # the handouts' default: 6 digits
     out = tmp_path / "x.tex"
-    r = run_cli("render", "matrix-linear", "--format", "tex", "--lang", "zh", "-o", out)
+    r = run_cli("render", "matrix-linear", "--format", "tex", "--lang", "zh", "-o", out, "--digits", "10")
     assert r.returncode == 0 and r.stdout == ""
     assert out.read_text(encoding="utf-8") == text("matrix-linear", "tex", "zh")
     assert [p.name for p in tmp_path.iterdir()] == ["x.tex"]

@@ -415,7 +415,7 @@ def test_alice_handout_shows_the_run(alice_run):
     problem = solve.load("alice")
     history, _w, preds = alice_reference(1000)
     for lang, fmt in (("en", "md"), ("zh", "md"), ("en", "tex")):
-        text = render.render_text(problem, fmt=fmt, lang=lang)
+        text = render.render_text(problem, fmt=fmt, lang=lang, digits=10)
         assert ("## Training" if lang == "en" and fmt == "md" else "训练" if lang == "zh" else "\\section{Training}") \
             in text
         rows = train.thinned_epochs(1000)

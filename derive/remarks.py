@@ -1,0 +1,213 @@
+"""Teaching remarks: short notes where the numbers call for them, found from data, never per problem.
+
+Takes a handout's `Setting` (the graph, the spec, the engine's certified numbers) and gives
+`Remark`s — a kind, the section it belongs to, and its LaTeX arguments — that the templates turn
+into a sentence of the document's language (`remark_<kind>` in strings.<lang>.toml).  The kinds:
+
+- `saturated`: a sigmoid or tanh unit whose local derivative σ′ = out(1 − out) (tanh′ = 1 − out²)
+  is below SATURATED; its value is shown honestly as 1 − ε (or ε, −1 + ε) with ε certified, and
+  the remark says that the gradients flowing through it nearly vanish;
+- `dead_relu`: a ReLU unit whose pre-activation is ≤ 0: its output is 0 and its derivative 0
+  (derive's convention at 0), so no gradient flows back through it;
+- `target_outside`: a target compared with a bounded output (σ ∈ (0, 1), tanh ∈ (−1, 1), ReLU ≥ 0)
+  that lies outside that range: the loss cannot reach 0, whatever the weights;
+- `large_step`: an update that changes a parameter by more than LARGE_STEP times its own size
+  (taken as at least STEP_FLOOR): the learning rate is large for this gradient;
+- `loss_rises` / `loss_hardly_falls`: after the steps the loss went up (the step overshot), or
+  fell by less than HARDLY_FALLS of itself.
+
+Decisions use the engine's floats (only to decide); every number a remark prints is the engine's
+certified text at the handout's digits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import expr as ex
+from . import printer as pr
+
+SATURATED = 1e-4        # σ′ (or tanh′) below this: the unit is saturated
+LARGE_STEP = 10.0       # |Δp| > LARGE_STEP · max(|p|, STEP_FLOOR): a large step
+STEP_FLOOR = 0.1
+HARDLY_FALLS = 1e-4     # the loss fell by less than this fraction of itself
+BOUNDS = {"sigmoid": (0, 1, "(0, 1)"), "tanh": (-1, 1, "(-1, 1)"), "relu": (0, None, "[0, \\infty)")}
+MAX_REMARKS_PER_KIND = 3   # a large network lists the first few and says how many more
+
+
+@dataclass(frozen=True)
+class Remark:
+    kind: str                 # 'saturated', 'dead_relu', 'target_outside', 'large_step', ...
+    where: str                # the section it belongs to: 'forward', 'update' or 'after'
+    args: tuple = ()          # (placeholder, LaTeX) pairs for remark_<kind>
+
+    def __getitem__(self, key: str) -> str:
+        return dict(self.args)[key]
+
+    @property
+    def values(self) -> dict:
+        return dict(self.args)
+
+    def inline(self, open_: str, close: str) -> dict:
+        """The arguments as inline math of a format (the template passes its delimiters)."""
+        return {k: f"{open_}{v}{close}" for k, v in self.args}
+
+
+def remarks(s) -> tuple:
+    """Every remark the numbers of this handout call for (none for symbolic specs or sheets)."""
+    if not s.numeric:
+        return ()
+    found = _units(s) + _targets(s)
+    if s.spec.steps >= 1:
+        found += _steps(s) + _loss(s)
+    return tuple(found)
+
+
+def for_section(found: tuple, where: str) -> tuple:
+    return tuple(r for r in found if r.where == where)
+
+
+# ---------------------------------------------------------------- units
+def _activation(d) -> tuple:
+    """(function, argument tree) when a definition is an activation of something, else (None, None)."""
+    t = d.tree
+    if isinstance(t, ex.Call) and t.fn in BOUNDS and len(t.args) == 1:
+        return t.fn, t.args[0]
+    return None, None
+
+
+def _units(s) -> list:
+    out: list = []
+    counts: dict = {}
+    for d in s.spec.forward:
+        fn, arg = _activation(d)
+        if fn is None:
+            continue
+        q = s.g.quantities[d.name]
+        vals = s.sol.shaped(d.name).values
+        for i, (entry, v) in enumerate(zip(q.entries, vals)):
+            r = _unit_remark(s, d.name, fn, arg, q, i, entry, v)
+            if r is None:
+                continue
+            counts[r.kind] = counts.get(r.kind, 0) + 1
+            if counts[r.kind] <= MAX_REMARKS_PER_KIND:
+                out.append(r)
+    return out
+
+
+def _unit_remark(s, name, fn, arg, q, i, entry, v):
+    unit = s.edisp(entry)
+    x = v.approx
+    if fn == "relu":
+        if x == 0 and not _arg_positive(s, arg, q, i):
+            return Remark("dead_relu", "forward", (("unit", unit),))
+        return None
+    local = x * (1 - x) if fn == "sigmoid" else 1 - x * x
+    if abs(local) >= SATURATED or v.exact is not None:
+        return None
+    # the value as 1 − ε (or ε, −1 + ε), ε certified by the engine
+    if fn == "sigmoid":
+        near, eps_text = ("1", f"1 - {name}") if x > 0.5 else ("0", name)
+        slope_text = f"{name}*(1 - {name})"
+    else:
+        near, eps_text = ("1", f"1 - {name}") if x > 0 else ("-1", f"1 + {name}")
+        slope_text = f"1 - {name}^2"
+    eps = _entry_text(s, eps_text, i)
+    shown = eps if near == "0" else f"{near} - {eps}" if near == "1" else f"-1 + {eps}"
+    formula = f"{unit} \\cdot (1 - {unit})" if fn == "sigmoid" else f"1 - {pr.brace(unit)}^{{2}}"
+    slope = f"{formula} = {_entry_text(s, slope_text, i)}"
+    return Remark("saturated", "forward", (("unit", unit), ("value", shown), ("slope", slope)))
+
+
+def _arg_positive(s, arg, q, i) -> bool:
+    if isinstance(arg, ex.Name) and arg.id in s.g.quantities:
+        return s.sol.shaped(arg.id).values[i].approx > 0
+    return False
+
+
+def _entry_text(s, text: str, i: int) -> str:
+    """Entry i of an expression over the spec's names, as the engine rounds it (LaTeX)."""
+    return pr.number(s.eval_text(text).values[i].text)
+
+
+# ---------------------------------------------------------------- targets
+def _bounded(s, name: str, seen=()) -> str | None:
+    """The activation whose range bounds `name` (following aliases such as y_pred = o1), or None."""
+    d = next((d for d in s.spec.forward if d.name == name), None)
+    if d is None or name in seen:
+        return None
+    fn, _ = _activation(d)
+    if fn is not None:
+        return fn
+    if isinstance(d.tree, ex.Name):
+        return _bounded(s, d.tree.id, seen + (name,))
+    return None
+
+
+def _differences(node):
+    """Every (a, b) of a subtraction a − b of two names in a tree."""
+    if isinstance(node, ex.Bin):
+        if node.op == "-" and isinstance(node.left, ex.Name) and isinstance(node.right, ex.Name):
+            yield node.left.id, node.right.id
+        yield from _differences(node.left)
+        yield from _differences(node.right)
+    elif isinstance(node, (ex.Neg, ex.Call)):
+        for c in ex.children(node):
+            yield from _differences(c)
+
+
+def _targets(s) -> list:
+    out = []
+    for d in s.spec.forward:
+        for a, b in _differences(d.tree):
+            for target, output in ((a, b), (b, a)):
+                r = _target_remark(s, target, output)
+                if r is not None and r not in out:
+                    out.append(r)
+    return out
+
+
+def _target_remark(s, target: str, output: str):
+    if target not in s.spec.data:
+        return None
+    fn = _bounded(s, output)
+    if fn is None:
+        return None
+    lo, hi, interval = BOUNDS[fn]
+    value = s.spec.data[target]
+    outside = [t for t in value.entries if t < lo or (hi is not None and t > hi)]
+    if not outside:
+        return None
+    return Remark("target_outside", "forward", (
+        ("target", s.names[target]), ("value", pr.fraction(outside[0])), ("output", s.names[output]),
+        ("range", interval)))
+
+
+# ---------------------------------------------------------------- the update and the loss after it
+def _steps(s) -> list:
+    out = []
+    k = s.spec.steps
+    for name in s.spec.update:
+        before, after = s.sol.shaped(name, "value", 0), s.sol.shaped(name, "value", k)
+        q = s.g.quantities[name]
+        for entry, b, a in zip(q.entries, before.values, after.values):
+            if abs(a.approx - b.approx) > LARGE_STEP * max(abs(b.approx), STEP_FLOOR):
+                out.append(Remark("large_step", "update", (
+                    ("param", s.edisp(entry)), ("before", pr.number(b.text)), ("after", pr.number(a.text)))))
+                if len(out) >= MAX_REMARKS_PER_KIND:
+                    return out
+    return out
+
+
+def _loss(s) -> list:
+    h = s.sol.history
+    first, last = h[0], h[s.spec.steps]
+    if first.approx == 0:
+        return []
+    if last.approx > first.approx:
+        return [Remark("loss_rises", "after", (("before", pr.number(first.text)), ("after", pr.number(last.text))))]
+    drop = (first.approx - last.approx) / first.approx
+    if drop < HARDLY_FALLS:
+        # 100·(L − L@k)/L, certified by the engine
+        percent = pr.number(s.eval_text(f"100*({s.loss} - {s.loss}@{s.spec.steps})/{s.loss}").values[0].text)
+        return [Remark("loss_hardly_falls", "after", (("percent", percent),))]
+    return []

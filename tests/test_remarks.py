@@ -1,0 +1,95 @@
+"""Teaching remarks (derive/remarks.py): found from the numbers, every printed number checked
+against an independent mpmath computation (tests/reference.py), and none where nothing calls for one."""
+from __future__ import annotations
+
+import re
+
+import mpmath
+import pytest
+
+import reference as ref
+from derive.handout import setting
+from derive.remarks import remarks
+from derive.solve import load
+
+DIGITS = 6
+
+
+def found(pid: str, digits: int = DIGITS) -> list:
+    p = load(pid)
+    return list(remarks(setting(p, p.solve(digits=digits), lang="en", only=None, mode="solution")))
+
+
+def value_of(tex: str) -> mpmath.mpf:
+    """A printed LaTeX number ('2.28973 \\times 10^{-11}', '137.370') as an mpf."""
+    m = re.fullmatch(r"(-?[\d.]+)(?: \\times 10\^\{(-?\d+)\})?", tex.strip())
+    assert m, tex
+    return mpmath.mpf(m.group(1)) * mpmath.mpf(10) ** int(m.group(2) or 0)
+
+
+def kinds(rs) -> list:
+    return [r.kind for r in rs]
+
+
+def test_house_price_saturated_units_show_their_distance_from_1_certified():
+    rs = [r for r in found("house-price") if r.kind == "saturated"]
+    assert [r["unit"] for r in rs] == ["h_{1}", "h_{2}", "h_{3}"]
+    with mpmath.workdps(60):
+        v = ref.numbers("house-price")
+        pre = [v["w1"] * v["x1"] + v["w4"] * v["x2"], v["w2"] * v["x1"] + v["w5"] * v["x2"],
+               v["w3"] * v["x1"] + v["w6"] * v["x2"]]        # every bias is 0
+        for r, z in zip(rs, pre):
+            h = ref.sig(z)
+            one, eps = r["value"].split(" - ", 1)
+            assert one == "1"
+            assert ref.agrees(mpmath.nstr(value_of(eps), 15), 1 - h, DIGITS)
+            formula, slope = r["slope"].rsplit(" = ", 1)
+            assert formula == f"{r['unit']} \\cdot (1 - {r['unit']})"
+            assert ref.agrees(mpmath.nstr(value_of(slope), 15), h * (1 - h), DIGITS)
+
+
+def test_house_price_target_outside_the_range_of_the_sigmoid():
+    r = next(r for r in found("house-price") if r.kind == "target_outside")
+    assert r.values == {"target": "y", "value": "300000", "output": "\\hat{y}", "range": "(0, 1)"}
+
+
+def test_house_price_large_steps_and_a_loss_that_hardly_falls():
+    rs = found("house-price")
+    steps = [r for r in rs if r.kind == "large_step"]
+    assert [r["param"] for r in steps] == ["w_{7}", "w_{8}", "w_{9}"]
+    with mpmath.workdps(60):
+        v = ref.numbers("house-price")
+        g = ref.gradients("house-price")
+        for r in steps:
+            name = "w" + r["param"][3]
+            assert value_of(r["before"]) == v[name]
+            assert ref.agrees(r["after"], v[name] - v["_lr"] * g[(name, ())], DIGITS)
+        before = ref.loss_value("house-price")
+        after = ref.loss_after_one_step("house-price", [f"w{i}" for i in range(1, 10)])
+    percent = next(r for r in rs if r.kind == "loss_hardly_falls")["percent"]
+    assert ref.agrees(mpmath.nstr(value_of(percent), 15), 100 * (before - after) / before, DIGITS)
+
+
+def test_relu_network_whose_loss_rises():
+    r = next(r for r in found("relu-2-4-2") if r.kind == "loss_rises")
+    assert ref.agrees(r["before"], ref.loss_value("relu-2-4-2"), DIGITS)
+    update = list(load("relu-2-4-2").spec.update)
+    assert ref.agrees(r["after"], ref.loss_after_one_step("relu-2-4-2", update), DIGITS)
+
+
+@pytest.mark.parametrize("pid", ["two-two-two", "alice", "matrix-linear", "one-two-one"])
+def test_no_remark_where_nothing_calls_for_one(pid):
+    assert found(pid) == []
+
+
+def test_remark_arguments_as_inline_math_of_a_format():
+    r = next(r for r in found("house-price") if r.kind == "target_outside")
+    assert r.inline("$`", "`$")["target"] == "$`y`$"
+
+
+def test_dead_relu_is_found(tmp_path):
+    spec = tmp_path / "dead.toml"
+    spec.write_text('title = "dead"\n[data]\nx = 1\nt = 1\n[parameters]\nw = -2\nv = 0.5\n'
+                    '[forward]\nz = "w*x"\nh = "relu(z)"\ny = "v*h"\nL = "(y - t)^2"\n'
+                    '[train]\nloss = "L"\nlearning_rate = 0.1\nupdate = ["w", "v"]\nsteps = 1\n')
+    assert "dead_relu" in kinds(found(str(spec)))
