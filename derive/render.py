@@ -150,6 +150,11 @@ def typeset_parts(text: str, spec, names: dict) -> tuple:
     return tuple(out)
 
 
+def remark_args(remark, math) -> dict:
+    """A remark's arguments as inline math, through the template's own math macro."""
+    return {key: str(math(value)) for key, value in remark.args}
+
+
 def _has_cjk(text: str) -> bool:
     return bool(CJK.search(text or ""))
 
@@ -204,6 +209,8 @@ def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = DIS
     ctx["errata"] = errata if mode == "solution" else None
     ctx["training"] = training_context(problem.spec, lang, solution.digits) if mode == "solution" else None
     ctx["s"] = strings(env, fmt, lang)
+    ctx.setdefault("remarks", ())
+    ctx["remark_args"] = remark_args
     text = tpl.render(env, f"solution.{fmt}.j2", ctx)
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
 

@@ -42,7 +42,7 @@ FUNCTION_DEFINITIONS = {   # the functions a definition may use that need a word
     "sigmoid": ("\\sigma(z) = \\frac{1}{1 + e^{-z}}", "\\sigma'(z) = \\sigma(z)\\left(1 - \\sigma(z)\\right)"),
     "tanh": ("\\tanh(z) = \\frac{e^{z} - e^{-z}}{e^{z} + e^{-z}}", "\\tanh'(z) = 1 - \\tanh^{2}(z)"),
     "relu": ("\\operatorname{ReLU}(z) = \\max(0, z)",
-             "\\operatorname{ReLU}'(z) = \\operatorname{step}(z) = \\begin{cases} 1 & z > 0 \\\\ 0 & z \\le 0 \\end{cases}"),
+             f"\\operatorname{{ReLU}}'(z) = {pr.indicator('z')} = \\begin{{cases}} 1 & z > 0 \\\\ 0 & z \\le 0 \\end{{cases}}"),
     "softplus": ("\\operatorname{softplus}(z) = \\ln\\left(1 + e^{z}\\right)",
                  "\\operatorname{softplus}'(z) = \\sigma(z)"),
     "mean": ("\\operatorname{mean}(v) = \\frac{1}{n} \\sum_{i=1}^{n} v_{i}", ""),
@@ -156,8 +156,7 @@ def after(s: Setting) -> After | None:
     same = change.text == "0"
     percent = ""
     if before.text != "0":
-        pct = s.eval_text(f"100*({s.loss} - ({s.loss}@1))/{s.loss}",
-                           digits=min(s.digits, 4)).values[0]
+        pct = s.eval_text(f"100*({s.loss} - ({s.loss}@1))/{s.loss}").values[0]   # the sentence's precision
         percent = pr.number(pct.text.lstrip("-"))
     return After(steps, loss, shown(before), shown(after), pr.number(change.text.lstrip("-")), percent,
                  fell, same)
