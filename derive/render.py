@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 
+from . import expr as ex
 from . import printer as pr
 from . import templating as tpl
 from .diagram import build_diagram
@@ -150,6 +151,22 @@ def typeset_parts(text: str, spec, names: dict) -> tuple:
     return tuple(out)
 
 
+def claimed_formula(problem, text: str) -> str:
+    """What an erratum is about, typeset with the problem's names ('w6*out_h2' → w_6 · out_h2),
+    or '' when it is not an expression of the problem's quantities."""
+    g = getattr(problem, "graph", None)
+    if g is None:
+        return ""
+    try:
+        tree = ex.parse_quantity(text, lambda n: n in g.quantities)
+        names = pr.display_names(problem.spec, g)
+        if isinstance(tree, ex.Deriv):
+            return pr.deriv(names[tree.of], names[tree.wrt], inline=True)
+        return pr.TreePrinter(names, lambda n: g.quantities[n].shape).tex(tree)
+    except (DeriveError, KeyError, ValueError, TypeError):
+        return ""
+
+
 def remark_args(remark, math) -> dict:
     """A remark's arguments as inline math, through the template's own math macro."""
     return {key: str(math(value)) for key, value in remark.args}
@@ -207,6 +224,7 @@ def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = DIS
     env = environment(fmt, template_dir)
     ctx = build_context(problem, solution, lang=lang, only=only, mode=mode)
     ctx["errata"] = errata if mode == "solution" else None
+    ctx["errata_of"] = tuple(claimed_formula(problem, st.of) for st in (errata or {}).get("steps", ()))
     ctx["training"] = training_context(problem.spec, lang, solution.digits) if mode == "solution" else None
     ctx["s"] = strings(env, fmt, lang)
     ctx.setdefault("remarks", ())

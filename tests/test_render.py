@@ -715,3 +715,47 @@ def test_output_directory_is_up_to_date(built):
 def test_installed_package_finds_its_templates():
     d = templating.default_template_dir()
     assert (d / "solution.md.j2").is_file() and (d / "strings.zh.toml").is_file()
+
+
+# ---------------------------------------------------------------- the handouts in output/: length and width
+PAGE_TARGETS = {"two-two-two": 6, "house-price": 7}     # pages at most, in each language (issue 9)
+OUTPUT_SOLUTIONS = [(pid, lang) for pid in IDS for lang in LANGS]
+
+
+@pytest.fixture(scope="module")
+def compiled_output():
+    """Every worked solution of output/ (as `derive build` wrote it, at the default digits),
+    compiled once with XeLaTeX: (pid, lang) -> (log, pdf path)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        futures = {job: pool.submit(compile_tex, (ROOT / "output" / f"{job[0]}.{job[1]}.tex")
+                                    .read_text(encoding="utf-8"), "xelatex")
+                   for job in OUTPUT_SOLUTIONS}
+        return {job: f.result() for job, f in futures.items()}
+
+
+def _pages(log: str) -> int:
+    m = re.search(r"Output written on h\.(?:pdf|xdv) \((\d+) pages?", log)
+    assert m, "no output"
+    return int(m.group(1))
+
+
+@needs_xelatex
+@pytest.mark.tex
+@pytest.mark.parametrize("pid", sorted(PAGE_TARGETS))
+@pytest.mark.parametrize("lang", LANGS)
+def test_handout_page_targets(compiled_output, pid, lang):
+    """A handout a teacher can hand out: the classic 2-2-2 example in at most 6 pages, house-price
+    (15 parameters, remarks on its saturated units) in at most 7."""
+    log, _ = compiled_output[(pid, lang)]
+    assert _pages(log) <= PAGE_TARGETS[pid], f"{pid}.{lang}: {_pages(log)} pages"
+
+
+@needs_xelatex
+@pytest.mark.tex
+@pytest.mark.parametrize("pid,lang", OUTPUT_SOLUTIONS)
+def test_output_solutions_have_no_overfull_box(compiled_output, pid, lang):
+    """No line of a generated worked solution sticks out of the text block by more than 1 pt."""
+    log, _ = compiled_output[(pid, lang)]
+    assert_clean(log, f"output/{pid}.{lang}.tex")
+    over = [float(x) for x in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
+    assert not [x for x in over if x > 1.0], f"{pid}.{lang}: overfull lines {over}"
