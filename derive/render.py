@@ -38,7 +38,7 @@ from .escape import CJK, md_text, mermaid_text, tex_text
 from .handout import setting
 from .large import LargeBuilder, is_large
 from .layout import group
-from .render_context import after, forward, given, history, step, tasks, updates
+from .render_context import after, forward, given, history, step, tasks, update_rule, updates
 from .remarks import remarks
 from .rounding import DISPLAY_DIGITS
 from .sections import Backward
@@ -100,6 +100,7 @@ class Builder:
             layers=() if s.matrix_mode else Backward(s).layers(),
             fixed=tuple(s.names[n] for n in g.parameters if n in s.selected and n not in s.derived),
             updates=updates(s) if spec.steps >= 1 else (),
+            update_rule=update_rule(s),
             after=after(s),
             history=history(s),
         )
@@ -162,6 +163,8 @@ def claimed_formula(problem, text: str) -> str:
         names = pr.display_names(problem.spec, g)
         if isinstance(tree, ex.Deriv):
             return pr.deriv(names[tree.of], names[tree.wrt], inline=True)
+        if isinstance(tree, ex.AtStep):
+            return pr.with_step(names[tree.name], tree.step)
         return pr.TreePrinter(names, lambda n: g.quantities[n].shape).tex(tree)
     except (DeriveError, KeyError, ValueError, TypeError):
         return ""
@@ -203,6 +206,7 @@ def build_context(problem, solution, *, lang: str, only=None, mode: str = "solut
         ctx["given"].setdefault("functions", ())
         ctx["given"].setdefault("function_eq", None)
     ctx.setdefault("fixed", ())
+    ctx.setdefault("update_rule", "")
     # a derivation in one aligned display; a large network's matrices stay in displays of their own
     together = (lambda eqs: tuple(eqs)) if builder is LargeBuilder else (lambda eqs: tuple(group(eqs)))
     ctx["forward_eqs"] = together(st.eq for st in ctx["forward"])
@@ -224,7 +228,9 @@ def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = DIS
     env = environment(fmt, template_dir)
     ctx = build_context(problem, solution, lang=lang, only=only, mode=mode)
     ctx["errata"] = errata if mode == "solution" else None
-    ctx["errata_of"] = tuple(claimed_formula(problem, st.of) for st in (errata or {}).get("steps", ()))
+    listed = [(st, claimed_formula(problem, st.of)) for st in (errata or {}).get("steps", ())]
+    ctx["errata_wrong"] = tuple(x for x in listed if x[0].verdict != "rounding")
+    ctx["errata_rounding"] = tuple(x for x in listed if x[0].verdict == "rounding")
     ctx["training"] = training_context(problem.spec, lang, solution.digits) if mode == "solution" else None
     ctx["s"] = strings(env, fmt, lang)
     ctx.setdefault("remarks", ())

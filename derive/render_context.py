@@ -134,8 +134,8 @@ def updates(s: Setting) -> tuple:
     for name in order:
         d = s.names[name]
         lhs = pr.with_step(d, 1)
-        parts = [("=", [("", d), ("-", f"\\eta \\, {pr.deriv(s.L, d)}")])]
-        if s.numeric:
+        parts = [] if s.numeric else [("=", [("", d), ("-", f"\\eta \\, {pr.deriv(s.L, d)}")])]
+        if s.numeric:       # the rule is stated once (update_rule), each parameter gets its numbers
             grad = s.sol.shaped(name, "adjoint", 0)
             new = s.sol.shaped(name, "value", 1)
             parts.append(("=", [("", s.value_tex(name)), ("-", eta),
@@ -143,6 +143,11 @@ def updates(s: Setting) -> tuple:
             parts.append((relation(new.values), one(pr.shaped_latex(new))))
         out.append(Update(name, d, layout(lhs, parts)))
     return tuple(out)
+
+
+def update_rule(s: Setting) -> str:
+    """p⁽¹⁾ = p − η ∂L/∂p for a parameter p (inline LaTeX), stated once before the numbers."""
+    return f"{pr.with_step('p', 1)} = p - \\eta \\, {pr.deriv(s.L, 'p', inline=True)}"
 
 
 def after(s: Setting) -> After | None:
