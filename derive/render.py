@@ -7,11 +7,13 @@ renders it with the Jinja2 templates of `templates/` (Markdown: `solution.md.j2`
 directory (`strings.en.toml`, `strings.zh.toml`), never here.  `--template-dir` puts a directory
 in front of the built-in one, so any template can be replaced by file name.
 
-The worked solution: the network (TikZ / Mermaid), the given numbers, the forward pass (formula →
-numbers → value), the loss, the backward pass for every parameter (the chain rule in ∂-notation,
-each factor's formula, numbers and value, factors derived earlier referenced instead of repeated;
-a neuron feeding several others sums over them; matrix specs use the matrix-form rules), the
-update p − η·∂L/∂p, and the forward pass again with the new loss.  Symbolic specs get formulas only;
+The worked solution: the network (TikZ / Mermaid), the given numbers (with η and the functions
+used, defined), the forward pass (formula → numbers → value, one aligned display), the loss, the
+backward pass layer by layer (each weighted sum's error signal δ = ∂L/∂net once — ∂-chain, formulas,
+numbers, value — then each updated parameter in one line ∂L/∂p = δ·∂net/∂p; matrix specs use the
+matrix-form rules), the update rule once and each parameter's numbers, the forward pass again with
+the new loss, and teaching remarks where the numbers call for them (`derive.remarks`).  Parameters
+the problem keeps fixed get one sentence, not a derivation.  Symbolic specs get formulas only;
 `--mode exercise` leaves every result out (the context then holds no solution numbers at all).
 
 This module is the driver: the template environment and strings, `build_context` and
