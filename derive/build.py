@@ -1,5 +1,6 @@
 """`derive build`: every built-in problem's handouts (Markdown and LaTeX, English and Chinese, PDFs
-with --pdf), the errata of its source document, and an index, into one directory (output/).
+with --pdf), the errata of its source document, an exercise sheet and its answer key
+(exercises/ID.LANG.md|tex and exercises/ID.key.LANG.md|tex), and an index, into one directory (output/).
 
 Rendering: everything is rendered in memory first; a failure anywhere writes nothing and names the
 problem.  Output is byte-for-byte deterministic.
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from .errata import ERRATA_LANGS, builtin_claims, errata_by_language, errata_name
 from .errors import DeriveError
+from .exercise_context import DEFAULT_ANSWER_DIGITS, exercise_strings, file_name as exercise_file, render_exercises
 from .files import is_input, kind_of, new_file_mode, read_input
 from .render import FORMATS, LANGS, environment, render_text, strings
 from .rounding import DISPLAY_DIGITS
@@ -73,7 +75,10 @@ def render_all(pdf: bool = False, template_dir: str | None = None, progress=None
             progress(done, len(ids))
     env = environment("md", template_dir)
     index = render(env, "readme.md.j2", dict(problems=entries, pdf=pdf, s_en=strings(env, "md", "en"),
-                                             s_zh=strings(env, "md", "zh")))
+                                             s_zh=strings(env, "md", "zh"),
+                                             x_en=exercise_strings(env, "md", "en")[1],
+                                             x_zh=exercise_strings(env, "md", "zh")[1],
+                                             answer_digits=DEFAULT_ANSWER_DIGITS))
     files["README.md"] = (re.sub(r"\n{3,}", "\n\n", index).strip("\n") + "\n").encode("utf-8")
     return files
 
@@ -160,6 +165,14 @@ def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, te
             if fmt == "tex" and pdf:
                 files[f"{pid}.{lang}.pdf"] = compile_pdf(text)
                 names[f"{lang}_pdf"] = f"{pid}.{lang}.pdf"
+        # the exercise sheet and its answer key (exercises/ID.LANG.FMT, exercises/ID.key.LANG.FMT)
+        for (mode, fmt), text in render_exercises(problem, lang=lang, template_dir=template_dir).items():
+            name = f"exercises/{exercise_file(pid, lang, mode, fmt)}"
+            files[name] = text.encode("utf-8")
+            names[f"{lang}_{mode}_{fmt}"] = name
+            if fmt == "tex" and pdf:
+                files[name[:-4] + ".pdf"] = compile_pdf(text)
+                names[f"{lang}_{mode}_pdf"] = name[:-4] + ".pdf"
     return {"id": pid, "title": problem.spec.title, "source": problem.spec.source,
             "symbolic": problem.is_symbolic, "files": names}
 

@@ -19,6 +19,7 @@ from .errors import DeriveError
 from .graph import Entry, Graph, LocalDerivative
 
 MAX_PATHS = 64   # a gradient with more paths than this is shown through its chain only
+MAX_CLOSED_FORM_OPS = 120   # a sum over paths longer than this is not simplified
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,32 @@ class Calculus:
     def formula(self, entry: Entry) -> sp.Expr:
         return self._formulas.get(entry, sp.Integer(0))
 
+    def closed_form(self, entry: Entry) -> sp.Expr | None:
+        """dL/d(entry) in named quantities when its product (or sum) over the paths simplifies to
+        a formula of at most half its operations — σ with the binary cross-entropy gives ŷ − y
+        (times ∂z/∂w below z), softmax with the cross-entropy p_j − t_j when t is one-hot (the
+        spec's one_hot: t_i² = t_i, t_i·t_k = 0, Σt = 1) —, else None."""
+        cache = self.__dict__.setdefault("_closed", {})
+        if entry not in cache:
+            cache[entry] = self._closed_form(entry)
+        return cache[entry]
+
+    def _closed_form(self, entry: Entry) -> sp.Expr | None:
+        f = self.formula(entry)
+        # only a quotient can cancel (−y/ŷ · ŷ(1 − ŷ), −t_k/p_k · p_k(δ − p_j)): a chain of
+        # products without one (σ with a squared error) is left as it is, at no cost
+        # (or a sum over one-hot entries, Σ t_k(δ_kj − p_j) = t_j − p_j)
+        groups = [gr for gr in one_hot_groups(self.graph) if any(f.has(t) for t in gr)]
+        if not groups and not any(isinstance(a, sp.Pow) and a.exp.is_negative for a in sp.preorder_traversal(f)):
+            return None
+        ops = sp.count_ops(f)
+        if ops < 4 or ops > MAX_CLOSED_FORM_OPS:
+            return None
+        g = sp.factor(sp.cancel(f))
+        if groups:
+            g = sp.factor(one_hot_reduce(g, groups))
+        return _minus_inside(g) if 2 * sp.count_ops(g) <= ops else None
+
     def gradient(self, entry: Entry) -> Gradient:
         return Gradient(entry, self.chain(entry), self.paths(entry), self.formula(entry))
 
@@ -136,6 +163,52 @@ class Calculus:
         """Entry -> Gradient for every entry of every parameter."""
         return {e: self.gradient(e)
                 for name in self.graph.parameters for e in self.graph.quantities[name].entries}
+
+
+def _minus_inside(g: sp.Expr) -> sp.Expr:
+    """−x(y − ŷ) as x(ŷ − y): a leading minus taken into the one sum among the factors."""
+    if isinstance(g, sp.Mul) and g.could_extract_minus_sign():
+        sums = [a for a in g.args if isinstance(a, sp.Add)]
+        if len(sums) == 1:
+            rest = [a for a in g.args if a is not sums[0]]
+            return sp.Mul(-sp.Mul(*rest), -sums[0])
+    return g
+
+
+def one_hot_groups(graph: Graph) -> list:
+    """The entries of each one-hot column of the spec's one_hot data (a row vector is one)."""
+    out = []
+    for name in graph.spec.one_hot:
+        q = graph.quantities[name]
+        r, c = q.shape
+        out += [list(q.entries)] if r == 1 else [[q.entries[i * c + j] for i in range(r)] for j in range(c)]
+    return out
+
+
+def one_hot_reduce(expr: sp.Expr, groups: list) -> sp.Expr:
+    """expr with each group (the entries t_1 … t_n of one one-hot column) taken one-hot: written
+    as c₀ + Σ c_i t_i (t_i² = t_i, t_i t_k = 0 for i ≠ k), then with Σ t_i = 1 as
+    (c₀ + λ) + Σ (c_i − λ) t_i for the λ that most c_i equal, which makes their terms vanish:
+    −t_j + p_j(t_1 + t_2 + t_3) becomes p_j − t_j.  A group in a denominator is left as it is."""
+    for group in groups:
+        if not any(expr.has(t) for t in group):
+            continue
+        num, den = sp.fraction(sp.cancel(sp.together(expr)))
+        if any(den.has(t) for t in group):
+            continue
+        poly = sp.Poly(sp.expand(num), *group)
+        c0, cs = sp.Integer(0), [sp.Integer(0)] * len(group)
+        for monom, coeff in poly.terms():
+            hot = [i for i, d in enumerate(monom) if d]
+            if not hot:
+                c0 += coeff
+            elif len(hot) == 1:
+                cs[hot[0]] += coeff
+        cs = [sp.expand(x) for x in cs]
+        unique = sorted(set(cs), key=sp.default_sort_key)
+        lam = max(unique, key=lambda x: (cs.count(x), -sp.count_ops(x)))
+        expr = (sp.expand(c0 + lam) + sp.Add(*[(x - lam) * t for x, t in zip(cs, group)])) / den
+    return expr
 
 
 # ---------------------------------------------------------------- the independent cross-check

@@ -40,6 +40,7 @@ _digits = _whole_number("digits", 1, MAX_DIGITS)
 _verify_digits = _whole_number("digits", 15, 1000)
 _steps = _whole_number("steps", 0, MAX_STEPS)
 _jobs = _whole_number("jobs", 1, 64)
+_answer_digits = _whole_number("answer digits", 1, 30)
 
 
 # ---------------------------------------------------------------- output
@@ -230,11 +231,20 @@ def cmd_render(args) -> int:
         tex.require()
         tex.timeout()
     _check_output(args)
+    if args.answer_digits is not None and args.mode == "solution":
+        raise DeriveError("--answer-digits belongs to --mode exercise and --mode key "
+                          "(a worked solution's digits: --digits)")
     problem = _load_and_warn(args.spec)
     lang = args.lang or problem.spec.lang
     fmt = "tex" if args.format == "pdf" else args.format
-    text = rd.render_text(problem, fmt=fmt, lang=lang, digits=args.digits, only=rd._only(args.only),
-                          mode=args.mode, template_dir=args.template_dir)
+    if args.mode in ("exercise", "key"):
+        from . import exercise_context as xc
+        text = xc.render_exercise(problem, fmt=fmt, lang=lang, mode=args.mode, only=rd._only(args.only),
+                                  digits=args.answer_digits or xc.DEFAULT_ANSWER_DIGITS,
+                                  template_dir=args.template_dir)
+    else:
+        text = rd.render_text(problem, fmt=fmt, lang=lang, digits=args.digits, only=rd._only(args.only),
+                              mode=args.mode, template_dir=args.template_dir)
     _emit(args, tex.compile_pdf(text) if args.format == "pdf" else text)
     return 0
 
@@ -505,7 +515,7 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true", help="one JSON object instead of text (default: text)")
     output(v)
 
-    r = add("render", cmd_render, "a worked solution (or an exercise sheet) as Markdown, LaTeX or PDF")
+    r = add("render", cmd_render, "a worked solution, an exercise sheet or its answer key as Markdown, LaTeX or PDF")
     r.add_argument("--format", choices=("md", "tex", "pdf"), default="md",
                    help="md, tex, or pdf (XeLaTeX via latexmk; to a pipe or -o) (default: %(default)s)")
     r.add_argument("--lang", choices=("en", "zh"), default=None,
@@ -515,8 +525,13 @@ def parser() -> argparse.ArgumentParser:
                    help="comma-separated parameters whose gradients are shown (default: all); a network of "
                         "over 30 parameter entries also takes entries such as W1[2,3] (default: the "
                         "first entry of each parameter)")
-    r.add_argument("--mode", choices=("solution", "exercise"), default="solution",
-                   help="the worked solution, or the problem without it (default: %(default)s)")
+    r.add_argument("--mode", choices=("solution", "exercise", "key"), default="solution",
+                   help="the worked solution; an exercise sheet (the problem, what to compute, an answer "
+                        "table to fill in); or its answer key (the same, answers filled in) "
+                        "(default: %(default)s)")
+    r.add_argument("--answer-digits", type=_answer_digits, default=None, metavar="N",
+                   help="significant digits of the answers a sheet asks for and its key gives, 1 to 30 "
+                        "(--mode exercise and key; default: 4)")
     output(r)
     r.add_argument("--template-dir", default=None, metavar="DIR",
                    help="templates that override the built-in ones by file name (default: none)")

@@ -3,13 +3,91 @@
 `build_diagram(quantities, parameters, loss, names)` lays out the quantities of a spec (name ->
 an object with `name`, `kind`, `shape`, `uses`, `tree`, like `graph.Quantity`): a pre-activation
 used only by its activation becomes one neuron with it, a definition Σ w·x + b gives weighted
-arrows (biases written next to the neuron in TikZ), columns by longest path from the data.
+arrows (biases written next to the neuron), columns by longest path from the data.  A quantity
+that only renames another (`y_pred = o1`) is no node of its own: the node it renames is labelled
+with both names.  A target (data that only enters one later node, not as a weighed input) sits
+half a column before that node, beside the output it is compared with, so that its arrow crosses
+none.  A weight label sits on its arrow's midpoint, or near the arrow's target end where the arrow
+crosses another one (two-two-two's w2 and w3).
+
+Mermaid labels (`Node.name`, `Edge.label`) are the display names written with Unicode sub- and
+superscripts where they are digits and at most one letter (`w₁`, `outₕ₁`, `ŷ`, `δ`), else with
+`<sub>`/`<sup>` (`E<sub>total</sub>`, which reads better than a row of small letters and exists for
+every letter); matrix shapes and biases on a small second line; their text passes
+`escape.mermaid_text`.
 """
 from __future__ import annotations
 
+import re
+import unicodedata
+
 from . import expr as ex
 from . import printer as pr
+from .escape import mermaid_text
 from .handout import Diagram, Edge, Node
+
+_GREEK = {g: unicodedata.lookup(f"GREEK SMALL LETTER {g.upper().replace('LAMBDA', 'LAMDA')}") for g in (
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau upsilon phi "
+    "chi psi omega").split()}
+_GREEK.update({g.capitalize(): unicodedata.lookup(f"GREEK CAPITAL LETTER {g.upper().replace('LAMBDA', 'LAMDA')}") for g in (
+    "gamma delta theta lambda xi pi sigma upsilon phi psi omega").split()})
+_GREEK.update(varepsilon="ε", varphi="φ", vartheta="ϑ", ell="ℓ", top="ᵀ", times="×", cdot="·", prime="′",
+              partial="∂", nabla="∇", infty="∞")
+_ACCENTS = {"hat": "\u0302", "widehat": "\u0302", "bar": "\u0304", "overline": "\u0304", "tilde": "\u0303",
+            "vec": "\u20d7", "dot": "\u0307", "ddot": "\u0308"}
+_FONTS = {"mathrm", "text", "textrm", "mathbf", "boldsymbol", "mathit", "mathsf", "operatorname", "mathnormal"}
+_SUB = dict(zip("0123456789+-=()aehijklmnoprstuvxβγρφχ", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓᵦᵧᵨᵩᵪ"))
+_SUP = dict(zip("0123456789+-=()inTᵀ", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁱⁿᵀᵀ"))
+_TOKEN = re.compile(r"\\[A-Za-z]+|\\.|[{}_^]|[^\\{}_^]")
+
+
+def mermaid_label(tex: str) -> str:
+    """A display name (LaTeX) as a Mermaid label: `w_{1}` -> w₁, `\\mathrm{out}_{h_1}` -> outₕ₁,
+    `\\hat{y}` -> ŷ, `y_{\\mathrm{pred}}` -> y<sub>pred</sub>."""
+    tokens = _TOKEN.findall(str(tex))
+    pos = 0
+
+    def atom() -> str:
+        nonlocal pos
+        if pos >= len(tokens):
+            return ""
+        t = tokens[pos]
+        pos += 1
+        if t == "{":
+            return group()
+        if t in "}_^":
+            return ""
+        if t.startswith("\\"):
+            name = t[1:]
+            if name in _FONTS:
+                return atom()
+            if name in _ACCENTS:
+                return unicodedata.normalize("NFC", atom() + _ACCENTS[name])
+            if name in _GREEK:
+                return _GREEK[name]
+            return " " if name in (",", ";", " ", "quad", "!") else mermaid_text(name)
+        return mermaid_text(t)
+
+    def script(body: str, table: dict, tag: str) -> str:
+        letters = sum(ch.isalpha() and ch not in table.values() for ch in body)
+        if body and "<" not in body and letters <= 1 and all(ch in table or ch in table.values() for ch in body):
+            return "".join(table.get(ch, ch) for ch in body)
+        return f"<{tag}>{body}</{tag}>"
+
+    def group() -> str:
+        nonlocal pos
+        out = ""
+        while pos < len(tokens) and tokens[pos] != "}":
+            t = tokens[pos]
+            if t in "_^":
+                pos += 1
+                out += script(atom(), _SUB, "sub") if t == "_" else script(atom(), _SUP, "sup")
+            else:
+                out += atom()
+        pos += 1
+        return out
+
+    return " ".join(group().split())
 
 
 def _constant(tree) -> bool:
@@ -68,10 +146,18 @@ def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagr
             if pq.kind == "forward" and users.get(pre) == [q.name] and _linear(pq.tree, params) is not None:
                 absorbed[pre] = q.name
     neurons = {v: k for k, v in absorbed.items()}
+    alias: dict = {}        # a quantity that only renames another forward quantity -> that one
+    for q in forward:
+        t = q.tree
+        if q.name != loss and isinstance(t, ex.Name) and t.id in quantities and quantities[t.id].kind == "forward":
+            alias[q.name] = alias.get(t.id, t.id)
+
+    def real(n):
+        return alias.get(n, n)
     nodes: dict = {}        # name -> kind
     edges: list = []        # (src, dst, weight or None, kind)
     for q in forward:
-        if q.name in absorbed:
+        if q.name in absorbed or q.name in alias:
             continue
         kind = "loss" if q.name == loss else "neuron" if q.name in neurons else "op"
         nodes[q.name] = kind
@@ -80,12 +166,12 @@ def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagr
         if lin is not None:
             for src, w in lin:
                 if src is not None:
-                    edges.append((src, q.name, w, "weight" if w else "plain"))
+                    edges.append((real(src), q.name, w, "weight" if w else "plain"))
                 elif w is not None:
                     edges.append((w, q.name, None, "bias"))
         else:
             for u in q.uses:
-                edges.append((u, q.name, None, "param" if u in params else "plain"))
+                edges.append((real(u), q.name, None, "param" if u in params else "plain"))
     seen = set()
     edges = [e for e in edges if not (e[:2] in seen or seen.add(e[:2]))]
     for src, _, _, kind in edges:
@@ -129,16 +215,31 @@ def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagr
         low = min((ys[n] for n in main), default=0)
         for r, n in enumerate(rest):
             ys[n] = low - 1 - r
-    for n in nodes:          # bias nodes (drawn by Mermaid only): below their column
+    # a target (data entering one later node, not weighed): half a column before that node, above it
+    # in the upper half of the picture and below it otherwise; its arrow then crosses no other
+    xs = {n: float(layer[n]) for n in nodes}
+    for n in nodes:
+        cons = [d for s_, d, _, _ in edges if s_ == n]
+        if (nodes[n] == "data" and n not in weighted_src and len(cons) == 1 and cons[0] in ys
+                and layer[cons[0]] > 0 and any(d == cons[0] and s_ != n for s_, d, _, _ in edges)):
+            d = cons[0]
+            xs[n] = layer[d] - 0.5
+            ys[n] = ys[d] + (0.75 if ys[d] > 0 else -0.75)
+    for n in nodes:          # bias nodes: no place of their own (written at their neuron)
         if n not in ys:
             ys[n] = min(ys.values()) - 1
     top = max(v for n, v in ys.items() if nodes[n] != "bias")
     bottom = min(v for n, v in ys.items() if nodes[n] != "bias")
 
     # column spacing: room for the widest node of two neighbouring columns and a weight label
+    renamed: dict = {}
+    for a_, n in alias.items():
+        renamed.setdefault(n, []).append(a_)
+    texts = {n: " = ".join([names[n], *(names[a_] for a_ in renamed.get(n, ()))]) for n in nodes}
+
     def node_cm(n):
         q = quantities[n]
-        return 0.19 * pr.width(names[n]) + (0.75 if q.shape else 0) + 0.5
+        return 0.19 * pr.width(texts[n]) + (0.75 if q.shape else 0) + 0.5
 
     def label_cm(c):
         ws = [0.16 * pr.width(names[w]) for s_, d, w, _ in edges if w and layer[s_] == c]
@@ -157,10 +258,26 @@ def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagr
         q = quantities[n]
         note = f"{q.shape[0]}×{q.shape[1]}" if q.shape else ""
         bias = " ".join(f"+ {names[x]}" for x in biases.get(n, ()))
-        out_nodes.append(Node(ids[n], n, names[n], kind, float(layer[n]), round(ys[n], 3), note, bias))
+        tex = texts[n]
+        small = " ".join(filter(None, [note, " ".join(mermaid_label(f"+ {names[x]}") for x in biases.get(n, ()))]))
+        label = mermaid_label(tex) + (f"<br><small>{small}</small>" if small else "")
+        out_nodes.append(Node(ids[n], label, tex, kind, xs[n], round(ys[n], 3), note, bias))
     weighted = sum(1 for e in edges if e[2])
     labels = weighted <= 24
-    out_edges = tuple(Edge(ids[s], ids[d], w or "", names[w] if w else "", kind) for s, d, w, kind in edges)
+
+    def crosses(e, f) -> bool:
+        """Two arrows cross: between the same two columns, in opposite vertical order; or a long one."""
+        (s1, d1), (s2, d2) = e[:2], f[:2]
+        if len({s1, d1, s2, d2}) < 4:
+            return False
+        if (xs[s1], xs[d1]) != (xs[s2], xs[d2]):
+            return min(xs[d1], xs[d2]) > max(xs[s1], xs[s2]) and (xs[d1] - xs[s1] > 1 or xs[d2] - xs[s2] > 1)
+        return (ys[s1] - ys[s2]) * (ys[d1] - ys[d2]) < 0
+
+    drawn = [e for e in edges if e[3] != "bias"]
+    out_edges = tuple(Edge(ids[s], ids[d], mermaid_label(names[w]) if w else "", names[w] if w else "", kind,
+                           0.8 if w and any(crosses(e, f) for f in drawn) else 0.5)
+                      for e in edges for s, d, w, kind in [e])
     pairs = tuple((names[p], names[a]) for p, a in absorbed.items())
     return Diagram(tuple(sorted(out_nodes, key=lambda x: int(x.id[1:]))), out_edges, round(xscale, 2),
                    round(yscale, 2), font, labels, pairs, 0.28 if crowded else 0.5,

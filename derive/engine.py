@@ -18,7 +18,11 @@ operations, and backpropagation uses each operation's structural rule (G is dL/d
     C = A / B             dL/dA = G / B,      dL/dB = −G ∘ C / B
     C = A^e               dL/dA = G ∘ e·A^(e−1),  dL/de = Σ G ∘ C ∘ ln A
     C = A @ B             dL/dA = G·Bᵀ,       dL/dB = Aᵀ·G
-    C = f(A)              dL/dA = G ∘ f′(A)   (σ′ = σ(A)·σ(−A), tanh′ = 1 − C², relu′ = 1[A > 0])
+    C = f(A)              dL/dA = G ∘ f′(A)   (σ′ = σ(A)·σ(−A), tanh′ = 1 − C², relu′ = 1[A > 0],
+                                               |A|′ = sign(A) with sign(0) = 0)
+    C = max(A, B)         dL/dA = G ∘ 1[A ≥ B], dL/dB = G ∘ 1[A < B]   (a tie goes to A)
+    P = softmax(Z)        dL/dZ = P ∘ (G − 1·(1ᵀ(P ∘ G)))   per column: ∂p_i/∂z_j = p_i(δ_ij − p_j)
+    c = Z[i, j]           dL/dZ = c̄ at (i, j), 0 elsewhere
     c = sum(A), mean(A)   dL/dA = c̄·1 (÷ n),  c = ‖A‖_F: dL/dA = c̄·A / c
 
 with a scalar broadcast against a matrix reduced by summing (dL/ds = Σ G ∘ …).  A step is
@@ -154,7 +158,43 @@ class ExactArrays:
     def func(self, name, a):
         if name == "sqrt":
             return self.pow(a, self.const(Fraction(1, 2)), a.shape)
+        if name == "sign":
+            return self.map(lambda x: None if x is None else Fraction((x > 0) - (x < 0)), a)
         return self.map(lambda x: self.s.func(name, x), a)
+
+    def entry(self, a, i: int) -> Arr:
+        """The scalar entry i (row-major) of a."""
+        return Arr((), (a.data[i],))
+
+    def scatter(self, shape, i: int, g) -> Arr:
+        """A matrix of `shape` that is 0 but for the scalar g at entry i (row-major)."""
+        xs = [Fraction(0)] * _size(shape)
+        xs[i] = g.data[0]
+        return Arr(shape, tuple(xs))
+
+    def maximum(self, a, b, shape):
+        return self.zip(lambda x, y: None if x is None or y is None else max(x, y), a, b, shape)
+
+    def at_least(self, a, b, shape):
+        """1[a ≥ b] entry by entry (the derivative of max(a, b) by a; a tie goes to a)."""
+        return self.zip(lambda x, y: None if x is None or y is None else Fraction(int(x >= y)), a, b, shape)
+
+    def softmax(self, z):
+        """Each column's softmax: exactly 1/n where a column's entries are all equal (e^0 = 1),
+        else not rational (None)."""
+        def column(xs):
+            if any(x is None for x in xs) or len(set(xs)) > 1:
+                return [None] * len(xs)
+            return [Fraction(1, len(xs))] * len(xs)
+        return _by_columns(self, z, column)
+
+    def softmax_backward(self, p, g):
+        s = self.s
+
+        def column(ps, gs):
+            dot = s.add([s.mul([x, y]) for x, y in zip(ps, gs)])
+            return [s.mul([x, s.add([y, None if dot is None else -dot])]) for x, y in zip(ps, gs)]
+        return _by_columns(self, p, column, g)
 
     def sigmoid_prime(self, a, out):
         # σ′(a) = σ(a)·(1 − σ(a))
@@ -274,6 +314,36 @@ class BallArrays:
     def func(self, name, a):
         return self.map(_BALL_FUNCTIONS[name], a)
 
+    def entry(self, a, i: int) -> Arr:
+        """The scalar entry i (row-major) of a."""
+        return Arr((), a.data if a.shape == () else a.data.entries()[i])
+
+    def scatter(self, shape, i: int, g) -> Arr:
+        """A matrix of `shape` that is 0 but for the scalar g at entry i (row-major)."""
+        xs = [arb(0)] * _size(shape)
+        xs[i] = g.data
+        return Arr(shape, arb_mat(shape[0], shape[1], xs))
+
+    def maximum(self, a, b, shape):
+        return self.zip(_max, a, b, shape)
+
+    def at_least(self, a, b, shape):
+        """1[a ≥ b] entry by entry (the derivative of max(a, b) by a; a tie goes to a)."""
+        return self.zip(_at_least, a, b, shape)
+
+    def softmax(self, z):
+        """Each column's softmax, shifted by the column's largest entry (by midpoint): e^(z_j − m)
+        never overflows, so softmax([1000, 1001]) keeps its digits."""
+        return _by_columns(self, z, _softmax_column)
+
+    def softmax_backward(self, p, g):
+        def column(ps, gs):
+            dot = arb(0)
+            for x, y in zip(ps, gs):
+                dot += x * y
+            return [x * (y - dot) for x, y in zip(ps, gs)]
+        return _by_columns(self, p, column, g)
+
     def sigmoid_prime(self, a, out):
         # σ′(a) = σ(a)·σ(−a), which keeps its digits when σ(a) is within 10⁻²⁰ of 1
         return self.zip(lambda x, y: y * _sigmoid(-x), a, out, a.shape)
@@ -297,6 +367,63 @@ class BallArrays:
         if not lam > 0 and not (lam.is_exact() and lam.is_zero()):
             lam = lam.nonnegative_part()
         return Arr((), lam.sqrt())
+
+
+def _by_columns(ctx, a: Arr, f, b: Arr | None = None) -> Arr:
+    """f applied to each column's entries (of a and, when given, of b of the same shape); a row
+    vector (1×n) is one vector, as a column vector is."""
+    r, c = a.shape
+    xs = ctx.entries(a)
+    ys = ctx.entries(b) if b is not None else None
+    if r == 1:
+        return _array(ctx, a.shape, f(xs, ys) if b is not None else f(xs))
+    out = [None] * (r * c)
+    for j in range(c):
+        col = [xs[i * c + j] for i in range(r)]
+        got = f(col, [ys[i * c + j] for i in range(r)]) if b is not None else f(col)
+        for i in range(r):
+            out[i * c + j] = got[i]
+    return _array(ctx, a.shape, out)
+
+
+def _softmax_column(xs: list) -> list:
+    for x in xs:
+        if not x.is_finite():
+            raise Imprecise("softmax of a value that lost its precision")
+    m = max(xs, key=lambda x: x.mid())
+    es = [(x - m).exp() for x in xs]
+    total = arb(0)
+    for e in es:
+        total += e
+    return [e / total for e in es]
+
+
+def _max(x: arb, y: arb) -> arb:
+    if x >= y:
+        return x
+    if x < y:
+        return y
+    return x.max(y)     # overlapping balls: a ball that contains the larger value
+
+
+def _at_least(x: arb, y: arb) -> arb:
+    # ∂max(x, y)/∂x = 1[x ≥ y]: a tie goes to the first argument
+    if x >= y or (x.is_exact() and y.is_exact() and x == y):
+        return arb(1)
+    if x < y:
+        return arb(0)
+    raise Imprecise("max at arguments not known to be ≥ or < each other")
+
+
+def _sign(x: arb) -> arb:
+    # |x|′ = sign(x), with sign(0) = 0 (as relu′(0) is 0)
+    if x > 0:
+        return arb(1)
+    if x < 0:
+        return arb(-1)
+    if x.is_exact() and x.is_zero():
+        return arb(0)
+    raise Imprecise("abs′ at a value not known to be > 0, < 0 or 0")
 
 
 def _divide(x: arb, y: arb) -> arb:
@@ -402,7 +529,7 @@ def _softplus(x: arb) -> arb:
 
 _BALL_FUNCTIONS = {
     "sigmoid": _sigmoid, "exp": _exp, "log": _log, "sqrt": _sqrt, "tanh": lambda x: x.tanh(),
-    "relu": _relu, "step": _step, "softplus": _softplus,
+    "relu": _relu, "step": _step, "softplus": _softplus, "abs": lambda x: abs(x), "sign": _sign,
 }
 
 
@@ -437,8 +564,21 @@ def _node_shape(n, kids, shapes) -> tuple:
         a = kids[0]
         if n.fn == "transpose":
             return (a[1], a[0]) if a else ()
+        if n.fn == "max":
+            return ex.checked_shape("max", a, kids[1])
+        if n.fn == "softmax" and a == ():
+            raise DeriveError("softmax needs a vector (or a matrix: each column); it got a scalar")
         return () if n.fn in ("sum", "mean", "norm2", "frobenius") else a
+    if isinstance(n, ex.Index):
+        ex.index_entry(n.index, kids[0], _indexed_name(n))
+        return ()
     raise AssertionError(f"unknown node {n!r}")
+
+
+def _indexed_name(n) -> str:
+    """What an error message calls an indexed value: its name, or 'the value'."""
+    b = n.base
+    return b.id if isinstance(b, ex.Name) else b.name if isinstance(b, ex.AtStep) else ""
 
 
 def _postorder(root) -> list:
@@ -517,6 +657,8 @@ def _rebuild(root, replace):
                 new = n if kids[0] is n.operand else ex.Neg(kids[0])
             elif isinstance(n, ex.Call):
                 new = n if all(k is a for k, a in zip(kids, n.args)) else ex.Call(n.fn, kids)
+            elif isinstance(n, ex.Index):
+                new = n if kids[0] is n.base else ex.Index(kids[0], n.index)
             else:
                 new = n
         built[id(n)] = new
@@ -543,7 +685,7 @@ def _check_constants(root) -> None:
                 vals[id(n)] = (None if q is None else -q, -b)
             elif isinstance(n, ex.Bin):
                 vals[id(n)] = _fold_binary(s, n.op, kids[0], kids[1])
-            elif isinstance(n, ex.Call):
+            elif isinstance(n, ex.Call) and len(kids) == 1:
                 vals[id(n)] = _fold_call(s, n.fn, kids[0])
 
 
@@ -672,6 +814,8 @@ def _ops(tree) -> tuple:
             op = Op(n.op, ids, None, const)
         elif isinstance(n, ex.Call):
             op = Op(n.fn, ids, None, const)
+        elif isinstance(n, ex.Index):
+            op = Op("index", ids, n.index, const)
         else:
             raise AssertionError(f"unknown node {n!r}")
         index[id(n)] = len(ops)
@@ -689,7 +833,7 @@ def _has_name(ops, i) -> bool:
     return False
 
 
-ELEMENTWISE = ("sigmoid", "relu", "tanh", "exp", "log", "sqrt", "softplus")
+ELEMENTWISE = ("sigmoid", "relu", "tanh", "exp", "log", "sqrt", "softplus", "abs")
 
 
 def _forward_definition(ctx, ops, values: dict) -> list:
@@ -701,11 +845,22 @@ def _forward_definition(ctx, ops, values: dict) -> list:
             vals[i] = values[op.value]
         elif kind == "num":
             vals[i] = ctx.const(op.value)
+        elif kind == "index":
+            vals[i] = _index(ctx, vals[op.kids[0]], op.value)
         elif len(op.kids) == 2:
             vals[i] = _BINARY[kind](ctx, vals[op.kids[0]], vals[op.kids[1]])
         else:
             vals[i] = _UNARY[kind](ctx, vals[op.kids[0]])
     return vals
+
+
+def _flat_index(index: tuple, shape: tuple) -> int:
+    i, j = ex.index_entry(index, shape)
+    return i * shape[1] + j
+
+
+def _index(ctx, a: Arr, index: tuple) -> Arr:
+    return ctx.entry(a, _flat_index(index, a.shape))
 
 
 def _mean(ctx, a: Arr) -> Arr:
@@ -723,6 +878,7 @@ _BINARY = {
     "/": lambda ctx, a, b: ctx.div(a, b, a.shape or b.shape),
     "^": lambda ctx, a, b: ctx.pow(a, b, a.shape or b.shape),
     "@": lambda ctx, a, b: ctx.matmul(a, b),
+    "max": lambda ctx, a, b: ctx.maximum(a, b, a.shape or b.shape),
 }
 _UNARY = {
     "neg": lambda ctx, a: ctx.neg(a),
@@ -731,6 +887,7 @@ _UNARY = {
     "mean": _mean,
     "frobenius": lambda ctx, a: ctx.sqrt(ctx.total(ctx.mul(a, a, a.shape))),
     "norm2": _norm2,
+    "softmax": lambda ctx, a: ctx.softmax(a),
     **{f: (lambda name: lambda ctx, a: ctx.func(name, a))(f) for f in ELEMENTWISE},
 }
 
@@ -789,6 +946,11 @@ def _local_rule(ctx, op: Op, kids: list, out: Arr, g: Arr) -> list:
             gb = None if op.constant[1] else \
                 _reduce_to(ctx, ctx.neg(ctx.div(ctx.mul(g, out, g.shape), b, g.shape)), b.shape)
             return [ga, gb]
+        if kind == "max":
+            ge = ctx.at_least(a, b, g.shape)
+            lt = ctx.sub(ctx.const(Fraction(1)), ge, ge.shape)
+            return [_reduce_to(ctx, ctx.mul(g, ge, g.shape), a.shape) if not op.constant[0] else None,
+                    _reduce_to(ctx, ctx.mul(g, lt, g.shape), b.shape) if not op.constant[1] else None]
         if kind == "^":
             ga = gb = None
             if not op.constant[0]:
@@ -817,6 +979,12 @@ def _local_rule(ctx, op: Op, kids: list, out: Arr, g: Arr) -> list:
         return [ctx.mul(g, ctx.func("step", a), g.shape)]
     if kind == "softplus":
         return [ctx.mul(g, ctx.func("sigmoid", a), g.shape)]
+    if kind == "abs":
+        return [ctx.mul(g, ctx.func("sign", a), g.shape)]
+    if kind == "softmax":
+        return [ctx.softmax_backward(out, g)]
+    if kind == "index":
+        return [ctx.scatter(a.shape, _flat_index(op.value, a.shape), g)]
     if kind == "transpose":
         return [g if g.shape == () else ctx.transpose(g)]
     if kind == "sum":
@@ -1411,6 +1579,15 @@ def compile_quantity(program: Program, text: str, where: str = "", tree=None) ->
             if shapes[n.of] != () or n.of not in dict((d, 0) for d, _t, _o in program.definitions):
                 raise Unsupported(text)
             return leaf(("deriv", n.of, n.wrt, n.step), shapes[n.wrt])
+        if isinstance(n, ex.Index) and isinstance(kids[0], ex.Name) and kids[0].id in leaf_shapes:
+            b = n.base
+            what = b.id if isinstance(b, ex.Name) else b.name if isinstance(b, ex.AtStep) else \
+                f"d{b.of}/d{b.wrt}" if isinstance(b, ex.Deriv) else ""
+            try:
+                ex.index_entry(n.index, leaf_shapes[kids[0].id], what)
+            except DeriveError as e:
+                raise e.located(key=where) from None
+            return ex.Index(kids[0], n.index)
         return None
 
     rewritten = _squared_norms(_rebuild(tree, replace))

@@ -6,6 +6,12 @@ document: `escape_text`/`tex_text`/`tex_prose` for LaTeX, `md_text` for Markdown
 backslash-escaped, and `<`, `>`, `&` written as HTML entities so that no raw HTML gets through),
 `md_code` for a Markdown code span, `mermaid_text` for a Mermaid label.
 
+Math in Markdown is delimited here and nowhere else: `md_math` for inline math (`` $`…`$ ``) and
+`md_display` for display math (a fenced ```` ```math ```` block), the forms GitHub renders whatever
+surrounds them (a plain `$…$` does not open after a letter, digit, `(`, `[` or `-`, and inside
+`$$…$$` the Markdown pass eats `\\\\`, `\\{`, `\\,`).  The templates reach them as the filters
+`imath` and `dmath` (`derive.templating` registers them in every Markdown environment).
+
 Display names in a spec's [latex] table are LaTeX math by design, so they are *checked* instead
 (`check_display_name`): at most `LATEX_NAME_CHARS` characters of printable ASCII from a small set —
 letters, digits, spaces and ``\\ { } _ ^ + - * / = ( ) [ ] , . : ;`` and ``!`` —, only the macros
@@ -135,6 +141,31 @@ def md_code(text) -> str:
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _math_body(tex) -> str:
+    """LaTeX math for a Markdown math span or block: a `|` (which would split a table cell, even
+    inside a code span) written as the same symbol `\\vert`; a backtick, which would end the span,
+    cannot come from the printer or a checked display name and is refused."""
+    tex = str(tex).strip()
+    if "`" in tex:
+        raise DeriveError(f"a backtick in Markdown math: {tex[:60]}")
+    return tex.replace("|", "\\vert{}")
+
+
+def md_math(tex) -> str:
+    """Inline math for GitHub Markdown: `` $`…`$ `` (math in a code span between dollars), on one line."""
+    body = " ".join(_math_body(tex).split())
+    return f"$`{body}`$" if body else ""
+
+
+def md_display(tex) -> str:
+    """Display math for GitHub Markdown: a fenced ```` ```math ```` block, without blank lines."""
+    lines = [ln.rstrip() for ln in _math_body(tex).split("\n")]
+    return "```math\n" + "\n".join(ln for ln in lines if ln.strip()) + "\n```"
+
+
+MD_MATH_FILTERS = {"imath": md_math, "dmath": md_display}
 
 
 def mermaid_text(text) -> str:

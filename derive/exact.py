@@ -86,6 +86,10 @@ class ExactContext:
             return Fraction(0)
         if name == "abs":
             return abs(x)
+        if name == "sign":
+            return Fraction((x > 0) - (x < 0))
+        if name == "at_least":      # 1[x ≥ 0]: ∂max(a, b)/∂a at x = a − b
+            return Fraction(int(x >= 0))
         return None
 
     def norm2(self, rows, cols, xs):

@@ -7,13 +7,18 @@ Grammar (lowest binding first):
     expr    := term (('+' | '-') term)*
     term    := unary (('*' | '/' | '@') unary)*
     unary   := '-' unary | '+' unary | power
-    power   := atom (('^' | '**') unary)?          # right-associative: 2^3^2 = 2^9
+    power   := postfix (('^' | '**') unary)?       # right-associative: 2^3^2 = 2^9
+    postfix := atom ('[' INTEGER (',' INTEGER)? ']')?   # 1-based entry: z[2], W[1, 2], dL/dW[1, 2]
     atom    := NUMBER | NAME | NAME '(' expr (',' expr)* ')' | '(' expr ')'
              | 'd'NAME '/' 'd'NAME                  # quantities only: a derivative
              | NAME '@' INTEGER                     # quantities only: value after k steps
 
 A hand-written tokenizer and recursive-descent parser: only these tokens exist, so text
 such as `__import__('os')`, `a.b`, `x[0]`, `f(x=1)` or `'s'` is a syntax error with a column.
+Functions: the elementwise ones, `max(a, b)` (elementwise, two arguments), `softmax(z)` (of a
+vector, or of each column of a matrix) and the matrix ones; `ln` is read as `log`.  An index is
+1-based, as the documents write entries: `z[i]` of a vector (n×1 or 1×n), `W[i, j]` of a matrix.
+`dL/dW[1, 2]` is the entry (1, 2) of dL/dW, that is ∂L/∂W₁₂.
 """
 from __future__ import annotations
 
@@ -29,9 +34,11 @@ MAX_EXPRESSION_CHARS = 20_000   # longer text is refused, not parsed
 MAX_NESTING = 100               # parentheses / unary minus / power nesting
 MAX_NUMBER_CHARS = 400          # digits in one numeric literal (100-digit integers are fine)
 
-ELEMENTWISE_FUNCTIONS = ("sigmoid", "relu", "tanh", "exp", "log", "sqrt", "softplus")
-MATRIX_FUNCTIONS = ("transpose", "sum", "mean", "norm2", "frobenius")
-FUNCTIONS = ELEMENTWISE_FUNCTIONS + MATRIX_FUNCTIONS
+ELEMENTWISE_FUNCTIONS = ("sigmoid", "relu", "tanh", "exp", "log", "sqrt", "softplus", "abs")
+MATRIX_FUNCTIONS = ("transpose", "sum", "mean", "norm2", "frobenius", "softmax")
+BINARY_FUNCTIONS = ("max",)          # elementwise, two arguments (scalars broadcast)
+SYNONYMS = {"ln": "log"}             # read as the function they name
+FUNCTIONS = ELEMENTWISE_FUNCTIONS + MATRIX_FUNCTIONS + BINARY_FUNCTIONS + tuple(SYNONYMS)
 
 
 # ---------------------------------------------------------------- the tree
@@ -65,6 +72,14 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Index:
+    """base[i] or base[i, j]: one entry of a vector or matrix, 1-based as written (`index` holds
+    the numbers as written: (2,) for z[2], (1, 2) for W[1, 2])."""
+    base: object
+    index: tuple
+
+
+@dataclass(frozen=True)
 class Deriv:
     """dA/dB: derivative of quantity `of` with respect to quantity `wrt` (quantities only)."""
     of: str
@@ -86,7 +101,32 @@ def children(node) -> tuple:
         return (node.left, node.right)
     if isinstance(node, Call):
         return node.args
+    if isinstance(node, Index):
+        return (node.base,)
     return ()
+
+
+def index_entry(index: tuple, shape: tuple, what: str = "") -> tuple:
+    """The 0-based (row, column) of a 1-based index into a value of `shape`; DeriveError for an
+    index of a scalar, one number for a matrix that is not a vector, or an entry outside it."""
+    label = f"{what}[{', '.join(str(i) for i in index)}]"
+    if shape == ():
+        raise DeriveError(f"{label}: {what or 'the value'} is a scalar and has no entries to index")
+    r, c = shape
+    if len(index) == 1:
+        if r != 1 and c != 1:
+            raise DeriveError(f"{label}: {what or 'the value'} is {shape_text(shape)}; give row and column, "
+                              f"{what}[i, j]")
+        n = r * c
+        if not 1 <= index[0] <= n:
+            raise DeriveError(f"{label}: index outside 1..{n} ({what or 'the value'} has {n} entries; "
+                              "indices start at 1)")
+        return (index[0] - 1, 0) if c == 1 else (0, index[0] - 1)
+    i, j = index
+    if not (1 <= i <= r and 1 <= j <= c):
+        raise DeriveError(f"{label}: index outside {what or 'the value'}, {shape_text(shape)} "
+                          "(indices start at 1)")
+    return (i - 1, j - 1)
 
 
 def ordered_names(node) -> list[str]:
@@ -195,7 +235,11 @@ def tree_shape(node, name_shape) -> tuple:
         a = tree_shape(node.args[0], name_shape)
         if node.fn == "transpose":
             return (a[1], a[0]) if a else ()
+        if node.fn == "max":
+            return a or tree_shape(node.args[1], name_shape)
         return () if node.fn in ("sum", "mean", "norm2", "frobenius") else a
+    if isinstance(node, Index):
+        return ()
     return ()
 
 
@@ -230,7 +274,7 @@ _TOKEN = re.compile(
     (?P<ws>\s+)
   | (?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<op>\*\*|[-+*/^@(),])
+  | (?P<op>\*\*|[-+*/^@(),\[\]])
     """,
     re.VERBOSE,
 )
@@ -268,8 +312,6 @@ def _hint_for(ch: str) -> str:
         return " (strings are not part of the expression language)"
     if ch == ".":
         return " (attribute access is not part of the expression language)"
-    if ch in "[]":
-        return " (subscripts are not part of the expression language)"
     if ch == "=":
         return " (keyword arguments and assignments are not part of the expression language)"
     return ""
@@ -351,7 +393,7 @@ class _Parser:
         return self.power()
 
     def power(self):
-        base = self.atom()
+        base = self.postfix(self.atom())
         if self.tok.kind == "op" and self.tok.text in ("^", "**"):
             self.take()
             self.nest()
@@ -377,6 +419,34 @@ class _Parser:
         found = tok.text or "end of expression"
         raise self.error(f"expected a number, a name or '(' but found {found!r}")
 
+    def postfix(self, node):
+        """node[i] or node[i, j] (1-based whole numbers), when a '[' follows."""
+        if not (self.tok.kind == "op" and self.tok.text == "["):
+            return node
+        bracket = self.take()
+        index = [self._index_number()]
+        if self.tok.kind == "op" and self.tok.text == ",":
+            self.take()
+            index.append(self._index_number())
+        self.expect("]")
+        if self.tok.kind == "op" and self.tok.text == "[":
+            raise self.error("one index per entry: write W[i, j], not W[i][j]")
+        if isinstance(node, Num):
+            raise self.error("a number has no entries to index", bracket)
+        return Index(node, tuple(index))
+
+    def _index_number(self) -> int:
+        tok = self.tok
+        if tok.kind == "op" and tok.text in "+-" and self.peek().kind == "number":
+            raise self.error(f"an index is a whole number from 1, not {tok.text + self.peek().text!r}")
+        if tok.kind != "number" or not re.fullmatch(r"\d{1,9}", tok.text):
+            found = tok.text or "end of expression"
+            raise self.error(f"an index is a whole number from 1 (entries are counted from 1), not {found!r}")
+        self.take()
+        if int(tok.text) == 0:
+            raise self.error("indices start at 1 (the first entry is [1]), not 0", tok)
+        return int(tok.text)
+
     def name_or_call(self):
         tok = self.take()
         if self.tok.kind == "op" and self.tok.text == "(":
@@ -391,15 +461,22 @@ class _Parser:
                 args.append(self.expr())
             self.depth -= 1
             self.expect(")")
-            if len(args) != 1:
-                raise self.error(f"{tok.text}() takes one argument, not {len(args)}", tok)
-            return Call(tok.text, tuple(args))
+            want = 2 if tok.text in BINARY_FUNCTIONS else 1
+            if len(args) != want:
+                count = "one argument" if want == 1 else "two arguments"
+                raise self.error(f"{tok.text}() takes {count}, not {len(args)}", tok)
+            return Call(SYNONYMS.get(tok.text, tok.text), tuple(args))
         if tok.text in FUNCTIONS:
             raise self.error(f"function {tok.text!r} used without an argument", tok)
         if self.quantities:
             deriv = self.maybe_derivative(tok)
             if deriv is not None:
                 return deriv
+            known = self.known or (lambda n: False)
+            if tok.text.startswith("d") and self.tok.text == "[" and known(tok.text[1:]) and not known(tok.text):
+                raise self.error(f"the derivative of one entry, {tok.text}[…]/d…, is not supported: ask for "
+                                 f"d{tok.text[1:]}/dX of the whole quantity (elementwise or of a scalar) and "
+                                 "index that, e.g. dL/dz[2]", tok)
         return Name(tok.text)
 
     def maybe_derivative(self, tok: Token):
@@ -418,6 +495,11 @@ class _Parser:
 
     def _at_step(self, node, at: Token):
         k = self._step_number(self.take())
+        if isinstance(node, Index) and isinstance(node.base, (Name, Deriv)):   # W[1, 2]@1
+            return Index(self._stepped(node.base, k, at), node.index)
+        return self.postfix(self._stepped(node, k, at))
+
+    def _stepped(self, node, k: int, at: Token):
         if isinstance(node, Name):
             return AtStep(node.id, k)
         if isinstance(node, Deriv) and node.step == 0:

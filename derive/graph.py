@@ -17,7 +17,7 @@ import sympy as sp
 
 from . import expr as ex
 from .errors import DeriveError, LimitError
-from .functions import norm2_of, relu, sigmoid, softplus
+from .functions import maximum, norm2_of, relu, sigmoid, softmax, softmax_entries, softplus
 from .limits import EXP_LIMIT, MAX_POWER_DIGITS
 from .spec import Spec, Value
 
@@ -176,8 +176,28 @@ def _exp(x):
 
 SCALAR_FUNCTIONS = {
     "sigmoid": sigmoid, "relu": relu, "tanh": sp.tanh, "exp": _exp,
-    "log": _log, "sqrt": _sqrt, "softplus": softplus,
+    "log": _log, "sqrt": _sqrt, "softplus": softplus, "abs": sp.Abs,
 }
+
+
+def _softmax(v):
+    """softmax of a vector (n×1 or 1×n) or of each column of a matrix."""
+    shape = shape_of(v)
+    if shape == ():
+        raise DeriveError("softmax needs a vector (or a matrix: each column); it got a scalar")
+    r, c = shape
+    if r == 1 or c == 1:
+        return sp.ImmutableMatrix(r, c, softmax_entries(list(v)))
+    cols = [softmax_entries([v[i, j] for i in range(r)]) for j in range(c)]
+    return sp.ImmutableMatrix(r, c, [cols[j][i] for i in range(r) for j in range(c)])
+
+
+def _indexed(v, node):
+    b = node.base
+    what = b.id if isinstance(b, ex.Name) else b.name if isinstance(b, ex.AtStep) else \
+        f"d{b.of}/d{b.wrt}" if isinstance(b, ex.Deriv) else ""
+    i, j = ex.index_entry(node.index, shape_of(v), what)
+    return v[i, j]
 
 
 def _matrix_function(fn: str, v):
@@ -234,8 +254,14 @@ def to_sympy(tree, env) -> object:
         return value
     if isinstance(tree, ex.Bin):
         return _binary(tree.op, to_sympy(tree.left, env), to_sympy(tree.right, env))
+    if isinstance(tree, ex.Index):
+        return _indexed(to_sympy(tree.base, env), tree)
     if isinstance(tree, ex.Call):
         v = to_sympy(tree.args[0], env)
+        if tree.fn == "max":
+            return _elementwise(maximum, v, to_sympy(tree.args[1], env), "max")
+        if tree.fn == "softmax":
+            return _softmax(v)
         if tree.fn in SCALAR_FUNCTIONS:
             f = SCALAR_FUNCTIONS[tree.fn]
             return f(v) if shape_of(v) == () else v.applyfunc(f)
@@ -322,6 +348,8 @@ def build(spec: Spec) -> Graph:
         used_names = ex.ordered_names(d.tree)
         q = Quantity(d.name, "forward", shape, entries, locals_, tuple(used_names), d.text, d.tree)
         quantities[d.name] = q
+        # a softmax's derivatives p_k(δ_kj − p_j) are written in the softmax's own entries
+        own = {local: entry for local, entry in zip(locals_, entries) if isinstance(local, softmax)}
         for entry, local in zip(entries, locals_):
             deps = [s for s in _ordered_symbols(local)]
             uses[entry] = tuple(deps)
@@ -341,7 +369,10 @@ def build(spec: Spec) -> Graph:
                     raise e.located(file=spec.path, key=key) from None
                 except RecursionError:
                     raise _too_deep(spec.path, key) from None
-                local_derivatives[(entry, dep)] = LocalDerivative(entry, dep, _named_back(formula, local, entry))
+                formula = _named_back(formula, local, entry)
+                if own:
+                    formula = formula.xreplace(own)
+                local_derivatives[(entry, dep)] = LocalDerivative(entry, dep, formula)
             order.append(entry)
 
     loss_q = quantities[spec.loss]

@@ -115,7 +115,7 @@ class Update:
 @dataclass(frozen=True)
 class Node:
     id: str
-    name: str                    # label for Mermaid (the spec's names)
+    name: str                    # label for Mermaid (the display name in Unicode/<sub>, with note and bias)
     tex: str                     # label for TikZ
     kind: str                    # data | neuron | op | loss | param
     x: float
@@ -131,6 +131,7 @@ class Edge:
     label: str = ""              # Mermaid (spec name)
     tex: str = ""                # TikZ
     kind: str = "plain"          # weight | bias | plain
+    pos: float = 0.5             # where on the arrow TikZ puts its label (near 1 = the target end)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,37 @@ from .messages import Messages, shape_words
 from .verdicts import Result, close_to, as_fraction
 from .worlds import RANDOM_POINTS, Recomputations, WORK_DIGITS
 
+MAX_ONE_HOT_CHOICES = 64     # one-hot values tried one by one in a symbolic check (3 classes: 3)
+
+
+def entry_label(e) -> str:
+    """An input entry as the documents write it, 1-based: t[2] of a vector, W[1,2] of a matrix."""
+    if not e.index:
+        return e.quantity
+    r, c = e.qshape
+    i, j = e.index
+    return f"{e.quantity}[{i + 1}]" if c == 1 else f"{e.quantity}[{j + 1}]" if r == 1 else e.shown
+
+
+def one_hot_assignments(graph, refs, names=None) -> list:
+    """Every admissible value of the one-hot data that `refs` (input entries) touch, each as
+    {entry: 0 or 1}; [] when none is touched or there would be more than MAX_ONE_HOT_CHOICES.
+    `names`: these data names taken as one-hot (default: the spec's one_hot)."""
+    groups = []
+    for name in (graph.spec.one_hot if names is None else names):
+        q = graph.quantities[name]
+        if not set(q.entries) & set(refs):
+            continue
+        r, c = q.shape
+        cols = [list(q.entries)] if r == 1 else [[q.entries[i * c + j] for i in range(r)] for j in range(c)]
+        groups += cols
+    out = [{}]
+    for col in groups:
+        out = [{**a, **{e: sp.Integer(int(e is hot)) for e in col}} for a in out for hot in col]
+        if len(out) > MAX_ONE_HOT_CHOICES:
+            return []
+    return out if groups else []
+
 
 class FormulaJudge:
     """Judges formula claims of one file."""
@@ -93,18 +124,33 @@ class FormulaJudge:
                 random_ok = False
                 break
         if random_ok and given_ok is not False:
-            proved = self.rc.memo(("sympy", claim.where, claim.reading), lambda: symbolically_equal(
-                self.rc.problem, claim.tree, claim.of_tree, self._fixed(claim)))
+            proved = self.rc.memo(("sympy", claim.where, claim.reading), lambda: self._proved(claim))
             how = self.say.msg("how_sympy") if proved else self.say.msg("how_numeric", k=len(points), d=WORK_DIGITS)
             return Result(claim, "correct", None, self.say.msg("correct_formula", how=how), claim.claimed_display(), tf, td,
                           method="sympy" if proved else "numeric")
         message = self.say.msg("wrong_formula", tf=tf)
         if given_ok:
-            message += self.say.msg("given_only", names=", ".join(self._sensitive(claim)) or "?")
+            sensitive = self._sensitive(claim)
+            message += self.say.msg("given_only", names=", ".join(entry_label(e) for e in sensitive) or "?")
+            hot = self._would_hold_one_hot(claim, sensitive)
+            if hot:
+                message += self.say.msg("one_hot_hint", name=hot)
         diagnosis, also, what = self.diagnose_formula(claim, points)
         if diagnosis is not None:
             message += self.say.diagnosis_text(diagnosis, (), also, what)
         return Result(claim, "wrong", diagnosis, message, claim.claimed_display(), tf, td, also=also, hypothesis=what)
+
+    def _proved(self, claim: Claim) -> bool:
+        """SymPy's identity test; where the formula refers to one-hot data (the spec's one_hot),
+        the identity is asked for each admissible one-hot value in turn (t = e_1, …, e_n): what
+        holds for every one of them holds for t one-hot (p − t for softmax + cross-entropy)."""
+        fixed = self._fixed(claim)
+        choices = one_hot_assignments(self.rc.graph, self.referenced_inputs(claim.tree) | set(
+            self.referenced_inputs(claim.of_tree)))
+        if not choices:
+            return symbolically_equal(self.rc.problem, claim.tree, claim.of_tree, fixed)
+        return all(symbolically_equal(self.rc.problem, claim.tree, claim.of_tree, {**fixed, **c})
+                   for c in choices)
 
     def _fixed(self, claim: Claim) -> dict:
         """Inputs held at their given values when comparing a formula (those it does not refer to)."""
@@ -126,6 +172,31 @@ class FormulaJudge:
             return False
         return close_to(sum(f, Fraction(0)), t[0])
 
+    def _would_hold_one_hot(self, claim: Claim, sensitive: list) -> str | None:
+        """The data name whose entries the formula is sensitive to, when its given value is one-hot
+        but the spec does not say so and the formula holds for every one-hot value of it."""
+        g = self.rc.graph
+        names = {e.quantity for e in sensitive}
+        if len(names) != 1:
+            return None
+        name = names.pop()
+        v = self.rc.spec.data.get(name)
+        if v is None or v.is_scalar or name in self.rc.spec.one_hot or any(q not in (0, 1) for q in v.entries):
+            return None
+        r, c = v.shape
+        cols = [list(v.entries)] if r == 1 else [[v.entries[i * c + j] for i in range(r)] for j in range(c)]
+        if any(sum(col) != 1 for col in cols):
+            return None
+        q = g.quantities[name]
+        choices = one_hot_assignments(g, q.entries, names=(name,))
+        fixed = self._fixed(claim)
+        try:
+            ok = bool(choices) and all(symbolically_equal(self.rc.problem, claim.tree, claim.of_tree, {**fixed, **ch})
+                                       for ch in choices)
+        except DeriveError:
+            return None
+        return name if ok else None
+
     def _sensitive(self, claim: Claim) -> list:
         """Inputs whose value alone (others at the given values) breaks the formula's equality."""
         out = []
@@ -135,7 +206,7 @@ class FormulaJudge:
             except (DeriveError, ZeroDivisionError, ValueError):
                 continue
             if not all(close_to(a, b) for a, b in zip(f, t)):
-                out.append(e.name)
+                out.append(e)
             if len(out) >= 3:
                 break
         return out

@@ -553,7 +553,8 @@ class _Parser:
             key = (c if c in ACCENTS else "") + canonical(inner_text)
             # a function spelled in a font: \mathrm{relu}(x), \operatorname{sigmoid}(x)
             fn = TEXT_FUNCTION_ALIASES.get(key, key)
-            if c in FONTS and fn in ex.ELEMENTWISE_FUNCTIONS and (self.at("op", "(") or self.at("op", "[")):
+            if c in FONTS and (fn in ex.ELEMENTWISE_FUNCTIONS or fn == "softmax") and \
+                    (self.at("op", "(") or self.at("op", "[")):
                 return ex.Call(fn, (self.paren(),))
             if c in FONTS and key == "e" and self.at("op", "^") and self.names.find("e") is None:
                 return _E
@@ -608,7 +609,7 @@ class _Parser:
         tok0 = run[0]
         # a function spelled out: sigmoid(x), relu(x), exp(x)
         fn = TEXT_FUNCTION_ALIASES.get(word, word)
-        if fn in ex.ELEMENTWISE_FUNCTIONS and (self.at("op", "(") or self.at("op", "[")
+        if (fn in ex.ELEMENTWISE_FUNCTIONS or fn == "softmax") and (self.at("op", "(") or self.at("op", "[")
                                                or (self.at("command") and self.tok.text in SIZES)) \
                 and self.names.find(word) is None:
             return ex.Call(fn, (self.call_argument(tok0),))

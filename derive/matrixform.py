@@ -97,6 +97,7 @@ def had(a, b):
 class MatrixTerm:
     consumer: str        # Y
     expr: object         # the contribution to dL/dX, in dL/dY and named quantities
+    general: object = None   # the same before a one-hot simplification (p·Σt − t before p − t)
 
 
 @dataclass(frozen=True)
@@ -144,19 +145,59 @@ def matrix_rules(graph: Graph) -> tuple:
 def _derive_rules(graph: Graph) -> tuple:
     reaches = Calculus(graph).reaches
     on_path = {e.quantity for e in reaches}
-    rules = _rules_of(graph.quantities.values(), graph.loss, on_path, lambda t: _shape(t, graph))
+    rules = _rules_of(graph.quantities.values(), graph.loss, on_path, lambda t: _shape(t, graph),
+                      graph.spec.one_hot)
     for rule in rules:
         object.__setattr__(rule, "_graph", graph)
     return rules
 
 
-def _rules_of(quantities, loss: str, on_path: set, shape) -> tuple:
+def softmax_cross_entropy(quantities, loss: str, one_hot=()) -> tuple | None:
+    """(p, p, z, t) when the loss is the cross-entropy −sum(t * log(p)) (either order, ln too)
+    of p = softmax(z) of a name z, p used by nothing else and t a name: the textbook's fused
+    rule dL/dz = p − t applies (with t one-hot).  None otherwise."""
+    by_name = {q.name: q for q in quantities}
+    q = by_name.get(loss)
+    tree = q.tree if q is not None else None
+    if not (isinstance(tree, ex.Neg) and isinstance(tree.operand, ex.Call) and tree.operand.fn == "sum"):
+        return None
+    prod = tree.operand.args[0]
+    if not (isinstance(prod, ex.Bin) and prod.op == "*"):
+        return None
+    for t, lg in ((prod.left, prod.right), (prod.right, prod.left)):
+        if isinstance(t, ex.Name) and isinstance(lg, ex.Call) and lg.fn == "log" and isinstance(lg.args[0], ex.Name):
+            p = lg.args[0].id
+            pq = by_name.get(p)
+            if pq is None or pq.kind != "forward":
+                continue
+            sm = pq.tree
+            if not (isinstance(sm, ex.Call) and sm.fn == "softmax" and isinstance(sm.args[0], ex.Name)):
+                continue
+            users = [u for u in quantities if u.kind == "forward" and p in ex.names_in(u.tree) and u.name != p]
+            if [u.name for u in users] != [loss] or t.id == p:
+                continue
+            return (p, p, sm.args[0].id, t.id)
+    return None
+
+
+def _rules_of(quantities, loss: str, on_path: set, shape, one_hot=()) -> tuple:
     """The rules of quantities (objects with name, kind, tree) given the names on the way to the
     loss and `shape(tree)`; Unsupported when a definition is outside the rules."""
     quantities = list(quantities)
     contributions: dict[str, list] = {}
+    fused = softmax_cross_entropy(quantities, loss, one_hot)
     for q in reversed(quantities):
         if q.kind != "forward" or q.name not in on_path:
+            continue
+        if fused is not None and q.name == fused[1]:
+            continue        # p = softmax(z) with the cross-entropy: dL/dz = p − t, given at the loss
+        if fused is not None and q.name == loss:
+            p, _z, z, t = fused
+            # L = −Σ t ∘ log p, p = softmax(z): dL/dz = p − t when t is one-hot (Σt = 1), else p·Σt − t
+            general = MAdd(had(MSym(p), MFun("sum", MSym(t))), MSym(t), -1)
+            hot = bool(one_hot) and t in one_hot
+            contributions.setdefault(z, []).append(MatrixTerm(q.name, MAdd(MSym(p), MSym(t), -1) if hot else general,
+                                                              general if hot else None))
             continue
         G = MNum(Fraction(1)) if q.name == loss else MSym(q.name, adjoint=True)
         for name, contrib in _vjp(q.tree, G, shape, whole=q.name):
@@ -175,7 +216,7 @@ def spec_rules(spec, shapes: dict) -> tuple:
     on_path = depends_on(spec, spec.loss)
     try:
         return _rules_of(outline(spec, shapes).values(), spec.loss, on_path,
-                         lambda t: ex.tree_shape(t, shapes.__getitem__))
+                         lambda t: ex.tree_shape(t, shapes.__getitem__), spec.one_hot)
     except Unsupported:
         return ()
 
@@ -246,6 +287,7 @@ DERIVATIVE_OF = {
     "tanh": lambda Y, A: MAdd(MFun("ones", Y), had(Y, Y), -1),
     "exp": lambda Y, A: Y,
     "relu": lambda Y, A: MFun("step", A),
+    "log": lambda Y, A: MPow(A, Fraction(-1)),
 }
 
 

@@ -24,7 +24,7 @@ from .exact import MAX_EXACT_BITS, ExactContext  # noqa: F401
 from .rounding import (MAX_DIGITS, Number, _decimal_of, _digits_decimal, exact_decimal, format_decimal,  # noqa: F401,E501
                        is_short_exact, round_fraction, show_fraction, to_float)
 from .limits import EXP_LIMIT
-from .functions import Norm2, relu, sigmoid, softplus, step
+from .functions import Norm2, at_least, maximum, relu, sigmoid, softmax, softplus, step
 from .graph import Graph
 
 
@@ -91,12 +91,16 @@ class MpContext:
             return x if x > 0 else c.mpf(0)
         if name == "step":
             return c.mpf(1) if x > 0 else c.mpf(0)
+        if name == "at_least":
+            return c.mpf(1) if x >= 0 else c.mpf(0)
         if name == "softplus":
             if abs(x) > EXP_LIMIT:
                 raise LimitError(f"softplus of a value beyond ±{EXP_LIMIT} is refused")
             return c.log1p(c.exp(x)) if x < 0 else x + c.log1p(c.exp(-x))
         if name == "abs":
             return abs(x)
+        if name == "sign":
+            return c.mpf((x > 0) - (x < 0))
         raise AssertionError(name)
 
     def norm2(self, rows, cols, xs):
@@ -134,6 +138,8 @@ class BallContext:
         return engine._power(b, e)
 
     def func(self, name, x):
+        if name == "at_least":
+            return engine._at_least(x, engine.arb(0))
         return engine._BALL_FUNCTIONS[name](x)
 
     def norm2(self, rows, cols, xs):
@@ -144,7 +150,11 @@ class BallContext:
 
 
 _FUNCTIONS = {sigmoid: "sigmoid", relu: "relu", step: "step", softplus: "softplus",
-              sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.Abs: "abs"}
+              sp.exp: "exp", sp.log: "log", sp.tanh: "tanh", sp.Abs: "abs", sp.sign: "sign"}
+
+
+def _difference(ctx, a, b):
+    return ctx.add([a, ctx.mul([ctx.const(Fraction(-1)), b])])
 
 
 def evaluate(expr: sp.Expr, env: dict, ctx):
@@ -171,6 +181,16 @@ def evaluate(expr: sp.Expr, env: dict, ctx):
             rows, cols = int(e.args[0]), int(e.args[1])
             xs = [ev(a) for a in e.args[2:]]
             v = None if any(x is None for x in xs) else ctx.norm2(rows, cols, xs)
+        elif isinstance(e, softmax):
+            # p_k = 1 / Σ_j e^(z_j − z_k): no overflow where z_k is the largest
+            zs = [ev(a) for a in e.vector]
+            zk = zs[e.position - 1]
+            v = ctx.pow(ctx.add([ctx.func("exp", _difference(ctx, z, zk)) for z in zs]), ctx.const(Fraction(-1)))
+        elif isinstance(e, (maximum, at_least)):
+            a, b = ev(e.args[0]), ev(e.args[1])
+            ge = ctx.func("at_least", _difference(ctx, a, b))
+            v = ge if isinstance(e, at_least) else ctx.add([ctx.mul([ge, a]), ctx.mul([_difference(
+                ctx, ctx.const(Fraction(1)), ge), b])])
         elif type(e) in _FUNCTIONS or e.func in _FUNCTIONS:
             v = ctx.func(_FUNCTIONS[e.func], ev(e.args[0]))
         elif e.is_number:

@@ -119,6 +119,15 @@ def with_index(d: str, index: tuple, shape: tuple) -> str:
     return f"{brace(d)}_{{{text}}}"
 
 
+def indexed(d: str, index: tuple) -> str:
+    """Display of d[i] / d[i, j] (1-based, as written): z_{2}, W_{12}, W_{1,12}."""
+    text = ("," if len(index) > 1 and any(n >= 10 for n in index) else "").join(str(n) for n in index)
+    m = re.fullmatch(r"(.*)_\{([^{}]*)\}", d)
+    if m and m.group(1) and "_" not in m.group(1):
+        return f"{m.group(1)}_{{{m.group(2)},{text}}}"
+    return f"{brace(d)}_{{{text}}}"
+
+
 def deriv(of: str, wrt: str, inline: bool = False) -> str:
     """∂of/∂wrt as a fraction (display) or with a slash (inline, headings)."""
     if inline:
@@ -231,6 +240,21 @@ class DerivePrinter(LatexPrinter):
     def _print_softplus(self, expr, exp=None):
         return self._fn("\\operatorname{softplus}", expr, exp)
 
+    def _print_softmax(self, expr, exp=None):
+        # the k-th entry written out: e^{z_k} / (e^{z_1} + … + e^{z_n})
+        zs = [self._print(z) for z in expr.vector]
+        exps = [f"e^{{{z}}}" for z in zs]
+        tex = f"\\frac{{{exps[expr.position - 1]}}}{{{' + '.join(exps)}}}"
+        return f"\\left({tex}\\right)^{{{exp}}}" if exp else tex
+
+    def _print_maximum(self, expr, exp=None):
+        tex = call("\\max", f"{self._print(expr.args[0])}, {self._print(expr.args[1])}")
+        return f"{tex}^{{{exp}}}" if exp else tex
+
+    def _print_at_least(self, expr, exp=None):
+        tex = f"\\mathbf{{1}}[{self._print(expr.args[0])} \\geq {self._print(expr.args[1])}]"
+        return f"{tex}^{{{exp}}}" if exp else tex
+
     def _print_Norm2(self, expr, exp=None):
         r, c = int(expr.args[0]), int(expr.args[1])
         cells = [[self._print(expr.args[2 + i * c + j]) for j in range(c)] for i in range(r)]
@@ -335,6 +359,16 @@ class PiecePrinter(Printer):
         inner = self.piece(node.operand)
         return Piece("-" + self.wrap(inner, MUL), NEG)
 
+    def _print_Index(self, node) -> Piece:
+        b = node.base
+        if isinstance(b, ex.Name) and self.subst is None:
+            d = self.names[b.id]
+            if b.id in self.stepped:
+                d = with_step(d, self.step)
+            return Piece(indexed(d, node.index), ATOM)
+        inner = self.piece(b)
+        return Piece(f"{{{self.wrap(inner, ATOM)}}}_{{{','.join(str(i) for i in node.index)}}}", ATOM)
+
     def _print_Bin(self, node) -> Piece:
         if ex.is_chain(node):   # along the chain (it can be 1 000 terms long), not down it
             first, rest = ex.spine(node)
@@ -375,6 +409,10 @@ class PiecePrinter(Printer):
     def _print_Call(self, node) -> Piece:
         fn, arg = node.fn, node.args[0]
         a = self.piece(arg)
+        if fn == "max":
+            return Piece(f"\\max\\left({a.tex}, {self.piece(node.args[1]).tex}\\right)", ATOM)
+        if fn == "abs":
+            return Piece(f"\\left|{a.tex}\\right|", ATOM)
         if fn == "exp":
             return Piece(f"e^{{{a.tex}}}", POW)
         if fn == "transpose":
@@ -390,7 +428,8 @@ class PiecePrinter(Printer):
             at = a.tex if a.prec >= POW else f"\\left({a.tex}\\right)"
             return Piece(f"\\sum {at}", MUL)
         name = {"sigmoid": "\\sigma", "tanh": "\\tanh", "log": "\\log", "relu": "\\operatorname{ReLU}",
-                "softplus": "\\operatorname{softplus}", "mean": "\\operatorname{mean}"}[fn]
+                "softplus": "\\operatorname{softplus}", "mean": "\\operatorname{mean}",
+                "softmax": "\\operatorname{softmax}"}[fn]
         if _is_pmatrix(a.tex):  # σ of a written-out matrix: its own parentheses suffice
             return Piece(f"{name} {a.tex}", ATOM)
         chunks = ()
@@ -529,6 +568,17 @@ class ClaimPrinter(Printer):
     def _print_Deriv(self, node, prec=0):
         return deriv(self._name(node.of), self._name(node.wrt, node.step))
 
+    def _print_Index(self, node, prec=0):
+        b = node.base
+        if isinstance(b, ex.Deriv):    # dL/dW[1, 2]: ∂L/∂W₁₂
+            return deriv(self._name(b.of), with_step(indexed(self._name(b.wrt), node.index), b.step)
+                         if b.step else indexed(self._name(b.wrt), node.index))
+        if isinstance(b, ex.Name):
+            return indexed(self._name(b.id), node.index)
+        if isinstance(b, ex.AtStep):
+            return with_step(indexed(self._name(b.name), node.index), b.step)
+        return f"{{{self._print(b, prec=5)}}}_{{{','.join(str(i) for i in node.index)}}}"
+
     def _print_Neg(self, node, prec=0):
         return _paren_if("-" + self._print(node.operand, prec=3), prec > 2)
 
@@ -562,6 +612,10 @@ class ClaimPrinter(Printer):
     def _print_Call(self, node, prec=0):
         arg = self._print(node.args[0])
         fn = node.fn
+        if fn == "max":
+            return f"\\max\\left({arg}, {self._print(node.args[1])}\\right)"
+        if fn == "abs":
+            return f"\\left|{arg}\\right|"
         if fn == "exp":
             return f"e^{{{arg}}}"
         if fn == "transpose":
@@ -573,7 +627,8 @@ class ClaimPrinter(Printer):
         if fn == "frobenius":
             return f"\\left\\lVert {arg} \\right\\rVert_{{F}}"
         name = {"sigmoid": "\\sigma", "tanh": "\\tanh", "log": "\\log", "relu": "\\operatorname{ReLU}",
-                "softplus": "\\operatorname{softplus}", "sum": "\\sum", "mean": "\\operatorname{mean}"}[fn]
+                "softplus": "\\operatorname{softplus}", "sum": "\\sum", "mean": "\\operatorname{mean}",
+                "softmax": "\\operatorname{softmax}"}[fn]
         return call(name, arg)
 
 
@@ -665,6 +720,28 @@ class TextPrinter(Printer):
 
     def _print_Deriv(self, node):
         return f"d{node.of}/d{node.wrt}" + (f"@{node.step}" if node.step else "")
+
+    def _print_Index(self, node):
+        b = node.base
+        inner = self._print(b)
+        if isinstance(b, ex.Deriv) and b.step:    # dL/dW[1, 2]@1
+            return f"d{b.of}/d{b.wrt}[{', '.join(map(str, node.index))}]@{b.step}"
+        if isinstance(b, ex.AtStep):
+            return f"{b.name}[{', '.join(map(str, node.index))}]@{b.step}"
+        if not isinstance(b, (ex.Name, ex.Deriv)):
+            inner = f"({inner})"
+        return f"{inner}[{', '.join(map(str, node.index))}]"
+
+    def _print_softmax(self, e):
+        zs = e.vector
+        terms = [f"exp({self._print(z)})" for z in zs]
+        return f"{terms[e.position - 1]}/({' + '.join(terms)})"
+
+    def _print_maximum(self, e):
+        return f"max({self._print(e.args[0])}, {self._print(e.args[1])})"
+
+    def _print_Abs(self, e):
+        return f"abs({self._print(e.args[0])})"
 
     def _print_Neg(self, node):
         inner = self._print(node.operand)

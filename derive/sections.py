@@ -251,7 +251,8 @@ class Backward:
                 n = self.s.sol.adjoint(entry)
                 product = layout(target, [("=", num_chunks), (relation([n]), one(shown(n)))])
             self.reg_adj[entry] = self.where
-            return Block(target, inline, X, "branch", layout(target, [("=", rule_chunks)]), tuple(factors),
+            return Block(target, inline, X, "branch", layout(target, [("=", rule_chunks)] + self._closed(entry)),
+                         tuple(factors),
                          product, tuple(self.s.edisp(c) for c in cons))
         chain = self.s.calc.chain(entry)
         factors = []
@@ -266,13 +267,20 @@ class Backward:
         self.reg_adj[entry] = self.where
         if len(factors) == 1 and chain.head == self.s.g.loss_entry:
             return Block(target, inline, X, "single", None, tuple(factors))
-        rule = layout(target, [("=", [("" if i == 0 else "\\cdot", f.sym) for i, f in enumerate(factors)])])
+        rule = layout(target, [("=", [("" if i == 0 else "\\cdot", f.sym) for i, f in enumerate(factors)])]
+                      + self._closed(entry))
         product = None
         if self.s.numeric:
             n = self.s.sol.adjoint(entry)
             chunks = [("" if i == 0 else "\\cdot", paren(f.value)) for i, f in enumerate(factors)]
             product = layout(target, [("=", chunks), (relation([n]), one(shown(n)))])
         return Block(target, inline, X, "chain", rule, tuple(factors), product)
+
+    def _closed(self, entry) -> list:
+        """["= closed form"] where the chain simplifies (softmax or σ with the cross-entropy:
+        p − t, ŷ − y; see Calculus.closed_form), else []."""
+        closed = self.s.calc.closed_form(entry)
+        return [] if closed is None else [("=", one(pr.latex(closed, self.s.names)))]
 
     def full_formula(self, entry) -> str:
         return join(self._full_chunks(entry))
@@ -330,6 +338,11 @@ class Backward:
             self.ensure_madj(t.consumer, prereqs)
         sym = pr.MatrixPrinter(self.s.names, self.s.L)
         parts = [("=", sum_chunks([sym.chunks(t.expr) for t in rule.terms]))]
+        if len(rule.terms) == 1 and rule.terms[0].general is not None:
+            # softmax + cross-entropy: p·Σt − t, which is p − t because t is one-hot (Σt = 1)
+            t_name = self.s.names[rule.terms[0].expr.b.name]
+            parts = [("=", sym.chunks(rule.terms[0].general)),
+                     (f"\\overset{{\\operatorname{{sum}}({t_name}) = 1}}{{=}}", parts[0][1])]
         if self.s.numeric:
             num = pr.MatrixPrinter(self.s.names, self.s.L,
                                    value=lambda n: self.s.sol.shaped(n, "value", 0),
@@ -338,7 +351,8 @@ class Backward:
             shaped = self.s.sol.shaped(name, "adjoint", 0)
             parts.append((relation(shaped.values), one(pr.shaped_latex(shaped))))
         self.reg_adj[name] = self.where
-        return Block(target, inline, X, "matrix", layout(target, parts[:1]), (), layout(target, parts),
+        shown_rule = parts[:2] if len(rule.terms) == 1 and rule.terms[0].general is not None else parts[:1]
+        return Block(target, inline, X, "matrix", layout(target, shown_rule), (), layout(target, parts),
                      tuple(self.s.names[t.consumer] for t in rule.terms))
 
 

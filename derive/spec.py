@@ -30,7 +30,7 @@ MAX_ENTRIES = 10_000_000    # scalar values (data + parameters) in one spec (the
 MAX_FORWARD = 500           # [forward] definitions
 
 TOP_KEYS = {"title", "source", "lang", "symbolic", "data", "parameters", "forward", "train", "latex",
-            "dataset", "predict"}
+            "dataset", "predict", "one_hot"}
 TRAIN_KEYS = {"loss", "learning_rate", "update", "steps", *ds.TRAINING_KEYS}
 LANGS = ("en", "zh")
 
@@ -78,6 +78,7 @@ class Spec:
     dataset: ds.Dataset | None = None             # [dataset]: the samples of a training run
     training: ds.TrainOptions = field(default_factory=ds.TrainOptions)   # [train]'s run options
     predictions: tuple = ()       # [predict]: (label, {data name: entries}) after training
+    one_hot: tuple = ()           # data names declared one-hot: entries 0 or 1, each column sums to 1
 
     @property
     def is_symbolic(self) -> bool:
@@ -353,10 +354,40 @@ def spec_from_dict(doc: dict, *, sid: str, path: str, base_dir: Path | None = No
             raise e.located(file=path, key=key) from None
         latex[name] = disp
 
+    one_hot = _one_hot(doc.get("one_hot", []), data, path)
+
     return Spec(
         id=sid, path=path, title=title.strip(), source=source, lang=lang,
         data=data, parameters=parameters,
         symbolic=tuple(symbolic_raw), forward=tuple(forward), loss=loss,
         learning_rate=learning_rate, update=update, steps=steps, latex=latex,
         warnings=tuple(warnings), dataset=dataset, training=training, predictions=predictions,
+        one_hot=one_hot,
     )
+
+
+def _one_hot(raw, data: dict, path: str) -> tuple:
+    """one_hot = ["t", …]: data vectors (or matrices, one one-hot column per sample) whose entries
+    are 0 or 1 with exactly one 1 in each column; the checker may then use Σt = 1 and t_i² = t_i."""
+    if not isinstance(raw, list) or not all(isinstance(n, str) for n in raw):
+        raise DeriveError("expected a list of data names", file=path, key="one_hot")
+    for n in raw:
+        if n not in data:
+            raise DeriveError(f"{n!r} is not a name in [data] (only data can be declared one-hot)",
+                              file=path, key="one_hot")
+        v = data[n]
+        if v.is_scalar or raw.count(n) > 1:
+            why = "is a scalar; a one-hot value is a vector" if v.is_scalar else "is listed twice"
+            raise DeriveError(f"{n!r} {why}", file=path, key="one_hot")
+        bad = [q for q in v.entries if q not in (0, 1)]
+        if bad:
+            raise DeriveError(f"{n!r} has the entry {bad[0]}; a one-hot value has entries 0 or 1",
+                              file=path, key="one_hot")
+        r, c = v.shape
+        cols = [[v.entries[i * c + j] for i in range(r)] for j in range(c)] if r > 1 else [list(v.entries)]
+        for j, col in enumerate(cols, 1):
+            if sum(col) != 1:
+                where = f" column {j}" if len(cols) > 1 else ""
+                raise DeriveError(f"{n!r}{where} sums to {sum(col)}; a one-hot value has exactly one 1",
+                                  file=path, key="one_hot")
+    return tuple(raw)

@@ -27,7 +27,7 @@ import jinja2.sandbox
 from jinja2.loaders import split_template_path
 
 from .errors import DeriveError
-from .escape import escape_text
+from .escape import MD_MATH_FILTERS, escape_text
 from .files import is_dir, read_input
 
 MAX_TEMPLATE_BYTES = 1_000_000
@@ -104,7 +104,10 @@ _COMPILED: dict = {}
 
 
 def environment(fmt: str, paths, filters: dict | None = None) -> jinja2.Environment:
-    """The sandboxed Jinja2 environment of a template set ('tex' delimiters for LaTeX)."""
+    """The sandboxed Jinja2 environment of a template set ('tex' delimiters for LaTeX).  A Markdown
+    one also has the filters `imath` and `dmath`, the only writers of Markdown math delimiters."""
+    if fmt != "tex":
+        filters = {**MD_MATH_FILTERS, **(filters or {})}
     common = dict(loader=Loader(paths), undefined=jinja2.StrictUndefined, autoescape=False,
                   trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, auto_reload=False,
                   bytecode_cache=_COMPILED.setdefault((fmt == "tex", tuple(sorted(filters or {}))), _Compiled()))

@@ -121,6 +121,32 @@ class FloatArrays:
     def norm2(self, a):
         return Arr((), np.float64(np.linalg.norm(a.data, 2)))
 
+    def entry(self, a, i: int) -> Arr:
+        return Arr((), a.data if a.shape == () else np.float64(a.data.ravel()[i]))
+
+    def scatter(self, shape, i: int, g) -> Arr:
+        out = np.zeros(shape)
+        out.flat[i] = g.data
+        return Arr(shape, out)
+
+    def maximum(self, a, b, shape):
+        return Arr(shape, np.maximum(a.data, b.data))
+
+    def at_least(self, a, b, shape):
+        # ∂max(a, b)/∂a = 1[a ≥ b] (a tie goes to a), as in the engine
+        return Arr(shape, (np.asarray(a.data) >= np.asarray(b.data)) * 1.0 + np.zeros(shape or ()))
+
+    def softmax(self, z):
+        x = z.data if z.shape[0] != 1 else z.data.T
+        e = np.exp(x - x.max(axis=0, keepdims=True))
+        p = e / e.sum(axis=0, keepdims=True)
+        return Arr(z.shape, p if z.shape[0] != 1 else p.T)
+
+    def softmax_backward(self, p, g):
+        P, G = (p.data, g.data) if p.shape[0] != 1 else (p.data.T, g.data.T)
+        out = P * (G - (P * G).sum(axis=0, keepdims=True))
+        return Arr(p.shape, out if p.shape[0] != 1 else out.T)
+
 
 def _float(q) -> float:
     try:
@@ -134,6 +160,7 @@ _FLOAT_FUNCTIONS = {
     "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh,
     "relu": lambda x: np.maximum(x, 0.0), "step": lambda x: (np.asarray(x) > 0) * 1.0,
     "softplus": lambda x: np.logaddexp(0.0, x),
+    "abs": np.abs, "sign": np.sign,
 }
 
 

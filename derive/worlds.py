@@ -103,6 +103,22 @@ def _random_value(k: int, name: str) -> Fraction:
     rng = random.Random(f"derive-check|{k}|{name}")
     v = Fraction(rng.randint(150, 850), 1000)
     return v if rng.random() < 0.7 else -v
+
+
+def _random_one_hot(k: int, name: str, shape: tuple) -> list:
+    """A random admissible value of a one-hot data name (one 1 per column; a row vector is one
+    vector), row-major: the random points of a formula check respect the spec's one_hot."""
+    rng = random.Random(f"derive-check|{k}|{name}|one-hot")
+    r, c = shape
+    out = [Fraction(0)] * (r * c)
+    if r == 1:
+        out[rng.randrange(c)] = Fraction(1)
+        return out
+    for j in range(c):
+        out[rng.randrange(r) * c + j] = Fraction(1)
+    return out
+
+
 ROUNDING_SUBSETS = tuple(frozenset(s) for s in (
     ("forward", "local", "adjoint"), ("forward", "local"), ("forward",), ("forward", "adjoint"),
     ("local", "adjoint"), ("local",), ("adjoint",)))
@@ -156,6 +172,8 @@ class Recomputations:
             for i, e in enumerate(q.entries):
                 if e in randomized or vals[i] is None:
                     vals[i] = _random_value(k, e.name)
+            if q.name in spec.one_hot and any(e in randomized for e in q.entries):
+                values[q.name] = _random_one_hot(k, q.name, q.shape)
         return values
 
     def world(self, key, point=None, what_if: engine.WhatIf | None = None):

@@ -227,14 +227,16 @@ def pytest_collection_modifyitems(config, items):
     Tests marked `slow` run in the full suite (`pytest` without -m, as .ci/run runs it) and when
     the -m expression names `slow` (`pytest -m slow`); any other -m expression, the fast tier's
     `not tex` among them, leaves them out (they are reported as deselected).  Each slow test has a
-    quicker check of the same behaviour in the fast tier."""
+    quicker check of the same behaviour in the fast tier.  Tests marked `browser` (headless
+    chromium) are treated the same way: the full suite and `-m browser` run them."""
     for item in items:
         reasons = " ".join(str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif"))
         if "latex" in reasons or "compiled" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.tex)
     expr = config.getoption("markexpr", "") or ""
-    if expr and "slow" not in expr:
-        slow = [item for item in items if item.get_closest_marker("slow")]
-        if slow:
-            config.hook.pytest_deselected(items=slow)
-            items[:] = [item for item in items if not item.get_closest_marker("slow")]
+    for marker in ("slow", "browser"):
+        if expr and marker not in expr:
+            left_out = [item for item in items if item.get_closest_marker(marker)]
+            if left_out:
+                config.hook.pytest_deselected(items=left_out)
+                items[:] = [item for item in items if not item.get_closest_marker(marker)]

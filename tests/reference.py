@@ -91,6 +91,12 @@ def loss_matrix_linear(v):
     return mpmath.fsum((p - t) ** 2 for rp, rt in zip(P, v["output"]) for p, t in zip(rp, rt)) / 2
 
 
+def loss_softmax_3(v):
+    z = [a + b for a, b in zip(_matvec(v["W"], v["x"]), v["b"])]
+    s = mpmath.fsum(mpmath.exp(x) for x in z)
+    return -mpmath.fsum(t * mpmath.log(mpmath.exp(x) / s) for t, x in zip(v["t"], z))
+
+
 LOSSES = {
     "two-two-two": loss_two_two_two,
     "house-price": loss_house_price,
@@ -99,6 +105,7 @@ LOSSES = {
     "linear-2x": loss_linear_2x,
     "matrix-linear": loss_matrix_linear,
     "relu-2-4-2": loss_relu_2_4_2,
+    "softmax-3": loss_softmax_3,
 }
 
 
@@ -188,3 +195,71 @@ def agrees(text: str, reference, digits: int) -> bool:
     e = int(mpmath.floor(mpmath.log10(abs(reference))))
     half_unit = mpmath.mpf(10) ** (e - digits + 1) / 2
     return abs(shown - reference) <= half_unit * (1 + mpmath.mpf(10) ** -6)
+
+
+# ---------------------------------------------------------------- forward values written by hand
+def _relu(z):
+    return z if z > 0 else mpmath.mpf(0)
+
+
+def forward_values(pid: str, dps: int = 60) -> dict:
+    """{forward name: value} at the start, coded by hand like the losses above; a vector or matrix
+    is a flat list in row-major order (a column vector: its entries from the top)."""
+    with mpmath.workdps(dps):
+        v = numbers(pid)
+        if pid == "two-two-two":
+            net_h1 = v["w1"] * v["i1"] + v["w2"] * v["i2"] + v["b1"]
+            net_h2 = v["w3"] * v["i1"] + v["w4"] * v["i2"] + v["b1"]
+            h1, h2 = sig(net_h1), sig(net_h2)
+            net_o1 = v["w5"] * h1 + v["w6"] * h2 + v["b2"]
+            net_o2 = v["w7"] * h1 + v["w8"] * h2 + v["b2"]
+            o1, o2 = sig(net_o1), sig(net_o2)
+            e1, e2 = (v["target_o1"] - o1) ** 2 / 2, (v["target_o2"] - o2) ** 2 / 2
+            return {"net_h1": net_h1, "out_h1": h1, "net_h2": net_h2, "out_h2": h2, "net_o1": net_o1,
+                    "out_o1": o1, "net_o2": net_o2, "out_o2": o2, "E_o1": e1, "E_o2": e2, "E_total": e1 + e2}
+        if pid == "house-price":
+            out = {}
+            for k, (w_a, b_a, w_b, b_b) in enumerate((("w1", "b1", "w4", "b4"), ("w2", "b2", "w5", "b5"),
+                                                      ("w3", "b3", "w6", "b6")), start=1):
+                out[f"z_h{k}"] = v[w_a] * v["x1"] + v[b_a] + v[w_b] * v["x2"] + v[b_b]
+                out[f"h{k}"] = sig(out[f"z_h{k}"])
+            out["z"] = v["w7"] * out["h1"] + v["w8"] * out["h2"] + v["w9"] * out["h3"]
+            out["y_hat"] = sig(out["z"])
+            out["L"] = (v["y"] - out["y_hat"]) ** 2
+            return out
+        if pid == "alice":
+            s1 = v["w1"] * v["x1"] + v["w2"] * v["x2"] + v["b1"]
+            s2 = v["w3"] * v["x1"] + v["w4"] * v["x2"] + v["b2"]
+            h1, h2 = sig(s1), sig(s2)
+            so = v["w5"] * h1 + v["w6"] * h2 + v["b3"]
+            o1 = sig(so)
+            return {"sum_h1": s1, "h1": h1, "sum_h2": s2, "h2": h2, "sum_o1": so, "o1": o1, "y_pred": o1,
+                    "L": (v["y_true"] - o1) ** 2}
+        if pid == "sigmoid-2-4-2":
+            zh = [z + b for z, b in zip(_matvec(v["W_hidden"], v["x"]), v["b_hidden"])]
+            ah = [sig(z) for z in zh]
+            zo = [z + b for z, b in zip(_matvec(v["W_output"], ah), v["b_output"])]
+            y = [sig(z) for z in zo]
+            return {"z_hidden": zh, "a_hidden": ah, "z_output": zo, "y": y,
+                    "E": mpmath.fsum((t - o) ** 2 for t, o in zip(v["y_t"], y)) / 2}
+        if pid == "linear-2x":
+            h = [2 * z for z in _matvec(v["W_hidden"], v["x"])]
+            y = _matvec(v["W_output"], h)
+            return {"h": h, "y_m": y, "E": mpmath.fsum((t - o) ** 2 for t, o in zip(v["y_t"], y)) / 2}
+        if pid == "relu-2-4-2":
+            h = [_relu(z) for z in _matvec(v["W_hidden"], v["x"])]
+            y = _matvec(v["W_output"], h)
+            return {"h": h, "y_m": y, "E": mpmath.fsum((o - t) ** 2 for t, o in zip(v["y_t"], y)) / len(y)}
+        if pid == "matrix-linear":
+            H = _matmul(v["input_param"], v["w1"])
+            P = _matmul(H, v["w2"])
+            D = [[p - t for p, t in zip(rp, rt)] for rp, rt in zip(P, v["output"])]
+            flat = lambda M: [x for row in M for x in row]  # noqa: E731
+            return {"hidden": flat(H), "pred": flat(P), "grad_pred": flat(D),
+                    "E": mpmath.fsum(d ** 2 for d in flat(D)) / 2}
+        if pid == "softmax-3":
+            z = [a + b for a, b in zip(_matvec(v["W"], v["x"]), v["b"])]
+            total = mpmath.fsum(mpmath.exp(x) for x in z)
+            p = [mpmath.exp(x) / total for x in z]
+            return {"z": z, "p": p, "L": -mpmath.fsum(t * mpmath.log(q) for t, q in zip(v["t"], p))}
+        raise KeyError(pid)

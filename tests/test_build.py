@@ -134,4 +134,4 @@ def test_installed_package_renders_from_anywhere(tmp_path):
             cwd=work, env=env).stdout
     r = subprocess.run([sys.executable, "-m", "derive", "render", "two-two-two"], capture_output=True, text=True,
                        cwd=work, env=env)
-    assert "0.02813366886" in r.stdout
+    assert "0.0281337" in r.stdout      # dE/dw6 = 0.02813366886… at the handouts' 6 digits

@@ -12,7 +12,7 @@ def test_list_names_every_builtin():
     assert r.returncode == 0
     ids = [line.split("\t")[0] for line in r.stdout.splitlines()]
     assert ids == sorted(["alice", "house-price", "linear-2x", "matrix-linear", "one-two-one",
-                          "relu-2-4-2", "sigmoid-2-4-2", "two-two-two"])
+                          "relu-2-4-2", "sigmoid-2-4-2", "softmax-3", "two-two-two"])
 
 
 def test_solve_json_shape_and_values():

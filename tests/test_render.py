@@ -21,7 +21,7 @@ import pytest
 
 import derive
 from derive import printer as pr
-from derive import render
+from derive import exercise_context, render
 from derive import templating
 from derive.matrixform import matrix_rules
 from derive.spec import builtin_ids
@@ -61,6 +61,9 @@ def solution(pid, digits=10):
 
 @lru_cache(maxsize=None)
 def text(pid, fmt="md", lang="en", mode="solution", only=None, digits=10):
+    if mode in exercise_context.MODES:      # sheets and keys: derive/exercise_context.py (tests/test_exercise.py)
+        return exercise_context.render_exercise(problem(pid), fmt=fmt, lang=lang, mode=mode,
+                                                only=list(only) if only else None)
     return render.render_text(problem(pid), fmt=fmt, lang=lang, mode=mode, digits=digits,
                               only=list(only) if only else None, solution=solution(pid, digits))
 
@@ -104,7 +107,7 @@ def md_sections(md: str) -> dict:
     """The gradients of the backward pass: the parameter's symbol (LaTeX) -> its equation (scalar
     specs: one equation per parameter entry; matrix specs: the section of the matrix)."""
     backward = _backward(md)
-    parts = re.split(r"^### 5\.\d+ [^$\n]*\$(.+?)\$.*$", backward, flags=re.M)
+    parts = re.split(r"^### 5\.\d+ [^$\n]*\$`(.+?)`\$.*$", backward, flags=re.M)
     if len(parts) > 1:
         return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
     return _equations(md, LHS)
@@ -148,25 +151,25 @@ def numbers_in(tex: str) -> set:
 
 
 def math_balanced(md: str):
-    """$$ blocks on lines of their own without blank lines inside; inline $ paired on each line."""
-    in_code = in_display = False
+    """The GitHub-robust math forms only: display math in ```math blocks without blank lines, inline
+    math as $`…`$ spans; no $$ and no other (unescaped) dollar sign anywhere."""
+    in_code = in_math = False
     for n, line in enumerate(md.splitlines(), 1):
         if line.startswith("```"):
+            if not in_code and line.strip() == "```math":
+                in_math = True
             in_code = not in_code
+            if not in_code:
+                in_math = False
+            continue
+        if in_math:
+            assert line.strip(), f"blank line inside a math block at line {n}"
+            assert "`" not in line and "$" not in line.replace("\\$", ""), f"$ or ` in a math block at line {n}"
             continue
         if in_code:
             continue
-        if line.strip() == "$$":
-            in_display = not in_display
-            continue
-        if in_display:
-            assert line.strip(), f"blank line inside $$ … $$ at line {n}"
-            assert "$" not in line.replace("\\$", ""), f"$ inside a display at line {n}"
-            continue
-        bare = line.replace("\\$", "")
-        assert "$$" not in bare, f"$$ not on a line of its own at line {n}: {line}"
-        assert bare.count("$") % 2 == 0, f"unbalanced $ at line {n}: {line}"
-    assert not in_display, "unclosed $$"
+        bare = re.sub(r"\$`[^`]+`\$", "", line.replace("\\$", ""))
+        assert "$" not in bare, f"a dollar sign outside $`…`$ at line {n}: {line}"
     assert not in_code, "unclosed code block"
 
 
@@ -266,7 +269,7 @@ def test_loss_before_and_after_printed(pid):
     loss_section = md.split("\n## 4.", 1)[1].split("\n## 5.", 1)[0]
     assert pr.number(loss) in loss_section
     last = md.split("\n## 7.", 1)[1]
-    assert f"${pr.number(loss)}$" in last and f"${pr.number(after)}$" in last
+    assert f"$`{pr.number(loss)}`$" in last and f"$`{pr.number(after)}`$" in last
     for name in upd:
         shaped = sol.shaped(name, "value", 1)
         assert pr.shaped_latex(shaped) in md.split("\n## 6.", 1)[1].split("\n## 7.", 1)[0]
@@ -306,7 +309,7 @@ def test_every_updated_parameter_has_its_gradient(pid, lang):
 
 def test_fixed_parameters_get_one_line_not_a_gradient():
     """two-two-two keeps its biases fixed: no gradient of theirs, one sentence saying so."""
-    for lang, words in (("en", "The problem keeps $b_{1}$, $b_{2}$ fixed"), ("zh", "题目中 $b_{1}$、$b_{2}$ 保持不变")):
+    for lang, words in (("en", "The problem keeps $`b_{1}`$, $`b_{2}`$ fixed"), ("zh", "题目中 $`b_{1}`$、$`b_{2}`$ 保持不变")):
         md = text("two-two-two", "md", lang)
         assert words in _backward(md)
         assert "\\partial b_{1}}" not in md and "\\partial b_{2}}" not in md
@@ -317,7 +320,7 @@ def test_fixed_parameters_get_one_line_not_a_gradient():
 def test_markdown_math_is_balanced(pid, lang):
     for mode in ("solution", "exercise"):
         math_balanced(text(pid, "md", lang, mode))
-    assert "```mermaid\ngraph LR\n" in text(pid, "md", lang)
+    assert "```mermaid\nflowchart LR\n" in text(pid, "md", lang)
 
 
 @pytest.mark.parametrize("pid", IDS)
@@ -389,7 +392,7 @@ def test_matrix_linear_gradients_exact():
 def test_symbolic_spec_has_formulas_only():
     md = text("one-two-one", "md", "en")
     body = md.split("\n## 3.", 1)[1]
-    for block in re.findall(r"\$\$\n(.*?)\n\$\$", body, flags=re.S):
+    for block in re.findall(r"```math\n(.*?)\n```", body, flags=re.S):
         assert not re.search(r"\d\.\d", block), f"a decimal number in a symbolic handout: {block}"
     assert "\\approx" not in body
     # ∂L/∂w1 through δ_1, then all together in named quantities
@@ -424,7 +427,7 @@ def test_exercise_mode_has_no_solution_numbers(pid):
 def test_exercise_mode_lists_the_tasks():
     md = text("two-two-two", "md", "en", "exercise")
     assert "## 3. What to compute" in md
-    assert "$\\partial E_{\\mathrm{total}}/\\partial w_{6}$" in md
+    assert "\\frac{\\partial E_{\\mathrm{total}}}{\\partial w_{6}}" in md     # a row of the answer table
     assert "## 5." not in md
 
 
@@ -443,7 +446,7 @@ def test_only_restricts_the_backward_pass():
 
 def test_digits_option():
     md = text("two-two-two", "md", "en", digits=4)
-    assert "\\approx 0.02813$" not in md
+    assert "\\approx 0.02813`$" not in md
     assert "\\approx 0.02813\n" in md or "\\approx 0.02813" in md
     assert "0.02813366886" not in md
 

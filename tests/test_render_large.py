@@ -10,7 +10,7 @@ import mpmath
 import pytest
 
 import derive
-from derive import large, render
+from derive import exercise_context, large, render
 from derive import printer as pr
 from conftest import ROOT, run_cli
 
@@ -41,7 +41,7 @@ def md(big):
 
 def _final(text: str, lhs: str) -> str:
     """The last number of the displayed equation that starts with `lhs` (after '\\approx' or '=')."""
-    for block in re.findall(r"\$\$\n(.*?)\n\$\$", text, re.S):
+    for block in re.findall(r"```math\n(.*?)\n```", text, re.S):
         body = block.replace("\\begin{aligned}", "").replace("\\end{aligned}", "").strip()
         eqs: list = []          # an aligned display holds several equations, each from a row without '&' first
         for row in body.split(" \\\\\n"):
@@ -57,7 +57,7 @@ def _final(text: str, lhs: str) -> str:
 
 def test_large_render_states_the_selection_in_both_languages(big, md):
     assert "9550 parameter entries (more than 30)" in md
-    assert "selection: $W_{1,11}$, $b_{1,1}$, $W_{2,11}$, $b_{2,1}$" in md
+    assert "selection: $`W_{1,11}`$, $`b_{1,1}`$, $`W_{2,11}`$, $`b_{2,1}`$" in md
     assert "\\frac{\\partial E}{\\partial W_{1}} = \\frac{\\partial E}{\\partial z_{1}} \\cdot {x}^{\\top}" in md
     assert "W_{1}: 12\\times 784" in md                      # a large matrix by its shape
     assert md.count("\\begin{pmatrix}") < 40                  # not thousands of entries
@@ -103,8 +103,8 @@ def test_only_picks_entries_and_their_numbers_are_right(big, solved):
     r = run_cli("render", big, "--only", "W1[2,3],b2[4]", "--digits", "10")
     assert r.returncode == 0, r.stderr
     text = r.stdout
-    assert "selection: $W_{1,23}$, $b_{2,4}$" in text
-    assert "Only the gradients of $b_{2}$, $W_{1}$ are derived here." in text
+    assert "selection: $`W_{1,23}`$, $`b_{2,4}`$" in text
+    assert "Only the gradients of $`b_{2}`$, $`W_{1}`$ are derived here." in text
     shown = _final(text, "\\frac{\\partial E}{\\partial W_{1,23}}")
     assert shown == pr.number(solved["gradients"]["W1"][1][2])
     assert _final(text, "\\frac{\\partial E}{\\partial b_{2,4}}") == pr.number(solved["gradients"]["b2"][3])
@@ -121,7 +121,7 @@ def test_a_large_render_does_not_build_the_per_scalar_graph(big):
     problem = derive.load(str(big))
     assert large.is_large(problem)
     text = render.render_text(problem, fmt="md", lang="en")
-    tex = render.render_text(problem, fmt="tex", lang="zh", mode="exercise")
+    tex = exercise_context.render_exercise(problem, fmt="tex", lang="zh", mode="key")
     assert "graph" not in problem.__dict__ and "calculus" not in problem.__dict__   # cached properties
     assert "W_{1,11}" in text and "\\section" in tex
 

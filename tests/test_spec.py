@@ -123,4 +123,4 @@ def test_missing_file_and_unknown_id():
 
 def test_builtin_ids():
     assert set(sp_.builtin_ids()) == {"alice", "house-price", "linear-2x", "matrix-linear", "one-two-one",
-                                      "relu-2-4-2", "sigmoid-2-4-2", "two-two-two"}
+                                      "relu-2-4-2", "sigmoid-2-4-2", "softmax-3", "two-two-two"}

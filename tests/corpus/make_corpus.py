@@ -17,7 +17,7 @@ CASES = {
     "dunder-bases": (fw("().__class__.__bases__"), "forward.E", "attribute access"),
     "lambda": (fw("lambda: 0"), "forward.E", "unexpected character"),
     "attribute": (fw("w.real"), "forward.E", "attribute access"),
-    "subscript": (fw("x[0]"), "forward.E", "subscripts"),
+    "subscript": (fw("x[0]"), "forward.E", "indices start at 1"),
     "keyword-arg": (fw("sigmoid(x=1)"), "forward.E", "keyword arguments"),
     "string": (fw("'abc'"), "forward.E", "strings"),
     "unknown-name": (fw("w*y"), "forward.E", "'y' is not defined"),

@@ -1,0 +1,463 @@
+"""Exercise sheets and answer keys: `derive render SPEC --mode exercise` and `--mode key`.
+
+A sheet is what a student is handed: the network (diagram), the model written out (every
+definition, the activation functions with their formulas, the loss, the learning rate, which
+parameters one gradient step updates and which stay fixed), the given numbers, what to compute
+(the forward values, the loss, the gradients of the parameters in `update` only, the updated
+parameters and the loss after the step), the precision required ("give 4 significant digits",
+`--answer-digits`), and an answer table with room to write.  It never points to the source
+document (whose text holds the full worked solution).  The key is the same layout with the
+answers filled in.
+
+Computed once, here, never in the templates: `sheet_context` builds the sheet from the spec alone
+— the engine is not asked for a single number, so a sheet cannot leak a result — and
+`key_context` fills the same rows from ONE engine run at the answer precision
+(`Problem.numbers(digits, 1)`: every value exact or certified and correctly rounded, half away
+from zero, by `derive.rounding`; never a rounding of an already rounded number).  A symbolic spec
+asks for, and its key gives, the gradients' formulas in the named quantities.
+
+Large networks (`large.is_large`, more than 30 parameter entries) get a stated selection: the
+first entry of each parameter (or the entries named by `--only`, e.g. `W1[2,3]`) and the forward
+quantities of at most `large.SHOWN_ENTRIES` entries.  A spec with a training run ([dataset])
+gets the single worked step on the sample the spec gives, not the run.
+
+Titles are looked up in one place (`title`): the spec's title in the document's language when it
+has one, else a generic title in that language.  Prose: the `[exercise]` table of
+templates/strings.LANG.toml; templates: templates/exercise.md.j2 and exercise.tex.j2.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+from . import printer as pr
+from . import templating as tpl
+from .diagram import build_diagram
+from .errors import DeriveError
+from .escape import CJK, md_text, mermaid_text, tex_text
+from .graph import outline
+from .handout import selected_parameters
+from .large import LARGE_ENTRIES, SHOWN_ENTRIES, is_large, parameter_entries, picks
+from .layout import LINE_WIDTH, SIZES, Eq, layout, pack
+
+MODES = ("exercise", "key")
+DEFAULT_ANSWER_DIGITS = 4
+MAX_ANSWER_DIGITS = 30
+
+# the activation (and other) functions a model may use, defined as a sheet states them: (definition,
+# derivative); ReLU's derivative is the indicator 1[x > 0] (0 at x = 0, as the engine takes it)
+FUNCTION_DEFINITIONS = {
+    "sigmoid": ("\\sigma(x) = \\frac{1}{1 + e^{-x}}", "\\sigma'(x) = \\sigma(x)\\,\\bigl(1 - \\sigma(x)\\bigr)"),
+    "relu": ("\\operatorname{ReLU}(x) = \\max(0, x)",
+             "\\operatorname{ReLU}'(x) = " + pr.indicator("x")),
+    "tanh": ("\\tanh(x) = \\frac{e^{x} - e^{-x}}{e^{x} + e^{-x}}", "\\tanh'(x) = 1 - \\tanh^{2}(x)"),
+    "softplus": ("\\operatorname{softplus}(x) = \\log\\left(1 + e^{x}\\right)",
+                 "\\operatorname{softplus}'(x) = \\sigma(x) = \\frac{1}{1 + e^{-x}}"),
+    "softmax": ("\\operatorname{softmax}(z)_{i} = \\frac{e^{z_{i}}}{\\sum_{j} e^{z_{j}}}",
+                "\\frac{\\partial \\operatorname{softmax}(z)_{i}}{\\partial z_{j}} = "
+                "\\operatorname{softmax}(z)_{i} \\bigl(\\delta_{ij} - \\operatorname{softmax}(z)_{j}\\bigr)"),
+    "sum": ("\\sum v = \\textstyle\\sum_{i} v_{i}", ""),
+    "mean": ("\\operatorname{mean}(v) = \\frac{1}{n} \\textstyle\\sum_{i=1}^{n} v_{i}", ""),
+    "frobenius": ("\\left\\lVert M \\right\\rVert_{F} = \\sqrt{\\textstyle\\sum_{i,j} M_{ij}^{2}}", ""),
+}
+
+
+# ---------------------------------------------------------------- the context
+@dataclass(frozen=True)
+class Answer:
+    """One row of the answer table: what to give (LaTeX), and in a key its answer (LaTeX)."""
+    n: int                       # the row's number on the sheet (from 1)
+    sym: str                     # LaTeX of the quantity asked for
+    query: tuple                 # (kind, name, flat index): what the key looks up
+    value: str = ""              # '' on a sheet; the answer (a number or a formula) in a key
+    text: str = ""               # the answer as the engine printed it ('0.6023', '-3.772e-5'), key only
+
+
+@dataclass(frozen=True)
+class Group:
+    kind: str                    # forward (and the loss) | gradient | update (and the new loss) | formula
+    rows: tuple                  # Answers
+
+
+def title(spec, lang: str, strings) -> str:
+    """The document's title in `lang`: the spec's title for that language (a `title_LANG` field or
+    a `titles` table, when the spec has one), else the spec's title when it is written in that
+    language, else a generic title in `lang` naming the problem."""
+    own = localized(spec, "title", lang)
+    if own:
+        return own
+    written_zh = bool(CJK.search(spec.title or ""))
+    if written_zh == (lang == "zh"):
+        return spec.title
+    return strings("title_generic", id=spec.id)
+
+
+def localized(spec, field: str, lang: str) -> str:
+    """A spec field in `lang` where the spec gives one (`title_zh`, or `titles = {zh = …}`), else ''."""
+    value = getattr(spec, f"{field}_{lang}", None)
+    if not value:
+        table = getattr(spec, f"{field}s", None)
+        value = table.get(lang) if isinstance(table, dict) else None
+    return value.strip() if isinstance(value, str) else ""
+
+
+def given_number(q) -> str:
+    """A given number as the spec gave it: a short decimal or a fraction exactly (0.25, 1/3); a
+    binary float read from a data file (an .npz entry, exact but of 50 digits) as the shortest
+    decimal that is that float (Python's repr)."""
+    text = pr.fraction(q)
+    if "\\frac" in text and (q.denominator & (q.denominator - 1)) == 0:
+        f = float(q)
+        if Fraction(f) == q:
+            return pr.number(repr(f).replace("e-0", "e-").replace("e+", "e"))
+    return text
+
+
+def _shapes(problem) -> dict:
+    if problem.is_symbolic:
+        return {n: () for n in problem.spec.all_names()}
+    return problem.program.shapes
+
+
+def _size(shape) -> int:
+    return 1 if shape == () else shape[0] * shape[1]
+
+
+def _entries(shape) -> list:
+    """(flat index, 0-based (i, j) or ()) of every entry, row-major."""
+    if shape == ():
+        return [(0, ())]
+    r, c = shape
+    return [(i * c + j, (i, j)) for i in range(r) for j in range(c)]
+
+
+def _functions(spec) -> list:
+    """The functions the definitions use, in order of first use."""
+    out: list = []
+
+    def walk(node):
+        fn = getattr(node, "fn", None)
+        if fn is not None and fn not in out:
+            out.append(fn)
+        for child in _children(node):
+            walk(child)
+
+    for d in spec.forward:
+        walk(d.tree)
+    return out
+
+
+def _children(node):
+    for attr in ("args", "operand", "left", "right"):
+        v = getattr(node, attr, None)
+        if v is None:
+            continue
+        yield from (v if isinstance(v, tuple) else (v,))
+
+
+class SheetBuilder:
+    """The rows and the text of a sheet, from the spec alone (no engine number)."""
+
+    def __init__(self, problem, *, lang: str, digits: int, only: list | None):
+        self.p = problem
+        self.spec = problem.spec
+        self.lang = lang
+        self.digits = digits
+        self.shapes = _shapes(problem)
+        # a symbolic spec's graph is built when it is loaded (it is all formulas); a numeric one's
+        # outline needs no SymPy
+        self.quantities = problem.graph.quantities if problem.is_symbolic else outline(self.spec, self.shapes)
+        self.names = pr.display_names(self.spec, self.quantities)
+        self.loss = self.spec.loss
+        self.L = self.names[self.loss]
+        self.large = is_large(problem)
+        params = list(self.spec.parameters) + [n for n in self.spec.symbolic if n in self.spec.update]
+        self.params = params
+        if self.large:
+            selected, self.picks = picks(self.spec, self.shapes, only)
+        else:
+            selected = selected_parameters(self.spec, params, only)
+            self.picks = ()
+        self.selected = [n for n in params if n in selected]
+        self.updated = [n for n in self.selected if n in self.spec.update]
+
+    # ---------------------------------------------------------------- displays
+    def edisp(self, name: str, index: tuple) -> str:
+        return pr.with_index(self.names[name], index, self.shapes[name])
+
+    def _param_entries(self, name: str) -> list:
+        if not self.large:
+            return _entries(self.shapes[name])
+        shape = self.shapes[name]
+        out = []
+        for pk in self.picks:
+            if pk.parameter == name:
+                flat = 0 if not pk.index else pk.index[0] * shape[1] + pk.index[1]
+                out.append((flat, pk.index if shape else ()))
+        return out
+
+    # ---------------------------------------------------------------- what to compute
+    def groups(self) -> tuple:
+        rows: list = []
+        n = 0
+
+        def add(kind, items):
+            nonlocal n
+            out = []
+            for sym, query in items:
+                n += 1
+                out.append(Answer(n, sym, query))
+            if out:
+                rows.append(Group(kind, tuple(out)))
+
+        if self.p.is_symbolic:
+            add("formula", [(pr.deriv(self.L, self.names[p]), ("formula", p, 0)) for p in self.updated])
+            return tuple(rows)
+        fwd = []
+        for d in self.spec.forward:
+            if d.name == self.loss:
+                continue
+            shape = self.shapes[d.name]
+            if self.large and _size(shape) > SHOWN_ENTRIES:
+                continue
+            fwd += [(self.edisp(d.name, idx), ("forward", d.name, flat)) for flat, idx in _entries(shape)]
+        add("forward", fwd + [(self.L, ("loss", self.loss, 0))])
+        grads, news = [], []
+        for p in self.updated:
+            for flat, idx in self._param_entries(p):
+                d = self.edisp(p, idx)
+                grads.append((pr.deriv(self.L, d), ("gradient", p, flat)))
+                news.append((pr.with_step(d, 1), ("update", p, flat)))
+        add("gradient", grads)
+        if self.stepped:
+            add("update", news + [(pr.with_step(self.L, 1), ("after", self.loss, 0))])
+        return tuple(rows)
+
+    @property
+    def stepped(self) -> bool:
+        """One gradient step is asked for (the spec takes at least one and updates something)."""
+        return self.spec.steps >= 1 and bool(self.updated)
+
+    # ---------------------------------------------------------------- the model
+    def definitions(self) -> tuple:
+        """The definitions as displays: consecutive one-line ones aligned together on '='."""
+        out, run = [], []
+        sym = pr.TreePrinter(self.names, self.shapes.__getitem__)
+        for d in self.spec.forward:
+            lhs = self.names[d.name]
+            eq = layout(lhs, [("=", sym.chunks(d.tree))])
+            if eq.flat is not None and pr.width(eq.flat) <= 60:
+                run.append(f"{lhs} &= {sym.tex(d.tree)}")
+                continue
+            if run:
+                out.append(Eq(tuple(run)))
+                run = []
+            out.append(eq)
+        if run:
+            out.append(Eq(tuple(run)))
+        return tuple(out)
+
+    def functions(self) -> tuple:
+        return tuple(FUNCTION_DEFINITIONS[f] for f in _functions(self.spec) if f in FUNCTION_DEFINITIONS)
+
+    def given(self) -> dict:
+        data, params = [], []
+        for name in (*self.spec.data, *self.spec.parameters):
+            value = (self.spec.data.get(name) or self.spec.parameters.get(name))
+            shape = value.shape
+            sym = self.names[name]
+            if shape == ():
+                tex = given_number(value.entries[0])
+            elif _size(shape) <= SHOWN_ENTRIES or not self.large:
+                tex = pr.pmatrix([[given_number(x) for x in row] for row in value.rows()])
+            else:
+                tex = ""
+            row = {"sym": sym, "value": tex, "matrix": shape != (),
+                   "shape": f"{shape[0]}\\times {shape[1]}" if shape else ""}
+            (params if name in self.spec.parameters else data).append(row)
+
+        widest = LINE_WIDTH / SIZES[-1][1]         # what fits a line at the smallest size
+        for r in data + params:                     # a matrix too wide for the page: by its shape
+            if r["matrix"] and r["value"] and pr.width(f"{r['sym']} = {r['value']}") > widest:
+                r["value"] = ""
+
+        def matrices(rows):
+            return pack([f"{r['sym']} = {r['value']}" if r["value"] else f"{r['sym']}\\colon\\ {r['shape']}"
+                         for r in rows if r["matrix"]])
+
+        fixed = [n for n in self.params if n not in self.spec.update]
+        lr = self.spec.learning_rate
+        return {
+            "data": tuple(r for r in data if not r["matrix"]),
+            "parameters": tuple(r for r in params if not r["matrix"]),
+            "data_matrices": matrices(data),
+            "parameter_matrices": matrices(params),
+            "symbols": tuple(self.names[n] for n in self.spec.symbolic),
+            "eta": "\\eta" if lr is None else pr.fraction(lr),
+            "updated": tuple(self.names[n] for n in self.params if n in self.spec.update),
+            "fixed": tuple(self.names[n] for n in fixed),
+            "all_updated": not fixed,
+            "hidden": any(r["matrix"] and not r["value"] for r in data + params),
+        }
+
+    def context(self, strings) -> dict:
+        spec = self.spec
+        t = title(spec, self.lang, strings)
+        ctx = {
+            "id": spec.id,
+            "lang": self.lang,
+            "key": False,
+            "title": t,
+            "has_cjk": bool(CJK.search(t)),
+            "symbolic": self.p.is_symbolic,
+            "matrix": any(s != () for s in self.shapes.values()),
+            "digits": self.digits,
+            "loss": self.L,
+            "diagram": build_diagram(self.quantities, self.params, self.loss, self.names),
+            "definitions": self.definitions(),
+            "functions": self.functions(),
+            "indicator": pr.indicator("x") if "relu" in _functions(spec) else "",   # ReLU' = 1[x > 0]
+            "given": self.given(),
+            "stepped": self.stepped,
+            "training": spec.dataset is not None,
+            "only": tuple(self.names[n] for n in self.selected) if len(self.selected) < len(self.params) else (),
+            "large": None,
+            "groups": self.groups(),
+        }
+        if self.large:
+            ctx["large"] = {
+                "entries": parameter_entries(self.p),
+                "limit": LARGE_ENTRIES,
+                "shown": SHOWN_ENTRIES,
+                "picks": tuple(self.edisp(pk.parameter, pk.index) for pk in self.picks
+                               if pk.parameter in self.updated),
+            }
+        return ctx
+
+
+# ---------------------------------------------------------------- the key
+def answers(problem, groups: tuple, digits: int) -> tuple:
+    """The groups with every answer filled in: numbers from one engine run at `digits` significant
+    digits (after one step), formulas (symbolic specs) from the calculus."""
+    if problem.is_symbolic:
+        names = pr.display_names(problem.spec, problem.graph)
+        loss = problem.spec.loss
+
+        def formula(query):
+            f = problem.eval(f"d{loss}/d{query[1]}")[0].formula
+            return pr.latex(pr.tidy(f), names), ""
+        look = formula
+    else:
+        numbers = problem.numbers(digits, 1 if any(g.kind == "update" for g in groups) else 0)
+        table = {"forward": numbers.forward, "gradient": numbers.gradients, "update": numbers.updated}
+
+        def look(query):
+            kind, name, flat = query
+            if kind == "loss":
+                n = numbers.history[0]
+            elif kind == "after":
+                n = numbers.history[1]
+            else:
+                n = table[kind][name][flat]
+            return pr.number(n.text), n.text
+    out = []
+    for g in groups:
+        rows = []
+        for a in g.rows:
+            value, text = look(a.query)
+            rows.append(replace(a, value=value, text=text))
+        out.append(Group(g.kind, tuple(rows)))
+    return tuple(out)
+
+
+# ---------------------------------------------------------------- rendering
+def environment(fmt: str, template_dir: str | None = None):
+    """The sandboxed environment of templates/ (`template_dir` first), with the handouts' filters
+    (as `render.environment`; not imported from there, so that `render` may import this module)."""
+    filters = {"tex": tex_text} if fmt == "tex" else {"md": md_text}
+    filters["mermaid"] = mermaid_text
+    return tpl.environment(fmt, tpl.template_paths(template_dir), filters)
+
+
+_TABLES: dict = {}
+
+
+def _strings_table(env, name: str) -> dict:
+    """`templating.load_strings`, parsed once per text in a process (`derive build` asks for each
+    table 32 times; parsing it was a third of the time of the sheets)."""
+    try:
+        source, filename, _ = env.loader.get_source(env, name)
+    except Exception:                   # not found, unreadable: load_strings says so in one line
+        return tpl.load_strings(env, name)
+    if (filename, source) not in _TABLES:
+        _TABLES[(filename, source)] = tpl.load_strings(env, name)
+    return _TABLES[(filename, source)]
+
+
+def exercise_strings(env, fmt: str, lang: str):
+    """(s, x, plain x): the handout strings of `lang`, their [exercise] table, and that table
+    unescaped (for text that the templates escape themselves, such as a title)."""
+    table = _strings_table(env, f"strings.{lang}.toml")
+    own = table.get("exercise")
+    if not isinstance(own, dict):
+        raise DeriveError(f"no [exercise] table in strings.{lang}.toml")
+    return (tpl.string_function(table, fmt, lang), tpl.string_function(own, fmt, lang),
+            tpl.string_function(own, "md", lang))
+
+
+def sheet_context(problem, *, lang: str, digits: int = DEFAULT_ANSWER_DIGITS, only=None,
+                  strings=None) -> dict:
+    """The context of an exercise sheet: built from the spec alone (no engine numbers)."""
+    if strings is None:
+        strings = exercise_strings(environment("md"), "md", lang)[2]
+    return SheetBuilder(problem, lang=lang, digits=digits, only=only).context(strings)
+
+
+def key_context(problem, *, lang: str, digits: int = DEFAULT_ANSWER_DIGITS, only=None, strings=None) -> dict:
+    """The context of an answer key: the sheet's, with every answer filled in."""
+    ctx = sheet_context(problem, lang=lang, digits=digits, only=only, strings=strings)
+    ctx["key"] = True
+    ctx["groups"] = answers(problem, ctx["groups"], digits)
+    return ctx
+
+
+def render_exercise(problem, *, fmt: str, lang: str | None = None, mode: str = "exercise",
+                    digits: int = DEFAULT_ANSWER_DIGITS, only=None, template_dir: str | None = None) -> str:
+    """An exercise sheet (`mode` 'exercise') or its answer key ('key') as Markdown or LaTeX."""
+    return render_exercises(problem, lang=lang, modes=(mode,), formats=(fmt,), digits=digits, only=only,
+                            template_dir=template_dir)[(mode, fmt)]
+
+
+def render_exercises(problem, *, lang: str | None = None, modes=MODES, formats=("md", "tex"),
+                     digits: int = DEFAULT_ANSWER_DIGITS, only=None, template_dir: str | None = None) -> dict:
+    """{(mode, fmt): text} for the sheet and/or the key in each format; the sheet's context is
+    built once, the key's answers are filled into it, and each is rendered in every format."""
+    for mode in modes:
+        if mode not in MODES:
+            raise DeriveError(f"--mode: expected one of {', '.join(MODES)}, got {mode!r}")
+    if not 1 <= digits <= MAX_ANSWER_DIGITS:
+        raise DeriveError(f"--answer-digits must be between 1 and {MAX_ANSWER_DIGITS}")
+    lang = lang or problem.spec.lang
+    envs = {fmt: environment(fmt, template_dir) for fmt in formats}
+    strings = {fmt: exercise_strings(envs[fmt], fmt, lang) for fmt in formats}
+    sheet = sheet_context(problem, lang=lang, digits=digits, only=only, strings=strings[formats[0]][2])
+    out = {}
+    for mode in modes:
+        ctx = sheet if mode == "exercise" else dict(sheet, key=True,
+                                                    groups=answers(problem, sheet["groups"], digits))
+        for fmt in formats:
+            s, x, _ = strings[fmt]
+            text = tpl.render(envs[fmt], f"exercise.{fmt}.j2", dict(ctx, s=s, x=x))
+            out[(mode, fmt)] = re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
+    return out
+
+
+def file_name(pid: str, lang: str, mode: str, fmt: str) -> str:
+    """A sheet's or key's file in `derive build`'s output, below exercises/: ID.LANG.FMT for the
+    sheet, ID.key.LANG.FMT for its answer key."""
+    return f"{pid}.key.{lang}.{fmt}" if mode == "key" else f"{pid}.{lang}.{fmt}"
+
+
+__all__ = ["Answer", "DEFAULT_ANSWER_DIGITS", "Group", "MODES", "answers", "file_name", "key_context",
+           "localized", "render_exercise", "render_exercises", "sheet_context", "title"]

@@ -1,0 +1,111 @@
+"""The network diagrams of output/: Mermaid with the text's symbols, TikZ without ambiguous labels.
+
+The TikZ pictures are read back from the generated .tex (node centres, arrows and label positions)
+and checked geometrically here: a target's arrow crosses no other arrow, and no two weight labels
+sit on top of each other.
+"""
+import itertools
+import re
+from pathlib import Path
+
+import pytest
+
+from derive.diagram import mermaid_label
+
+OUTPUT = Path(__file__).resolve().parent.parent / "output"
+
+
+def mermaid(pid, lang="en") -> str:
+    text = (OUTPUT / f"{pid}.{lang}.md").read_text(encoding="utf-8")
+    return re.search(r"```mermaid\n(.*?)\n```", text, re.S).group(1)
+
+
+def tikz(pid, lang="en"):
+    """({id: (x_cm, y_cm, text)}, [(src, dst, pos, label)]) of the first picture of a handout."""
+    tex = (OUTPUT / f"{pid}.{lang}.tex").read_text(encoding="utf-8")
+    pic = tex.split("\\begin{tikzpicture}", 1)[1].split("\\end{tikzpicture}", 1)[0]
+    sx, sy = (float(v) for v in re.search(r"x=([\d.]+)cm, y=([\d.]+)cm", pic).groups())
+    nodes = {m.group(1): (float(m.group(2)) * sx, float(m.group(3)) * sy, m.group(4))
+             for m in re.finditer(r"\\node\[[^\n]*?\] \((n\d+)\) at \(([-\d.]+), ([-\d.]+)\) \{(.*)\};", pic)}
+    edges = []
+    for m in re.finditer(r"\\draw\[[^\]]*\] \((n\d+)\) -- (?:node\[wlabel(?:, pos=([\d.]+))?\] \{\$(.*?)\$\} )?\((n\d+)\);", pic):
+        edges.append((m.group(1), m.group(4), float(m.group(2) or 0.5), m.group(3)))
+    return nodes, edges
+
+
+def _cross(p1, p2, q1, q2) -> bool:
+    """Segments p1p2 and q1q2 cross at an inner point of both."""
+    def orient(a, b, c):
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+    d1, d2 = orient(q1, q2, p1), orient(q1, q2, p2)
+    d3, d4 = orient(p1, p2, q1), orient(p1, p2, q2)
+    return d1 * d2 < 0 and d3 * d4 < 0
+
+
+@pytest.mark.parametrize("tex, label", [
+    ("w_{1}", "w₁"), ("\\mathrm{out}_{h_1}", "outₕ₁"), ("out_{o_{2}}", "outₒ₂"), ("\\hat{y}", "ŷ"),
+    ("y_{\\mathrm{pred}}", "y<sub>pred</sub>"), ("E_{\\mathrm{total}}", "E<sub>total</sub>"), ("y_{t}", "yₜ"), ("\\delta", "δ"),
+    ("{w_{1}}^{(1)}", "w₁⁽¹⁾"), ("x^{\\top}", "xᵀ"), ("W_{\\mathrm{hidden}}", "W<sub>hidden</sub>"),
+    ("a\"<b>", "ab"),
+])
+def test_mermaid_labels_are_the_display_names(tex, label):
+    assert mermaid_label(tex) == label
+
+
+def test_matrix_linear_mermaid_uses_the_texts_symbols():
+    block = mermaid("matrix-linear")
+    for code in ("input_param", "hidden", "grad_pred", "output", "pred"):
+        assert code not in block
+    labels = re.findall(r'n\d+[\[(]+"([^"]+)"', block)
+    assert {lab.split("<br>")[0] for lab in labels} == {"X", "H", "P", "T", "δ", "E"}
+    assert '|"W₁"|' in block and '|"W₂"|' in block
+    # the target T is in the column of P, the output it is compared with
+    cols = re.findall(r'subgraph (c\d+)\[" "\]\n(.*?)\n  end', block, re.S)
+    col_of = {lab.split("<br>")[0]: c for c, body in cols for lab in re.findall(r'"([^"]+)"', body)}
+    assert col_of["T"] == col_of["P"] != col_of["H"]
+
+
+def test_house_price_mermaid_has_no_bias_boxes_and_y_beside_the_output():
+    block = mermaid("house-price")
+    assert "b₁" in block and not re.search(r'n\d+\[/"b', block)            # biases only as small text
+    assert block.count("<small>+ b") == 3
+    cols = re.findall(r'subgraph (c\d+)\[" "\]\n(.*?)\n  end', block, re.S)
+    col_of = {lab.split("<br>")[0]: c for c, body in cols for lab in re.findall(r'"([^"]+)"', body)}
+    assert col_of["y"] == col_of["ŷ"] and len(cols) == 4
+
+
+def test_alice_draws_no_node_for_the_renamed_output():
+    nodes, edges = tikz("alice")
+    texts = [t for *_, t in nodes.values()]
+    assert not any(t.startswith("$y_{pred}") or t.startswith("$y_{\\mathrm{pred}}") for t in texts)
+    (o1,) = [n for n, (*_, t) in nodes.items() if t.startswith("$o_{1} = y_")]
+    assert any(s == o1 and nodes[d][2] == "$L$" for s, d, *_ in edges)
+    assert "y_pred" not in mermaid("alice")
+
+
+@pytest.mark.parametrize("pid", ["two-two-two", "alice", "house-price", "matrix-linear", "relu-2-4-2",
+                                 "sigmoid-2-4-2"])
+def test_tikz_targets_beside_the_outputs_and_labels_apart(pid):
+    nodes, edges = tikz(pid)
+    pts = {n: (x, y) for n, (x, y, _) in nodes.items()}
+    targets = [n for n, (*_, t) in nodes.items()
+               if re.match(r"\$(y|T|\\mathrm\{target\}_|y_\{(t|true|m)\})", t)]
+    assert targets, pid
+    for t in targets:
+        mine = [e for e in edges if e[0] == t]
+        assert len(mine) == 1
+        for e in edges:
+            if e is not mine[0] and e[0] in pts and e[1] in pts:
+                assert not _cross(pts[t], pts[mine[0][1]], pts[e[0]], pts[e[1]]), (pid, nodes[t][2], e)
+    # a weight label's point: at pos along its arrow; any two at least 0.45 cm apart
+    marks = [(lab, (pts[s][0] + p * (pts[d][0] - pts[s][0]), pts[s][1] + p * (pts[d][1] - pts[s][1])))
+             for s, d, p, lab in edges if lab]
+    for (a, pa), (b, pb) in itertools.combinations(marks, 2):
+        assert ((pa[0] - pb[0]) ** 2 + (pa[1] - pb[1]) ** 2) ** 0.5 > 0.45, (pid, a, b)
+
+
+def test_two_two_two_crossing_weights_are_labelled_near_their_targets():
+    nodes, edges = tikz("two-two-two")
+    pos = {lab: p for _, _, p, lab in edges if lab}
+    assert pos["w_{2}"] == pos["w_{3}"] == pos["w_{6}"] == pos["w_{7}"] == 0.8
+    assert pos["w_{1}"] == pos["w_{4}"] == pos["w_{5}"] == pos["w_{8}"] == 0.5

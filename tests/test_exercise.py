@@ -1,0 +1,486 @@
+"""Exercise sheets and answer keys (`derive render --mode exercise|key`, derive/exercise_context.py).
+
+A sheet defines the model (functions, loss, learning rate, what is updated), gives the numbers,
+asks for the forward values, the loss, the gradients of the parameters in `update` only, the
+updated parameters and the new loss, states the precision and leaves room for the answers; it is
+built without a single engine number and never points to the source document.  A key is the same
+layout with the answers: every number it prints is checked here against the hand-written mpmath
+networks of tests/reference.py, correctly rounded by this file's own rounding (decimal, half away
+from zero).
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import decimal
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from types import SimpleNamespace
+
+import mpmath
+import pytest
+
+import derive
+from derive import engine
+from derive import exercise_context as xc
+from derive import printer as pr
+from derive.escape import CJK
+from derive.spec import builtin_ids
+
+from conftest import ROOT, run_cli
+import reference
+
+sys.path.insert(0, str(ROOT / "bench"))
+from mlp import mlp_arrays, write_mlp  # noqa: E402
+
+IDS = builtin_ids()
+LANGS = ("en", "zh")
+REFERENCE = [p for p in IDS if p in reference.LOSSES]
+HAVE_XELATEX = shutil.which("xelatex") is not None and shutil.which("latexmk") is not None
+HAVE_PDFLATEX = shutil.which("pdflatex") is not None and shutil.which("latexmk") is not None
+
+
+@lru_cache(maxsize=None)
+def problem(pid):
+    return derive.load(pid)
+
+
+@lru_cache(maxsize=None)
+def docs(pid, lang, digits=xc.DEFAULT_ANSWER_DIGITS):
+    """{(mode, fmt): text} of the sheet and the key."""
+    return xc.render_exercises(problem(pid), lang=lang, digits=digits)
+
+
+@lru_cache(maxsize=None)
+def key(pid, digits=xc.DEFAULT_ANSWER_DIGITS):
+    return xc.key_context(problem(pid), lang="en", digits=digits)
+
+
+def rows(ctx) -> list:
+    return [a for g in ctx["groups"] for a in g.rows]
+
+
+# ---------------------------------------------------------------- rounding, independently
+def rounded(ref, digits: int) -> decimal.Decimal:
+    """`ref` (an mpf at 60 digits) correctly rounded to `digits` significant digits, half away from zero."""
+    # 45 of the 60 digits: the binary approximation of an exact decimal (0.415) is read as that decimal
+    d = decimal.Decimal(mpmath.nstr(ref, 45, min_fixed=-100, max_fixed=100))
+    if d == 0:
+        return d
+    exp = d.adjusted() - digits + 1
+    with decimal.localcontext() as c:
+        c.prec = 200
+        return d.quantize(decimal.Decimal(1).scaleb(exp), rounding=decimal.ROUND_HALF_UP)
+
+
+def significant(text: str) -> int:
+    mant = text.lstrip("-").lower().split("e")[0].replace(".", "").lstrip("0")
+    return len(mant) or 1
+
+
+def assert_rounded(text: str, ref, digits: int, what: str):
+    shown = decimal.Decimal(text)
+    assert shown == rounded(ref, digits), f"{what}: key says {text}, true value {mpmath.nstr(ref, 15)}"
+    if significant(text) != digits:       # fewer digits: only for a value that is exactly that
+        with mpmath.workdps(60):
+            exact = abs(mpmath.mpf(text) - ref) <= mpmath.mpf(10) ** -30 * max(1, abs(ref))
+        assert significant(text) < digits and exact, \
+            f"{what}: {text} has {significant(text)} significant digits, not {digits}"
+
+
+def _index(pid, name, flat):
+    """tests/reference.py's index of entry `flat` of a parameter: (), (i,) or (i, j)."""
+    slots = [idx for n, idx in reference.parameter_slots(pid) if n == name]
+    return slots[flat]
+
+
+def reference_value(pid, query):
+    kind, name, flat = query
+    if kind == "loss":
+        return reference.loss_value(pid)
+    if kind == "forward":
+        v = reference.forward_values(pid)[name]
+        return v[flat] if isinstance(v, list) else v
+    spec = problem(pid).spec
+    grads = reference.gradients(pid)
+    if kind == "gradient":
+        return grads[(name, _index(pid, name, flat))]
+    if kind == "update":
+        with mpmath.workdps(60):
+            v = reference.numbers(pid)
+            idx = _index(pid, name, flat)
+            return reference._get(v, name, idx) - v["_lr"] * grads[(name, idx)]
+    if kind == "after":
+        return reference.loss_after_one_step(pid, list(spec.update))
+    raise KeyError(kind)
+
+
+# ---------------------------------------------------------------- the key's numbers
+@pytest.mark.parametrize("pid", REFERENCE)
+def test_every_key_number_is_the_independent_value_correctly_rounded(pid):
+    ctx = key(pid)
+    answers = rows(ctx)
+    assert answers
+    for a in answers:
+        assert_rounded(a.text, reference_value(pid, a.query), xc.DEFAULT_ANSWER_DIGITS, f"{pid} {a.query}")
+        assert a.value == pr.number(a.text)
+
+
+@pytest.mark.parametrize("digits", (2, 6))
+def test_answer_digits_set_the_precision_of_the_key(digits):
+    ctx = key("two-two-two", digits)
+    for a in rows(ctx):
+        assert_rounded(a.text, reference_value("two-two-two", a.query), digits, f"{a.query} at {digits}")
+    sheet = xc.render_exercise(problem("two-two-two"), fmt="md", lang="en", digits=digits)
+    assert f"Give every answer to {digits} significant digits" in sheet
+
+
+def md_answers(md: str) -> dict:
+    """{row number: (quantity, answer)} of the answer tables of a Markdown sheet or key."""
+    out = {}
+    for m in re.finditer(r"^\| (\d+) \| \$`?(.*?)`?\$ \| (?:\$`?(.*?)`?\$)? *\|$", md, flags=re.M):
+        out[int(m.group(1))] = (m.group(2), m.group(3) or "")
+    return out
+
+
+def tex_answers(tex: str) -> dict:
+    out = {}
+    for m in re.finditer(r"(\d+) & (.+?) = & \\answerstrut(?:\$(.*?)\$)?(?= &| \\\\)", tex):
+        out[int(m.group(1))] = (m.group(2), m.group(3) or "")
+    return out
+
+
+@pytest.mark.parametrize("pid", [p for p in IDS if not derive.load(p).is_symbolic])
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_key_prints_exactly_the_checked_answers_and_the_sheet_leaves_them_empty(pid, lang):
+    ctx = xc.key_context(problem(pid), lang=lang)
+    want = {a.n: (a.sym, a.value) for a in rows(ctx)}
+    d = docs(pid, lang)
+    assert md_answers(d[("key", "md")]) == want
+    assert tex_answers(d[("key", "tex")]) == want
+    empty = {n: (sym, "") for n, (sym, _) in want.items()}
+    assert md_answers(d[("exercise", "md")]) == empty
+    assert tex_answers(d[("exercise", "tex")]) == empty
+
+
+@pytest.mark.parametrize("pid", sorted(set(IDS) - set(REFERENCE) - {"one-two-one"}))
+def test_key_numbers_of_problems_without_a_hand_written_reference(pid):
+    """A built-in problem not coded in tests/reference.py: each answer against the engine's own
+    50-digit value of that quantity, rounded here (weaker than the hand-written networks)."""
+    p = problem(pid)
+    loss = p.spec.loss
+    for a in rows(key(pid)):
+        kind, name, flat = a.query
+        text = {"forward": name, "loss": loss, "gradient": f"d{loss}/d{name}", "update": f"{name}@1",
+                "after": f"{loss}@1"}[kind]
+        value = p.eval(text, digits=50)[0].values[flat if kind in ("forward", "gradient", "update") else 0]
+        assert_rounded(a.text, mpmath.mpf(value.text), xc.DEFAULT_ANSWER_DIGITS, f"{pid} {a.query}")
+
+
+def test_symbolic_key_gives_the_gradient_formulas():
+    """one-two-one: each formula of the key, evaluated at random numbers (the named quantities
+    computed by hand), is mpmath's numerical derivative of the hand-written loss."""
+    p = problem("one-two-one")
+    ctx = xc.key_context(p, lang="en")
+    assert [g.kind for g in ctx["groups"]] == ["formula"]
+    names = pr.display_names(p.spec, p.graph)
+    vals = {"x": 0.7, "y": 0.2, "w1": 0.3, "b1": -0.4, "w2": -0.9, "b2": 0.25, "v1": 1.1, "v2": -0.6, "c": 0.05}
+    with mpmath.workdps(40):
+        v = {k: mpmath.mpf(x) for k, x in vals.items()}
+
+        def loss(w):
+            a1 = reference.sig(w["w1"] * w["x"] + w["b1"])
+            a2 = reference.sig(w["w2"] * w["x"] + w["b2"])
+            a_out = reference.sig(w["v1"] * a1 + w["v2"] * a2 + w["c"])
+            return (a_out - w["y"]) ** 2 / 2, {"a1": a1, "a2": a2, "a_out": a_out}
+
+        _, named = loss(v)
+        for a in ctx["groups"][0].rows:
+            wrt = a.query[1]
+            formula = p.eval(f"dL/d{wrt}")[0].formula
+            assert a.value == pr.latex(pr.tidy(formula), names)
+            subs = {s: named.get(str(s), v.get(str(s))) for s in formula.free_symbols}
+            got = mpmath.mpf(str(formula.xreplace({s: float(x) for s, x in subs.items()}).evalf(30)))
+            want = mpmath.diff(lambda t: loss({**v, wrt: t})[0], v[wrt])
+            assert abs(got - want) < 1e-12, (wrt, got, want)
+
+
+# ---------------------------------------------------------------- the sheet
+@pytest.mark.parametrize("pid", IDS)
+def test_a_sheet_is_built_without_any_engine_number(pid, monkeypatch):
+    """The sheet's context is built from the spec alone: every way to a computed number fails."""
+    fresh = derive.load(pid)
+
+    def refuse(*_a, **_k):
+        raise AssertionError("a sheet asked the engine for a number")
+
+    for name in ("numbers", "solve", "eval", "value_of"):
+        monkeypatch.setattr(derive.solve.Problem, name, refuse)
+    for name in ("certified", "solve_numbers", "solution_numbers", "cached_run"):
+        monkeypatch.setattr(engine, name, refuse)
+    for lang in LANGS:
+        ctx = xc.sheet_context(fresh, lang=lang)
+        assert all(a.value == "" and a.text == "" for a in rows(ctx))
+        for fmt in ("md", "tex"):
+            xc.render_exercise(fresh, fmt=fmt, lang=lang)
+
+
+def _given_texts(p) -> set:
+    out = set()
+    for v in (*p.spec.data.values(), *p.spec.parameters.values()):
+        out |= {pr.fraction(q) for q in v.entries}
+    return out
+
+
+@pytest.mark.parametrize("pid", [p for p in IDS if not derive.load(p).is_symbolic])
+def test_no_answer_appears_on_the_sheet(pid):
+    p = problem(pid)
+    given = _given_texts(p)
+    answers = {a.value for a in rows(key(pid))} - given
+    answers = {a for a in answers if "." in a or len(re.sub(r"\D", "", a.split("\\times")[0])) >= 3}
+    for lang in LANGS:
+        for fmt in ("md", "tex"):
+            sheet = docs(pid, lang)[("exercise", fmt)].split("\\begin{document}")[-1]
+            sheet = re.sub(r"^\| \d+ \||(?<![\d.])\d+ & ", "", sheet, flags=re.M)    # the rows' numbers
+            sheet = re.sub(r"\\begin\{tikzpicture\}.*?\\end\{tikzpicture\}", "", sheet, flags=re.S)  # coordinates
+            leaked = {a for a in answers if re.search(r"(?<![\d.])" + re.escape(a) + r"(?![\d.])", sheet)}
+            assert not leaked, f"{pid} {lang} {fmt}: the sheet shows {sorted(leaked)[:5]}"
+            assert "\\approx" not in sheet
+
+
+def test_two_two_two_sheet_defines_the_model_and_asks_for_the_updated_parameters_only():
+    md = docs("two-two-two", "en")[("exercise", "md")]
+    p = problem("two-two-two")
+    assert "\\sigma(x) = \\frac{1}{1 + e^{-x}}" in md                      # the activation defined
+    assert "\\sigma'(x) = \\sigma(x)" in md
+    assert "E_{\\mathrm{total}} &= E_{o_1} + E_{o_2}" in md                 # the loss defined
+    assert "learning rate $0.1$" in md.replace("$`", "$").replace("`$", "$")
+    assert "Kept fixed (not updated, so no gradient is asked for)" in md
+    assert "Give every answer to 4 significant digits" in md
+    asked = [a.sym for a in rows(xc.sheet_context(p, lang="en"))]
+    for w in ("w_{1}", "w_{8}"):
+        assert pr.deriv("E_{\\mathrm{total}}", w) in asked and pr.with_step(w, 1) in asked
+    for b in ("b_{1}", "b_{2}"):
+        assert not any(b in s for s in asked), f"{b} is fixed: nothing about it is asked"
+    assert asked[-1] == pr.with_step("E_{\\mathrm{total}}", 1)
+    assert "## 3. What to compute" in md
+
+
+@pytest.mark.parametrize("pid", IDS)
+@pytest.mark.parametrize("lang", LANGS)
+def test_no_pointer_to_the_source_document(pid, lang):
+    p = problem(pid)
+    for (mode, fmt), text in docs(pid, lang).items():
+        assert p.spec.source.split(",")[0] not in text, f"{pid} {mode} {fmt} cites the source"
+        assert "Source" not in text and "出处" not in text
+
+
+def test_given_numbers_are_written_as_given():
+    from fractions import Fraction as F
+    assert [xc.given_number(q) for q in (F(3, 20), F(300000), F(-1, 10), F(1, 3))] == \
+        ["0.15", "300000", "-0.1", "\\frac{1}{3}"]
+    assert xc.given_number(F(0.1)) == "0.1"                  # the binary float 0.1 of a data file
+    assert xc.given_number(F(1.5e-07)) == "1.5 \\times 10^{-7}"
+
+
+def test_title_lookup():
+    x = lambda key, **kw: {"title_generic": "Backpropagation exercise ({id})"}[key].format(**kw)  # noqa: E731
+    assert xc.title(SimpleNamespace(id="a", title="A net", title_zh="一个网络"), "zh", x) == "一个网络"
+    assert xc.title(SimpleNamespace(id="a", title="A net", titles={"zh": "一个网络"}), "zh", x) == "一个网络"
+    assert xc.title(SimpleNamespace(id="a", title="A net"), "en", x) == "A net"
+    assert xc.title(SimpleNamespace(id="a", title="一个网络"), "zh", x) == "一个网络"
+    # no title in the document's language: a generic one in that language, never the other's
+    assert xc.title(SimpleNamespace(id="a", title="一个网络"), "en", x) == "Backpropagation exercise (a)"
+
+
+@pytest.mark.parametrize("pid", IDS)
+def test_the_title_is_in_the_language_of_the_document(pid):
+    for lang in LANGS:
+        for (mode, fmt), text in docs(pid, lang).items():
+            head = text.split("\n", 1)[0] if fmt == "md" else re.search(r"\\LARGE\\bfseries (.*?)\\par", text).group(1)
+            assert bool(CJK.search(head)) == (lang == "zh"), f"{pid} {lang} {mode} {fmt}: title {head!r}"
+
+
+def test_training_problems_ask_for_the_single_worked_step():
+    for pid in ("alice", "relu-2-4-2"):
+        ctx = xc.sheet_context(problem(pid), lang="en")
+        assert ctx["training"]
+        kinds = {a.query[0] for a in rows(ctx)}
+        assert kinds == {"forward", "loss", "gradient", "update", "after"}
+        assert "this sheet covers only the single gradient step" in docs(pid, "en")[("exercise", "md")]
+
+
+# ---------------------------------------------------------------- large networks
+SIZES = [6, 5, 2]          # 47 parameter entries: a "large" network (more than 30)
+
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory):
+    return write_mlp(SIZES, tmp_path_factory.mktemp("mlp"))
+
+
+def _mlp_reference(arrays) -> dict:
+    """Forward values, gradients, new parameters and new loss of the 6-5-2 network by hand."""
+    with mpmath.workdps(60):
+        f = lambda a: [mpmath.mpf(float(t)) for t in a]  # noqa: E731   (float64 → mpf is exact)
+        x, y = f(arrays["x"]), f(arrays["y"])
+        P = {"W1": [f(r) for r in arrays["W1"]], "b1": f(arrays["b1"]),
+             "W2": [f(r) for r in arrays["W2"]], "b2": f(arrays["b2"])}
+
+        def forward(P):
+            z1 = [mpmath.fsum(w * t for w, t in zip(r, x)) + b for r, b in zip(P["W1"], P["b1"])]
+            a1 = [reference.sig(z) for z in z1]
+            z2 = [mpmath.fsum(w * t for w, t in zip(r, a1)) + b for r, b in zip(P["W2"], P["b2"])]
+            a2 = [reference.sig(z) for z in z2]
+            E = mpmath.fsum((o - t) ** 2 for o, t in zip(a2, y)) / 2
+            return {"z1": z1, "a1": a1, "z2": z2, "a2": a2, "E": E}
+
+        F = forward(P)
+        d2 = [(o - t) * o * (1 - o) for o, t in zip(F["a2"], y)]
+        d1 = [mpmath.fsum(P["W2"][k][i] * d2[k] for k in range(len(d2))) * a * (1 - a) for i, a in enumerate(F["a1"])]
+        G = {"W1": [[d * t for t in x] for d in d1], "b1": d1, "W2": [[d * a for a in F["a1"]] for d in d2], "b2": d2}
+        flat = lambda m: [t for r in m for t in r] if isinstance(m[0], list) else list(m)  # noqa: E731
+        new = {k: [p - mpmath.mpf("0.1") * g for p, g in zip(flat(P[k]), flat(G[k]))] for k in P}
+        shaped = {"W1": [new["W1"][i * 6:(i + 1) * 6] for i in range(5)], "b1": new["b1"],
+                  "W2": [new["W2"][i * 5:(i + 1) * 5] for i in range(2)], "b2": new["b2"]}
+        return {"forward": F, "gradient": {k: flat(G[k]) for k in G}, "update": new, "after": forward(shaped)["E"]}
+
+
+def test_a_large_network_asks_for_a_stated_selection(mlp):
+    p = derive.load(str(mlp))
+    ref = _mlp_reference(mlp_arrays(SIZES))
+    sheet = xc.sheet_context(p, lang="en")
+    assert sheet["large"] and sheet["large"]["entries"] == 47
+    md = xc.render_exercise(p, fmt="md", lang="en")
+    assert "This network has 47 parameter entries" in md
+    assert repr(float(mlp_arrays(SIZES)["x"][0])) in md          # a float of the .npz as the shortest decimal
+    assert "W_{1}\\colon\\ 5\\times 6" in md and "W_{2}\\colon\\ 2\\times 5" in md   # too large / too wide: shapes
+    ctx = xc.key_context(p, lang="en")
+    got = rows(ctx)
+    grads = [a for a in got if a.query[0] == "gradient"]
+    assert [a.query[1:] for a in grads] == [("W1", 0), ("b1", 0), ("W2", 0), ("b2", 0)]
+    assert len(got) < 40
+    for a in got:
+        kind, name, i = a.query
+        want = {"forward": lambda: ref["forward"][name][i], "loss": lambda: ref["forward"]["E"],
+                "gradient": lambda: ref["gradient"][name][i], "update": lambda: ref["update"][name][i],
+                "after": lambda: ref["after"]}[kind]()
+        assert_rounded(a.text, want, 4, str(a.query))
+    assert "graph" not in p.__dict__ and "calculus" not in p.__dict__   # no per-scalar SymPy graph
+    picked = xc.sheet_context(p, lang="en", only=["W1[2,3]"])
+    assert [a.sym for a in rows(picked) if a.query[0] == "gradient"] == [pr.deriv("E", "W_{1,23}")]
+
+
+# ---------------------------------------------------------------- the command line
+def test_render_key_and_sheet_end_to_end(tmp_path):
+    r = run_cli("render", "two-two-two", "--mode", "key", "--lang", "en")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == docs("two-two-two", "en")[("key", "md")]
+    out = tmp_path / "sheet.tex"
+    r = run_cli("render", "house-price", "--mode", "exercise", "--format", "tex", "--lang", "en",
+                "--answer-digits", "3", "-o", out)
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == f"derive: wrote {out}\n"
+    assert out.read_text(encoding="utf-8") == xc.render_exercise(problem("house-price"), fmt="tex", lang="en",
+                                                                 digits=3)
+    assert "Give every answer to 3 significant digits" in out.read_text(encoding="utf-8")
+
+
+def test_the_default_language_is_the_specs_and_so_is_the_title():
+    r = run_cli("render", "two-two-two", "--mode", "exercise")     # the spec says lang = "zh"
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == docs("two-two-two", "zh")[("exercise", "md")]
+    title = r.stdout.split("\n", 1)[0]
+    assert CJK.search(title), title
+    assert "每个答案保留 4 位有效数字" in r.stdout
+    r = run_cli("render", "two-two-two", "--mode", "exercise", "--lang", "en")
+    assert not CJK.search(r.stdout), "an English sheet has Chinese in it"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--mode", "key", "--only", "w9"], "--only: 'w9' is not a parameter of two-two-two"),
+    (["--answer-digits", "3"], "--answer-digits belongs to --mode exercise and --mode key"),
+])
+def test_bad_input_is_one_line_exit_2(args, message):
+    r = run_cli("render", "two-two-two", *args)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith(f"derive: {message}") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_answer_digits_out_of_range_is_refused():
+    r = run_cli("render", "two-two-two", "--mode", "key", "--answer-digits", "0")
+    assert r.returncode == 2 and "answer digits must be between 1 and 30" in r.stderr and r.stdout == ""
+
+
+def test_a_symbolic_key_from_the_command_line():
+    r = run_cli("render", "one-two-one", "--mode", "key", "--lang", "en", "--format", "tex")
+    assert r.returncode == 0, r.stderr
+    p = problem("one-two-one")
+    formula = p.eval("dL/dw1")[0].formula
+    assert pr.latex(pr.tidy(formula), pr.display_names(p.spec, p.graph)) in r.stdout
+    assert r.stdout == docs("one-two-one", "en")[("key", "tex")]
+
+
+# ---------------------------------------------------------------- build
+def test_build_writes_a_sheet_and_a_key_for_every_problem(built):
+    out = Path(built)
+    manifest = (out / "derive-manifest.txt").read_text(encoding="utf-8")
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    for pid in IDS:
+        for lang in LANGS:
+            for mode in xc.MODES:
+                for fmt in ("md", "tex"):
+                    name = f"exercises/{xc.file_name(pid, lang, mode, fmt)}"
+                    text = (out / name).read_text(encoding="utf-8")
+                    assert text == docs(pid, lang)[(mode, fmt)], name
+                    assert f"  {name}\n" in manifest
+                    assert f"({name})" in readme
+
+
+# ---------------------------------------------------------------- LaTeX
+def compile_tex(tex: str, engine_: str) -> tuple[str, int]:
+    d = Path(tempfile.mkdtemp(prefix="derive-exercise-"))
+    try:
+        (d / "h.tex").write_text(tex, encoding="utf-8")
+        flag = "-xelatex" if engine_ == "xelatex" else "-pdf"
+        subprocess.run(["latexmk", flag, "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "h.tex"],
+                       cwd=d, capture_output=True, env=dict(os.environ, openout_any="p"), timeout=600)
+        log = (d / "h.log").read_text(encoding="utf-8", errors="replace") if (d / "h.log").exists() else ""
+        pages = 0
+        if (d / "h.pdf").exists():
+            info = subprocess.run(["pdfinfo", str(d / "h.pdf")], capture_output=True, text=True).stdout
+            pages = int(re.search(r"Pages:\s+(\d+)", info).group(1)) if "Pages" in info else 0
+        return log, pages
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+JOBS = [(pid, lang, mode, "xelatex") for pid in IDS for lang in LANGS for mode in xc.MODES] + \
+       [(pid, "en", mode, "pdflatex") for pid in IDS for mode in xc.MODES]
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    jobs = [j for j in JOBS if (HAVE_XELATEX if j[3] == "xelatex" else HAVE_PDFLATEX)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {j: pool.submit(compile_tex, docs(j[0], j[1])[(j[2], "tex")], j[3]) for j in jobs}
+        return {j: f.result() for j, f in futures.items()}
+
+
+@pytest.mark.tex
+@pytest.mark.skipif(not HAVE_XELATEX, reason="xelatex/latexmk not installed (CI installs TeX Live; see .ci/run)")
+@pytest.mark.parametrize("job", JOBS, ids=lambda j: "-".join(j))
+def test_sheets_and_keys_compile_without_overfull_boxes(compiled, job):
+    if job not in compiled:
+        pytest.skip(f"{job[3]} not installed")
+    log, pages = compiled[job]
+    assert log and re.search(r"Output written on h\.(pdf|xdv)", log), f"{job}: no output"
+    assert not [ln for ln in log.splitlines() if ln.startswith("!")], job
+    assert "Missing character" not in log, f"{job}: a glyph is missing"
+    over = [float(v) for v in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
+    assert not [v for v in over if v > 1.0], f"{job}: overfull lines {over}"
+    assert 1 <= pages <= 5, f"{job}: {pages} pages"
