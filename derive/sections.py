@@ -128,15 +128,15 @@ class Backward:
         sym = self.delta_sym[X]
         terms = self._terms(X)
         parts = [("=", one(pr.deriv(s.L, s.edisp(X)))), ("=", self._tex(terms, "sym")),
-                 ("=", self._tex(terms, "formula"))]
+                 ("=", self._tex(terms, "formula"))] + self._closed(X)
         value = ""
         breaks = (2,)
         if s.numeric:
             n = s.sol.adjoint(X)
             value = shown(n)
+            breaks = (2, len(parts))
             parts += [("=", self._tex(terms, "num")), ("=", self._tex(terms, "val")),
                       (relation([n]), one(value))]
-            breaks = (2, 3)
         return Delta(X.quantity, sym, s.edisp(X), layout(sym, parts, breaks), value)
 
     def grad(self, name: str, entry) -> Grad:
@@ -144,6 +144,8 @@ class Backward:
         terms = self._terms(entry)
         lhs = pr.deriv(s.L, s.edisp(entry))
         parts = [("=", self._tex(terms, "sym")), ("=", self._tex(terms, "formula"))]
+        if _has_closed_delta(self, terms):      # σ + cross-entropy: δ = ŷ − y, so ∂L/∂w = x(ŷ − y)
+            parts += self._closed(entry)
         breaks: tuple = ()
         if s.symbolic and any(f[0] == "d" and _has_delta(self._terms(f[1])) for t in terms for f in t):
             full = self._full_chunks(entry)
@@ -355,6 +357,10 @@ class Backward:
         return Block(target, inline, X, "matrix", layout(target, shown_rule), (), layout(target, parts),
                      tuple(self.s.names[t.consumer] for t in rule.terms))
 
+
+
+def _has_closed_delta(back, terms) -> bool:
+    return any(f[0] == "d" and back.s.calc.closed_form(f[1]) is not None for t in terms for f in t)
 
 
 def _has_delta(terms) -> bool:
