@@ -75,6 +75,37 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Delta:
+    """The error signal of a quantity a derived parameter enters directly: δ = ∂L/∂X, derived once
+    (∂-chain, formulas, numbers, value) and used by every parameter that enters X."""
+    name: str                    # the quantity's name (net_o1)
+    sym: str                     # δ_{o_1}
+    of: str                      # display of the quantity (net_{o_1})
+    eq: Eq
+    value: str = ""              # LaTeX number ('' in symbolic specs)
+
+
+@dataclass(frozen=True)
+class Grad:
+    """∂L/∂p of one parameter entry: δ times the local derivative, then the numbers."""
+    name: str                    # the parameter's name
+    sym: str                     # display of the entry
+    eq: Eq
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """The units at one distance from the loss: their δ, then the gradients of their parameters."""
+    index: int                   # 0: nearest the loss
+    count: int                   # how many layers there are
+    deltas: tuple                # Delta
+    grads: tuple                 # Grad
+    eqs: tuple = ()              # the δs and the gradients as aligned displays (Eq)
+    grad_eqs: tuple = ()
+
+
+@dataclass(frozen=True)
 class Update:
     name: str
     sym: str
@@ -155,6 +186,7 @@ class Setting:
     matrix_mode: bool
     changes: frozenset           # names whose value changes with an update step
     evals: dict                  # (text, digits) -> Shaped: sub-expressions the engine evaluated
+    derived: tuple = ()          # parameters whose gradients are derived (updated ones, or --only's)
 
     @property
     def g(self):
@@ -215,9 +247,10 @@ def setting(problem, solution, *, lang: str, only: list | None, mode: str) -> Se
     selected = _order(problem, only)
     has_matrix = any(not q.is_scalar for q in g.quantities.values())
     rules = {r.wrt: r for r in matrix_rules(g)} if has_matrix else {}
+    derived = selected if only else [n for n in selected if n in spec.update] or selected
     return Setting(problem, solution, lang, mode, solution.digits, names, symbolic, exercise,
                    not symbolic and not exercise, g.loss, names[g.loss], tuple(selected), rules, bool(rules),
-                   frozenset(changing(spec)), {})
+                   frozenset(changing(spec)), {}, tuple(derived))
 
 
 def selected_parameters(spec, params: list, only) -> list:
@@ -236,7 +269,7 @@ def _order(problem, only) -> list:
     """Parameters to derive, the ones nearest the loss first (as textbooks do)."""
     g = problem.graph
     params = selected_parameters(problem.spec, list(g.parameters), only)
-    distance = _distances(g, problem.calculus)
+    distance = distances(g, problem.calculus)
 
     def depth(name):
         ds = [distance[e] for e in g.quantities[name].entries if e in distance]
@@ -245,7 +278,7 @@ def _order(problem, only) -> list:
     return sorted(params, key=lambda n: (depth(n), list(g.parameters).index(n)))
 
 
-def _distances(g, calc) -> dict:
+def distances(g, calc) -> dict:
     """Entry -> number of steps on the shortest way to the loss."""
     dist = {g.loss_entry: 0}
     for e in reversed(g.order):

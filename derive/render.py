@@ -7,11 +7,13 @@ renders it with the Jinja2 templates of `templates/` (Markdown: `solution.md.j2`
 directory (`strings.en.toml`, `strings.zh.toml`), never here.  `--template-dir` puts a directory
 in front of the built-in one, so any template can be replaced by file name.
 
-The worked solution: the network (TikZ / Mermaid), the given numbers, the forward pass (formula →
-numbers → value), the loss, the backward pass for every parameter (the chain rule in ∂-notation,
-each factor's formula, numbers and value, factors derived earlier referenced instead of repeated;
-a neuron feeding several others sums over them; matrix specs use the matrix-form rules), the
-update p − η·∂L/∂p, and the forward pass again with the new loss.  Symbolic specs get formulas only;
+The worked solution: the network (TikZ / Mermaid), the given numbers (with η and the functions
+used, defined), the forward pass (formula → numbers → value, one aligned display), the loss, the
+backward pass layer by layer (each weighted sum's error signal δ = ∂L/∂net once — ∂-chain, formulas,
+numbers, value — then each updated parameter in one line ∂L/∂p = δ·∂net/∂p; matrix specs use the
+matrix-form rules), the update rule once and each parameter's numbers, the forward pass again with
+the new loss, and teaching remarks where the numbers call for them (`derive.remarks`).  Parameters
+the problem keeps fixed get one sentence, not a derivation.  Symbolic specs get formulas only;
 `--mode exercise` leaves every result out (the context then holds no solution numbers at all).
 
 This module is the driver: the template environment and strings, `build_context` and
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import re
 
+from . import expr as ex
 from . import printer as pr
 from . import templating as tpl
 from .diagram import build_diagram
@@ -36,7 +39,8 @@ from .errors import DeriveError
 from .escape import CJK, md_text, mermaid_text, tex_text
 from .handout import setting
 from .large import LargeBuilder, is_large
-from .render_context import after, forward, given, history, step, tasks, updates
+from .layout import group
+from .render_context import after, forward, given, history, step, tasks, update_rule, updates
 from .remarks import remarks
 from .rounding import DISPLAY_DIGITS
 from .sections import Backward
@@ -67,6 +71,8 @@ class Builder:
             "id": spec.id,
             "title": spec.title_in(s.lang),
             "source": spec.source_in(s.lang),
+            "title_parts": typeset_parts(spec.title_in(s.lang), spec, s.names),
+            "source_parts": typeset_parts(spec.source_in(s.lang), spec, s.names),
             "lang": s.lang,
             "mode": s.mode,
             "exercise": s.exercise,
@@ -92,12 +98,78 @@ class Builder:
             tasks=(),
             forward=forward(s, 0),
             loss_step=step(s, s.loss, 0),
-            sections=Backward(s).sections(),
+            sections=Backward(s).sections() if s.matrix_mode else (),
+            layers=() if s.matrix_mode else Backward(s).layers(),
+            fixed=tuple(s.names[n] for n in g.parameters if n in s.selected and n not in s.derived),
             updates=updates(s) if spec.steps >= 1 else (),
+            update_rule=update_rule(s),
             after=after(s),
             history=history(s),
         )
         return ctx
+
+
+TITLE_TOKEN = re.compile(r"->|(?<![A-Za-z0-9_])[A-Za-z][A-Za-z0-9_]*(?:\s*[·*]\s*[A-Za-z][A-Za-z0-9_]*)*")
+
+
+def typeset_parts(text: str, spec, names: dict) -> tuple:
+    """A title or source as (is_math, text) pieces: '->' becomes an arrow, and a run of the
+    problem's names joined by '·' (X·W1·W2) is set as a formula with their display names.  Only
+    names with a digit, an underscore or a capital letter are taken (so an English word is never
+    mistaken for a quantity)."""
+    if not text:
+        return ()
+
+    disp = {}
+    for n, d in names.items():
+        for key in (n, re.sub(r"\\mathrm|[_{}\\ ]", "", d)):
+            if any(ch.isdigit() or ch == "_" or ch.isupper() for ch in key):
+                disp.setdefault(key, d)
+
+    def formal(n: str) -> bool:
+        return n in disp
+
+    out, pos = [], 0
+    for m in TITLE_TOKEN.finditer(text):
+        tok = m.group(0)
+        if tok == "->":
+            math = "\\rightarrow"
+        else:
+            words = re.split(r"\s*[·*]\s*", tok)
+            if not all(formal(w) for w in words):
+                if len(words) > 1 or not formal(words[0]):
+                    continue
+            math = " \\cdot ".join(disp[w] for w in words)
+        if m.start() > pos:
+            out.append((False, text[pos:m.start()]))
+        out.append((True, math))
+        pos = m.end()
+    if pos < len(text):
+        out.append((False, text[pos:]))
+    return tuple(out)
+
+
+def claimed_formula(problem, text: str) -> str:
+    """What an erratum is about, typeset with the problem's names ('w6*out_h2' → w_6 · out_h2),
+    or '' when it is not an expression of the problem's quantities."""
+    g = getattr(problem, "graph", None)
+    if g is None:
+        return ""
+    try:
+        tree = ex.parse_quantity(text, lambda n: n in g.quantities)
+        names = pr.display_names(problem.spec, g)
+        if isinstance(tree, ex.Deriv):
+            return pr.deriv(names[tree.of], names[tree.wrt], inline=True)
+        if isinstance(tree, ex.AtStep):
+            return pr.with_step(names[tree.name], tree.step)
+        return pr.TreePrinter(names, lambda n: g.quantities[n].shape).tex(tree)
+    except (DeriveError, KeyError, ValueError, TypeError):
+        return ""
+
+
+def remark_args(remark, math) -> dict:
+    """A remark's arguments as inline math, through the template's own math macro."""
+    return {key: str(math(value)) for key, value in remark.args}
 
 
 def _has_cjk(text: str) -> bool:
@@ -121,7 +193,24 @@ def build_context(problem, solution, *, lang: str, only=None, mode: str = "solut
     """The context of the templates; a large network (`large.is_large`) gets the matrix form and a
     selection of entries (`large.LargeBuilder`), without the per-scalar graph."""
     builder = LargeBuilder if is_large(problem) else Builder
-    return builder(problem, solution, lang=lang, only=only, mode=mode).context()
+    ctx = builder(problem, solution, lang=lang, only=only, mode=mode).context()
+    ctx.setdefault("layers", ())
+    if "title_parts" not in ctx:     # a large network: names from the spec's [latex] only
+        names = dict(getattr(problem.spec, "latex", None) or {})
+        for field in ("title", "source"):
+            ctx[f"{field}_parts"] = typeset_parts(getattr(problem.spec, f"{field}_in")(lang), problem.spec, names)
+    if isinstance(ctx.get("given"), dict):
+        ctx["given"].setdefault("functions", ())
+        ctx["given"].setdefault("function_eq", None)
+    ctx.setdefault("fixed", ())
+    ctx.setdefault("update_rule", "")
+    # a derivation in one aligned display; a large network's matrices stay in displays of their own
+    together = (lambda eqs: tuple(eqs)) if builder is LargeBuilder else (lambda eqs: tuple(group(eqs)))
+    ctx["forward_eqs"] = together(st.eq for st in ctx["forward"])
+    ctx["update_eqs"] = together(u.eq for u in ctx["updates"])
+    after = ctx["after"]
+    ctx["after_eqs"] = together([st.eq for st in after.steps] + [after.loss.eq]) if after else ()
+    return ctx
 
 
 def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = DISPLAY_DIGITS, only=None,
@@ -136,8 +225,13 @@ def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = DIS
     env = environment(fmt, template_dir)
     ctx = build_context(problem, solution, lang=lang, only=only, mode=mode)
     ctx["errata"] = errata if mode == "solution" else None
+    listed = [(st, claimed_formula(problem, st.of)) for st in (errata or {}).get("steps", ())]
+    ctx["errata_wrong"] = tuple(x for x in listed if x[0].verdict != "rounding")
+    ctx["errata_rounding"] = tuple(x for x in listed if x[0].verdict == "rounding")
     ctx["training"] = training_context(problem.spec, lang, solution.digits) if mode == "solution" else None
     ctx["s"] = strings(env, fmt, lang)
+    ctx.setdefault("remarks", ())
+    ctx["remark_args"] = remark_args
     text = tpl.render(env, f"solution.{fmt}.j2", ctx)
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
 

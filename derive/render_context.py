@@ -10,7 +10,7 @@ from __future__ import annotations
 from . import expr as ex
 from . import printer as pr
 from .handout import After, Row, Setting, Step, Task, Update
-from .layout import layout, one, pack, paren, relation, shown, shown_exact
+from .layout import Eq, layout, one, pack, paren, relation, shown, shown_exact
 
 
 # ---------------------------------------------------------------- given
@@ -24,6 +24,8 @@ def given(s: Setting) -> dict:
         (params if q.kind == "parameter" else data).append(row)
     lr = s.spec.learning_rate
     return {
+        "functions": functions_used(s),
+        "function_eq": function_eq(functions_used(s)),
         "data": tuple(data),
         "parameters": tuple(params),
         "data_matrices": pack([f"{r.sym} = {r.value}" for r in data if r.matrix]),
@@ -34,6 +36,38 @@ def given(s: Setting) -> dict:
         "all_updated": set(s.spec.update) == set(s.g.parameters),
         "steps": s.spec.steps,
     }
+
+
+FUNCTION_DEFINITIONS = {   # the functions a definition may use that need a word of introduction
+    "sigmoid": ("\\sigma(z) = \\frac{1}{1 + e^{-z}}", "\\sigma'(z) = \\sigma(z)\\left(1 - \\sigma(z)\\right)"),
+    "tanh": ("\\tanh(z) = \\frac{e^{z} - e^{-z}}{e^{z} + e^{-z}}", "\\tanh'(z) = 1 - \\tanh^{2}(z)"),
+    "relu": ("\\operatorname{ReLU}(z) = \\max(0, z)",
+             f"\\operatorname{{ReLU}}'(z) = {pr.indicator('z')} = \\begin{{cases}} 1 & z > 0 \\\\ 0 & z \\le 0 \\end{{cases}}"),
+    "softplus": ("\\operatorname{softplus}(z) = \\ln\\left(1 + e^{z}\\right)",
+                 "\\operatorname{softplus}'(z) = \\sigma(z)"),
+    "mean": ("\\operatorname{mean}(v) = \\frac{1}{n} \\sum_{i=1}^{n} v_{i}", ""),
+}
+
+
+def functions_used(s: Setting) -> tuple:
+    """(definition, derivative) LaTeX of the functions the definitions use, in order of first use."""
+    seen: list = []
+    for d in s.spec.forward:
+        stack = [d.tree]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, ex.Call) and n.fn in FUNCTION_DEFINITIONS and n.fn not in seen:
+                seen.append(n.fn)
+            stack.extend(reversed(ex.children(n)))
+    return tuple(FUNCTION_DEFINITIONS[f] for f in seen)
+
+
+def function_eq(defs) -> Eq | None:
+    """The definitions (and derivatives) as one display, each function on a line of its own."""
+    if not defs:
+        return None
+    items = [f"{d}, \\qquad {dd}" if dd else d for d, dd in defs]
+    return Eq(tuple("&" + t for t in items), items[0] if len(items) == 1 else None, "")
 
 
 # ---------------------------------------------------------------- forward pass
@@ -100,8 +134,8 @@ def updates(s: Setting) -> tuple:
     for name in order:
         d = s.names[name]
         lhs = pr.with_step(d, 1)
-        parts = [("=", [("", d), ("-", f"\\eta \\, {pr.deriv(s.L, d)}")])]
-        if s.numeric:
+        parts = [] if s.numeric else [("=", [("", d), ("-", f"\\eta \\, {pr.deriv(s.L, d)}")])]
+        if s.numeric:       # the rule is stated once (update_rule), each parameter gets its numbers
             grad = s.sol.shaped(name, "adjoint", 0)
             new = s.sol.shaped(name, "value", 1)
             parts.append(("=", [("", s.value_tex(name)), ("-", eta),
@@ -109,6 +143,11 @@ def updates(s: Setting) -> tuple:
             parts.append((relation(new.values), one(pr.shaped_latex(new))))
         out.append(Update(name, d, layout(lhs, parts)))
     return tuple(out)
+
+
+def update_rule(s: Setting) -> str:
+    """p⁽¹⁾ = p − η ∂L/∂p for a parameter p (inline LaTeX), stated once before the numbers."""
+    return f"{pr.with_step('p', 1)} = p - \\eta \\, {pr.deriv(s.L, 'p', inline=True)}"
 
 
 def after(s: Setting) -> After | None:
@@ -122,8 +161,7 @@ def after(s: Setting) -> After | None:
     same = change.text == "0"
     percent = ""
     if before.text != "0":
-        pct = s.eval_text(f"100*({s.loss} - ({s.loss}@1))/{s.loss}",
-                           digits=min(s.digits, 4)).values[0]
+        pct = s.eval_text(f"100*({s.loss} - ({s.loss}@1))/{s.loss}").values[0]   # the sentence's precision
         percent = pr.number(pct.text.lstrip("-"))
     return After(steps, loss, shown(before), shown(after), pr.number(change.text.lstrip("-")), percent,
                  fell, same)

@@ -1,19 +1,26 @@
-"""The backward pass of a worked solution: one section per parameter (or per entry of a scalar
-spec's parameter), each the chain rule in ∂-notation, each factor's formula, numbers and value,
-and the product; a quantity feeding several others gets the sum over them (an adjoint block);
-factors and adjoints derived once are referenced afterwards.  Matrix specs get the matrix-form
-rules of `derive.matrixform` instead, written out with the matrices.
+"""The backward pass of a worked solution.
 
-`Backward(setting).sections()` gives the `Section`s; it remembers, while it runs, where each
-local derivative and adjoint was first derived.
+Scalar specs, as textbooks write it (`Backward(setting).layers()`): for each layer (the quantities
+the derived parameters enter directly, grouped by their distance from the loss, nearest first) the
+error signal δ_X = ∂L/∂X of each such quantity X, derived once — the chain rule in ∂-notation (a
+quantity feeding several others summed over them, the δs of the layer after it reused), the local
+derivatives' formulas, the numbers and the value; then every parameter of the layer in one line,
+∂L/∂p = δ_X · ∂X/∂p, with its formula, numbers and value.  Parameters the problem keeps fixed are
+not derived.  Symbolic specs add the whole formula in named quantities (`full_formula`).
+
+Matrix specs get one section per parameter with the matrix-form rules of `derive.matrixform`
+(`Backward(setting).sections()`), written out with the matrices; the older per-parameter chain
+blocks (`scalar_section`) remain for the exercise helpers' use.
 """
 from __future__ import annotations
+
+import re
 
 import sympy as sp
 
 from . import printer as pr
-from .handout import Block, Factor, Section, Setting
-from .layout import join, layout, one, paren, relation, shown, sum_chunks
+from .handout import Block, Delta, Factor, Grad, Layer, Section, Setting, distances
+from .layout import group, join, layout, one, paren, relation, shown, sum_chunks
 
 MAX_FULL_PATHS = 6         # the full sum-over-paths formula is shown up to this many paths
 FULL_FORMULA_WIDTH = 400.0
@@ -26,10 +33,137 @@ class Backward:
         self.reg_adj: dict = {}      # entry (or matrix name) -> where its adjoint was derived
         self.where = ""              # the display of the section being written
 
+    # ---------------------------------------------------------------- backward pass (layers of δ)
+    def layers(self) -> tuple:
+        s, g, calc = self.s, self.s.g, self.s.calc
+        params = [(n, e) for n in s.derived for e in g.quantities[n].entries]
+        deltas: dict = {}
+        for _, e in params:
+            for c in calc.consumers(e):
+                if c != g.loss_entry and tidy_formula(calc.local(c, e).formula) != 0:
+                    deltas.setdefault(c, None)
+        dist = distances(g, calc)
+        order = {e: i for i, e in enumerate(g.order)}
+        self.delta_sym = delta_symbols({e: s.edisp(e) for e in deltas})
+        self.deltas = set(deltas)
+
+        def layer_of(e) -> int:
+            ds = [dist.get(c, 10 ** 9) if c != g.loss_entry else 0 for c in calc.consumers(e)]
+            return min(ds) if ds else 10 ** 9
+
+        keys = sorted({dist.get(d, 10 ** 9) for d in deltas} | {layer_of(e) for _, e in params})
+        out = []
+        for k, key in enumerate(keys):
+            ds = sorted((d for d in deltas if dist.get(d, 10 ** 9) == key), key=lambda d: order.get(d, 0))
+            dlist = tuple(self.delta(d) for d in ds)
+            glist = tuple(self.grad(n, e) for n, e in params if layer_of(e) == key)
+            out.append(Layer(k, len(keys), dlist, glist, tuple(group(d.eq for d in dlist)),
+                             tuple(group(x.eq for x in glist))))
+        return tuple(out)
+
+    def _terms(self, X) -> list:
+        """∂L/∂X as a sum of products of factors, the loss side first: ('d', c) a δ, ('l', of, wrt,
+        formula) a local derivative, ('g', terms) a parenthesised sum."""
+        g, calc = self.s.g, self.s.calc
+        terms = []
+        for c in calc.consumers(X):
+            f = tidy_formula(calc.local(c, X).formula)
+            if f == 0:
+                continue
+            if c == g.loss_entry:
+                head = []
+            elif c in self.deltas:
+                head = [("d", c)]
+            else:
+                sub = self._terms(c)
+                if not sub:
+                    continue
+                head = list(sub[0]) if len(sub) == 1 else [("g", sub, c)]
+            terms.append(_merge_identities(head + [("l", c, X, f, calc.local(c, X))]))
+        return terms
+
+    def _tex(self, terms, mode: str) -> list:
+        """Chunks of a sum of products: mode 'sym' (∂-notation), 'formula', 'num' (the formulas with
+        the numbers substituted) or 'val' (every factor by its value)."""
+        s = self.s
+        chunks = []
+        for i, prod in enumerate(terms):
+            parts = []
+            several = len(prod if mode == "sym" else [f for f in prod if not (f[0] == "l" and f[3] == 1)]) > 1
+            for f in prod:
+                if f[0] == "d":
+                    v = shown(s.sol.adjoint(f[1])) if mode in ("num", "val") else self.delta_sym[f[1]]
+                    parts.append(paren(v) if several else v)
+                elif f[0] == "g" and mode == "val":
+                    parts.append(paren(shown(s.sol.adjoint(f[2]))))
+                elif f[0] == "g":
+                    parts.append(f"\\left({join(self._tex(f[1], mode))}\\right)")
+                elif mode == "sym":
+                    parts.append(pr.deriv(s.edisp(f[1]) if f[1] != s.g.loss_entry else s.L, s.edisp(f[2])))
+                else:
+                    formula = f[3]
+                    if formula == 1:
+                        continue
+                    if mode == "val":
+                        tex = shown(s.sol.local(f[4]))
+                        tex = paren(tex) if several else tex
+                    elif mode == "formula":
+                        tex = pr.latex(formula, s.names)
+                    else:
+                        tex = pr.latex(formula, s.names, values=lambda e: s.sol.value(e, 0).text)
+                    if mode != "val" and several and pr.needs_parens_in_product(formula):
+                        tex = f"\\left({tex}\\right)"
+                    parts.append(tex)
+            tex = pr.product(parts)
+            if i == 0:
+                chunks.append(("", tex))
+            elif tex.startswith("-"):
+                chunks.append(("-", tex[1:]))
+            else:
+                chunks.append(("+", tex))
+        return chunks or one("0")
+
+    def delta(self, X) -> Delta:
+        s = self.s
+        sym = self.delta_sym[X]
+        terms = self._terms(X)
+        parts = [("=", one(pr.deriv(s.L, s.edisp(X)))), ("=", self._tex(terms, "sym")),
+                 ("=", self._tex(terms, "formula"))] + self._closed(X)
+        value = ""
+        breaks = (2,)
+        if s.numeric:
+            n = s.sol.adjoint(X)
+            value = shown(n)
+            breaks = (2, len(parts))
+            parts += [("=", self._tex(terms, "num")), ("=", self._tex(terms, "val")),
+                      (relation([n]), one(value))]
+        return Delta(X.quantity, sym, s.edisp(X), layout(sym, parts, breaks), value)
+
+    def grad(self, name: str, entry) -> Grad:
+        s = self.s
+        terms = self._terms(entry)
+        lhs = pr.deriv(s.L, s.edisp(entry))
+        parts = [("=", self._tex(terms, "sym")), ("=", self._tex(terms, "formula"))]
+        if _has_closed_delta(self, terms):      # σ + cross-entropy: δ = ŷ − y, so ∂L/∂w = x(ŷ − y)
+            parts += self._closed(entry)
+        breaks: tuple = ()
+        if s.symbolic and any(f[0] == "d" and _has_delta(self._terms(f[1])) for t in terms for f in t):
+            full = self._full_chunks(entry)
+            if pr.width(join(full)) <= FULL_FORMULA_WIDTH:
+                parts.append(("=", full))
+                breaks = (2,)
+        value = ""
+        if s.numeric:
+            n = s.sol.adjoint(entry)
+            value = shown(n)
+            parts += [("=", self._tex(terms, "num")), (relation([n]), one(value))]
+            breaks = (2,)
+        return Grad(name, s.edisp(entry), layout(lhs, parts, breaks), value)
+
     # ---------------------------------------------------------------- backward pass (scalar)
     def sections(self) -> tuple:
         out = []
-        for name in self.s.selected:
+        for name in self.s.derived:
             if self.s.matrix_mode:
                 out.append(self.matrix_section(name))
                 continue
@@ -223,3 +357,43 @@ class Backward:
         return Block(target, inline, X, "matrix", layout(target, shown_rule), (), layout(target, parts),
                      tuple(self.s.names[t.consumer] for t in rule.terms))
 
+
+
+def _has_closed_delta(back, terms) -> bool:
+    return any(f[0] == "d" and back.s.calc.closed_form(f[1]) is not None for t in terms for f in t)
+
+
+def _has_delta(terms) -> bool:
+    return any(f[0] == "d" or (f[0] == "g" and _has_delta(f[1])) for t in terms for f in t)
+
+
+def tidy_formula(formula):
+    return pr.tidy(formula)
+
+
+def _merge_identities(prod: list) -> list:
+    """A local derivative equal to 1 followed by another merges into it (∂E/∂E_o1 · ∂E_o1/∂out_o1
+    is written ∂E/∂out_o1 with the formula of the second)."""
+    out = []
+    for f in prod:
+        if out and out[-1][0] == "l" and f[0] == "l" and out[-1][3] == 1:
+            prev = out.pop()
+            f = ("l", prev[1], f[2], f[3], f[4])
+        out.append(f)
+    return out
+
+
+SUBSCRIPT = re.compile(r"(?:\\mathrm\{)?[A-Za-z]+\}?_\{(.+)\}")
+
+
+def delta_symbols(displays: dict) -> dict:
+    """entry -> δ's LaTeX: the subscript of the quantity's display (net_{o_1} → δ_{o_1}), or the whole
+    display where that would name two quantities alike (or there is no subscript)."""
+    subs = {}
+    for e, d in displays.items():
+        m = SUBSCRIPT.fullmatch(d)
+        subs[e] = m.group(1) if m else d
+    counts: dict = {}
+    for v in subs.values():
+        counts[v] = counts.get(v, 0) + 1
+    return {e: f"\\delta_{{{subs[e] if counts[subs[e]] == 1 else displays[e]}}}" for e in displays}

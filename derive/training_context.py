@@ -13,6 +13,7 @@ draw them with pgfplots.  Prose comes from strings.<lang>.toml in the templates
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from . import plot
@@ -59,6 +60,7 @@ class TrainingSection:
     run: bool               # a training run is shown (else only the sweep)
     samples: int
     origin: str             # "inline", a file name, "generated (n = 100, seed = 0)"
+    origin_args: tuple       # a generated dataset's (n, seed), for the prose of each language ()
     epochs: int
     mode: str
     batch_size: int | None
@@ -177,6 +179,7 @@ def training_context(spec: Spec, lang: str, digits: int = 10) -> TrainingSection
             init = (opts.init.distribution, args, opts.init.seed, len(opts.init.names))
         section.update(
             samples=plan.n, origin=spec.dataset.origin if spec.dataset else "", epochs=plan.epochs,
+            origin_args=_generated(spec.dataset.origin if spec.dataset else ""),
             mode=opts.mode, batch_size=opts.batch_size, shuffled=opts.shuffle_seed, optimizer=opts.optimizer,
             hyper=tuple(f"{_HYPER[k]} = {pr.fraction(v)}" for k, v in opts.hyper.items()),
             eta=pr.fraction(plan.learning_rate), init=init,
@@ -189,7 +192,7 @@ def training_context(spec: Spec, lang: str, digits: int = 10) -> TrainingSection
             diverged=tr.diverged, reason=tr.reason, output=names[plan.output], predictions=tuple(preds),
             first_step=first, first_param=first_param, certified=tr.certified, precision=tr.precision)
     else:
-        section.update(samples=1, origin="", epochs=0, mode="sgd", batch_size=None, shuffled=None,
+        section.update(samples=1, origin="", origin_args=(), epochs=0, mode="sgd", batch_size=None, shuffled=None,
                        optimizer=opts.optimizer, hyper=(), eta=pr.fraction(spec.learning_rate), init=None,
                        rows=(), every=1, curve=None, log=False, svg="", final=(), final_loss="", first_loss="",
                        diverged=None, reason="", output="", predictions=(), first_step=(), first_param="",
@@ -263,3 +266,9 @@ def training_files(spec: Spec, digits: int = 10) -> dict:
              for r in runs], "svg", xlabel="step",
             ymax=plot.clip_top([(None, r.training.history_floats) for r in runs]))
     return out
+
+
+def _generated(origin: str) -> tuple:
+    """(n, seed) of a generated dataset's origin text ('generated (n = 100, seed = 0)'), else ()."""
+    m = re.fullmatch(r"generated \(n = (\d+), seed = (\d+)\)", origin or "")
+    return (int(m.group(1)), int(m.group(2))) if m else ()

@@ -34,26 +34,29 @@ def sig(x):
 
 
 # ---------------------------------------------------------------- losses written by hand
-def loss_two_two_two(v):
-    h1 = sig(v["w1"] * v["i1"] + v["w2"] * v["i2"] + v["b1"])
-    h2 = sig(v["w3"] * v["i1"] + v["w4"] * v["i2"] + v["b1"])
-    o1 = sig(v["w5"] * h1 + v["w6"] * h2 + v["b2"])
-    o2 = sig(v["w7"] * h1 + v["w8"] * h2 + v["b2"])
+def loss_two_two_two(v, d=None):
+    d = d or {}    # an offset added to a weighted sum (for its error signal δ = dL/d(offset))
+    h1 = sig(v["w1"] * v["i1"] + v["w2"] * v["i2"] + v["b1"] + d.get("net_h1", 0))
+    h2 = sig(v["w3"] * v["i1"] + v["w4"] * v["i2"] + v["b1"] + d.get("net_h2", 0))
+    o1 = sig(v["w5"] * h1 + v["w6"] * h2 + v["b2"] + d.get("net_o1", 0))
+    o2 = sig(v["w7"] * h1 + v["w8"] * h2 + v["b2"] + d.get("net_o2", 0))
     return (v["target_o1"] - o1) ** 2 / 2 + (v["target_o2"] - o2) ** 2 / 2
 
 
-def loss_house_price(v):
-    h1 = sig(v["w1"] * v["x1"] + v["b1"] + v["w4"] * v["x2"] + v["b4"])
-    h2 = sig(v["w2"] * v["x1"] + v["b2"] + v["w5"] * v["x2"] + v["b5"])
-    h3 = sig(v["w3"] * v["x1"] + v["b3"] + v["w6"] * v["x2"] + v["b6"])
-    yhat = sig(v["w7"] * h1 + v["w8"] * h2 + v["w9"] * h3)
+def loss_house_price(v, d=None):
+    d = d or {}
+    h1 = sig(v["w1"] * v["x1"] + v["b1"] + v["w4"] * v["x2"] + v["b4"] + d.get("z_h1", 0))
+    h2 = sig(v["w2"] * v["x1"] + v["b2"] + v["w5"] * v["x2"] + v["b5"] + d.get("z_h2", 0))
+    h3 = sig(v["w3"] * v["x1"] + v["b3"] + v["w6"] * v["x2"] + v["b6"] + d.get("z_h3", 0))
+    yhat = sig(v["w7"] * h1 + v["w8"] * h2 + v["w9"] * h3 + d.get("z", 0))
     return (v["y"] - yhat) ** 2
 
 
-def loss_alice(v):
-    h1 = sig(v["w1"] * v["x1"] + v["w2"] * v["x2"] + v["b1"])
-    h2 = sig(v["w3"] * v["x1"] + v["w4"] * v["x2"] + v["b2"])
-    o1 = sig(v["w5"] * h1 + v["w6"] * h2 + v["b3"])
+def loss_alice(v, d=None):
+    d = d or {}
+    h1 = sig(v["w1"] * v["x1"] + v["w2"] * v["x2"] + v["b1"] + d.get("sum_h1", 0))
+    h2 = sig(v["w3"] * v["x1"] + v["w4"] * v["x2"] + v["b2"] + d.get("sum_h2", 0))
+    o1 = sig(v["w5"] * h1 + v["w6"] * h2 + v["b3"] + d.get("sum_o1", 0))
     return (v["y_true"] - o1) ** 2
 
 
@@ -150,6 +153,21 @@ def gradients(pid: str, dps: int = 60) -> dict:
             x0 = _get(v, name, index)
             out[(name, index)] = mpmath.diff(lambda x: loss(_with(v, name, index, x)), x0)
         return out
+
+
+# the weighted sums of the scalar networks, whose error signals δ the handouts print
+WEIGHTED_SUMS = {"two-two-two": ("net_h1", "net_h2", "net_o1", "net_o2"),
+                 "house-price": ("z_h1", "z_h2", "z_h3", "z"),
+                 "alice": ("sum_h1", "sum_h2", "sum_o1")}
+
+
+def deltas(pid: str, dps: int = 60) -> dict:
+    """{name: dL/d(name)} for the weighted sums of WEIGHTED_SUMS[pid]: the derivative of the loss
+    with respect to an offset added to that sum, by mpmath.diff."""
+    with mpmath.workdps(dps):
+        v = numbers(pid)
+        loss = LOSSES[pid]
+        return {n: mpmath.diff(lambda x: loss(v, {n: x}), 0) for n in WEIGHTED_SUMS[pid]}
 
 
 def loss_value(pid: str, dps: int = 60):

@@ -29,7 +29,9 @@ def test_handouts_link_each_wrong_step_to_its_correction(built):
         handout = (built / f"{pid}.en.md").read_text(encoding="utf-8")
         errata = (built / "errata" / f"{pid}.md").read_text(encoding="utf-8")
         links = re.findall(rf"\]\(errata/{re.escape(pid)}\.md#(claim-\d+)\)", handout)
-        assert links == [st.anchor for st in steps]
+        # the wrong claims first, then the ones that differ by rounding only (issue 9)
+        assert links == [st.anchor for st in steps if st.verdict != "rounding"] + \
+            [st.anchor for st in steps if st.verdict == "rounding"]
         for anchor in links:
             assert f'<a id="{anchor}"></a>' in errata
         if not steps:

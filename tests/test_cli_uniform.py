@@ -29,7 +29,7 @@ def test_version_is_the_package_metadata():
     (["solve", "-"], "loss: 0.04073380569 -> 0.04052794410"),
     (["eval", "-", "w6@1"], "w6@1 ≈ 0.3471866331"),
     (["verify", "-"], "verified: every gradient agrees"),
-    (["render", "-", "--only", "w6", "--lang", "en"], "Gradient of the loss with respect to"),
+    (["render", "-", "--only", "w6", "--lang", "en"], "\\frac{\\partial E_{\\mathrm{total}}}{\\partial w_{6}} = \\delta_{o_1}"),
 ])
 def test_dash_reads_the_spec_from_standard_input(args, expect):
     r = run_cli(*args, input=TWO)

@@ -68,25 +68,73 @@ def text(pid, fmt="md", lang="en", mode="solution", only=None, digits=10):
                               only=list(only) if only else None, solution=solution(pid, digits))
 
 
+def backward_part(out: str) -> str:
+    if "\n## 5." in out:
+        return out.split("\n## 5.", 1)[1].split("\n## 6.", 1)[0]
+    return out.split("\\section{", 5)[-1].split("\\section{", 1)[0] if "\\begin{document}" in out else out
+
+
+LHS = r"(?:\\frac\{\\partial (?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*\}\{\\partial (.+?)\})"
+DELTA = r"(?:\\delta_\{(.+?)\})"
+
+
+def _equations(out: str, lhs: str) -> dict:
+    """Equations of the backward pass whose left side matches `lhs`: its symbol -> the equation's
+    lines (an aligned display's row and the continuation rows after it, or a one-line display)."""
+    found: dict = {}
+    cur = None
+    for line in _backward(out).splitlines():
+        line = line.strip()
+        body = line[3:] if line.startswith("\\[ ") else line
+        m = re.match(lhs + r" &?=", body)
+        if m:
+            cur = m.group(1)
+            found[cur] = body
+        elif cur and line.startswith("&"):
+            found[cur] += "\n" + line
+        else:
+            cur = None
+    return found
+
+
+def _backward(out: str) -> str:
+    if "\\begin{document}" in out:
+        return re.split(r"\\section\{", out.split("\\begin{document}", 1)[1])[5]
+    return out.split("\n## 5.", 1)[1].split("\n## 6.", 1)[0]
+
+
 def md_sections(md: str) -> dict:
-    """Backward-pass sections of a Markdown handout: heading's symbol (LaTeX) -> body."""
-    backward = md.split("\n## 5.", 1)[1].split("\n## 6.", 1)[0]
+    """The gradients of the backward pass: the parameter's symbol (LaTeX) -> its equation (scalar
+    specs: one equation per parameter entry; matrix specs: the section of the matrix)."""
+    backward = _backward(md)
     parts = re.split(r"^### 5\.\d+ [^$\n]*\$`(.+?)`\$.*$", backward, flags=re.M)
-    return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
+    if len(parts) > 1:
+        return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
+    return _equations(md, LHS)
 
 
 def tex_sections(tex: str) -> dict:
     parts = re.split(r"^\\subsection\{[^$\n]*\$(.+?)\$.*\}\s*$", tex, flags=re.M)
-    return {parts[i]: parts[i + 1].split("\\section{", 1)[0] for i in range(1, len(parts), 2)}
+    if len(parts) > 1:
+        return {parts[i]: parts[i + 1].split("\\section{", 1)[0] for i in range(1, len(parts), 2)}
+    return _equations(tex, LHS)
+
+
+def deltas(out: str) -> dict:
+    """The error signals of the backward pass: δ's subscript -> its equation."""
+    return _equations(out, DELTA)
 
 
 def expected_sections(pid) -> dict:
-    """Display symbol -> list of (entry) for every parameter (matrix specs: one per matrix)."""
+    """Display symbol -> list of (entry) for every parameter the problem updates (matrix specs: one
+    per matrix); the parameters it keeps fixed get no gradient of their own."""
     p = problem(pid)
     names = pr.display_names(p.spec, p.graph)
     matrix = bool(matrix_rules(p.graph)) if any(not q.is_scalar for q in p.graph.quantities.values()) else False
     out = {}
     for name in p.graph.parameters:
+        if name not in p.spec.update:
+            continue
         q = p.graph.quantities[name]
         if matrix:
             out[names[name]] = list(q.entries)
@@ -152,12 +200,37 @@ def test_two_two_two_w6_numbers():
             out = text("two-two-two", fmt, lang)
             body = sections(out)["w_{6}"]
             assert f"\\approx {grad}" in body
-            # the chain of factors and their values, in textbook order
-            assert ("\\frac{\\partial E_{\\mathrm{total}}}{\\partial \\mathrm{out}_{o_1}} \\cdot "
-                    "\\frac{\\partial \\mathrm{out}_{o_1}}{\\partial \\mathrm{net}_{o_1}} \\cdot "
-                    "\\frac{\\partial \\mathrm{net}_{o_1}}{\\partial w_{6}}") in body
-            assert "0.2485983112 \\cdot 0.1881988797 \\cdot 0.6013276358" in body
+            # the error signal of o1 times the local derivative, the symbols before the numbers
+            assert ("\\frac{\\partial E_{\\mathrm{total}}}{\\partial w_{6}} &= \\delta_{o_1} \\cdot "
+                    "\\frac{\\partial \\mathrm{net}_{o_1}}{\\partial w_{6}} = \\delta_{o_1} \\cdot \\mathrm{out}_{h_2} = "
+                    "0.04678592365 \\cdot 0.6013276358 \\approx 0.02813366886") in body
+            # δ_o1: the chain of factors in textbook order, their formulas, numbers and values
+            delta = deltas(out)["o_1"]
+            assert ("\\delta_{o_1} &= \\frac{\\partial E_{\\mathrm{total}}}{\\partial \\mathrm{net}_{o_1}} = "
+                    "\\frac{\\partial E_{\\mathrm{total}}}{\\partial \\mathrm{out}_{o_1}} \\cdot "
+                    "\\frac{\\partial \\mathrm{out}_{o_1}}{\\partial \\mathrm{net}_{o_1}}") in delta
+            assert ("\\left(\\mathrm{out}_{o_1} - \\mathrm{target}_{o_1}\\right) \\cdot \\mathrm{out}_{o_1} \\cdot "
+                    "\\left(1 - \\mathrm{out}_{o_1}\\right)") in delta
+            assert "0.2485983112 \\cdot 0.1881988797 \\approx 0.04678592365" in delta
             assert f"0.35 - 0.1 \\cdot {grad} \\approx {new}" in out
+
+
+@pytest.mark.parametrize("pid", sorted(reference.WEIGHTED_SUMS))
+def test_error_signals_printed_are_engine_and_reference(pid):
+    """Every δ shown is the engine's dL/d(weighted sum), and agrees with an independent
+    finite-difference derivative of a hand-coded loss (tests/reference.py)."""
+    p, sol = problem(pid), solution(pid)
+    ref = reference.deltas(pid)
+    names = pr.display_names(p.spec, p.graph)
+    for fmt in ("md", "tex"):
+        shown = deltas(text(pid, fmt, "en"))
+        assert len(shown) == len(ref)
+        for name, value in ref.items():
+            entry = p.graph.quantities[name].entries[0]
+            n = sol.adjoint(entry).text
+            assert reference.agrees(n, value, 10), (pid, name, n)
+            body = next(b for b in shown.values() if f"\\partial {names[name]}}}" in b.split("=")[1])
+            assert body.rstrip(" \\").endswith(f"\\approx {pr.number(n)}"), (pid, name, body)
 
 
 @pytest.mark.parametrize("pid", NUMERIC)
@@ -204,8 +277,9 @@ def test_loss_before_and_after_printed(pid):
 
 def test_forward_pass_shows_formula_numbers_and_value():
     md = text("two-two-two", "md", "en")
-    # one multiplication convention (a centred dot), words upright, σ( without a gap
-    assert ("\\mathrm{net}_{h_1} = w_{1} \\cdot i_{1} + w_{2} \\cdot i_{2} + b_{1} = 0.25 \\cdot 0.02 "
+    # one aligned display for the whole forward pass; one multiplication convention (a centred
+    # dot), words upright, σ( without a gap
+    assert ("\\mathrm{net}_{h_1} &= w_{1} \\cdot i_{1} + w_{2} \\cdot i_{2} + b_{1} = 0.25 \\cdot 0.02 "
             "+ 0.25 \\cdot 0.04 + 0.4 = 0.005 + 0.01 + 0.4 = 0.415") in md
     assert "\\sigma(0.415) = \\frac{1}{1 + e^{-0.415}}" in md
 
@@ -227,10 +301,18 @@ def test_every_number_in_a_handout_comes_from_the_engine():
 # ---------------------------------------------------------------- structure
 @pytest.mark.parametrize("pid", IDS)
 @pytest.mark.parametrize("lang", LANGS)
-def test_every_parameter_has_its_backward_section(pid, lang):
+def test_every_updated_parameter_has_its_gradient(pid, lang):
     want = set(expected_sections(pid))
     assert set(md_sections(text(pid, "md", lang))) == want
     assert set(tex_sections(text(pid, "tex", lang))) == want
+
+
+def test_fixed_parameters_get_one_line_not_a_gradient():
+    """two-two-two keeps its biases fixed: no gradient of theirs, one sentence saying so."""
+    for lang, words in (("en", "The problem keeps $`b_{1}`$, $`b_{2}`$ fixed"), ("zh", "题目中 $`b_{1}`$、$`b_{2}`$ 保持不变")):
+        md = text("two-two-two", "md", lang)
+        assert words in _backward(md)
+        assert "\\partial b_{1}}" not in md and "\\partial b_{2}}" not in md
 
 
 @pytest.mark.parametrize("pid", IDS)
@@ -248,28 +330,30 @@ def test_latex_is_balanced(pid):
             latex_balanced(text(pid, "tex", lang, mode))
 
 
-def test_factors_derived_once_then_referenced():
+def test_error_signals_derived_once_then_used():
     md = text("two-two-two", "md", "en")
-    secs = md_sections(md)
-    # ∂out_o1/∂net_o1 is derived (formula and numbers) in the w5 section only; later sections cite it
-    formula = ("\\frac{\\partial \\mathrm{out}_{o_1}}{\\partial \\mathrm{net}_{o_1}} = "
-               "\\mathrm{out}_{o_1} \\cdot \\left(1 - \\mathrm{out}_{o_1}\\right)")
-    assert formula in secs["w_{5}"]
-    assert formula not in secs["w_{6}"]
-    assert "\\frac{\\partial \\mathrm{out}_{o_1}}{\\partial \\mathrm{net}_{o_1}} \\approx 0.1881988797`$ (derived for $`w_{5}`$)" \
-        in secs["w_{6}"]
-    assert md.count(formula) == 1
+    secs, ds = md_sections(md), deltas(md)
+    # ∂out_o1/∂net_o1 and its formula appear in δ_o1 only; every weight into o1 uses δ_o1
+    assert _backward(md).count("\\frac{\\partial \\mathrm{out}_{o_1}}{\\partial \\mathrm{net}_{o_1}}") == 1
+    assert _backward(md).count("\\mathrm{out}_{o_1} \\cdot \\left(1 - \\mathrm{out}_{o_1}\\right)") == 1
+    for w in ("w_{5}", "w_{6}"):
+        assert "\\delta_{o_1} \\cdot" in secs[w] and "\\mathrm{out}_{o_1}" not in secs[w]
+    # the hidden layer's δ uses the output layer's, by name
+    assert "\\delta_{o_1} \\cdot w_{5}" in ds["h_1"]
+    # the error signals come before the gradients that use them, the output layer first
+    b = _backward(md)
+    assert b.index("\\delta_{o_1} &=") < b.index("\\partial w_{5}} &=") < b.index("\\delta_{h_1} &=") \
+        < b.index("\\partial w_{1}} &=")
+    assert "### 5.1 Output layer" in b and "### 5.2 Hidden layer" in b
 
 
 def test_hidden_neuron_sums_over_its_consumers():
-    secs = md_sections(text("two-two-two", "md", "en"))
-    w1 = secs["w_{1}"]
-    assert ("\\frac{\\partial E_{\\mathrm{total}}}{\\partial \\mathrm{out}_{h_1}} = "
-            "\\frac{\\partial E_{\\mathrm{total}}}{\\partial \\mathrm{net}_{o_1}} \\cdot "
-            "\\frac{\\partial \\mathrm{net}_{o_1}}{\\partial \\mathrm{out}_{h_1}} + "
-            "\\frac{\\partial E_{\\mathrm{total}}}{\\partial \\mathrm{net}_{o_2}} \\cdot "
-            "\\frac{\\partial \\mathrm{net}_{o_2}}{\\partial \\mathrm{out}_{h_1}}") in w1
-    assert "sum over the 2 paths" in w1
+    """out_h1 feeds o1 and o2: δ_h1 sums over them once, written with their δs."""
+    h1 = deltas(text("two-two-two", "md", "en"))["h_1"]
+    assert ("\\left(\\delta_{o_1} \\cdot \\frac{\\partial \\mathrm{net}_{o_1}}{\\partial \\mathrm{out}_{h_1}} + "
+            "\\delta_{o_2} \\cdot \\frac{\\partial \\mathrm{net}_{o_2}}{\\partial \\mathrm{out}_{h_1}}\\right) \\cdot "
+            "\\frac{\\partial \\mathrm{out}_{h_1}}{\\partial \\mathrm{net}_{h_1}}") in h1
+    assert "\\left(\\delta_{o_1} \\cdot w_{5} + \\delta_{o_2} \\cdot w_{7}\\right) \\cdot \\mathrm{out}_{h_1}" in h1
 
 
 def test_matrix_specs_show_the_matrix_form_rule():
@@ -311,10 +395,13 @@ def test_symbolic_spec_has_formulas_only():
     for block in re.findall(r"```math\n(.*?)\n```", body, flags=re.S):
         assert not re.search(r"\d\.\d", block), f"a decimal number in a symbolic handout: {block}"
     assert "\\approx" not in body
-    assert ("\\frac{\\partial L}{\\partial w_{1}} = \\left(a_{\\mathrm{out}} - y\\right) \\cdot "
+    # ∂L/∂w1 through δ_1, then all together in named quantities
+    assert ("\\frac{\\partial L}{\\partial w_{1}} &= \\delta_{1} \\cdot \\frac{\\partial z_{1}}{\\partial w_{1}} = "
+            "\\delta_{1} \\cdot x = \\left(a_{\\mathrm{out}} - y\\right) \\cdot "
             "a_{\\mathrm{out}} \\cdot \\left(1 - a_{\\mathrm{out}}\\right) \\cdot v_{1} \\cdot "
             "a_{1} \\cdot \\left(1 - a_{1}\\right) \\cdot x") in md
-    assert "{w_{1}}^{(1)} = w_{1} - \\eta \\, \\frac{\\partial L}{\\partial w_{1}}" in md
+    assert "\\delta_{1} &= \\frac{\\partial L}{\\partial z_{1}} = \\delta_{\\mathrm{out}} \\cdot" in md
+    assert "{w_{1}}^{(1)} &= w_{1} - \\eta \\, \\frac{\\partial L}{\\partial w_{1}}" in md
     assert "## 7." not in md
 
 
@@ -349,9 +436,11 @@ def test_only_restricts_the_backward_pass():
     assert set(md_sections(md)) == {"w_{1}", "w_{6}"}
     upd = md.split("\n## 6.", 1)[1].split("\n## 7.", 1)[0]
     assert "{w_{1}}^{(1)}" in upd and "{w_{6}}^{(1)}" in upd and "{w_{5}}^{(1)}" not in upd
-    # w1 alone derives what it needs in place (nothing to refer back to)
-    only = md_sections(text("two-two-two", "md", "en", only=("w1",)))["w_{1}"]
-    assert "derived for" not in only
+    # w1 alone: only its own δ, which then sums over the paths through the output layer in place
+    md1 = text("two-two-two", "md", "en", only=("w1",))
+    only = md_sections(md1)["w_{1}"]
+    assert set(deltas(md1)) == {"h_1"}
+    assert "\\frac{\\partial \\mathrm{out}_{o_1}}{\\partial \\mathrm{net}_{o_1}}" in deltas(md1)["h_1"]
     assert "\\approx 1.819119121 \\times 10^{-5}" in only
 
 
@@ -553,10 +642,10 @@ def test_template_dir_overrides_by_file_name(tmp_path):
     r = run_cli("render", "two-two-two", "--lang", "en", "--template-dir", tmp_path)
     assert r.returncode == 0, r.stderr
     assert "## 3. Going forward" in r.stdout and "## 5. Backward pass" in r.stdout
-    (tmp_path / "solution.md.j2").write_text("Only {{ title }}: {{ sections | length }} sections\n")
+    (tmp_path / "solution.md.j2").write_text("Only {{ title }}: {{ layers | length }} layers\n")
     r = run_cli("render", "two-two-two", "--lang", "en", "--template-dir", tmp_path)
     assert r.stdout == "Only 2-2-2 sigmoid network with shared biases (Mazur-style example, other numbers): " \
-                       "10 sections\n"
+                       "2 layers\n"
     # a LaTeX template too, and user text stays escaped through the filter
     (tmp_path / "solution.tex.j2").write_text("\\VAR{title | tex} \\BLOCK{for s in sections}x\\BLOCK{endfor}\n")
     r = run_cli("render", "matrix-linear", "--format", "tex", "--template-dir", tmp_path)
@@ -571,12 +660,12 @@ def test_compiled_templates_are_kept_only_for_the_same_text(tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (tmp_path / "solution.md.j2").write_text("one {{ title }}\n")
-    (other / "solution.md.j2").write_text("other {{ sections | length }}\n")
+    (other / "solution.md.j2").write_text("other {{ layers | length }}\n")
     first = render.render_text(problem, fmt="md", lang="en", template_dir=str(tmp_path))
     assert first.startswith("one 2-2-2 sigmoid")
     (tmp_path / "solution.md.j2").write_text("two {{ title | md }}\n")
     assert render.render_text(problem, fmt="md", lang="en", template_dir=str(tmp_path)).startswith("two 2-2-2")
-    assert render.render_text(problem, fmt="md", lang="en", template_dir=str(other)) == "other 10\n"
+    assert render.render_text(problem, fmt="md", lang="en", template_dir=str(other)) == "other 2\n"
     (tmp_path / "solution.tex.j2").write_text("{{ title }} \\VAR{title | tex}\n")
     tex = render.render_text(problem, fmt="tex", lang="en", template_dir=str(tmp_path))
     assert tex.startswith("{{ title }} 2-2-2 sigmoid")
@@ -629,3 +718,47 @@ def test_output_directory_is_up_to_date(built):
 def test_installed_package_finds_its_templates():
     d = templating.default_template_dir()
     assert (d / "solution.md.j2").is_file() and (d / "strings.zh.toml").is_file()
+
+
+# ---------------------------------------------------------------- the handouts in output/: length and width
+PAGE_TARGETS = {"two-two-two": 6, "house-price": 7}     # pages at most, in each language (issue 9)
+OUTPUT_SOLUTIONS = [(pid, lang) for pid in IDS for lang in LANGS]
+
+
+@pytest.fixture(scope="module")
+def compiled_output():
+    """Every worked solution of output/ (as `derive build` wrote it, at the default digits),
+    compiled once with XeLaTeX: (pid, lang) -> (log, pdf path)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        futures = {job: pool.submit(compile_tex, (ROOT / "output" / f"{job[0]}.{job[1]}.tex")
+                                    .read_text(encoding="utf-8"), "xelatex")
+                   for job in OUTPUT_SOLUTIONS}
+        return {job: f.result() for job, f in futures.items()}
+
+
+def _pages(log: str) -> int:
+    m = re.search(r"Output written on h\.(?:pdf|xdv) \((\d+) pages?", log)
+    assert m, "no output"
+    return int(m.group(1))
+
+
+@needs_xelatex
+@pytest.mark.tex
+@pytest.mark.parametrize("pid", sorted(PAGE_TARGETS))
+@pytest.mark.parametrize("lang", LANGS)
+def test_handout_page_targets(compiled_output, pid, lang):
+    """A handout a teacher can hand out: the classic 2-2-2 example in at most 6 pages, house-price
+    (15 parameters, remarks on its saturated units) in at most 7."""
+    log, _ = compiled_output[(pid, lang)]
+    assert _pages(log) <= PAGE_TARGETS[pid], f"{pid}.{lang}: {_pages(log)} pages"
+
+
+@needs_xelatex
+@pytest.mark.tex
+@pytest.mark.parametrize("pid,lang", OUTPUT_SOLUTIONS)
+def test_output_solutions_have_no_overfull_box(compiled_output, pid, lang):
+    """No line of a generated worked solution sticks out of the text block by more than 1 pt."""
+    log, _ = compiled_output[(pid, lang)]
+    assert_clean(log, f"output/{pid}.{lang}.tex")
+    over = [float(x) for x in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
+    assert not [x for x in over if x > 1.0], f"{pid}.{lang}: overfull lines {over}"

@@ -43,8 +43,15 @@ def _final(text: str, lhs: str) -> str:
     """The last number of the displayed equation that starts with `lhs` (after '\\approx' or '=')."""
     for block in re.findall(r"```math\n(.*?)\n```", text, re.S):
         body = block.replace("\\begin{aligned}", "").replace("\\end{aligned}", "").strip()
-        if body.startswith(lhs):
-            return re.split(r"\\approx|=", body)[-1].strip()
+        eqs: list = []          # an aligned display holds several equations, each from a row without '&' first
+        for row in body.split(" \\\\\n"):
+            if row.strip().startswith("&") and eqs:
+                eqs[-1] += " " + row.strip()
+            else:
+                eqs.append(row.strip())
+        for eq in eqs:
+            if eq.startswith(lhs):
+                return re.split(r"\\approx|=", eq)[-1].strip()
     raise AssertionError(f"no equation for {lhs}")
 
 
@@ -104,7 +111,8 @@ def test_only_picks_entries_and_their_numbers_are_right(big, solved):
     ref = _reference(mlp_arrays(SIZES), 1, 2)
     assert abs(mpmath.mpf(solved["gradients"]["W1"][1][2]) / ref - 1) < mpmath.mpf(10) ** -9
     # the entry of the rule written out: dE/dz1_2 · x_3 with the engine's numbers
-    m = re.search(r"\\frac\{\\partial E\}\{\\partial z_\{1,2\}\} \\cdot x_\{3\} = (\S+) \\cdot \\left\((\S+)\\right\)", text)
+    # (the numbers may begin the next row of the aligned display, together with the value)
+    m = re.search(r"\\frac\{\\partial E\}\{\\partial z_\{1,2\}\} \\cdot x_\{3\}(?: \\\\\n&| )= (\S+) \\cdot \\left\((\S+)\\right\)", text)
     x3 = mlp_arrays(SIZES)["x"][2]
     assert m and abs(float(m.group(2)) / x3 - 1) < 1e-9
 

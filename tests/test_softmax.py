@@ -246,8 +246,10 @@ def test_bce_handout_rule_ends_in_x_times_yhat_minus_y(tmp_path):
         'title = "t"\n[data]\nx = 0.5\ny = 1\n[parameters]\nw = 0.3\n[forward]\nz = "w*x"\n'
         'y_hat = "sigmoid(z)"\nL = "-(y*ln(y_hat) + (1 - y)*ln(1 - y_hat))"\n')
     md = run_cli("render", str(tmp_path / "s.toml"), "--lang", "en").stdout
-    # the chain ends in the simplified form (the product's dot is the printer's convention)
-    assert re.search(r"\\frac\{\\partial z\}\{\\partial w\} = x (\\cdot )?\\left\(\\hat\{y\} - y\\right\)", md), md
+    # the error signal ends in the simplified form δ_z = ŷ − y, and the gradient in x(ŷ − y) (the
+    # product's dot is the printer's convention; the handout derives δ per layer, issue 9)
+    assert re.search(r"\\left\(1 - \\hat\{y\}\\right\) = \\hat\{y\} - y", md), md
+    assert re.search(r"\\delta_\{z\} \\cdot x = x (\\cdot )?\\left\(\\hat\{y\} - y\\right\)", md), md
 
 
 def test_rejection_without_one_hot_names_the_general_formula(tmp_path):
