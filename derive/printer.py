@@ -164,6 +164,16 @@ def number(text: str, paren: bool = False) -> str:
     return f"({out})" if neg and paren else out
 
 
+_ROUNDS_TO_ONE = re.compile(r"(?<![\d.])-?1\.0+(?![\d])")
+
+
+def rounds_to_one(tex: str) -> bool:
+    """Does a printed value (or a line of them) contain ±1.000… — a value that is not 1 but
+    rounds to it (an exact 1 prints as 1)?  A saturated σ or tanh: 1.00000·(1 − 1.00000) would
+    read as 1·0 next to its true value 2.3×10⁻¹¹, so such a line of numbers is not shown."""
+    return bool(_ROUNDS_TO_ONE.search(tex))
+
+
 def fraction(q: Fraction, digits: int = 30) -> str:
     """An exact constant: a short decimal (0.002) or a fraction (\\frac{1}{3}) — the LaTeX of
     `rounding.fraction_text`."""

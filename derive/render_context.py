@@ -87,8 +87,19 @@ def step(s: Setting, name: str, k: int = 0, formula: bool = True) -> Step:
         parts += intermediate(s, tree, k)
     shaped = s.sol.shaped(name, "value", k)
     value = pr.shaped_latex(shaped)
-    parts.append((relation(shaped.values), one(value)))
+    parts.append((relation(shaped.values), one(saturated(s, name, k, value) or value)))
     return Step(name, lhs, layout(lhs, parts), value)
+
+
+def saturated(s: Setting, name: str, k: int, value: str) -> str | None:
+    """A scalar that rounds to ±1 without being it (a saturated σ or tanh), honestly: 1 − ε with
+    ε = 1 − value (or −1 + ε) as the engine rounds it, e.g. 1 − 2.28973×10⁻¹¹; else None."""
+    if s.g.quantities[name].shape or not pr.rounds_to_one(value):
+        return None
+    ref = name if k == 0 or name not in s.changes else f"{name}@{k}"
+    if value.startswith("-"):
+        return f"-1 + {pr.number(s.eval_text(f'1 + {ref}').values[0].text)}"
+    return f"1 - {pr.number(s.eval_text(f'1 - {ref}').values[0].text)}"
 
 
 def intermediate(s: Setting, tree, k: int) -> list:

@@ -135,8 +135,10 @@ class Backward:
             n = s.sol.adjoint(X)
             value = shown(n)
             breaks = (2, len(parts))
-            parts += [("=", self._tex(terms, "num")), ("=", self._tex(terms, "val")),
-                      (relation([n]), one(value))]
+            num = self._tex(terms, "num")
+            if not pr.rounds_to_one(join(num)):     # no 1.00000·(1 − 1.00000) for a saturated unit
+                parts.append(("=", num))
+            parts += [("=", self._tex(terms, "val")), (relation([n]), one(value))]
         return Delta(X.quantity, sym, s.edisp(X), layout(sym, parts, breaks), value)
 
     def grad(self, name: str, entry) -> Grad:

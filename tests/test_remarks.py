@@ -93,3 +93,17 @@ def test_dead_relu_is_found(tmp_path):
                     '[forward]\nz = "w*x"\nh = "relu(z)"\ny = "v*h"\nL = "(y - t)^2"\n'
                     '[train]\nloss = "L"\nlearning_rate = 0.1\nupdate = ["w", "v"]\nsteps = 1\n')
     assert "dead_relu" in kinds(found(str(spec)))
+
+
+def test_saturated_values_are_shown_as_one_minus_epsilon_and_without_a_misleading_numbers_line():
+    from derive import render
+    md = render.render_text(load("house-price"), fmt="md", lang="en")
+    with mpmath.workdps(60):
+        v = ref.numbers("house-price")
+        eps = 1 - ref.sig(v["w1"] * v["x1"] + v["w4"] * v["x2"])
+    m = re.search(r"h_\{1\} &= \\sigma\(z_\{h_1\}\) = .*?\\approx 1 - ([^\\]+ \\times 10\^\{-?\d+\}) \\\\", md)
+    assert m, "h1's forward line ends with 1 − ε"
+    assert ref.agrees(mpmath.nstr(value_of(m.group(1)), 15), eps, DIGITS)
+    # δ_h1's lines: the formula h1·(1 − h1), then the factors' values — never 1.00000·(1 − 1.00000)
+    delta = md.split("\\delta_{h_1} &=", 1)[1].split("\\delta_{h_2}", 1)[0]
+    assert "h_{1} \\cdot \\left(1 - h_{1}\\right)" in delta and "1.00000" not in delta
