@@ -35,7 +35,7 @@ from . import printer as pr
 from . import templating as tpl
 from .diagram import build_diagram
 from .errors import DeriveError
-from .escape import CJK, md_text, mermaid_text, tex_text
+from .escape import CJK
 from .graph import outline
 from .handout import selected_parameters
 from .large import LARGE_ENTRIES, SHOWN_ENTRIES, is_large, parameter_entries, picks
@@ -372,12 +372,7 @@ def answers(problem, groups: tuple, digits: int) -> tuple:
 
 
 # ---------------------------------------------------------------- rendering
-def environment(fmt: str, template_dir: str | None = None):
-    """The sandboxed environment of templates/ (`template_dir` first), with the handouts' filters
-    (as `render.environment`; not imported from there, so that `render` may import this module)."""
-    filters = {"tex": tex_text} if fmt == "tex" else {"md": md_text}
-    filters["mermaid"] = mermaid_text
-    return tpl.environment(fmt, tpl.template_paths(template_dir), filters)
+environment = tpl.handout_environment
 
 
 _TABLES: dict = {}

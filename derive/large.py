@@ -31,7 +31,7 @@ from .diagram import build_diagram
 from .errors import DeriveError
 from .escape import CJK
 from .graph import outline
-from .handout import After, Row, Section, Setting, Step, Task, Update, changing, selected_parameters
+from .handout import After, Row, Section, Setting, Step, Update, changing, selected_parameters
 from .layout import layout, one, pack, paren, relation, shown
 from .rounding import Number
 from .sections import Backward
@@ -396,20 +396,6 @@ class LargeBuilder:
             return ()
         return tuple((k, shown(v)) for k, v in enumerate(self.sol.history))
 
-    def tasks(self) -> tuple:
-        fwd = tuple(self.names[d.name] for d in self.spec.forward if d.name != self.loss)
-        out = [Task("forward", fwd), Task("loss", (self.L,))]
-        grads = [pr.deriv(self.L, self.names[n], inline=True) for n in self.selected]
-        grads += [pr.deriv(self.L, self.edisp(p.parameter, p.index), inline=True) for p in self.picks
-                  if self.shapes[p.parameter]]
-        out.append(Task("gradient", tuple(grads)))
-        upd = tuple(pr.with_step(self.names[n], 1) for n in self.spec.parameters
-                    if n in self.spec.update and n in self.selected)
-        if upd and self.spec.steps >= 1:
-            out.append(Task("update", upd))
-            out.append(Task("after", (pr.with_step(self.L, 1),)))
-        return tuple(out)
-
     # ---------------------------------------------------------------- everything
     def context(self) -> dict:
         spec = self.spec
@@ -444,12 +430,7 @@ class LargeBuilder:
             "eta": "\\eta" if spec.learning_rate is None else pr.fraction(spec.learning_rate),
             "has_cjk": bool(CJK.search(spec.title_in(self.lang) or "")) or bool(CJK.search(spec.source_in(self.lang) or "")),
         }
-        if self.exercise:
-            ctx.update(tasks=self.tasks(), forward=(), loss_step=None, sections=(), updates=(), after=None,
-                       history=())
-            return ctx
         ctx.update(
-            tasks=(),
             forward=self.forward(),
             loss_step=self.step(self.loss, 0),
             sections=tuple(self.sections()),

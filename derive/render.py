@@ -14,7 +14,7 @@ numbers, value — then each updated parameter in one line ∂L/∂p = δ·∂ne
 matrix-form rules), the update rule once and each parameter's numbers, the forward pass again with
 the new loss, and teaching remarks where the numbers call for them (`derive.remarks`).  Parameters
 the problem keeps fixed get one sentence, not a derivation.  Symbolic specs get formulas only;
-`--mode exercise` leaves every result out (the context then holds no solution numbers at all).
+`--mode exercise` and `--mode key` are `derive.exercise_context`'s (sheets and keys of their own).
 
 This module is the driver: the template environment and strings, `build_context` and
 `render_text`.  The parts are modules named for what they do, passing frozen dataclasses
@@ -36,11 +36,12 @@ from . import printer as pr
 from . import templating as tpl
 from .diagram import build_diagram
 from .errors import DeriveError
-from .escape import CJK, md_text, mermaid_text, tex_text
+from .escape import CJK
+from .exercise_context import render_exercise
 from .handout import setting
 from .large import LargeBuilder, is_large
 from .layout import group
-from .render_context import after, forward, given, history, step, tasks, update_rule, updates
+from .render_context import after, forward, given, history, step, update_rule, updates
 from .remarks import remarks
 from .rounding import DISPLAY_DIGITS
 from .sections import Backward
@@ -90,12 +91,7 @@ class Builder:
             "has_cjk": _has_cjk(spec.title_in(s.lang)) or _has_cjk(spec.source_in(s.lang)),
             "remarks": remarks(s),
         }
-        if s.exercise:
-            ctx.update(tasks=tasks(s), forward=(), loss_step=None, sections=(), updates=(), after=None,
-                       history=())
-            return ctx
         ctx.update(
-            tasks=(),
             forward=forward(s, 0),
             loss_step=step(s, s.loss, 0),
             sections=Backward(s).sections() if s.matrix_mode else (),
@@ -177,11 +173,7 @@ def _has_cjk(text: str) -> bool:
 
 
 # ---------------------------------------------------------------- templates
-def environment(fmt: str, template_dir: str | None = None):
-    """The sandboxed environment of the handout templates (templates/, `template_dir` first)."""
-    filters = {"tex": tex_text} if fmt == "tex" else {"md": md_text}
-    filters["mermaid"] = mermaid_text
-    return tpl.environment(fmt, tpl.template_paths(template_dir), filters)
+environment = tpl.handout_environment
 
 
 def strings(env, fmt: str, lang: str):
@@ -221,6 +213,8 @@ def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = DIS
     `errata` (from `derive build`): {"md": path, "tex": path, "steps": [ErrataStep]} — the source
     document's steps that are not correct, listed at the end with links to their corrections."""
     lang = lang or problem.spec.lang
+    if mode in ("exercise", "key"):    # an exercise sheet or its key: their own templates and context
+        return render_exercise(problem, fmt=fmt, lang=lang, mode=mode, only=only, template_dir=template_dir)
     solution = solution or problem.solve(digits=digits)
     env = environment(fmt, template_dir)
     ctx = build_context(problem, solution, lang=lang, only=only, mode=mode)

@@ -1,6 +1,6 @@
 """The parts of a worked solution around the backward pass: the given numbers, the forward pass
 (formula → numbers substituted → partial results → value), the update p − η·∂L/∂p, the forward
-pass again with the new loss, the loss history, and an exercise sheet's tasks.
+pass again with the new loss and the loss history.
 
 Functions of a `handout.Setting`; every number comes from the engine (through the `Solution` or
 `Setting.eval`), every formula from `derive.printer`.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import expr as ex
 from . import printer as pr
-from .handout import After, Row, Setting, Step, Task, Update
+from .handout import After, Row, Setting, Step, Update
 from .layout import Eq, layout, one, pack, paren, relation, shown, shown_exact
 
 
@@ -182,24 +182,6 @@ def history(s: Setting) -> tuple:
     if not s.numeric or s.sol.steps < 2:
         return ()
     return tuple((k, shown(v)) for k, v in enumerate(s.sol.history))
-
-
-# ---------------------------------------------------------------- exercise
-def tasks(s: Setting) -> tuple:
-    fwd = tuple(s.names[d.name] for d in s.spec.forward if d.name != s.loss)
-    out = [Task("forward", fwd), Task("loss", (s.L,))]
-    grads = []
-    for name in s.selected:
-        for e in s.g.quantities[name].entries if not s.matrix_mode else [None]:
-            grads.append(pr.deriv(s.L, s.edisp(e) if e is not None else s.names[name], inline=True))
-    out.append(Task("gradient", tuple(grads)))
-    upd = tuple(pr.with_step(s.names[n], 1) for n in s.g.parameters
-                if n in s.spec.update and n in s.selected)
-    if upd and s.spec.steps >= 1:
-        out.append(Task("update", upd))
-        if not s.symbolic:
-            out.append(Task("after", (pr.with_step(s.L, 1),)))
-    return tuple(out)
 
 
 def sum_terms(tree) -> list:

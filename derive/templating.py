@@ -27,7 +27,7 @@ import jinja2.sandbox
 from jinja2.loaders import split_template_path
 
 from .errors import DeriveError
-from .escape import MD_MATH_FILTERS, escape_text
+from .escape import MD_MATH_FILTERS, escape_text, md_text, mermaid_text, tex_text
 from .files import is_dir, read_input
 
 MAX_TEMPLATE_BYTES = 1_000_000
@@ -179,3 +179,12 @@ def string_function(table: dict, fmt: str, name: str):
         return "".join(out)
 
     return s
+
+
+def handout_environment(fmt: str, template_dir: str | None = None) -> jinja2.Environment:
+    """The sandboxed environment of the handout templates (templates/, `template_dir` first), with
+    their filters: `tex` or `md` (text escaping) and `mermaid` — one definition for the worked
+    solutions (`render`) and the exercise sheets (`exercise_context`)."""
+    filters = {"tex": tex_text} if fmt == "tex" else {"md": md_text}
+    filters["mermaid"] = mermaid_text
+    return environment(fmt, template_paths(template_dir), filters)
