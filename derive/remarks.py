@@ -115,7 +115,7 @@ def _unit_remark(s, name, fn, arg, q, i, entry, v):
     shown = eps if near == "0" else f"{near} - {eps}" if near == "1" else f"-1 + {eps}"
     formula = f"{unit} \\cdot (1 - {unit})" if fn == "sigmoid" else f"1 - {pr.brace(unit)}^{{2}}"
     slope = f"{formula} = {_entry_text(s, slope_text, i)}"
-    return Remark("saturated", "forward", (("unit", unit), ("value", shown), ("slope", slope)))
+    return Remark("saturated", "forward", (("unit", unit), ("value", f"{unit} = {shown}"), ("slope", slope)))
 
 
 def _arg_positive(s, arg, q, i) -> bool:
@@ -178,7 +178,8 @@ def _target_remark(s, target: str, output: str):
     if not outside:
         return None
     return Remark("target_outside", "forward", (
-        ("target", s.names[target]), ("value", pr.fraction(outside[0])), ("output", s.names[output]),
+        ("target", s.names[target]), ("value", f"{s.names[target]} = {pr.fraction(outside[0])}"),
+        ("output", s.names[output]),
         ("range", interval)))
 
 

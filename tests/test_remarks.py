@@ -40,8 +40,8 @@ def test_house_price_saturated_units_show_their_distance_from_1_certified():
                v["w3"] * v["x1"] + v["w6"] * v["x2"]]        # every bias is 0
         for r, z in zip(rs, pre):
             h = ref.sig(z)
-            one, eps = r["value"].split(" - ", 1)
-            assert one == "1"
+            unit, one, eps = r["value"].replace(" = ", " - ", 1).split(" - ", 2)
+            assert (unit, one) == (r["unit"], "1")
             assert ref.agrees(mpmath.nstr(value_of(eps), 15), 1 - h, DIGITS)
             formula, slope = r["slope"].rsplit(" = ", 1)
             assert formula == f"{r['unit']} \\cdot (1 - {r['unit']})"
@@ -50,7 +50,7 @@ def test_house_price_saturated_units_show_their_distance_from_1_certified():
 
 def test_house_price_target_outside_the_range_of_the_sigmoid():
     r = next(r for r in found("house-price") if r.kind == "target_outside")
-    assert r.values == {"target": "y", "value": "300000", "output": "\\hat{y}", "range": "(0, 1)"}
+    assert r.values == {"target": "y", "value": "y = 300000", "output": "\\hat{y}", "range": "(0, 1)"}
 
 
 def test_house_price_large_steps_and_a_loss_that_hardly_falls():
@@ -84,7 +84,7 @@ def test_no_remark_where_nothing_calls_for_one(pid):
 
 def test_remark_arguments_as_inline_math_of_a_format():
     r = next(r for r in found("house-price") if r.kind == "target_outside")
-    assert r.inline("$`", "`$")["target"] == "$`y`$"
+    assert r.inline("$`", "`$")["value"] == "$`y = 300000`$"
 
 
 def test_dead_relu_is_found(tmp_path):
