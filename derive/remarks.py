@@ -13,6 +13,8 @@ into a sentence of the document's language (`remark_<kind>` in strings.<lang>.to
   that lies outside that range: the loss cannot reach 0, whatever the weights;
 - `large_step`: an update that changes a parameter by more than LARGE_STEP times its own size
   (taken as at least STEP_FLOOR): the learning rate is large for this gradient;
+- `hidden_step`: updated parameters whose new value looks like the old one at the handout's digits
+  (house-price's w₁ changes by 3.8×10⁻⁸): named, with the first one's change;
 - `loss_rises` / `loss_hardly_falls`: after the steps the loss went up (the step overshot), or
   fell by less than HARDLY_FALLS of itself.
 
@@ -22,6 +24,7 @@ certified text at the handout's digits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from . import expr as ex
 from . import printer as pr
@@ -184,8 +187,40 @@ def _target_remark(s, target: str, output: str):
 
 
 # ---------------------------------------------------------------- the update and the loss after it
+def _entry_ref(name: str, index: tuple, shape: tuple, k: int = 0) -> str:
+    """An entry in the expression language, 1-based: w1, w1@1, W[2, 1], W@1[2, 1], b[3]."""
+    at = f"{name}@{k}" if k else name
+    if not shape:
+        return at
+    i, j = index
+    return f"{at}[{i + 1}]" if shape[1] == 1 else f"{at}[{i + 1}, {j + 1}]"
+
+
+def _hidden_steps(s) -> list:
+    """Parameters whose update does not show at the handout's digits (0.200000 → 0.200000): one
+    remark naming them, with the first one's change, certified by the engine."""
+    k = s.spec.steps
+    hidden = []
+    for name in s.spec.update:
+        q = s.g.quantities[name]
+        before, after = s.sol.shaped(name, "value", 0), s.sol.shaped(name, "value", k)
+        for entry, b, a in zip(q.entries, before.values, after.values):
+            if Decimal(b.text) == Decimal(a.text) and a.approx != b.approx:   # 0.2 → 0.200000
+                hidden.append((name, entry))
+    if not hidden:
+        return []
+    name, entry = hidden[0]
+    shape = s.g.quantities[name].shape
+    ref = _entry_ref(name, entry.index, shape)
+    change = pr.number(s.eval_text(f"{_entry_ref(name, entry.index, shape, k)} - {ref}").values[0].text)
+    shown = [s.edisp(e) for _, e in hidden[:MAX_REMARKS_PER_KIND]]
+    return [Remark("hidden_step", "update", (
+        ("params", ", ".join(shown) + (", \ldots" if len(hidden) > len(shown) else "")),
+        ("first", s.edisp(entry)), ("change", change), ("digits", str(s.digits)), ("n", str(len(hidden)))))]
+
+
 def _steps(s) -> list:
-    out = []
+    out = _hidden_steps(s)
     k = s.spec.steps
     for name in s.spec.update:
         before, after = s.sol.shaped(name, "value", 0), s.sol.shaped(name, "value", k)
@@ -194,7 +229,7 @@ def _steps(s) -> list:
             if abs(a.approx - b.approx) > LARGE_STEP * max(abs(b.approx), STEP_FLOOR):
                 out.append(Remark("large_step", "update", (
                     ("param", s.edisp(entry)), ("before", pr.number(b.text)), ("after", pr.number(a.text)))))
-                if len(out) >= MAX_REMARKS_PER_KIND:
+                if sum(r.kind == "large_step" for r in out) >= MAX_REMARKS_PER_KIND:
                     return out
     return out
 

@@ -107,3 +107,13 @@ def test_saturated_values_are_shown_as_one_minus_epsilon_and_without_a_misleadin
     # δ_h1's lines: the formula h1·(1 − h1), then the factors' values — never 1.00000·(1 − 1.00000)
     delta = md.split("\\delta_{h_1} &=", 1)[1].split("\\delta_{h_2}", 1)[0]
     assert "h_{1} \\cdot \\left(1 - h_{1}\\right)" in delta and "1.00000" not in delta
+
+
+def test_updates_that_do_not_show_at_the_digits_are_named_with_their_change():
+    r = next(r for r in found("house-price") if r.kind == "hidden_step")
+    assert r["first"] == "w_{1}" and r["params"].startswith("w_{1}, w_{2}")
+    with mpmath.workdps(60):
+        v = ref.numbers("house-price")
+        change = -v["_lr"] * ref.gradients("house-price")[("w1", ())]
+    assert ref.agrees(mpmath.nstr(value_of(r["change"]), 15), change, DIGITS)
+    assert not any(r.kind == "hidden_step" for r in found("two-two-two"))   # its updates show at 6 digits
