@@ -16,6 +16,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from . import dataset as ds
 from . import plot
 from . import printer as pr
 from . import train
@@ -68,7 +69,7 @@ class TrainingSection:
     optimizer: str
     hyper: tuple            # LaTeX: \beta = 0.9, …
     eta: str
-    init: tuple | None      # (distribution, LaTeX args, seed, number of parameters drawn)
+    init: tuple | None      # (distribution, its two parameters (LaTeX), seed, number of parameters drawn)
     rows: tuple             # Row
     every: int              # the table's spacing after the first epochs
     curve: Curve | None
@@ -175,7 +176,9 @@ def training_context(spec: Spec, lang: str, digits: int = 10) -> TrainingSection
         first_param, first = _first_step(tr, names)
         init = None
         if opts.init is not None:
-            args = ",\\ ".join(f"\\mathrm{{{k}}} = {pr.fraction(v)}" for k, v in opts.init.args.items())
+            # the distribution's two parameters in DISTRIBUTIONS' order (mean, std or low, high),
+            # named by the document's language (strings dist_args_<distribution>)
+            args = tuple(pr.fraction(opts.init.args[k]) for k in ds.DISTRIBUTIONS[opts.init.distribution])
             init = (opts.init.distribution, args, opts.init.seed, len(opts.init.names))
         section.update(
             samples=plan.n, origin=spec.dataset.origin if spec.dataset else "", epochs=plan.epochs,
