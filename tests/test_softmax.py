@@ -385,3 +385,11 @@ def test_latex_softmax_claim(tmp_path):
                                      "latex = '\\operatorname{softmax}(W x + b)'\n")
     r = run_cli("check", str(tmp_path / "c.toml"))
     assert r.returncode == 0 and "1 claims: 1 correct" in r.stdout, r.stdout + r.stderr
+
+
+def test_errata_list_of_a_handout_typesets_single_entries():
+    from derive.render import claimed_formula
+    p = derive.load("softmax-3")
+    assert claimed_formula(p, "dL/dz[2]") == "\\partial L/\\partial z_{2}"
+    assert claimed_formula(p, "W@1[1, 1]") == "{W_{11}}^{(1)}"
+    assert claimed_formula(p, "p[3]") == "p_{3}"
