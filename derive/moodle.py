@@ -106,8 +106,8 @@ def blanks(problem, digits: int, lang: str, strings) -> list:
             merged.setdefault(r, (m, []))[1].append(h)
         for r, (m, hyps) in merged.items():
             kinds = list(dict.fromkeys(h.kind for h in hyps))
-            feedback = (f"{names.get(kinds[0], kinds[0])}: {hyps[0].text[li]}" if len(hyps) == 1
-                        else "; ".join(names.get(k, k) for k in kinds))
+            # the first (simplest) hypothesis describes the value; all merged ones are named
+            feedback = "; ".join(names.get(k, k) for k in kinds) + f": {hyps[0].text[li]}"
             choices.append(Choice(plain(r), plain(tolerance(m, digits)), 0, feedback))
         out.append(Blank(text, flat, row.sym, x, tuple(choices)))
     return out

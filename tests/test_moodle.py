@@ -207,3 +207,15 @@ def test_cli_moodle(tmp_path):
     value = Decimal(qs[1].find("answer/text").text)
     assert len(value.normalize().as_tuple().digits) <= 3 and tol == Decimal(5).scaleb(value.adjusted() - 3)
     assert (tmp_path / "q" / "two-two-two.variants.key.en.md").exists()
+
+
+def test_readme_excerpt_is_what_derive_writes():
+    from conftest import ROOT
+    import re
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blank = re.search(r"\{1:NUMERICAL:=0\.002380:[^\n]*?\}(?=&lt;/td&gt;)", readme).group(0)
+    bank = vr.draw(derive.load("two-two-two"), 5, 7)
+    xml = moodle.quiz(bank, lang="en").decode()
+    assert blank in xml
+    q = ET.fromstring(xml).findall("question")[1]
+    assert blank in html.unescape(q.findtext("questiontext/text")).replace("<", "&lt;") or blank in xml
