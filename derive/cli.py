@@ -601,7 +601,7 @@ def parser() -> argparse.ArgumentParser:
 
     x = add("exercise", cmd_exercise, "an exercise bank: N variants of a spec with new numbers, drawn from a "
             "seed: one sheet, one key, each variant's spec and claims template, a Moodle quiz")
-    x.add_argument("--variants", default=None, metavar="N", help="how many variants, 1 to 500 (required)")
+    x.add_argument("--variants", default=None, metavar="N", help="how many variants, 1 to 500 (required; no default)")
     x.add_argument("--seed", default="0", metavar="S",
                    help="the seed the numbers are drawn from; the same seed gives the same files (default: %(default)s)")
     x.add_argument("--vary", default=None, metavar="NAMES",
