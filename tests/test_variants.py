@@ -4,6 +4,7 @@ against an independent mpmath computation from the variant's spec file (read wit
 from __future__ import annotations
 
 import re
+import shutil
 import tomllib
 from fractions import Fraction
 from pathlib import Path
@@ -282,3 +283,14 @@ def test_cli_never_overwrites_other_files(tmp_path):
     (built / "derive-manifest.txt").write_text("# derive build: the files derive wrote in this directory\n")
     r = run_cli("exercise", "two-two-two", "--variants", "1", "-o", str(built))
     assert r.returncode == 2 and "derive build's directory" in r.stderr
+
+
+@pytest.mark.tex
+@pytest.mark.skipif(not (shutil.which("xelatex") and shutil.which("latexmk")),
+                    reason="xelatex/latexmk not installed (CI installs TeX Live; see .ci/run)")
+def test_bank_tex_compiles(base):
+    from derive.tex import compile_pdf
+    bank = vr.draw(base, 2, 3)
+    for lang in ("en", "zh"):
+        pdf = compile_pdf(vr.render_bank(bank, fmt="tex", lang=lang, mode="key"))
+        assert pdf.startswith(b"%PDF")
