@@ -185,8 +185,10 @@ def draw(problem: Problem, n: int, seed: int, *, vary: str | None = None,
     draws, limit = 0, 20 * n + 100
     while len(variants) < n:
         if draws >= limit:
+            own = degenerate(problem)
+            note = f"; the spec's own numbers give a {own} too" if own else ""
             raise DeriveError(f"only {len(variants)} of {n} variants are not degenerate after {draws} draws "
-                              f"({_reason_text(reasons)}); vary other names or ask for fewer")
+                              f"({_reason_text(reasons)}{note}); vary other names or ask for fewer")
         draws += 1
         vspec = _variant_spec(spec, rng, names, vary is not None, len(variants) + 1)
         try:

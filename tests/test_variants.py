@@ -116,6 +116,9 @@ def test_degenerate_draws_are_rejected(tmp_path):
                     '[forward]\nE = "1/2*(w*x - y)^2"\n')
     assert vr.degenerate(near) == "loss near 0"
     assert vr.degenerate(derive.load("two-two-two")) is None
+    r = run_cli("exercise", "sigmoid-2-4-2", "--variants", "2", "-o", str(tmp_path / "none"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "saturated unit" in r.stderr and "the spec's own numbers give a saturated unit too" in r.stderr
 
 
 def test_bad_counts_and_seeds(base):
