@@ -182,8 +182,8 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def manifest_text(files: dict) -> str:
-    return MANIFEST_HEAD + "".join(f"{_sha(files[n])}  {n}\n" for n in sorted(files) if n != MANIFEST)
+def manifest_text(files: dict, head: str = MANIFEST_HEAD) -> str:
+    return head + "".join(f"{_sha(files[n])}  {n}\n" for n in sorted(files) if n != MANIFEST)
 
 
 def read_manifest(out: Path) -> dict | None:
@@ -340,7 +340,29 @@ def build(out_dir, *, pdf: bool = False, template_dir: str | None = None, force:
     out = Path(out_dir)
     manifest = inspect(out, force)
     files = render_all(pdf=pdf, template_dir=template_dir, progress=progress, jobs=jobs)
-    files[MANIFEST] = manifest_text(files).encode("utf-8")
+    return _write_tree(out, files, manifest, MANIFEST_HEAD, warn)
+
+
+EXERCISE_HEAD = ("# derive exercise: the files derive wrote in this directory, with their SHA-256.\n"
+                 "# derive exercise replaces or removes only these; see README (derive exercise).\n")
+
+
+def write_exercise_files(out_dir, files: dict, warn=None) -> list:
+    """`derive exercise -o DIR`: write `files` ({relative name: bytes}) into a directory that is
+    new, empty or derive exercise's own, by the same rules as a build (a file derive did not write
+    is never overwritten; files of its previous run no longer produced are removed; all or
+    nothing).  A directory of `derive build` is refused (its files would be removed)."""
+    out = Path(out_dir)
+    manifest = inspect(out, False)
+    if manifest is not None:
+        _display, text = read_input(out / MANIFEST, limit=1_000_000, what="manifest")
+        if not text.startswith(EXERCISE_HEAD.splitlines()[0]):
+            raise DeriveError(f"cannot write into {out}: it is derive build's directory; name another one")
+    return _write_tree(out, dict(files), manifest, EXERCISE_HEAD, warn)
+
+
+def _write_tree(out: Path, files: dict, manifest, head: str, warn) -> list:
+    files[MANIFEST] = manifest_text(files, head).encode("utf-8")
     write, delete, kept = _plan(out, files, manifest)
     created: list = []
     try:

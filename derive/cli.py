@@ -1,6 +1,6 @@
 """The command line: wires the stages together and turns bad input into exit code 2.
 
-    derive [--version] list | solve | eval | verify | render | build | check | train | sweep
+    derive [--version] list | solve | eval | verify | render | build | exercise | check | train | sweep
 
 Every DeriveError is printed as one line on stderr with exit code 2; nothing else escapes.
 SIGINT, SIGTERM and SIGHUP become an `Interrupted` exception, so that every stage cleans up on the
@@ -259,6 +259,29 @@ def cmd_build(args) -> int:
     finally:
         close()
     wrote(f"{len(written)} files to {args.out}")
+    return 0
+
+
+def cmd_exercise(args) -> int:
+    from . import variants as vr
+    from .build import write_exercise_files
+    n = _count("--variants", args.variants, 1, vr.MAX_VARIANTS)
+    if n is None:
+        raise DeriveError("--variants N is required (1 to 500 variants)")
+    seed = _count("--seed", args.seed, 0, vr.MAX_SEED)
+    problem = _load_and_warn(args.spec)
+    lang = args.lang or problem.spec.lang
+    digits = args.answer_digits or vr.xc.DEFAULT_ANSWER_DIGITS
+    bank = vr.draw(problem, n, seed, vary=args.vary, digits=digits)
+    out = args.output or f"{problem.spec.id}.variants"
+    files = vr.bank_files(bank, fmt=args.format, lang=lang,
+                          command=f"derive exercise {problem.spec.id} --variants {n} --seed {seed}")
+    if args.format == "moodle":
+        from .moodle import quiz
+        files[vr.moodle_name(bank, lang)] = quiz(bank, lang=lang, style=args.moodle)
+    written = write_exercise_files(out, files, warn=lambda line: print(f"derive: warning: {line}", file=sys.stderr))
+    print(f"derive: {vr.rejection_line(bank)}", file=sys.stderr)
+    wrote(f"{len(written)} files to {out}")
     return 0
 
 
@@ -575,6 +598,28 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--jobs", type=_jobs, default=None, metavar="N",
                    help="worker processes rendering the problems; the files are the same for every N "
                         "(default: one per CPU, at most 4)")
+
+    x = add("exercise", cmd_exercise, "an exercise bank: N variants of a spec with new numbers, drawn from a "
+            "seed: one sheet, one key, each variant's spec and claims template, a Moodle quiz")
+    x.add_argument("--variants", default=None, metavar="N", help="how many variants, 1 to 500 (required; no default)")
+    x.add_argument("--seed", default="0", metavar="S",
+                   help="the seed the numbers are drawn from; the same seed gives the same files (default: %(default)s)")
+    x.add_argument("--vary", default=None, metavar="NAMES",
+                   help="comma-separated data values and parameters to vary (default: every one; a 0 stays 0 "
+                        "unless named here)")
+    x.add_argument("--format", choices=("md", "tex", "moodle"), default="md",
+                   help="the sheet and key as Markdown or LaTeX; moodle: Markdown and a Moodle XML quiz "
+                        "(default: %(default)s)")
+    x.add_argument("--lang", choices=("en", "zh"), default=None,
+                   help="language of the prose (default: the spec's lang, else en)")
+    x.add_argument("--answer-digits", type=_answer_digits, default=None, metavar="D",
+                   help="significant digits of the answers, 1 to 30 (default: 4)")
+    x.add_argument("--moodle", choices=("cloze", "numerical"), default="cloze",
+                   help="one cloze question per variant with a blank per quantity, or one numerical question "
+                        "per quantity (default: %(default)s)")
+    x.add_argument("-o", "--output", default=None, metavar="DIR",
+                   help="the directory to write: new, empty, or one derive exercise wrote; a file derive did not "
+                        "write is never overwritten (default: ID.variants)")
 
     c = add("check", cmd_check, "check a hand derivation (a claims file): exit 0 if nothing is wrong, 1 if "
             "something is", spec=False)

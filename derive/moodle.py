@@ -1,0 +1,260 @@
+"""Moodle XML of an exercise bank (`derive exercise --format moodle`): one <quiz>, a category per
+exercise, and per variant one cloze (multianswer) question with a blank per asked quantity, or
+(`numerical`) one numerical question per quantity.
+
+Each blank or question: the correct answer first (fraction 100), the true value rounded to d
+significant digits with the tolerance tol = ½·10^(⌊log₁₀|x|⌋−d+1) of the true value x (Moodle's
+tolerance is absolute and closed: "right to the digits asked for"); then one fraction-0 answer per
+catalogued mistake whose value, rounded to d digits, differs from the rounded truth, with feedback
+naming the mistake in the quiz's language (`verdicts.DIAGNOSIS_NAMES` and the hypothesis' own
+description).  Mistakes that give the same rounded value are merged into one answer; a mistake
+that reproduces the truth, or whose value cannot be computed, is left out.  The mistake values are
+the checker's own recomputations (`worlds.Recomputations.hyp_alt`: the engine run with the
+hypothesis' WhatIf, or its transform of the truth) — nothing is re-derived here.
+
+The XML is built with xml.etree.ElementTree; the question text is HTML (built with ElementTree too)
+with math as \\( … \\) and \\[ … \\], which Moodle's MathJax filter reads.
+"""
+from __future__ import annotations
+
+import decimal
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from fractions import Fraction
+
+from . import exercise_context as xc
+from .quantity import make_query
+from .rounding import round_fraction
+from .variants import asked
+from .verdicts import DIAGNOSIS_NAMES, EQUAL_TOLERANCE
+from .worlds import Recomputations
+
+STYLES = ("cloze", "numerical")
+PENALTY = "0.3333333"
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str                   # the rounded value, plain decimal
+    tolerance: str
+    fraction: int                # 100 or 0
+    feedback: str
+
+
+@dataclass(frozen=True)
+class Blank:
+    quantity: str                # as derive check reads it (dE_total/dw6, w6@1)
+    flat: int
+    sym: str                     # LaTeX
+    truth: Fraction              # the true value (exact or at 60 working digits)
+    choices: tuple               # Choices, the correct one first
+
+
+# ---------------------------------------------------------------- numbers
+def exponent(q: Fraction) -> int:
+    """⌊log₁₀|q|⌋ exactly (q ≠ 0)."""
+    a = abs(q)
+    e = len(str(a.numerator)) - len(str(a.denominator))
+    return e - 1 if Fraction(10) ** e > a else e
+
+
+def plain(d: decimal.Decimal) -> str:
+    text = format(d, "f")
+    return text
+
+
+def tolerance(x: Fraction, digits: int) -> decimal.Decimal:
+    """½·10^(⌊log₁₀|x|⌋ − digits + 1); 0 for x = 0."""
+    if x == 0:
+        return decimal.Decimal(0)
+    return decimal.Decimal(5).scaleb(exponent(x) - digits)
+
+
+def rounded(x: Fraction, digits: int) -> decimal.Decimal:
+    return decimal.Decimal(0) if x == 0 else round_fraction(x, digits)
+
+
+# ---------------------------------------------------------------- the blanks of one variant
+def blanks(problem, digits: int, lang: str, strings) -> list:
+    """One Blank per row of the variant's sheet (see the module's docstring)."""
+    rc = Recomputations(problem, digits)
+    names = DIAGNOSIS_NAMES[lang]
+    li = 1 if lang == "zh" else 0
+    out = []
+    queries: dict = {}
+    for text, flat, row in asked(problem, digits):
+        if text not in queries:
+            q = make_query(text, problem.graph)
+            truth, _numbers = rc.truth(q)
+            alts = []
+            for h in rc.hypotheses:
+                alt = rc.hyp_alt(h, q, truth=truth)
+                alts.append((h, alt))
+            queries[text] = (truth, alts)
+        truth, alts = queries[text]
+        x = truth[flat]
+        right = rounded(x, digits)
+        choices = [Choice(plain(right), plain(tolerance(x, digits)), 100, strings("moodle_correct"))]
+        merged: dict = {}
+        for h, alt in alts:
+            if alt is None or flat >= len(alt):
+                continue
+            m = Fraction(alt[flat])
+            r = rounded(m, digits)
+            if r == right or abs(m - x) <= EQUAL_TOLERANCE * abs(x):   # the truth (at 60 digits)
+                continue
+            merged.setdefault(r, (m, []))[1].append(h)
+        for r, (m, hyps) in merged.items():
+            kinds = list(dict.fromkeys(h.kind for h in hyps))
+            # the first (simplest) hypothesis describes the value; all merged ones are named
+            feedback = "; ".join(names.get(k, k) for k in kinds) + f": {hyps[0].text[li]}"
+            choices.append(Choice(plain(r), plain(tolerance(m, digits)), 0, feedback))
+        out.append(Blank(text, flat, row.sym, x, tuple(choices)))
+    return out
+
+
+# ---------------------------------------------------------------- cloze
+def cloze_escape(text: str) -> str:
+    """Feedback text inside a cloze blank: \\, }, #, ~ escaped with a backslash."""
+    for ch in ("\\", "}", "#", "~"):
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def cloze_blank(blank: Blank) -> str:
+    parts = []
+    for i, c in enumerate(blank.choices):
+        head = "=" if c.fraction == 100 else f"%{c.fraction}%"
+        parts.append(f"{head}{c.value}:{c.tolerance}#{cloze_escape(c.feedback)}")
+    return "{1:NUMERICAL:" + "~".join(parts) + "}"
+
+
+# ---------------------------------------------------------------- question text (HTML)
+def _display(e) -> str:
+    if getattr(e, "flat", None):
+        return "\\[" + e.flat + "\\]"
+    return "\\[\\begin{aligned}" + " \\\\ ".join(e.lines) + "\\end{aligned}\\]"
+
+
+def _m(tex: str) -> str:
+    return "\\(" + tex + "\\)"
+
+
+def _p(parent, text: str, tag: str = "p"):
+    el = ET.SubElement(parent, tag)
+    el.text = text
+    return el
+
+
+def model_html(ctx: dict, x, s) -> ET.Element:
+    """The model and the given numbers of a variant's sheet context, as an HTML <div>."""
+    div = ET.Element("div")
+    _p(div, x("model_intro"))
+    for e in ctx["definitions"]:
+        _p(div, _display(e))
+    if ctx["functions"]:
+        _p(div, x("functions_intro" if any(d for _f, d in ctx["functions"]) else "functions_intro_plain"))
+        ul = ET.SubElement(div, "ul")
+        for f, d in ctx["functions"]:
+            _p(ul, _m(f) + ((s("list_sep") + _m(d)) if d else ""), "li")
+    if ctx["indicator"]:
+        _p(div, x("indicator_note", one=_m(ctx["indicator"]), cond=_m("x > 0")))
+    given = ctx["given"]
+    rule = "p^{(1)} = p - \\eta \\, \\partial " + ctx["loss"] + "/\\partial p"
+    sp = s("sentence_sep")
+    upd = x("updated_all") if given["all_updated"] else x(
+        "updated_some", names=s("list_sep").join(_m(n) for n in given["updated"]),
+        fixed=s("list_sep").join(_m(n) for n in given["fixed"]))
+    _p(div, x("loss_note", L=_m(ctx["loss"])) + sp + x("learning_rate", eta=_m(given["eta"]), p=_m("p"),
+                                                     rule=_m(rule)) + sp + upd)
+    _p(div, s("h_given"), "h4")
+    table = ET.SubElement(div, "table")
+    for r in (*given["data"], *given["parameters"]):
+        tr = ET.SubElement(table, "tr")
+        _p(tr, _m(r["sym"]), "td")
+        _p(tr, _m(r["value"]), "td")
+    for mats in (given["data_matrices"], given["parameter_matrices"]):
+        for e in (mats if isinstance(mats, (list, tuple)) else [mats]):
+            if e:
+                _p(div, _display(e))
+    return div
+
+
+# ---------------------------------------------------------------- the quiz
+def _text(parent, tag: str, text: str, fmt: str | None = None):
+    el = ET.SubElement(parent, tag)
+    if fmt:
+        el.set("format", fmt)
+    ET.SubElement(el, "text").text = text
+    return el
+
+
+def _html(el: ET.Element) -> str:
+    return ET.tostring(el, encoding="unicode", method="html")
+
+
+def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = None) -> bytes:
+    """The Moodle XML (UTF-8 bytes) of a bank (`variants.Bank`)."""
+    env = xc.environment("md", template_dir)
+    s, _x, x = xc.exercise_strings(env, "md", lang)
+    base = bank.base.spec
+    digits = bank.digits
+    root = ET.Element("quiz")
+    cat = ET.SubElement(root, "question", type="category")
+    _text(cat, "category", "$course$/top/" + x("moodle_category", id=base.id))
+    for n, vp in enumerate(bank.variants, 1):
+        ctx = xc.sheet_context(vp, lang=lang, digits=digits, strings=x)
+        intro = model_html(ctx, x, s)
+        bl = blanks(vp, digits, lang, x)
+        answers_div = ET.Element("div")
+        ul = ET.SubElement(answers_div, "ul")
+        for b in bl:
+            _p(ul, _m(b.sym + " = " + b.choices[0].value), "li")
+        general = _html(answers_div)
+        if style == "cloze":
+            body = ET.Element("div")
+            body.append(intro)
+            _p(body, x("h_tasks"), "h4")
+            _p(body, x("precision", digits=digits))
+            table = ET.SubElement(body, "table")
+            for i, b in enumerate(bl, 1):
+                tr = ET.SubElement(table, "tr")
+                _p(tr, str(i), "td")
+                _p(tr, _m(b.sym), "td")
+                _p(tr, cloze_blank(b), "td")
+            q = ET.SubElement(root, "question", type="cloze")
+            _text(q, "name", x("moodle_name", id=base.id, n=n))
+            _text(q, "questiontext", _html(body), "html")
+            _text(q, "generalfeedback", general, "html")
+            ET.SubElement(q, "penalty").text = PENALTY
+            ET.SubElement(q, "hidden").text = "0"
+            ET.SubElement(q, "idnumber").text = f"{vp.spec.id}"
+            continue
+        for i, b in enumerate(bl, 1):
+            body = ET.Element("div")
+            body.append(intro)
+            _p(body, x("moodle_task", quantity=_m(b.sym), digits=digits))
+            q = ET.SubElement(root, "question", type="numerical")
+            _text(q, "name", x("moodle_name_quantity", id=base.id, n=n, quantity=b.quantity))
+            _text(q, "questiontext", _html(body), "html")
+            _text(q, "generalfeedback", general, "html")
+            ET.SubElement(q, "defaultgrade").text = "1"
+            ET.SubElement(q, "penalty").text = PENALTY
+            ET.SubElement(q, "hidden").text = "0"
+            ET.SubElement(q, "idnumber").text = f"{vp.spec.id}-{i}"
+            for c in b.choices:
+                a = ET.SubElement(q, "answer", fraction=str(c.fraction), format="moodle_auto_format")
+                ET.SubElement(a, "text").text = c.value
+                ET.SubElement(a, "tolerance").text = c.tolerance
+                _text(a, "feedback", c.feedback, "html")
+            ET.SubElement(q, "unitgradingtype").text = "0"
+            ET.SubElement(q, "unitpenalty").text = "0.1000000"
+            ET.SubElement(q, "showunits").text = "3"
+            ET.SubElement(q, "unitsleft").text = "0"
+    ET.indent(root)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8",
+                                                                     xml_declaration=False) + b"\n"
+
+
+__all__ = ["Blank", "Choice", "STYLES", "blanks", "cloze_blank", "cloze_escape", "exponent", "quiz",
+           "tolerance"]

@@ -1,0 +1,358 @@
+"""Exercise banks: N variants of one spec, drawn reproducibly from a seed (`derive exercise`).
+
+A variant is the spec with new numbers (`dataclasses.replace` on its data and parameters): every
+varied entry is drawn, with `random.Random(seed)`, from a grid of short decimals of the same sign
+and order of magnitude as the original.  For x ≠ 0 with e = ⌊log₁₀|x|⌋ the grid is
+k·5·10^(e−1), k = 1 … 19, with x's sign: 0.25 → one of 0.05, 0.10, …, 0.95; 0.02 → 0.005 … 0.095;
+120 → 50, 100, …, 950.  (Decision: one grid rule for every magnitude, 19 values, so a drawn value
+has at most two significant digits.)  A 0 stays 0 unless `--vary` names it; then it is drawn from
+0.05 … 0.95.  By default every data value and parameter is varied, except one-hot data (whose
+entries are 0 and 1 by definition); the learning rate is kept.
+
+A draw is rejected, and drawn again, when it is degenerate: a saturated σ or tanh unit (σ′ < 10⁻³,
+1 − tanh² < 10⁻³), a dead ReLU (an output entry 0), a vanishing gradient (|∂L/∂p| < 10⁻⁸ for an
+entry of an updated parameter), a loss already near 0 (< 10⁻⁶), or the same answers as an earlier
+variant at the answer digits.  `Bank.rejected` counts the rejections by reason.  Same seed, same
+variants, same bytes.
+
+Variants are written as spec files (`spec_toml`, read back by `derive.spec` into the same Spec) and
+claims templates (`claims_template`: every asked quantity with an empty value, for `derive check`
+once a student fills it in); `render_bank` renders the sheet or key of all variants in one document
+with exercise_context's contexts and templates.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+from . import exercise_context as xc
+from . import templating as tpl
+from .errors import DeriveError
+from .rounding import exact_decimal
+from .solve import Problem
+from .spec import Spec, Value
+
+MAX_VARIANTS = 500
+MAX_SEED = 2 ** 63 - 1
+MAX_VALUES = 200                 # numbers of a spec that can be varied (a bank is for small networks)
+MIN_SLOPE = 1e-3                 # σ′ or tanh′ below this: a saturated unit
+MIN_GRADIENT = 1e-8
+MIN_LOSS = 1e-6
+CHECK_DIGITS = 10                # digits of the engine run that judges a draw
+GRID = tuple(range(1, 20))       # k of k·5·10^(e−1)
+SATURATING = ("sigmoid", "tanh")
+
+
+@dataclass(frozen=True)
+class Bank:
+    base: Problem
+    seed: int
+    digits: int
+    varied: tuple                # the names varied
+    variants: tuple              # Problems, in order
+    draws: int                   # draws made in all
+    rejected: tuple              # ((reason, count), …), sorted by reason
+
+    @property
+    def n_rejected(self) -> int:
+        return sum(c for _r, c in self.rejected)
+
+
+# ---------------------------------------------------------------- the grid
+def grid(x: Fraction) -> tuple:
+    """The values a drawn entry can take in place of x (see the module's docstring)."""
+    if x == 0:
+        x = Fraction(1, 2)
+    sign = 1 if x > 0 else -1
+    a = abs(x)
+    e = len(str(a.numerator // a.denominator)) - 1 if a >= 1 else -_leading_zeros(a) - 1
+    unit = Fraction(5) * Fraction(10) ** (e - 1)
+    return tuple(sign * k * unit for k in GRID)
+
+
+def _leading_zeros(a: Fraction) -> int:
+    """For 0 < a < 1: the number of zeros after the decimal point before the first digit."""
+    n = 0
+    while a * 10 < 1:
+        a *= 10
+        n += 1
+    return n
+
+
+def default_names(spec: Spec) -> tuple:
+    return tuple(n for n in (*spec.data, *spec.parameters) if n not in spec.one_hot)
+
+
+def _check_spec(spec: Spec) -> None:
+    if spec.is_symbolic:
+        raise DeriveError("a symbolic spec has no numbers to vary", file=spec.path)
+    if spec.dataset is not None or spec.predictions:
+        raise DeriveError("variants of a spec with a [dataset] or [predict] are not supported", file=spec.path)
+    n = sum(len(v.entries) for v in (*spec.data.values(), *spec.parameters.values()))
+    if n > MAX_VALUES:
+        raise DeriveError(f"{n} numbers in [data] and [parameters]; variants are drawn for at most {MAX_VALUES}",
+                          file=spec.path)
+    if spec.learning_rate is not None and _toml_number(spec.learning_rate) is None:
+        raise DeriveError("the learning rate is not a decimal, so a variant's spec file cannot state it",
+                          file=spec.path, key="train.learning_rate")
+
+
+def resolve_names(spec: Spec, vary: str | None) -> tuple:
+    """The names to vary: all of `default_names`, or the comma-separated `vary` (each a data or
+    parameter name; DeriveError naming the first unknown one)."""
+    if vary is None:
+        return default_names(spec)
+    names = [v.strip() for v in vary.split(",") if v.strip()]
+    if not names:
+        raise DeriveError("--vary: give at least one name")
+    for n in names:
+        if n not in spec.data and n not in spec.parameters:
+            raise DeriveError(f"--vary: {n!r} is not a data value or parameter of {spec.id} "
+                              f"(these are: {', '.join((*spec.data, *spec.parameters))})")
+        if n in spec.one_hot:
+            raise DeriveError(f"--vary: {n!r} is one-hot data (entries 0 and 1); it cannot be varied")
+    return tuple(dict.fromkeys(names))
+
+
+# ---------------------------------------------------------------- drawing
+def _draw_value(rng: random.Random, v: Value, explicit: bool) -> Value:
+    out = []
+    for q in v.entries:
+        if q == 0 and not explicit:
+            out.append(q)
+        else:
+            out.append(rng.choice(grid(q)))
+    return Value(v.shape, tuple(out), v.flat_list)
+
+
+def _variant_spec(spec: Spec, rng: random.Random, names: tuple, explicit: bool, n: int) -> Spec:
+    data = {k: (_draw_value(rng, v, explicit) if k in names else v) for k, v in spec.data.items()}
+    params = {k: (_draw_value(rng, v, explicit) if k in names else v) for k, v in spec.parameters.items()}
+    vid = variant_id(spec.id, n)
+    return replace(spec, id=vid, path=f"{vid}.toml", data=data, parameters=params, warnings=())
+
+
+def variant_id(base_id: str, n: int) -> str:
+    return f"{base_id}-v{n:02d}" if n < 100 else f"{base_id}-v{n}"
+
+
+def answer_texts(problem: Problem, digits: int) -> tuple:
+    """Every number a key gives, as texts at `digits` (what 'the same answers' compares)."""
+    groups = xc.SheetBuilder(problem, lang="en", digits=digits, only=None).groups()
+    return tuple(a.text for g in xc.answers(problem, groups, digits) for a in g.rows)
+
+
+def degenerate(problem: Problem) -> str | None:
+    """Why a variant is degenerate (a reason tag), or None."""
+    spec = problem.spec
+    nums = problem.numbers(CHECK_DIGITS, 1 if spec.update else 0)
+    for d in spec.forward:
+        fn = getattr(d.tree, "fn", None)
+        if fn not in ("sigmoid", "tanh", "relu"):
+            continue
+        for y in nums.forward[d.name]:
+            v = y.approx
+            if fn == "sigmoid" and v * (1 - v) < MIN_SLOPE:
+                return "saturated unit"
+            if fn == "tanh" and 1 - v * v < MIN_SLOPE:
+                return "saturated unit"
+            if fn == "relu" and (y.exact == 0 if y.exact is not None else v == 0):
+                return "dead ReLU"
+    for p in spec.update:
+        if any(abs(g.approx) < MIN_GRADIENT for g in nums.gradients[p]):
+            return "vanishing gradient"
+    if abs(nums.history[0].approx) < MIN_LOSS:
+        return "loss near 0"
+    return None
+
+
+def draw(problem: Problem, n: int, seed: int, *, vary: str | None = None,
+         digits: int = xc.DEFAULT_ANSWER_DIGITS) -> Bank:
+    """N non-degenerate variants of `problem`, reproducibly from `seed`."""
+    spec = problem.spec
+    if not 1 <= n <= MAX_VARIANTS:
+        raise DeriveError(f"--variants must be between 1 and {MAX_VARIANTS}, got {n}")
+    if not 0 <= seed <= MAX_SEED:
+        raise DeriveError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {seed}")
+    _check_spec(spec)
+    names = resolve_names(spec, vary)
+    rng = random.Random(seed)
+    variants, seen, reasons = [], set(), Counter()
+    draws, limit = 0, 20 * n + 100
+    while len(variants) < n:
+        if draws >= limit:
+            own = degenerate(problem)
+            note = f"; the spec's own numbers give a {own} too" if own else ""
+            raise DeriveError(f"only {len(variants)} of {n} variants are not degenerate after {draws} draws "
+                              f"({_reason_text(reasons)}{note}); vary other names or ask for fewer")
+        draws += 1
+        vspec = _variant_spec(spec, rng, names, vary is not None, len(variants) + 1)
+        try:
+            vp = Problem(vspec)
+            why = degenerate(vp)
+            texts = answer_texts(vp, digits) if why is None else None
+        except (DeriveError, ZeroDivisionError, OverflowError, ValueError):
+            why, texts = "not computable", None
+        if why is None and texts in seen:
+            why = "same answers as an earlier variant"
+        if why is not None:
+            reasons[why] += 1
+            continue
+        seen.add(texts)
+        variants.append(vp)
+    return Bank(problem, seed, digits, names, tuple(variants), draws, tuple(sorted(reasons.items())))
+
+
+def _reason_text(reasons: Counter) -> str:
+    return ", ".join(f"{r}: {c}" for r, c in sorted(reasons.items())) or "none rejected"
+
+
+def rejection_line(bank: Bank) -> str:
+    """One line for the user: how many draws were rejected, and why."""
+    n = len(bank.variants)
+    if not bank.n_rejected:
+        return f"{n} variants drawn from seed {bank.seed}, none rejected"
+    return (f"{n} variants drawn from seed {bank.seed}; {bank.n_rejected} draws rejected as degenerate "
+            f"({_reason_text(Counter(dict(bank.rejected)))})")
+
+
+# ---------------------------------------------------------------- files
+def _toml_number(q: Fraction) -> str | None:
+    """q as a TOML number that `derive.spec` reads back as exactly q, or None."""
+    if q.denominator == 1:
+        return str(q.numerator)
+    if exact_decimal(q) is None:
+        return None
+    text = repr(float(q))
+    return text if Fraction(text) == q else None
+
+
+def _toml_value(v: Value, where: str) -> str:
+    def num(q):
+        t = _toml_number(q)
+        if t is None:
+            raise DeriveError(f"{q} cannot be written as a TOML number", key=where)
+        return t
+    if v.shape == ():
+        return num(v.entries[0])
+    if v.flat_list:
+        return "[" + ", ".join(num(q) for q in v.entries) + "]"
+    return "[" + ", ".join("[" + ", ".join(num(q) for q in row) + "]" for row in v.rows()) + "]"
+
+
+def _s(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)      # a JSON string is a TOML basic string
+
+
+def spec_toml(spec: Spec, source: str) -> str:
+    """A variant's spec file: the spec's model with its numbers (read back into the same Spec)."""
+    out = [f"# {source}", f"title = {_s(spec.title)}"]
+    if spec.title_zh:
+        out.append(f"title_zh = {_s(spec.title_zh)}")
+    out += [f"source = {_s(source)}", f"lang = {_s(spec.lang)}"]
+    if spec.one_hot:
+        out.append("one_hot = [" + ", ".join(_s(n) for n in spec.one_hot) + "]")
+    for table, values in (("data", spec.data), ("parameters", spec.parameters)):
+        if values:
+            out += ["", f"[{table}]"] + [f"{k} = {_toml_value(v, f'{table}.{k}')}" for k, v in values.items()]
+    out += ["", "[forward]"] + [f"{d.name} = {_s(d.text)}" for d in spec.forward]
+    out += ["", "[train]", f"loss = {_s(spec.loss)}"]
+    if spec.learning_rate is not None:
+        out.append(f"learning_rate = {_toml_number(spec.learning_rate)}")
+    out += ["update = [" + ", ".join(_s(u) for u in spec.update) + "]", f"steps = {spec.steps}"]
+    if spec.latex:
+        out += ["", "[latex]"] + [f"{k} = {_s(v)}" for k, v in spec.latex.items()]
+    return "\n".join(out) + "\n"
+
+
+def quantity_text(problem: Problem, query: tuple) -> tuple:
+    """(the quantity as derive check and derive eval read it, flat index) of an answer row."""
+    kind, name, flat = query
+    loss = problem.spec.loss
+    text = {"forward": name, "loss": loss, "gradient": f"d{loss}/d{name}", "update": f"{name}@1",
+            "after": f"{loss}@1"}[kind]
+    return text, flat
+
+
+def asked(problem: Problem, digits: int) -> list:
+    """[(quantity text, shape, flat index, Answer)] of every row of the sheet, in order."""
+    groups = xc.SheetBuilder(problem, lang="en", digits=digits, only=None).groups()
+    return [(*quantity_text(problem, a.query), a) for g in groups for a in g.rows]
+
+
+def claims_template(problem: Problem, spec_file: str, digits: int) -> str:
+    """A claims file for `derive check`: every quantity the sheet asks for, with an empty value
+    (a matrix: a list of empty strings per entry) to fill in."""
+    shapes = problem.program.shapes
+    out = [f"# Fill in each value (to {digits} significant digits), then: derive check THIS_FILE",
+           f"spec = {_s(spec_file)}"]
+    done = set()
+    for text, _flat, _a in asked(problem, digits):
+        if text in done:
+            continue
+        done.add(text)
+        shape = shapes[text.split("@")[0]] if not text.startswith("d") or "/" not in text else \
+            shapes[text.split("/d", 1)[1]]
+        if shape == ():
+            value = '""'
+        elif shape[1] == 1:
+            value = "[" + ", ".join('""' for _ in range(shape[0])) + "]"
+        else:
+            value = "[" + ", ".join("[" + ", ".join('""' for _ in range(shape[1])) + "]"
+                                    for _ in range(shape[0])) + "]"
+        out += ["", "[[claim]]", f"of = {_s(text)}", f"value = {value}"]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- the sheet and key of a bank
+def render_bank(bank: Bank, *, fmt: str, lang: str, mode: str, template_dir: str | None = None) -> str:
+    """One document with every variant's sheet (`mode` 'exercise') or key ('key'), numbered, in
+    exercise_context's template of `fmt`."""
+    env = xc.environment(fmt, template_dir)
+    s, x, plain = xc.exercise_strings(env, fmt, lang)
+    parts = []
+    for i, vp in enumerate(bank.variants, 1):
+        ctx = xc.sheet_context(vp, lang=lang, digits=bank.digits, strings=plain)
+        if mode == "key":
+            ctx = dict(ctx, key=True, groups=xc.answers(vp, ctx["groups"], bank.digits))
+        ctx["title"] = plain("variant_title", title=xc.title(bank.base.spec, lang, plain), n=i)
+        ctx["id"] = vp.spec.id
+        text = tpl.render(env, f"exercise.{fmt}.j2", dict(ctx, s=s, x=x))
+        parts.append(re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n")
+    if fmt == "md":
+        return "\n---\n\n".join(parts)
+    head, _, _ = parts[0].partition("\\begin{document}\n")
+    bodies = [p.partition("\\begin{document}\n")[2].rpartition("\\end{document}")[0] for p in parts]
+    return (head + "\\begin{document}\n" + "\\clearpage\n\\setcounter{section}{0}\n".join(bodies)
+            + "\\end{document}\n")
+
+
+__all__ = ["Bank", "bank_files", "moodle_name", "MAX_VARIANTS", "answer_texts", "asked", "claims_template", "default_names", "degenerate",
+           "draw", "grid", "quantity_text", "rejection_line", "render_bank", "resolve_names", "spec_toml",
+           "variant_id"]
+
+
+def bank_files(bank: Bank, *, fmt: str = "md", lang: str, command: str = "",
+               template_dir: str | None = None) -> dict:
+    """{relative name: bytes} of a bank: ID.variants.LANG.FMT (the sheet), ID.variants.key.LANG.FMT
+    (the key), VARIANT.toml and VARIANT.claims.toml per variant (fmt 'moodle': the sheet and key in
+    Markdown; the quiz itself is `moodle.quiz`, named by `moodle_name`)."""
+    pid = bank.base.spec.id
+    doc = "md" if fmt == "moodle" else fmt
+    files = {}
+    for mode, name in (("exercise", f"{pid}.variants.{lang}.{doc}"), ("key", f"{pid}.variants.key.{lang}.{doc}")):
+        files[name] = render_bank(bank, fmt=doc, lang=lang, mode=mode, template_dir=template_dir).encode("utf-8")
+    for i, vp in enumerate(bank.variants, 1):
+        vid = vp.spec.id
+        source = f"variant {i} of {command or pid} (derive exercise)"
+        files[f"{vid}.toml"] = spec_toml(vp.spec, source).encode("utf-8")
+        files[f"{vid}.claims.toml"] = claims_template(vp, f"{vid}.toml", bank.digits).encode("utf-8")
+    return files
+
+
+def moodle_name(bank: Bank, lang: str) -> str:
+    return f"{bank.base.spec.id}.moodle.{lang}.xml"
