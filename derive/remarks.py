@@ -15,8 +15,8 @@ into a sentence of the document's language (`remark_<kind>` in strings.<lang>.to
   (taken as at least STEP_FLOOR): the learning rate is large for this gradient;
 - `hidden_step`: updated parameters whose new value looks like the old one at the handout's digits
   (house-price's w₁ changes by 3.8×10⁻⁸): named, with the first one's change;
-- `loss_rises` / `loss_hardly_falls`: after the steps the loss went up (the step overshot), or
-  fell by less than HARDLY_FALLS of itself.
+- `loss_hardly_falls`: after the steps the loss fell by less than HARDLY_FALLS of itself (a loss
+  that rises needs no remark: the pass after the step says so, and that the rate is too large).
 
 Decisions use the engine's floats (only to decide); every number a remark prints is the engine's
 certified text at the handout's digits.
@@ -239,8 +239,8 @@ def _loss(s) -> list:
     first, last = h[0], h[s.spec.steps]
     if first.approx == 0:
         return []
-    if last.approx > first.approx:
-        return [Remark("loss_rises", "after", (("before", pr.number(first.text)), ("after", pr.number(last.text))))]
+    if last.approx >= first.approx:   # a rise: the pass after the step says so, with its numbers
+        return []
     drop = (first.approx - last.approx) / first.approx
     if drop < HARDLY_FALLS:
         # 100·(L − L@k)/L, certified by the engine
