@@ -230,6 +230,11 @@ class Setting:
             self.evals[(text, self.digits)] = self.problem.value_of(at_step(node, k), self.digits, text)
         return self.evals[(text, self.digits)]
 
+    def loss_fall_percent(self, k: int = 1):
+        """100·(L − L@k)/L as the engine rounds it (a Number): one computation for the sentence
+        after the step and the remark on a loss that hardly falls (the evals cache serves both)."""
+        return self.eval_text(f"100*({self.loss} - ({self.loss}@{k}))/{self.loss}").values[0]
+
     def eval_text(self, text: str, digits: int | None = None):
         """The engine's value of an expression in the spec language (every partial result shown)."""
         digits = digits or self.digits

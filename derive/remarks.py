@@ -243,7 +243,6 @@ def _loss(s) -> list:
         return []
     drop = (first.approx - last.approx) / first.approx
     if drop < HARDLY_FALLS:
-        # 100·(L − L@k)/L, certified by the engine
-        percent = pr.number(s.eval_text(f"100*({s.loss} - {s.loss}@{s.spec.steps})/{s.loss}").values[0].text)
+        percent = pr.number(s.loss_fall_percent(s.spec.steps).text)   # 100·(L − L@k)/L, certified
         return [Remark("loss_hardly_falls", "after", (("percent", percent),))]
     return []

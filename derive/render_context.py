@@ -172,7 +172,7 @@ def after(s: Setting) -> After | None:
     same = change.text == "0"
     percent = ""
     if before.text != "0":
-        pct = s.eval_text(f"100*({s.loss} - ({s.loss}@1))/{s.loss}").values[0]   # the sentence's precision
+        pct = s.loss_fall_percent(1)   # the sentence's precision
         percent = pr.number(pct.text.lstrip("-"))
     return After(steps, loss, shown(before), shown(after), pr.number(change.text.lstrip("-")), percent,
                  fell, same)
