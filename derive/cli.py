@@ -347,15 +347,22 @@ def _check_plot(args) -> None:
         files.check_output(args.plot)
 
 
-def cmd_train(args) -> int:
-    from . import train
-    from .summary import fraction_text
+def _training_spec(args, count: str, minimum: int):
+    """derive train's and sweep's common start, in this order: the output path, --epochs or
+    --steps (`count`, at least `minimum`), --precision, --plot, then the spec and its warnings."""
     _check_output(args)
-    args.epochs = _count("--epochs", args.epochs, 0)
+    setattr(args, count, _count(f"--{count}", getattr(args, count), minimum))
     args.precision = _precision(args.precision)
     _check_plot(args)
     spec = load_spec(args.spec)
     _warn(spec.warnings)
+    return spec
+
+
+def cmd_train(args) -> int:
+    from . import train
+    from .summary import fraction_text
+    spec = _training_spec(args, "epochs", 0)
     predict = tuple(train.parse_predict(p, spec) for p in args.predict or ())
     plan = train.prepare(spec, epochs=args.epochs, predict=predict)
     progress, close = _progress(plan.epochs, "train")
@@ -414,12 +421,7 @@ def _flat_text(v) -> str:
 def cmd_sweep(args) -> int:
     from . import train
     from .summary import fraction_text
-    _check_output(args)
-    args.steps = _count("--steps", args.steps, 1)
-    args.precision = _precision(args.precision)
-    _check_plot(args)
-    spec = load_spec(args.spec)
-    _warn(spec.warnings)
+    spec = _training_spec(args, "steps", 1)
     rates = tuple(_learning_rate(t) for t in args.learning_rates.split(",") if t.strip())
     if not rates:
         raise DeriveError("--learning-rates: give at least one learning rate")
