@@ -290,15 +290,6 @@ def _stated_entries(claim: Claim, fail) -> tuple:
         raise fail(f"value: {e.what}") from None
 
 
-def entry_label(i: int, shape: tuple) -> str:
-    if shape == ():
-        return ""
-    r, c = shape
-    if c == 1:
-        return str(i + 1)
-    return f"{i // c + 1},{i % c + 1}"
-
-
 def claim_keys(claim: Claim, graph) -> list:
     """What a claimed value overrides in a recomputation: ('value', entry, k) / ('deriv', a, b, k)."""
     t = claim.of_tree

@@ -48,7 +48,6 @@ from .check import Checker
 from .claims import load_claims
 from .formulas import chain_formula
 from .report import summary, summary_line
-from .claims import entry_label
 from .messages import MESSAGES, full_width
 from .verdicts import VERDICT_NAMES, VERDICTS, diagnosis_name, shown_true, sig_text, text_at
 from .errors import DeriveError
@@ -489,7 +488,7 @@ def rounding_pieces(tex: Tex, r, lang: str, const_value=None, shown=None) -> tup
     if c.shape != () and len(r.entries) > 1:
         out = []
         for v in ("wrong", "truncated", "rounding"):
-            which = [f"({entry_label(i, c.shape)})" for i, x in enumerate(r.entries) if x == v]
+            which = [f"({ex.index_text(c.shape, i)})" for i, x in enumerate(r.entries) if x == v]
             if which:
                 if out:
                     out.append(("t", w["sep"]))

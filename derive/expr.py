@@ -129,6 +129,22 @@ def index_entry(index: tuple, shape: tuple, what: str = "") -> tuple:
     return (i - 1, j - 1)
 
 
+def index_text(shape: tuple, flat: int = 0) -> str:
+    """The 1-based index, as written inside brackets, of entry `flat` (row-major) of a value of
+    `shape`: "" for a scalar, "3" for a vector, "1,2" for a matrix (the inverse of index_entry)."""
+    if shape == ():
+        return ""
+    r, c = shape
+    row, col = divmod(flat, c)
+    return str(row + 1) if c == 1 else str(col + 1) if r == 1 else f"{row + 1},{col + 1}"
+
+
+def entry_text(name: str, shape: tuple, flat: int = 0, step: int = 0) -> str:
+    """An entry as the expression language writes it, 1-based: w1, w1@1, b[3], W[1,2], W@1[2,1]."""
+    at = f"{name}@{step}" if step else name
+    return f"{at}[{index_text(shape, flat)}]" if shape else at
+
+
 def ordered_names(node) -> list[str]:
     """Every name a tree refers to, once each, in order of first appearance (left to right)."""
     out: list[str] = []

@@ -51,6 +51,11 @@ class Entry(sp.Symbol):
         label = self.quantity if not self.index else f"{self.quantity}[{self.index[0] + 1},{self.index[1] + 1}]"
         return f"{label}@{self.step}" if self.step else label
 
+    @property
+    def flat(self) -> int:
+        """The entry's row-major position in its quantity (0 for a scalar)."""
+        return self.index[0] * self.qshape[1] + self.index[1] if self.index else 0
+
     def __getnewargs_ex__(self):
         return ((self.quantity, self.index, self.qshape, self.step), {})
 

@@ -19,15 +19,6 @@ from .worlds import RANDOM_POINTS, Recomputations, WORK_DIGITS
 MAX_ONE_HOT_CHOICES = 64     # one-hot values tried one by one in a symbolic check (3 classes: 3)
 
 
-def entry_label(e) -> str:
-    """An input entry as the documents write it, 1-based: t[2] of a vector, W[1,2] of a matrix."""
-    if not e.index:
-        return e.quantity
-    r, c = e.qshape
-    i, j = e.index
-    return f"{e.quantity}[{i + 1}]" if c == 1 else f"{e.quantity}[{j + 1}]" if r == 1 else e.shown
-
-
 def one_hot_assignments(graph, refs, names=None) -> list:
     """Every admissible value of the one-hot data that `refs` (input entries) touch, each as
     {entry: 0 or 1}; [] when none is touched or there would be more than MAX_ONE_HOT_CHOICES.
@@ -131,7 +122,7 @@ class FormulaJudge:
         message = self.say.msg("wrong_formula", tf=tf)
         if given_ok:
             sensitive = self._sensitive(claim)
-            message += self.say.msg("given_only", names=", ".join(entry_label(e) for e in sensitive) or "?")
+            message += self.say.msg("given_only", names=", ".join(ex.entry_text(e.quantity, e.qshape, e.flat) for e in sensitive) or "?")
             hot = self._would_hold_one_hot(claim, sensitive)
             if hot:
                 message += self.say.msg("one_hot_hint", name=hot)

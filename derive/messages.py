@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 
-from .claims import entry_label, nest
+from . import expr as ex
+from .claims import nest
 from .report import cell
 from .verdicts import DIAGNOSIS_NAMES, VERDICT_NAMES, diagnosis_name, shown_true, sig_text, text_at  # noqa: F401
 
@@ -234,7 +235,7 @@ class Messages:
         else:
             groups: dict = {}
             for i, (v, _d) in enumerate(per):
-                groups.setdefault(v, []).append(f"[{entry_label(i, claim.shape)}]")
+                groups.setdefault(v, []).append(f"[{ex.index_text(claim.shape, i)}]")
             tr = nest([text_at(s, t) for s, t in zip(stated, T)], claim.shape, claim.flat)
             parts = []
             for v in ("wrong", "truncated", "rounding"):

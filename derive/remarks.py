@@ -187,15 +187,6 @@ def _target_remark(s, target: str, output: str):
 
 
 # ---------------------------------------------------------------- the update and the loss after it
-def _entry_ref(name: str, index: tuple, shape: tuple, k: int = 0) -> str:
-    """An entry in the expression language, 1-based: w1, w1@1, W[2, 1], W@1[2, 1], b[3]."""
-    at = f"{name}@{k}" if k else name
-    if not shape:
-        return at
-    i, j = index
-    return f"{at}[{i + 1}]" if shape[1] == 1 else f"{at}[{i + 1}, {j + 1}]"
-
-
 def _hidden_steps(s) -> list:
     """Parameters whose update does not show at the handout's digits (0.200000 → 0.200000): one
     remark naming them, with the first one's change, certified by the engine."""
@@ -211,11 +202,11 @@ def _hidden_steps(s) -> list:
         return []
     name, entry = hidden[0]
     shape = s.g.quantities[name].shape
-    ref = _entry_ref(name, entry.index, shape)
-    change = pr.number(s.eval_text(f"{_entry_ref(name, entry.index, shape, k)} - {ref}").values[0].text)
+    ref = ex.entry_text(name, shape, entry.flat)
+    change = pr.number(s.eval_text(f"{ex.entry_text(name, shape, entry.flat, k)} - {ref}").values[0].text)
     shown = [s.edisp(e) for _, e in hidden[:MAX_REMARKS_PER_KIND]]
     return [Remark("hidden_step", "update", (
-        ("params", ", ".join(shown) + (", \ldots" if len(hidden) > len(shown) else "")),
+        ("params", ", ".join(shown) + (r", \ldots" if len(hidden) > len(shown) else "")),
         ("first", s.edisp(entry)), ("change", change), ("digits", str(s.digits)), ("n", str(len(hidden)))))]
 
 

@@ -26,6 +26,7 @@ import mpmath
 
 from . import calculus as calc
 from . import engine
+from . import expr as ex
 from . import numeric as nm
 from .errors import DeriveError
 from .graph import Entry, Graph
@@ -169,13 +170,6 @@ def engine_gradients(program, digits: int) -> dict:
         return out
 
 
-def entry_label(name: str, shape: tuple, i: int) -> str:
-    """w1, or W1[1,2] for entry i (row-major) of a matrix: 1-based, as printed everywhere."""
-    if shape == ():
-        return name
-    return f"{name}[{i // shape[1] + 1},{i % shape[1] + 1}]"
-
-
 def verify(problem, digits: int = 60) -> Verification:
     program = problem.program
     if sum(engine._size(program.shapes[p]) for p in program.parameters) > LARGE_PARAMETERS:
@@ -274,7 +268,7 @@ def verify_sampled(program, digits: int) -> Verification:
             with mpmath.workdps(2 * digits):
                 fd = (loss_at(value + step) - loss_at(value - step)) / (2 * mpmath.mpf(step.numerator) / step.denominator)
             ref = fast[(name, i)]
-            label = entry_label(name, program.shapes[name], i)
+            label = ex.entry_text(name, program.shapes[name], i)
             checks.append(Check(label, "finite difference", ref, fd, _relative(ref, fd, floor)))
     note = (f"{len(chosen)} of {len(entries)} parameter entries, drawn by random.Random(0); "
             f"the network is larger than {LARGE_PARAMETERS} entries, so the scalar methods are skipped")

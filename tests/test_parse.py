@@ -78,3 +78,22 @@ def test_limits():
         ex.parse("x+" * 20000 + "x")
     with pytest.raises(LimitError):
         ex.parse("1e999999")
+
+
+def test_entry_text_is_read_back_as_the_same_entry():
+    # every entry of every small shape: the written form parses to an Index (or a name) whose
+    # 0-based position, through index_entry, is the entry's row-major position again
+    for shape in [(), (1, 1), (3, 1), (1, 4), (2, 3), (4, 2)]:
+        n = 1 if shape == () else shape[0] * shape[1]
+        for flat in range(n):
+            for step in (0, 2):
+                text = ex.entry_text("W1", shape, flat, step)
+                tree = ex.parse_quantity(text, lambda name: name == "W1")
+                if shape == ():
+                    assert tree == (ex.AtStep("W1", step) if step else ex.Name("W1"))
+                    continue
+                assert isinstance(tree, ex.Index)
+                assert tree.base == (ex.AtStep("W1", step) if step else ex.Name("W1"))
+                row, col = ex.index_entry(tree.index, shape, "W1")
+                assert row * shape[1] + col == flat
+                assert len(tree.index) == (1 if 1 in shape else 2)
