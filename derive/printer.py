@@ -556,8 +556,9 @@ class MatrixPrinter(PiecePrinter):
 class ClaimPrinter(Printer):
     """LaTeX of a claim's tree (derive.expr, with NAME@k and dA/dB leaves) as a reader wrote it:
     every product (matrix products too) with an explicit centred dot, `prec` the binding the
-    context needs (parentheses where the tree binds more loosely).  `names` gives display names."""
-    _default_settings = {"names": {}}
+    context needs (parentheses where the tree binds more loosely).  `names` gives display names;
+    `inline` writes derivatives with a slash, ∂L/∂w (headings, sentences), not as fractions."""
+    _default_settings = {"names": {}, "inline": False}
 
     def emptyPrinter(self, expr):
         raise TypeError(expr)
@@ -576,13 +577,13 @@ class ClaimPrinter(Printer):
         return self._name(node.name, node.step)
 
     def _print_Deriv(self, node, prec=0):
-        return deriv(self._name(node.of), self._name(node.wrt, node.step))
+        return deriv(self._name(node.of), self._name(node.wrt, node.step), self._settings["inline"])
 
     def _print_Index(self, node, prec=0):
         b = node.base
         if isinstance(b, ex.Deriv):    # dL/dW[1, 2]: ∂L/∂W₁₂
             return deriv(self._name(b.of), with_step(indexed(self._name(b.wrt), node.index), b.step)
-                         if b.step else indexed(self._name(b.wrt), node.index))
+                         if b.step else indexed(self._name(b.wrt), node.index), self._settings["inline"])
         if isinstance(b, ex.Name):
             return indexed(self._name(b.id), node.index)
         if isinstance(b, ex.AtStep):

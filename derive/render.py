@@ -154,19 +154,8 @@ def claimed_formula(problem, text: str) -> str:
     try:
         tree = ex.parse_quantity(text, lambda n: n in g.quantities)
         names = pr.display_names(problem.spec, g)
-        if isinstance(tree, ex.Index):      # one entry: ∂L/∂z_2, W_11^(1), p_2
-            base, index = tree.base, tree.index
-            if isinstance(base, ex.Deriv):
-                return pr.deriv(names[base.of], pr.indexed(names[base.wrt], index), inline=True)
-            if isinstance(base, ex.AtStep):
-                return pr.with_step(pr.indexed(names[base.name], index), base.step)
-            if isinstance(base, ex.Name):
-                return pr.indexed(names[base.id], index)
-            return ""
-        if isinstance(tree, ex.Deriv):
-            return pr.deriv(names[tree.of], names[tree.wrt], inline=True)
-        if isinstance(tree, ex.AtStep):
-            return pr.with_step(names[tree.name], tree.step)
+        if isinstance(tree, (ex.Index, ex.Deriv, ex.AtStep)):   # ∂L/∂z_2, W_11^(1), p_2, ∂E/∂w_5
+            return pr.ClaimPrinter({"names": names, "inline": True}).doprint(tree)
         return pr.TreePrinter(names, lambda n: g.quantities[n].shape).tex(tree)
     except (DeriveError, KeyError, ValueError, TypeError):
         return ""

@@ -393,3 +393,7 @@ def test_errata_list_of_a_handout_typesets_single_entries():
     assert claimed_formula(p, "dL/dz[2]") == "\\partial L/\\partial z_{2}"
     assert claimed_formula(p, "W@1[1, 1]") == "{W_{11}}^{(1)}"
     assert claimed_formula(p, "p[3]") == "p_{3}"
+    # a derivative after a step keeps its step (it was dropped before the claim printer did this)
+    q = derive.load("two-two-two")
+    assert claimed_formula(q, "dE_total/dw6@1") == "\\partial E_{\\mathrm{total}}/\\partial {w_{6}}^{(1)}"
+    assert claimed_formula(q, "dE_total/dw6") == "\\partial E_{\\mathrm{total}}/\\partial w_{6}"
