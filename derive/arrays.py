@@ -19,6 +19,21 @@ MAX_ARRAY_BYTES = 2 * 10 ** 9      # a larger file is refused before it is read
 MAX_ARRAY_ENTRIES = 10 ** 7
 
 
+def file_beside_spec(name, base_dir: Path | None, suffixes: tuple, path: str, key: str, *,
+                     expected: str, what: str) -> Path:
+    """The file a spec names at `key` (a path relative to the spec's folder), or DeriveError: not
+    a non-empty string (`expected` says what is), a spec from standard input, a suffix not in
+    `suffixes`."""
+    if not isinstance(name, str) or not name:
+        raise DeriveError(f"expected {expected}", file=path, key=key)
+    if base_dir is None:
+        raise DeriveError(f"a spec read from standard input cannot name {what}", file=path, key=key)
+    target = base_dir / name
+    if target.suffix not in suffixes:
+        raise DeriveError(f"{name}: expected a {' or '.join(suffixes)} file", file=path, key=key)
+    return target
+
+
 def read_array(table: dict, base_dir: Path | None, path: str, key: str):
     """(shape, entries, flat) of the array a `{ file = …, key = … }` table names."""
     unknown = sorted(set(table) - ARRAY_KEYS)
@@ -26,13 +41,8 @@ def read_array(table: dict, base_dir: Path | None, path: str, key: str):
         raise DeriveError(f"unknown key {unknown[0]!r} in an array table (allowed: file, key)",
                           file=path, key=key)
     name = table.get("file")
-    if not isinstance(name, str) or not name:
-        raise DeriveError('expected { file = "weights.npz", key = "W1" }', file=path, key=key)
-    if base_dir is None:
-        raise DeriveError("a spec read from standard input cannot name array files", file=path, key=key)
-    target = base_dir / name
-    if target.suffix not in (".npy", ".npz"):
-        raise DeriveError(f"{name}: expected a .npy or .npz file", file=path, key=key)
+    target = file_beside_spec(name, base_dir, (".npy", ".npz"), path, key,
+                              expected='{ file = "weights.npz", key = "W1" }', what="array files")
     check_file(target, name, path, key)
     array = _load(target, name, table.get("key"), path, key)
     return _to_entries(array, name, path, key)

@@ -36,7 +36,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from . import expr as ex
-from .arrays import check_file, exact_entries, member, open_numpy
+from .arrays import check_file, exact_entries, file_beside_spec, member, open_numpy
 from .errors import DeriveError, LimitError
 from .files import read_input
 
@@ -230,13 +230,9 @@ _CSV_COLUMN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)(?:,\s*(\d+))?\])?"
 
 def _from_file(name, data: dict, path: str, base_dir: Path | None) -> Dataset:
     key = "dataset.file"
-    if not isinstance(name, str) or not name:
-        raise DeriveError('expected a file name: file = "samples.csv" or "samples.npz"', file=path, key=key)
-    if base_dir is None:
-        raise DeriveError("a spec read from standard input cannot name a dataset file", file=path, key=key)
-    target = base_dir / name
-    if target.suffix not in (".csv", ".npz"):
-        raise DeriveError(f"{name}: expected a .csv or .npz file", file=path, key=key)
+    target = file_beside_spec(name, base_dir, (".csv", ".npz"), path, key,
+                              expected='a file name: file = "samples.csv" or "samples.npz"',
+                              what="a dataset file")
     if target.suffix == ".npz":
         return _from_npz(target, name, data, path)
     try:
