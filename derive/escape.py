@@ -10,7 +10,9 @@ Math in Markdown is delimited here and nowhere else: `md_math` for inline math (
 `md_display` for display math (a fenced ```` ```math ```` block), the forms GitHub renders whatever
 surrounds them (a plain `$…$` does not open after a letter, digit, `(`, `[` or `-`, and inside
 `$$…$$` the Markdown pass eats `\\\\`, `\\{`, `\\,`).  The templates reach them as the filters
-`imath` and `dmath` (`derive.templating` registers them in every Markdown environment).
+`imath` and `dmath` (`derive.templating` registers them in every Markdown environment).  A notebook's
+Markdown (`derive.api`) is Jupyter's, which reads `$…$` and `$$…$$`: `jupyter_math`/`jupyter_display`
+take the filters' place there.
 
 Display names in a spec's [latex] table are LaTeX math by design, so they are *checked* instead
 (`check_display_name`): at most `LATEX_NAME_CHARS` characters of printable ASCII from a small set —
@@ -166,6 +168,22 @@ def md_display(tex) -> str:
 
 
 MD_MATH_FILTERS = {"imath": md_math, "dmath": md_display}
+
+
+def jupyter_math(tex) -> str:
+    """Inline math for Jupyter's Markdown (MathJax reads `$…$`; the notebook takes math out
+    before the Markdown pass, so nothing inside is eaten), on one line."""
+    body = " ".join(_math_body(tex).split())
+    return f"${body}$" if body else ""
+
+
+def jupyter_display(tex) -> str:
+    """Display math for Jupyter's Markdown: `$$…$$` on lines of its own, without blank lines."""
+    lines = [ln.rstrip() for ln in _math_body(tex).split("\n")]
+    return "$$\n" + "\n".join(ln for ln in lines if ln.strip()) + "\n$$"
+
+
+JUPYTER_MATH_FILTERS = {"imath": jupyter_math, "dmath": jupyter_display}
 
 
 def mermaid_text(text) -> str:

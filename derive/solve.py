@@ -179,9 +179,9 @@ def _symbolic_formula(problem: Problem, t) -> sp.Expr | None:
 notify = None               # set by the CLI: a function that prints one line on stderr
 
 
-def load(path_or_id: str) -> Problem:
-    """A `Problem` from a spec file path or a built-in id (see `derive list`)."""
-    problem = Problem(load_spec(path_or_id))
+def load(path_or_id: str, cls: type = Problem) -> Problem:
+    """A `Problem` (or `cls`, a subclass) from a spec file path or a built-in id (see `derive list`)."""
+    problem = cls(load_spec(path_or_id))
     note = None if problem.is_symbolic else engine.slow_note(problem.program, problem.spec.steps)
     if note is not None and notify is not None:
         notify(note)

@@ -181,10 +181,12 @@ def string_function(table: dict, fmt: str, name: str):
     return s
 
 
-def handout_environment(fmt: str, template_dir: str | None = None) -> jinja2.Environment:
+def handout_environment(fmt: str, template_dir: str | None = None,
+                        math_filters: dict | None = None) -> jinja2.Environment:
     """The sandboxed environment of the handout templates (templates/, `template_dir` first), with
     their filters: `tex` or `md` (text escaping) and `mermaid` — one definition for the worked
-    solutions (`render`) and the exercise sheets (`exercise_context`)."""
-    filters = {"tex": tex_text} if fmt == "tex" else {"md": md_text}
+    solutions (`render`) and the exercise sheets (`exercise_context`).  `math_filters` replace
+    Markdown's `imath`/`dmath` (Jupyter's delimiters instead of GitHub's)."""
+    filters = {"tex": tex_text} if fmt == "tex" else {"md": md_text, **(math_filters or {})}
     filters["mermaid"] = mermaid_text
     return environment(fmt, template_paths(template_dir), filters)
