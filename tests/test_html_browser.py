@@ -191,15 +191,14 @@ def screenshot(page: Path, out: Path, width: int = 760) -> None:
     d = browser()
     try:
         d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                          {"width": width, "height": 1700, "deviceScaleFactor": 1, "mobile": width < 500})
+                          {"width": width, "height": 1000, "deviceScaleFactor": 1, "mobile": width < 500})
         open_page(d, page)
         items = answers_for_the_first_boxes()
         for box, (_q, number) in zip(d.find_elements(By.CSS_SELECTOR, ".answer"), items):
             box.find_element(By.TAG_NAME, "input").send_keys(number, Keys.ENTER)
         for det in d.find_elements(By.CSS_SELECTOR, "details.working")[:3]:
             d.execute_script("arguments[0].open = true", det)
-        d.execute_script("document.querySelector('h2:nth-of-type(3)') && "
-                         "window.scrollTo(0, document.querySelectorAll('h2')[0].offsetTop - 10)")
+        d.execute_script("const h = document.querySelectorAll('h2')[2]; window.scrollTo(0, h.offsetTop - 8)")
         d.save_screenshot(str(out))
     finally:
         d.quit()
