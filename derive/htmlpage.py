@@ -137,36 +137,40 @@ def rounded_alternatives(rc: Recomputations, query, n: int) -> list:
     return out
 
 
-def quantity_data(rc: Recomputations, text: str, lang: str) -> dict:
-    """{"t": truth, "r": {digits: [rounded hand calculations]}, "m": [[tag, value, description]]}
-    of one scalar quantity (or entry), every value as `value_text`; a mistake or a rounded
-    calculation that gives the truth is left out (it can never decide a verdict)."""
+def quantity_data(rc: Recomputations, text: str, lang: str) -> list:
+    """[{"t": truth, "r": {digits: [rounded hand calculations]}, "m": [[tag, value, description]]}]
+    per entry of a quantity (one for a scalar or an entry), in row-major order, every value as
+    `value_text`; a mistake or a rounded calculation that gives the truth is left out (it can never
+    decide a verdict).  A matrix is asked once for all its entries (as a claim of the whole matrix
+    is): each entry's values are those of the entry's own query."""
     q = make_query(text, rc.graph)
     truth, _numbers = rc.truth(q)
-    if len(truth) != 1:
-        raise DeriveError(f"{text}: an answer box takes one number (give an entry)")
-    t = truth[0]
-    mistakes, seen = [], set()
+    n_entries = len(truth)
+    mistakes: list = [[] for _ in truth]
+    seen: list = [set() for _ in truth]
     for hyp in rc.hypotheses:
         alt = rc.hyp_alt(hyp, q, truth=truth)
-        if alt is None or len(alt) != 1 or alt[0] is None or _same(alt[0], t):
+        if alt is None or len(alt) != n_entries:
             continue
-        v = value_text(alt[0])
-        if (hyp.kind, v) in seen:
-            continue
-        seen.add((hyp.kind, v))
-        mistakes.append([hyp.kind, v, hyp.text[0] if lang == "en" else full_width(hyp.text[1])])
-    rounded = {}
+        for i, (a, t) in enumerate(zip(alt, truth)):
+            if a is None or _same(a, t):
+                continue
+            v = value_text(a)
+            if (hyp.kind, v) not in seen[i]:
+                seen[i].add((hyp.kind, v))
+                mistakes[i].append([hyp.kind, v, hyp.text[0] if lang == "en" else full_width(hyp.text[1])])
+    rounded: list = [{} for _ in truth]
     for n in ROUND_DIGITS:
-        vals = []
         for alt in rounded_alternatives(rc, q, n):
-            if len(alt) == 1 and alt[0] is not None and not _same(alt[0], t):
-                v = value_text(alt[0])
-                if v not in vals:
-                    vals.append(v)
-        if vals:
-            rounded[str(n)] = vals
-    return {"t": value_text(t), "r": rounded, "m": mistakes}
+            if len(alt) != n_entries:
+                continue
+            for i, (a, t) in enumerate(zip(alt, truth)):
+                if a is not None and not _same(a, t):
+                    vals = rounded[i].setdefault(str(n), [])
+                    v = value_text(a)
+                    if v not in vals:
+                        vals.append(v)
+    return [{"t": value_text(t), "r": r, "m": m} for t, r, m in zip(truth, rounded, mistakes)]
 
 
 def entry_text(text: str, index: tuple, shape: tuple) -> str:
@@ -204,15 +208,19 @@ class Asker:
         entries = [e.index for e in q.entries] if q.shape else [None]
         shown = [ix for ix in entries if ix is not None and pr.with_index(self.names[name], ix, q.shape) == of]
         out = []
+        data = None
         for ix in shown or entries:
             et = entry_text(text, ix, q.shape)
             if et in self.asked:
                 continue
+            if data is None:
+                data = quantity_data(self.rc, text, self.lang)       # the whole quantity, once
+            flat = 0 if ix is None else ix[0] * q.shape[1] + ix[1]
             disp = pr.with_index(self.names[name], ix, q.shape) if ix else self.names[name]
             sym = {"forward": disp, "loss": L, "delta": pr.deriv(L, disp, inline=True),
                    "gradient": pr.deriv(L, disp, inline=True), "update": pr.with_step(disp, 1),
                    "after": pr.with_step(disp, 1)}[kind]
-            self.asked[et] = quantity_data(self.rc, et, self.lang)
+            self.asked[et] = data[flat]
             out.append(Answer(f"{self.prefix}a{len(self.asked)}", et, sym))
         return tuple(out)
 

@@ -300,6 +300,21 @@ def test_the_page_judges_as_derive_check_does(two):
 
 
 @pytest.mark.skipif(NODE is None, reason="node is not installed (.ci/run installs it)")
+def test_matrix_entries_are_judged_as_derive_check_does():
+    """Entries of a matrix quantity (asked once for the whole matrix) against one-entry claims."""
+    page = hp.page(derive.load("matrix-linear"), lang="en")
+    (data,) = page_data(page)
+    items = []
+    for qty in ["dE/dw2[1,2]", "w2[2,1]@1", "pred[2,1]"]:
+        assert qty in data["q"], sorted(data["q"])[:20]
+        items += [(qty, t) for t in cases(data["q"][qty]) if t not in ("abc", "", "1e5000")]
+    js = _node_verdicts(data, items)
+    py = _python_verdicts("matrix-linear", items)
+    assert not [(q, t, a, b) for (q, t), a, b in zip(items, py, js) if a != b]
+    assert {v for v, _ in py} >= {"correct", "truncated", "wrong"}
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed (.ci/run installs it)")
 def test_the_number_reader_is_derive_checks():
     """parseStated against verdicts.parse_stated: value, last digit's place, significant digits."""
     from derive.verdicts import parse_stated
