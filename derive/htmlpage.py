@@ -49,6 +49,7 @@ from .quantity import make_query
 from .render import build_context, remark_args, typeset_parts
 from .rounding import DISPLAY_DIGITS, exact_decimal
 from .svgdiagram import network_svg
+from .training_context import training_context, training_files
 from .verdicts import DIAGNOSIS_NAMES, as_fraction, close_to
 from .worlds import ROUNDING_SUBSETS, Recomputations
 
@@ -264,7 +265,9 @@ def solution_body(problem, *, lang: str | None = None, digits: int = DISPLAY_DIG
     p = strings(env, "page", lang)
     ask = Asker(problem, solution.digits, lang, prefix, interactive)
     ctx.update(s=s, p=p, ask=ask, interactive=interactive, heading=heading, title_html=title,
-               remark_args=remark_args, svg=network_svg(ctx, lang) if diagram else "", data="")
+               remark_args=remark_args, svg=network_svg(ctx, lang, ids=f"{prefix}derive") if diagram else "", data="",
+               training=training_context(problem.spec, lang, solution.digits),
+               plots={name: _inline_svg(svg) for name, svg in training_files(problem.spec, solution.digits).items()})
     ctx.setdefault("remarks", ())
     # the data are collected while the template asks; the JSON goes in at its place afterwards
     marker = f"<!--derive-data-{prefix}-->"
@@ -278,6 +281,15 @@ def solution_body(problem, *, lang: str | None = None, digits: int = DISPLAY_DIG
         text = re.sub(r'<script type="application/json" class="derive-data">' + re.escape(marker) + r"</script>\n?",
                       "", text)
     return re.sub(r"\n{2,}", "\n", text)
+
+
+def _inline_svg(data: bytes) -> str:
+    """A plot's SVG file (derive.plot) as an element for the page: its <svg> without the XML
+    declaration and DOCTYPE, sized by the page (width 100%)."""
+    text = data.decode("utf-8")
+    text = text[text.index("<svg"):]
+    return re.sub(r'<svg([^>]*?) width="([^"]*)" height="[^"]*"', r'<svg\1 style="width:100%;height:auto;max-width:\2"',
+                  text, count=1)
 
 
 def _plain(html_text: str) -> str:

@@ -176,9 +176,10 @@ def _diagram_of(source) -> Diagram:
     return build_diagram(sb.quantities, sb.params, sb.loss, sb.names)
 
 
-def network_svg(source, lang: str = "en") -> str:
+def network_svg(source, lang: str = "en", *, ids: str = "derive") -> str:
     """The network diagram of `source` (a Diagram, a context with "diagram", or a Problem) as one
-    <svg> element (text, no XML declaration): see the module's docstring."""
+    <svg> element (text, no XML declaration): see the module's docstring.  `ids` prefixes the one
+    id it defines (its arrowhead, `derive-arrow`): give each diagram of a page its own."""
     d = _diagram_of(source)
     drawn = [n for n in d.nodes if n.kind != "bias"]
     sx, sy = d.xscale * CM, d.yscale * CM
@@ -216,7 +217,7 @@ def network_svg(source, lang: str = "en") -> str:
         "'Times New Roman',serif"})
     ET.SubElement(svg, "title").text = title
     defs = ET.SubElement(svg, "defs")
-    marker = ET.SubElement(defs, "marker", {"id": "derive-arrow", "viewBox": "0 0 10 10", "refX": "10", "refY": "5",
+    marker = ET.SubElement(defs, "marker", {"id": f"{ids}-arrow", "viewBox": "0 0 10 10", "refX": "10", "refY": "5",
                                             "markerWidth": "7", "markerHeight": "7", "orient": "auto-start-reverse"})
     ET.SubElement(marker, "path", {"d": "M0,0 L10,5 L0,10 z", "fill": "#333"})
     ET.SubElement(svg, "style").text = (
@@ -233,7 +234,7 @@ def network_svg(source, lang: str = "en") -> str:
         p1, p2 = (x1 + a[0], y1 + a[1]), (x2 + b[0], y2 + b[1])
         attrs = {"x1": _n(p1[0]), "y1": _n(p1[1]), "x2": _n(p2[0]), "y2": _n(p2[1]),
                  "stroke": "#888" if e.kind == "param" else "#333", "stroke-width": "1.2",
-                 "marker-end": "url(#derive-arrow)"}
+                 "marker-end": f"url(#{ids}-arrow)"}
         if e.kind == "param":
             attrs["stroke-dasharray"] = "5 3"
         ET.SubElement(edges_g, "line", attrs)
