@@ -216,10 +216,10 @@ def test_page_renders_in_under_a_second(two):
     times = []
     for _ in range(2):
         fresh = derive.load("two-two-two")
-        t = time.perf_counter()
+        t = time.process_time()           # CPU time: the other engineers' processes do not count
         hp.page(fresh, lang="en")
-        times.append(time.perf_counter() - t)
-    assert min(times) < 2.5, times        # the target is 1 s (README: measured); a loaded machine is slower
+        times.append(time.process_time() - t)
+    assert min(times) < 1.5, times        # the target is 1 s (README: measured about 0.6 s)
 
 
 # ---------------------------------------------------------------- the judge of page.js vs derive check
