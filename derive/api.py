@@ -12,28 +12,34 @@ Takes what the stages give — `solve.Problem`/`solve.Solution` (numbers), `rend
     >>> derive.check_claims("my.claims.toml") # a check report (derive check), as a table
 
 `Solution._repr_markdown_` is the handout's Markdown with Jupyter's math delimiters (`$…$`,
-`$$…$$`; escape.JUPYTER_MATH_FILTERS), `Solution.sections` that text cut at its `##` headings,
-`Formula._repr_latex_` a single formula, and `Report` the check report as a Markdown table.  The
+`$$…$$`; escape.JUPYTER_MATH_FILTERS), `_repr_html_` the interactive page's body (htmlpage, math
+for Jupyter's MathJax, ids unique in the notebook), `Solution.sections` the Markdown cut at its `##`
+headings, `Formula._repr_latex_` a single formula — the handout's own derivation of a step, else the
+quantity's formula and value —, and `Report` the check report as a table (Markdown and HTML).  The
 numbers are the solution's own (its `digits`); nothing is computed here that a stage does not give.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import cached_property
 
 from . import expr as ex
+from . import htmlpage as hp
 from . import printer as pr
 from . import solve
 from .check import check_file
 from .errors import DeriveError
 from .escape import JUPYTER_MATH_FILTERS, md_code, md_text
 from .layout import relation
-from .render import render_text
+from .render import build_context, render_text
 from .report import summary_line, text_report, to_json
 from .spec import LANGS
 from .verdicts import VERDICT_NAMES, diagnosis_name
 
 __all__ = ["Formula", "Problem", "Report", "Section", "Solution", "check_claims", "load"]
+
+_DISPLAYS = itertools.count(1)      # each HTML display's ids are prefixed nbN- (unique in a notebook)
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,15 @@ class Solution(solve.Solution):
     def _repr_markdown_(self) -> str:
         return self.markdown
 
+    def _repr_html_(self) -> str:
+        """The interactive page's body with its stylesheet and script; math as \\( \\) and \\[ \\]
+        for Jupyter's MathJax (no KaTeX in a notebook)."""
+        env = hp.environment("mathjax")
+        css, js = (env.loader.get_source(env, name)[0] for name in ("page.css", "page.js"))
+        body = hp.solution_body(self.problem, lang=self.lang, digits=self.digits, math="mathjax", heading=2,
+                                prefix=f"nb{next(_DISPLAYS)}-", solution=self)
+        return f"<style>{css}</style>\n{body}<script>{js}</script>\n"
+
     @property
     def sections(self) -> tuple:
         """The worked solution's sections, cut at its `## ` headings (the title block first)."""
@@ -87,8 +102,13 @@ class Solution(solve.Solution):
         return tuple(Section(_heading(p), "\n".join(p).strip("\n") + "\n") for p in parts)
 
     def formula(self, quantity: str) -> Formula:
-        """One quantity as a formula: its name, for dA/dB of scalars its formula in named
-        quantities, and its value at these digits (= when exact, ≈ when rounded)."""
+        """One quantity as a formula.  A step of the worked solution (a definition, the loss, an
+        error signal dL/dnet, a gradient, an updated parameter w@1) is its derivation as the
+        handout writes it; any other quantity is its name, for dA/dB of scalars its formula in
+        named quantities, and its value at these digits (= when exact, ≈ when rounded)."""
+        step = self._derivations.get(quantity)
+        if step is not None:
+            return Formula(step.flat or "\\begin{aligned}" + " \\\\ ".join(step.lines) + "\\end{aligned}")
         answer, = self.problem.eval(quantity, digits=self.digits)
         graph = self.problem.graph
         names = pr.display_names(self.spec, graph)
@@ -99,6 +119,24 @@ class Solution(solve.Solution):
         if answer.value is not None:
             tex += f" {relation(answer.values)} {pr.shaped_latex(answer.value)}"
         return Formula(tex)
+
+    @cached_property
+    def _derivations(self) -> dict:
+        """quantity -> the handout's equation (layout.Eq) deriving it, from the render context."""
+        if self.problem.is_symbolic:
+            return {}
+        ctx = build_context(self.problem, self, lang=self.lang)
+        loss = self.spec.loss
+        eqs = {st.name: st.eq for st in ctx["forward"]}
+        eqs[loss] = ctx["loss_step"].eq
+        for layer in ctx["layers"]:
+            eqs.update({f"d{loss}/d{d.name}": d.eq for d in layer.deltas})
+            eqs.update({f"d{loss}/d{g.name}": g.eq for g in layer.grads})
+        eqs.update({f"{u.name}@1": u.eq for u in ctx["updates"]})
+        if ctx["after"]:
+            eqs.update({f"{st.name}@1": st.eq for st in ctx["after"].steps})
+            eqs[f"{loss}@1"] = ctx["after"].loss.eq
+        return eqs
 
 def _heading(lines: list) -> str:
     first = next((ln for ln in lines if ln.startswith("#")), "")
@@ -151,6 +189,17 @@ class Report:
                      md_text(diagnosis_name(r.diagnosis, self.lang)) if r.diagnosis else ""]
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n\n" + md_text(self.summary) + "\n"
+
+    def _repr_html_(self) -> str:
+        heads = {"en": ("#", "claim", "claimed", f"true ({self.digits} digits)", "verdict", "diagnosis", "why"),
+                 "zh": ("#", "原文断言", "原文", f"真值（{self.digits} 位）", "判定", "诊断", "说明")}[self.lang]
+        names = VERDICT_NAMES[self.lang]
+        rows = [(str(r.claim.index), r.claim.of, _plain(r.claimed), _plain(r.true_digits), names[r.verdict],
+                 diagnosis_name(r.diagnosis, self.lang), r.message) for r in self.results]
+        head = "".join(f"<th>{hp.h(c)}</th>" for c in heads)
+        body = "".join("<tr>" + "".join(f"<td>{hp.h(c)}</td>" for c in row) + "</tr>" for row in rows)
+        return (f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+                f"<p>{hp.h(self.summary)}</p>")
 
 
 def _plain(x) -> str:

@@ -60,9 +60,12 @@ def test_formula_is_one_latex_formula_with_the_reference_value(sol):
     assert tex.startswith("$\\displaystyle \\frac{\\partial E_{\\mathrm{total}}}{\\partial w_{6}} = ")
     value = re.search(r"\\approx (\S+)\$$", tex).group(1)
     assert ref.agrees(value, ref.gradients("two-two-two")[("w6", ())], 6)
-    # a value after a step: no formula, the value only, = or ≈ as the handout writes it
+    # an updated parameter: the handout's update line, w₆ − η·∂E/∂w₆ ≈ w₆⁽¹⁾, against the reference
     after = sol.formula("w6@1")._repr_latex_()
-    assert after.startswith("$\\displaystyle {w_{6}}^{(1)} \\approx ")
+    assert after.startswith("$\\displaystyle {w_{6}}^{(1)} = ")
+    v = ref.numbers("two-two-two")
+    expected = v["w6"] - v["_lr"] * ref.gradients("two-two-two")[("w6", ())]
+    assert ref.agrees(re.search(r"\\approx (\S+)\$$", after).group(1), expected, 6)
 
 
 def test_solve_refuses_an_unknown_language():
@@ -89,3 +92,38 @@ def test_check_report_displays_as_a_table():
     counts = data["summary"]
     assert report.summary.startswith(f"{len(rows)} claims: {counts['correct']} correct")
     assert str(report).startswith(report.claims_file.path)
+
+
+def test_formula_of_a_step_is_the_handouts_derivation(sol):
+    tex = sol.formula("dE_total/dw6").latex
+    assert "\\delta_{o_1}" in tex                      # through the layer's error signal, as the handout
+    # a quantity that is no step of the handout: its name, formula and value
+    other = sol.formula("dE_total/dout_o1").latex
+    assert other.startswith("\\frac{\\partial E_{\\mathrm{total}}}{\\partial \\mathrm{out}_{o_1}} = ")
+    value = other.split("\\approx ")[-1]
+    # ∂E/∂out_o1 = out_o1 − target_o1 (E = ½Σ(t − out)²), from the reference's forward values
+    forward = ref.forward_values("two-two-two")
+    numbers = ref.numbers("two-two-two")
+    assert ref.agrees(value, forward["out_o1"] - numbers["target_o1"], 6)
+
+
+def test_html_is_the_interactive_body(sol):
+    a, b = sol._repr_html_(), sol._repr_html_()
+    assert a.startswith("<style>") and '<section class="derive-solution"' in a and "<script>" in a
+    assert 'data-quantity="dE_total/dw6"' in a and "\\(" in a and 'class="tex"' not in a
+    assert "katex.min" not in a and len(a) < 400_000
+    ids_a = set(re.findall(r'<input id="([^"]+)"', a))
+    ids_b = set(re.findall(r'<input id="([^"]+)"', b))
+    assert ids_a and not ids_a & ids_b            # two displays in one notebook do not share ids
+    # the page's element styles are scoped: they cannot restyle the notebook
+    css = a[len("<style>"):a.index("</style>")]
+    assert not re.search(r"(^|\})\s*(body|html|main|h1|h2|h3|table|td|p|figure|footer|\*)\s*[{,:]", css)
+
+
+def test_check_report_as_html_table():
+    r = derive.check_claims("two-two-two")
+    html = r._repr_html_()
+    assert html.startswith("<table>") and html.count("<tr>") == len(r.results) + 1
+    assert f"<p>{r.summary}</p>" in html
+    # user text is escaped: a claim's formula with < or & cannot become markup
+    assert all("<script" not in c for c in html.split("<td>")[1:])
