@@ -127,7 +127,10 @@ ROUNDING_SUBSETS = tuple(frozenset(s) for s in (
 
 # ---------------------------------------------------------------- the recomputations of one problem
 class Recomputations:
-    """Every run the checking of one problem needs, made once (shared by its languages)."""
+    """Every run the checking of one problem needs, made once: shared by its languages, and by
+    every Recomputations of the same Problem object (the checker of a claims file, the answer
+    boxes of its interactive page, the blanks of a Moodle quiz), whatever their `digits` — the
+    worlds, hypotheses and memoised values do not depend on them; only `truth`'s Numbers do."""
 
     def __init__(self, problem: Problem, digits: int):
         self.problem = problem
@@ -135,9 +138,10 @@ class Recomputations:
         self.spec = problem.spec
         self.digits = digits
         self._program = None
-        self._worlds: dict = {}
-        self._hyps = None
-        self._memo: dict = {}
+        shared = problem.__dict__.setdefault("_recomputations", {"worlds": {}, "memo": {}, "hyps": None})
+        self._shared = shared
+        self._worlds: dict = shared["worlds"]
+        self._memo: dict = shared["memo"]
 
     def memo(self, key, compute):
         """compute() once per key: language-neutral results (a formula's values at a point,
@@ -148,9 +152,9 @@ class Recomputations:
 
     @property
     def hypotheses(self) -> list:
-        if self._hyps is None:
-            self._hyps = hypotheses_of(self.problem)
-        return self._hyps
+        if self._shared["hyps"] is None:
+            self._shared["hyps"] = hypotheses_of(self.problem)
+        return self._shared["hyps"]
 
     @property
     def program(self) -> engine.Program:
