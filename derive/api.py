@@ -30,7 +30,7 @@ from . import printer as pr
 from . import solve
 from .check import check_file
 from .errors import DeriveError
-from .escape import JUPYTER_MATH_FILTERS, md_code, md_text
+from .escape import JUPYTER_MATH_FILTERS, html_text, md_code, md_text
 from .layout import relation
 from .render import build_context, render_text
 from .report import summary_line, text_report, to_json
@@ -196,10 +196,10 @@ class Report:
         names = VERDICT_NAMES[self.lang]
         rows = [(str(r.claim.index), r.claim.of, _plain(r.claimed), _plain(r.true_digits), names[r.verdict],
                  diagnosis_name(r.diagnosis, self.lang), r.message) for r in self.results]
-        head = "".join(f"<th>{hp.h(c)}</th>" for c in heads)
-        body = "".join("<tr>" + "".join(f"<td>{hp.h(c)}</td>" for c in row) + "</tr>" for row in rows)
+        head = "".join(f"<th>{html_text(c)}</th>" for c in heads)
+        body = "".join("<tr>" + "".join(f"<td>{html_text(c)}</td>" for c in row) + "</tr>" for row in rows)
         return (f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-                f"<p>{hp.h(self.summary)}</p>")
+                f"<p>{html_text(self.summary)}</p>")
 
 
 def _plain(x) -> str:

@@ -4,7 +4,8 @@ in [latex] display names.
 User prose (titles, sources, notes, claimed numbers, file names) is *escaped* before it reaches a
 document: `escape_text`/`tex_text`/`tex_prose` for LaTeX, `md_text` for Markdown (Markdown markup
 backslash-escaped, and `<`, `>`, `&` written as HTML entities so that no raw HTML gets through),
-`md_code` for a Markdown code span, `mermaid_text` for a Mermaid label.
+`md_code` for a Markdown code span, `html_text` for HTML (the interactive page, notebook tables),
+`mermaid_text` for a Mermaid label.
 
 Math in Markdown is delimited here and nowhere else: `md_math` for inline math (`` $`…`$ ``) and
 `md_display` for display math (a fenced ```` ```math ```` block), the forms GitHub renders whatever
@@ -32,6 +33,8 @@ This module imports nothing of derive but `errors`.
 from __future__ import annotations
 
 import re
+
+import markupsafe
 
 from .errors import DeriveError
 
@@ -184,6 +187,11 @@ def jupyter_display(tex) -> str:
 
 
 JUPYTER_MATH_FILTERS = {"imath": jupyter_math, "dmath": jupyter_display}
+
+
+def html_text(text) -> str:
+    """User text for HTML (text or a quoted attribute): `& < > " '` as entities; None as ""."""
+    return str(markupsafe.escape("" if text is None else text))
 
 
 def mermaid_text(text) -> str:

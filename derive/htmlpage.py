@@ -37,12 +37,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from markupsafe import escape
-
 from . import engine
 from . import printer as pr
 from . import templating as tpl
 from .errors import DeriveError
+from .escape import html_text as h
 from .large import is_large
 from .messages import full_width
 from .quantity import make_query
@@ -67,10 +66,6 @@ class Answer:
 
 
 # ---------------------------------------------------------------- escaping and math
-def h(text) -> str:
-    return str(escape("" if text is None else text))
-
-
 def _math_filters(math: str) -> dict:
     if math == "katex":
         return {"imath": lambda tex: f'<span class="tex">{h(tex)}</span>',
