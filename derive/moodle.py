@@ -22,15 +22,19 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from fractions import Fraction
 
+from . import bankruns as br
 from . import exercise_context as xc
+from .engine import RESCUE_PRECISION_BITS
+from .errors import DeriveError
 from .quantity import make_query
 from .rounding import round_fraction
-from .variants import asked
+from .variants import asked, variant_context
 from .verdicts import DIAGNOSIS_NAMES, EQUAL_TOLERANCE
 from .worlds import Recomputations
 
 STYLES = ("cloze", "numerical")
 PENALTY = "0.3333333"
+EQUAL_BALL = br.engine.arb(EQUAL_TOLERANCE.numerator) / EQUAL_TOLERANCE.denominator   # 10⁻³⁰ as a ball
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,7 @@ class Blank:
 
 
 # ---------------------------------------------------------------- numbers
-def exponent(q: Fraction) -> int:
-    """⌊log₁₀|q|⌋ exactly (q ≠ 0)."""
-    a = abs(q)
-    e = len(str(a.numerator)) - len(str(a.denominator))
-    return e - 1 if Fraction(10) ** e > a else e
+exponent = br.exponent_of
 
 
 def plain(d: decimal.Decimal) -> str:
@@ -67,7 +67,11 @@ def tolerance(x: Fraction, digits: int) -> decimal.Decimal:
     """½·10^(⌊log₁₀|x|⌋ − digits + 1); 0 for x = 0."""
     if x == 0:
         return decimal.Decimal(0)
-    return decimal.Decimal(5).scaleb(exponent(x) - digits)
+    return _tolerance_at(exponent(x), digits)
+
+
+def _tolerance_at(e: int | None, digits: int) -> decimal.Decimal:
+    return decimal.Decimal(0) if e is None else decimal.Decimal(5).scaleb(e - digits)
 
 
 def rounded(x: Fraction, digits: int) -> decimal.Decimal:
@@ -75,8 +79,26 @@ def rounded(x: Fraction, digits: int) -> decimal.Decimal:
 
 
 # ---------------------------------------------------------------- the blanks of one variant
-def blanks(problem, digits: int, lang: str, strings) -> list:
-    """One Blank per row of the variant's sheet (see the module's docstring)."""
+def _choices(strings, names, li: int, digits: int, right, e_right, alts) -> tuple:
+    """The correct choice, then one per distinct rounded mistake (merged, in hypothesis order);
+    `alts` [(hypothesis, rounded value, exponent)] of the mistakes that are not the truth."""
+    choices = [Choice(plain(right), plain(_tolerance_at(e_right, digits)), 100, strings("moodle_correct"))]
+    merged: dict = {}
+    for h, r, e in alts:
+        if r == right:
+            continue
+        merged.setdefault(r, (e, []))[1].append(h)
+    for r, (e, hyps) in merged.items():
+        kinds = list(dict.fromkeys(h.kind for h in hyps))
+        # the first (simplest) hypothesis describes the value; all merged ones are named
+        feedback = "; ".join(names.get(k, k) for k in kinds) + f": {hyps[0].text[li]}"
+        choices.append(Choice(plain(r), plain(_tolerance_at(e, digits)), 0, feedback))
+    return tuple(choices)
+
+
+def blanks_recomputed(problem, digits: int, lang: str, strings) -> list:
+    """`blanks` by the checker's own recomputations (`worlds.Recomputations`: the truth of each
+    quantity and its value under each hypothesis at 60 working digits), query by query."""
     rc = Recomputations(problem, digits)
     names = DIAGNOSIS_NAMES[lang]
     li = 1 if lang == "zh" else 0
@@ -86,31 +108,117 @@ def blanks(problem, digits: int, lang: str, strings) -> list:
         if text not in queries:
             q = make_query(text, problem.graph)
             truth, _numbers = rc.truth(q)
-            alts = []
-            for h in rc.hypotheses:
-                alt = rc.hyp_alt(h, q, truth=truth)
-                alts.append((h, alt))
-            queries[text] = (truth, alts)
+            queries[text] = (truth, [(h, rc.hyp_alt(h, q, truth=truth)) for h in rc.hypotheses])
         truth, alts = queries[text]
         x = truth[flat]
-        right = rounded(x, digits)
-        choices = [Choice(plain(right), plain(tolerance(x, digits)), 100, strings("moodle_correct"))]
-        merged: dict = {}
-        for h, alt in alts:
-            if alt is None or flat >= len(alt):
-                continue
-            m = Fraction(alt[flat])
-            r = rounded(m, digits)
-            if r == right or abs(m - x) <= EQUAL_TOLERANCE * abs(x):   # the truth (at 60 digits)
-                continue
-            merged.setdefault(r, (m, []))[1].append(h)
-        for r, (m, hyps) in merged.items():
-            kinds = list(dict.fromkeys(h.kind for h in hyps))
-            # the first (simplest) hypothesis describes the value; all merged ones are named
-            feedback = "; ".join(names.get(k, k) for k in kinds) + f": {hyps[0].text[li]}"
-            choices.append(Choice(plain(r), plain(tolerance(m, digits)), 0, feedback))
-        out.append(Blank(text, flat, row.sym, x, tuple(choices)))
+        vals = [(h, Fraction(a[flat])) for h, a in alts if a is not None and flat < len(a)]
+        choices = _choices(strings, names, li, digits, rounded(x, digits), exponent(x) if x else None,
+                           [(h, rounded(m, digits), exponent(m) if m else None) for h, m in vals
+                            if abs(m - x) > EQUAL_TOLERANCE * abs(x)])   # not the truth (at 60 digits)
+        out.append(Blank(text, flat, row.sym, x, choices))
     return out
+
+
+def _certified(get, digits: int, first=None):
+    """(value, rounded, exponent) of get(prec) — a Fraction, or a ball at prec bits — certified
+    (the precision doubled until the ball decides, `bankruns`): the value as got, its rounding
+    and its exponent; None when get fails.  `first`:
+    get(WORK_BITS), when known."""
+    prec = br.WORK_BITS
+    while True:
+        x = get(prec) if first is None or prec != br.WORK_BITS else first
+        if x is None:
+            return None
+        final = prec * 2 > RESCUE_PRECISION_BITS
+        if br.is_zero(x):
+            return Fraction(0), decimal.Decimal(0), None
+        r = br.rounded(x, digits, final)
+        e = None if r is None else br.exponent(x, r, digits, final)
+        if e is not None:
+            return x, r, e
+        prec *= 2
+
+
+def blanks(problem, digits: int, lang: str, strings, frame: br.Frame | None = None) -> list:
+    """One Blank per row of the variant's sheet (see the module's docstring): the truth and every
+    mistake's value from the variant's runs (`bankruns.Runs`: the exact run, the true and what-if
+    runs replayed from `frame`'s tapes), each certified; a what-if run that fails: the checker's
+    recomputation (`blanks_recomputed`'s)."""
+    frame = frame or br.Frame(problem)
+    runs = br.Runs(frame, problem)
+    loss = problem.spec.loss
+    names = DIAGNOSIS_NAMES[lang]
+    li = 1 if lang == "zh" else 0
+    ex = runs.exact()
+    worlds = {h.key: runs.at(h.world) for h in frame.hypotheses if h.world is not None}
+    rc = None
+    out = []
+    for text, flat, row in frame.remember(("asked", digits), lambda: asked(problem, digits)):
+        query = row.query
+        exact = br.value(ex, query, loss) if ex is not None else None
+
+        def truth(prec, query=query, exact=exact):
+            if exact is not None:
+                return exact
+            traj = runs.at(None, prec)
+            return None if traj is None else br.value(traj, query, loss)
+
+        got = _certified(truth, digits)
+        if got is None:
+            raise DeriveError(f"{problem.spec.path}: {text} cannot be computed")
+        x, right, e_right = got
+        x = br.midpoint(x)
+        with br.engine.precision(br.WORK_BITS):
+            ax = br.engine._arb_of(x)
+            near = EQUAL_BALL * abs(ax)
+
+        def value_of(get, first=None):
+            """A mistake's certified (rounded value, exponent), or None: none, or the truth at the
+            working digits (first: its value at WORK_BITS, when known)."""
+            m = get(br.WORK_BITS) if first is None else first
+            if m is None:
+                return None
+            if isinstance(m, br.engine.arb):
+                if abs(m - ax) <= near:
+                    return None
+            elif abs(m - x) <= EQUAL_TOLERANCE * abs(x):
+                return None
+            got = _certified(get, digits, m)
+            return None if got is None else got[1:]
+
+        alts = []
+        for h in frame.hypotheses:
+            if h.transform is not None:
+                m = value_of(lambda prec, h=h: h.transform([truth(prec)])[0])
+            elif h.term_of is not None:
+                if query[0] not in ("forward", "loss") or query[1] != h.term_of:
+                    continue
+                m = value_of(lambda prec, h=h: _minus_twice(truth(prec), br.term_value(frame, runs, h, prec), prec))
+            elif worlds[h.key] is not None:
+                m = value_of(lambda prec, h=h: br.value(runs.at(h.world, prec), query, loss),
+                             br.value(worlds[h.key], query, loss))
+            else:
+                rc = rc or Recomputations(problem, digits)
+                alt = rc.hyp_alt(h, make_query(text, problem.graph))
+                m = None if alt is None or flat >= len(alt) else Fraction(alt[flat])
+                m = None if m is None or abs(m - x) <= EQUAL_TOLERANCE * abs(x) else \
+                    (rounded(m, digits), exponent(m) if m else None)
+            if m is not None:
+                alts.append((h, *m))
+        out.append(Blank(text, flat, row.sym, x, _choices(strings, names, li, digits, right, e_right, alts)))
+    return out
+
+
+def _minus_twice(t, term, prec: int):
+    """t − 2·term (a sign-flipped term), exact for Fractions, else a ball at prec bits."""
+    if t is None or term is None:
+        return None
+    if not isinstance(t, br.engine.arb) and not isinstance(term, br.engine.arb):
+        return t - 2 * term
+    with br.engine.precision(prec):
+        a = t if isinstance(t, br.engine.arb) else br.engine._arb_of(t)
+        b = term if isinstance(term, br.engine.arb) else br.engine._arb_of(term)
+        return a - 2 * b
 
 
 # ---------------------------------------------------------------- cloze
@@ -203,9 +311,9 @@ def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = No
     cat = ET.SubElement(root, "question", type="category")
     _text(cat, "category", "$course$/top/" + x("moodle_category", id=base.id))
     for n, vp in enumerate(bank.variants, 1):
-        ctx = xc.sheet_context(vp, lang=lang, digits=digits, strings=x)
+        ctx = variant_context(bank, vp, lang=lang, strings=x, key=("md", template_dir))
         intro = model_html(ctx, x, s)
-        bl = blanks(vp, digits, lang, x)
+        bl = blanks(vp, digits, lang, x, bank.frame)
         answers_div = ET.Element("div")
         ul = ET.SubElement(answers_div, "ul")
         for b in bl:
