@@ -143,12 +143,19 @@ def blanks(problem, digits: int, lang: str, strings, frame: br.Frame | None = No
     """One Blank per row of the variant's sheet (see the module's docstring): the truth and every
     mistake's value from the variant's runs (`bankruns.Runs`: the exact run, the true and what-if
     runs replayed from `frame`'s tapes), each certified; a what-if run that fails: the checker's
-    recomputation (`blanks_recomputed`'s)."""
+    recomputation (`blanks_recomputed`'s).  The numbers are kept in `frame` for other languages."""
     frame = frame or br.Frame(problem)
-    runs = br.Runs(frame, problem)
-    loss = problem.spec.loss
     names = DIAGNOSIS_NAMES[lang]
     li = 1 if lang == "zh" else 0
+    rows = frame.remember(("blanks", problem.spec.id, digits), lambda: _blank_numbers(problem, digits, frame))
+    return [Blank(text, flat, sym, x, _choices(strings, names, li, digits, right, e_right, alts))
+            for text, flat, sym, x, right, e_right, alts in rows]
+
+
+def _blank_numbers(problem, digits: int, frame: br.Frame) -> list:
+    """[(quantity, flat, sym, truth, rounded truth, its exponent, [(hypothesis, rounded, exponent)])]."""
+    runs = br.Runs(frame, problem)
+    loss = problem.spec.loss
     ex = runs.exact()
     worlds = {h.key: runs.at(h.world) for h in frame.hypotheses if h.world is not None}
     rc = None
@@ -205,7 +212,7 @@ def blanks(problem, digits: int, lang: str, strings, frame: br.Frame | None = No
                     (rounded(m, digits), exponent(m) if m else None)
             if m is not None:
                 alts.append((h, *m))
-        out.append(Blank(text, flat, row.sym, x, _choices(strings, names, li, digits, right, e_right, alts)))
+        out.append((text, flat, row.sym, x, right, e_right, alts))
     return out
 
 

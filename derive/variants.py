@@ -142,9 +142,11 @@ def variant_id(base_id: str, n: int) -> str:
     return f"{base_id}-v{n:02d}" if n < 100 else f"{base_id}-v{n}"
 
 
-def answer_texts(problem: Problem, digits: int) -> tuple:
-    """Every number a key gives, as texts at `digits` (what 'the same answers' compares)."""
-    groups = xc.SheetBuilder(problem, lang="en", digits=digits, only=None).groups()
+def answer_texts(problem: Problem, digits: int, groups: tuple | None = None) -> tuple:
+    """Every number a key gives, as texts at `digits` (what 'the same answers' compares); `groups`:
+    the sheet's rows, when known (every variant's are the base's)."""
+    if groups is None:
+        groups = xc.SheetBuilder(problem, lang="en", digits=digits, only=None).groups()
     return tuple(a.text for g in xc.answers(problem, groups, digits) for a in g.rows)
 
 
@@ -184,6 +186,7 @@ def draw(problem: Problem, n: int, seed: int, *, vary: str | None = None,
     names = resolve_names(spec, vary)
     rng = random.Random(seed)
     frame = Frame(problem, n)
+    rows = xc.SheetBuilder(problem, lang="en", digits=digits, only=None).groups()
     variants, seen, reasons = [], set(), Counter()
     draws, limit = 0, 20 * n + 100
     while len(variants) < n:
@@ -197,7 +200,7 @@ def draw(problem: Problem, n: int, seed: int, *, vary: str | None = None,
         try:
             vp = frame.problem(vspec, (CHECK_DIGITS, digits))
             why = degenerate(vp)
-            texts = answer_texts(vp, digits) if why is None else None
+            texts = answer_texts(vp, digits, rows) if why is None else None
         except (DeriveError, ZeroDivisionError, OverflowError, ValueError):
             why, texts = "not computable", None
         if why is None and texts in seen:
