@@ -1,5 +1,5 @@
 """`derive build`: every built-in problem's handouts (Markdown and LaTeX, English and Chinese, PDFs
-with --pdf), the errata of its source document, an exercise sheet and its answer key
+with --pdf; the interactive HTML page in English), the errata of its source document, an exercise sheet and its answer key
 (exercises/ID.LANG.md|tex and exercises/ID.key.LANG.md|tex), a bank of 5 two-two-two variants with
 its Moodle quiz (exercises/two-two-two.variants/, as `derive exercise` writes it), and an index,
 into one directory (output/).
@@ -39,6 +39,7 @@ from .errata import ERRATA_LANGS, builtin_claims, errata_by_language, errata_nam
 from .errors import DeriveError
 from .exercise_context import DEFAULT_ANSWER_DIGITS, exercise_strings, file_name as exercise_file, render_exercises
 from .files import is_input, kind_of, new_file_mode, read_input
+from .htmlpage import page
 from .moodle import quiz as moodle_quiz
 from .render import FORMATS, LANGS, environment, render_text, strings
 from .rounding import DISPLAY_DIGITS
@@ -177,6 +178,11 @@ def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, te
             if fmt == "tex" and pdf:
                 files[name[:-4] + ".pdf"] = compile_pdf(text)
                 names[f"{lang}_{mode}_pdf"] = name[:-4] + ".pdf"
+    # the interactive worked solution, in English only: each page carries KaTeX and its fonts
+    # (about 0.6 MB), so both languages would double that in the repository (derive render
+    # --format html --lang zh writes the Chinese one)
+    files[f"{pid}.en.html"] = page(problem, lang="en", solution=solution, template_dir=template_dir).encode("utf-8")
+    names["en_html"] = f"{pid}.en.html"
     if pid == BANK[0]:
         files.update(bank_files(problem, template_dir))
     return {"id": pid, "title": problem.spec.title, "title_zh": problem.spec.title_in("zh"), "source": problem.spec.source,

@@ -234,10 +234,17 @@ def cmd_render(args) -> int:
     if args.answer_digits is not None and args.mode == "solution":
         raise DeriveError("--answer-digits belongs to --mode exercise and --mode key "
                           "(a worked solution's digits: --digits)")
+    if args.format == "html" and args.mode != "solution":
+        raise DeriveError(f"--format html is the interactive worked solution; --mode {args.mode} is "
+                          "written as md, tex or pdf")
     problem = _load_and_warn(args.spec)
     lang = args.lang or problem.spec.lang
     fmt = "tex" if args.format == "pdf" else args.format
-    if args.mode in ("exercise", "key"):
+    if args.format == "html":
+        from . import htmlpage
+        text = htmlpage.page(problem, lang=lang, digits=args.digits, only=rd._only(args.only),
+                             template_dir=args.template_dir)
+    elif args.mode in ("exercise", "key"):
         from . import exercise_context as xc
         text = xc.render_exercise(problem, fmt=fmt, lang=lang, mode=args.mode, only=rd._only(args.only),
                                   digits=args.answer_digits or xc.DEFAULT_ANSWER_DIGITS,
@@ -274,8 +281,11 @@ def cmd_exercise(args) -> int:
     digits = args.answer_digits or vr.xc.DEFAULT_ANSWER_DIGITS
     bank = vr.draw(problem, n, seed, vary=args.vary, digits=digits)
     out = args.output or f"{problem.spec.id}.variants"
-    files = vr.bank_files(bank, fmt=args.format, lang=lang,
+    files = vr.bank_files(bank, fmt="md" if args.format == "html" else args.format, lang=lang,
                           command=f"derive exercise {problem.spec.id} --variants {n} --seed {seed}")
+    if args.format == "html":
+        from .htmlpage import exercise_page
+        files[f"{problem.spec.id}.variants.{lang}.html"] = exercise_page(bank, lang=lang).encode("utf-8")
     if args.format == "moodle":
         from .moodle import quiz
         files[vr.moodle_name(bank, lang)] = quiz(bank, lang=lang, style=args.moodle)
@@ -541,8 +551,9 @@ def parser() -> argparse.ArgumentParser:
     output(v)
 
     r = add("render", cmd_render, "a worked solution, an exercise sheet or its answer key as Markdown, LaTeX or PDF")
-    r.add_argument("--format", choices=("md", "tex", "pdf"), default="md",
-                   help="md, tex, or pdf (XeLaTeX via latexmk; to a pipe or -o) (default: %(default)s)")
+    r.add_argument("--format", choices=("md", "tex", "pdf", "html"), default="md",
+                   help="md, tex, pdf (XeLaTeX via latexmk; to a pipe or -o), or html (one self-contained "
+                        "interactive page: an answer box before each step) (default: %(default)s)")
     r.add_argument("--lang", choices=("en", "zh"), default=None,
                    help="language of the prose (default: the spec's lang, else en)")
     digits(r, default=DISPLAY_DIGITS)
@@ -609,9 +620,9 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--vary", default=None, metavar="NAMES",
                    help="comma-separated data values and parameters to vary (default: every one; a 0 stays 0 "
                         "unless named here)")
-    x.add_argument("--format", choices=("md", "tex", "moodle"), default="md",
-                   help="the sheet and key as Markdown or LaTeX; moodle: Markdown and a Moodle XML quiz "
-                        "(default: %(default)s)")
+    x.add_argument("--format", choices=("md", "tex", "moodle", "html"), default="md",
+                   help="the sheet and key as Markdown or LaTeX; moodle: Markdown and a Moodle XML quiz; html: "
+                        "Markdown and one interactive page of every variant's worked solution (default: %(default)s)")
     x.add_argument("--lang", choices=("en", "zh"), default=None,
                    help="language of the prose (default: the spec's lang, else en)")
     x.add_argument("--answer-digits", type=_answer_digits, default=None, metavar="D",

@@ -188,6 +188,11 @@ def load(path_or_id: str) -> Problem:
     return problem
 
 
+# Jupyter's display of a Solution: the views are derive.notebook's (it needs the renderers, which
+# import this module), registered when the API is first used (derive/__init__.py loads it).
+VIEWS: dict = {}
+
+
 class Solution:
     """Every number of a worked solution, correctly rounded to `digits` significant digits.
 
@@ -273,6 +278,30 @@ class Solution:
     @property
     def history(self) -> list:
         return list(self.summary.history)
+
+    # ---------------------------------------------------------------- Jupyter
+    def _view(self, name: str, *args):
+        view = VIEWS.get(name)
+        return None if view is None else view(self, *args)
+
+    def _repr_markdown_(self):
+        """The worked solution as Markdown with $…$ and $$…$$ math (Jupyter renders it)."""
+        return self._view("markdown")
+
+    def _repr_html_(self):
+        """The body of the interactive page: answer boxes, steps to open, math for Jupyter's MathJax."""
+        return self._view("html")
+
+    @property
+    def sections(self) -> tuple:
+        """The worked solution's sections (the network, given, forward pass, loss, …), each shown by
+        Jupyter as Markdown (`notebook.Part`)."""
+        return self._view("sections") or ()
+
+    def formula(self, quantity: str):
+        """The derivation of one quantity as a displayed formula (`notebook.Formula`, whose
+        `_repr_latex_` Jupyter shows): `sol.formula("dE_total/dw6")`, `"net_h1"`, `"w6@1"`."""
+        return self._view("formula", quantity)
 
     def to_json(self) -> dict:
         if self.problem.is_symbolic:
