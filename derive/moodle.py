@@ -9,15 +9,24 @@ catalogued mistake whose value, rounded to d digits, differs from the rounded tr
 naming the mistake in the quiz's language (`verdicts.DIAGNOSIS_NAMES` and the hypothesis' own
 description).  Mistakes that give the same rounded value are merged into one answer; a mistake
 that reproduces the truth, or whose value cannot be computed, is left out.  The mistake values are
-the checker's own recomputations (`worlds.Recomputations.hyp_alt`: the engine run with the
-hypothesis' WhatIf, or its transform of the truth) — nothing is re-derived here.
+the checker's catalogued mistakes (`hypotheses`): the engine's run with the hypothesis' WhatIf, or
+its transform of the truth — nothing is re-derived here — read per variant from `bankruns` (the
+exact run, the true and what-if runs, tapes replayed for a large bank), every value certified;
+`blanks_recomputed` gets the same from the checker's own recomputations (`worlds.Recomputations`).
 
 The XML is built with xml.etree.ElementTree; the question text is HTML (built with ElementTree too)
-with math as \\( … \\) and \\[ … \\], which Moodle's MathJax filter reads.
+with math as \\( … \\) and \\[ … \\], which Moodle's MathJax filter reads, and the network diagram
+(`svgdiagram.network_svg`) as the question's embedded file network.svg (`<file encoding="base64">`,
+shown by `<img src="@@PLUGINFILE@@/network.svg">`).  The general feedback is the answers at the digits
+asked, then the variant's worked solution (`htmlpage.solution_fragment`, static HTML; rendered by
+worker processes for a bank of PARALLEL or more variants).
 """
 from __future__ import annotations
 
+import base64
 import decimal
+import multiprocessing
+import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from fractions import Fraction
@@ -26,14 +35,19 @@ from . import bankruns as br
 from . import exercise_context as xc
 from .engine import RESCUE_PRECISION_BITS
 from .errors import DeriveError
+from .htmlpage import solution_fragment
 from .quantity import make_query
 from .rounding import round_fraction
+from .svgdiagram import network_svg
 from .variants import asked, variant_context
 from .verdicts import DIAGNOSIS_NAMES, EQUAL_TOLERANCE
 from .worlds import Recomputations
 
 STYLES = ("cloze", "numerical")
 PENALTY = "0.3333333"
+DIAGRAM = "network.svg"          # the embedded diagram's file name (every question has its own files)
+PARALLEL = 10                    # variants from which the worked solutions are rendered by workers
+MAX_JOBS = 4
 EQUAL_BALL = br.engine.arb(EQUAL_TOLERANCE.numerator) / EQUAL_TOLERANCE.denominator   # 10⁻³⁰ as a ball
 
 
@@ -262,8 +276,11 @@ def _p(parent, text: str, tag: str = "p"):
 
 
 def model_html(ctx: dict, x, s) -> ET.Element:
-    """The model and the given numbers of a variant's sheet context, as an HTML <div>."""
+    """The model and the given numbers of a variant's sheet context, as an HTML <div>: the
+    network diagram first (the question's embedded file DIAGRAM)."""
     div = ET.Element("div")
+    _p(div, x("network_caption"))
+    ET.SubElement(ET.SubElement(div, "p"), "img", src=f"@@PLUGINFILE@@/{DIAGRAM}", alt=x("moodle_diagram_alt"))
     _p(div, x("model_intro"))
     for e in ctx["definitions"]:
         _p(div, _display(e))
@@ -308,6 +325,38 @@ def _html(el: ET.Element) -> str:
     return ET.tostring(el, encoding="unicode", method="html")
 
 
+def _question_text(q, html: str, svg: bytes) -> None:
+    """<questiontext format="html"> with the diagram as the question's file (base64)."""
+    el = _text(q, "questiontext", html, "html")
+    f = ET.SubElement(el, "file", name=DIAGRAM, path="/", encoding="base64")
+    f.text = base64.b64encode(svg).decode("ascii")
+
+
+def feedback_html(bank, *, lang: str, template_dir: str | None = None) -> list:
+    """The general feedback's worked solution of each variant (`htmlpage.solution_fragment`, no
+    inline diagram: the question shows it), computed by worker processes for a large bank."""
+    variants = bank.variants
+    jobs = min(os.cpu_count() or 1, MAX_JOBS)
+    if len(variants) < PARALLEL or jobs < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_fragment((bank, i, lang, template_dir)) for i in range(len(variants))]
+    _FORKED[:] = [bank]
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            return pool.map(_fragment, [(None, i, lang, template_dir) for i in range(len(variants))],
+                            chunksize=max(1, len(variants) // (4 * jobs)))
+    finally:
+        _FORKED.clear()
+
+
+_FORKED: list = []          # the bank a forked worker renders (inherited, not pickled)
+
+
+def _fragment(task) -> str:
+    bank, i, lang, template_dir = task
+    vp = (bank or _FORKED[0]).variants[i]
+    return solution_fragment(vp, lang=lang, diagram=False, heading=4, template_dir=template_dir)
+
+
 def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = None) -> bytes:
     """The Moodle XML (UTF-8 bytes) of a bank (`variants.Bank`)."""
     env = xc.environment("md", template_dir)
@@ -317,15 +366,19 @@ def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = No
     root = ET.Element("quiz")
     cat = ET.SubElement(root, "question", type="category")
     _text(cat, "category", "$course$/top/" + x("moodle_category", id=base.id))
+    svg = network_svg(bank.base, lang).encode("utf-8")        # every variant's network
+    solutions = feedback_html(bank, lang=lang, template_dir=template_dir)
     for n, vp in enumerate(bank.variants, 1):
         ctx = variant_context(bank, vp, lang=lang, strings=x, key=("md", template_dir))
         intro = model_html(ctx, x, s)
         bl = blanks(vp, digits, lang, x, bank.frame)
         answers_div = ET.Element("div")
+        _p(answers_div, x("moodle_answers", digits=digits))
         ul = ET.SubElement(answers_div, "ul")
         for b in bl:
             _p(ul, _m(b.sym + " = " + b.choices[0].value), "li")
-        general = _html(answers_div)
+        _p(answers_div, x("moodle_solution"))
+        general = _html(answers_div) + solutions[n - 1]
         if style == "cloze":
             body = ET.Element("div")
             body.append(intro)
@@ -339,7 +392,7 @@ def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = No
                 _p(tr, cloze_blank(b), "td")
             q = ET.SubElement(root, "question", type="cloze")
             _text(q, "name", x("moodle_name", id=base.id, n=n))
-            _text(q, "questiontext", _html(body), "html")
+            _question_text(q, _html(body), svg)
             _text(q, "generalfeedback", general, "html")
             ET.SubElement(q, "penalty").text = PENALTY
             ET.SubElement(q, "hidden").text = "0"
@@ -351,7 +404,7 @@ def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = No
             _p(body, x("moodle_task", quantity=_m(b.sym), digits=digits))
             q = ET.SubElement(root, "question", type="numerical")
             _text(q, "name", x("moodle_name_quantity", id=base.id, n=n, quantity=b.quantity))
-            _text(q, "questiontext", _html(body), "html")
+            _question_text(q, _html(body), svg)
             _text(q, "generalfeedback", general, "html")
             ET.SubElement(q, "defaultgrade").text = "1"
             ET.SubElement(q, "penalty").text = PENALTY
