@@ -325,11 +325,20 @@ def _html(el: ET.Element) -> str:
     return ET.tostring(el, encoding="unicode", method="html")
 
 
-def _question_text(q, html: str, svg: bytes) -> None:
-    """<questiontext format="html"> with the diagram as the question's file (base64)."""
-    el = _text(q, "questiontext", html, "html")
+def _with_file(q, tag: str, html: str, svg: bytes) -> None:
+    """<TAG format="html"> (questiontext, generalfeedback) with the diagram as its file (base64)."""
+    el = _text(q, tag, html, "html")
     f = ET.SubElement(el, "file", name=DIAGRAM, path="/", encoding="base64")
     f.text = base64.b64encode(svg).decode("ascii")
+
+
+def _img(alt: str) -> str:
+    return _html(ET.Element("img", src=f"@@PLUGINFILE@@/{DIAGRAM}", alt=alt))
+
+
+def _solution_with_diagram(fragment: str, alt: str) -> str:
+    """The worked solution's network figure (rendered without its inline SVG) showing the file."""
+    return fragment.replace("<figure>\n<figcaption>", f"<figure>\n{_img(alt)}\n<figcaption>", 1)
 
 
 def feedback_html(bank, *, lang: str, template_dir: str | None = None) -> list:
@@ -378,7 +387,7 @@ def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = No
         for b in bl:
             _p(ul, _m(b.sym + " = " + b.choices[0].value), "li")
         _p(answers_div, x("moodle_solution"))
-        general = _html(answers_div) + solutions[n - 1]
+        general = _html(answers_div) + _solution_with_diagram(solutions[n - 1], x("moodle_diagram_alt"))
         if style == "cloze":
             body = ET.Element("div")
             body.append(intro)
@@ -392,8 +401,8 @@ def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = No
                 _p(tr, cloze_blank(b), "td")
             q = ET.SubElement(root, "question", type="cloze")
             _text(q, "name", x("moodle_name", id=base.id, n=n))
-            _question_text(q, _html(body), svg)
-            _text(q, "generalfeedback", general, "html")
+            _with_file(q, "questiontext", _html(body), svg)
+            _with_file(q, "generalfeedback", general, svg)
             ET.SubElement(q, "penalty").text = PENALTY
             ET.SubElement(q, "hidden").text = "0"
             ET.SubElement(q, "idnumber").text = f"{vp.spec.id}"
@@ -404,8 +413,8 @@ def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = No
             _p(body, x("moodle_task", quantity=_m(b.sym), digits=digits))
             q = ET.SubElement(root, "question", type="numerical")
             _text(q, "name", x("moodle_name_quantity", id=base.id, n=n, quantity=b.quantity))
-            _question_text(q, _html(body), svg)
-            _text(q, "generalfeedback", general, "html")
+            _with_file(q, "questiontext", _html(body), svg)
+            _with_file(q, "generalfeedback", general, svg)
             ET.SubElement(q, "defaultgrade").text = "1"
             ET.SubElement(q, "penalty").text = PENALTY
             ET.SubElement(q, "hidden").text = "0"

@@ -292,26 +292,27 @@ def test_same_seed_same_quiz_bytes_with_or_without_tapes():
 
 def test_diagram_embedded_and_worked_solution_as_feedback(bank):
     import base64
-    import re
     for style in ("cloze", "numerical"):
         root = ET.fromstring(moodle.quiz(bank, lang="en", style=style))
         qs = root.findall("question")[1:]
         assert qs
         for q in qs:
-            qt = q.find("questiontext")
-            assert f'src="@@PLUGINFILE@@/{moodle.DIAGRAM}"' in qt.findtext("text")
-            files = qt.findall("file")
-            assert [(f.get("name"), f.get("encoding"), f.get("path")) for f in files] == [(moodle.DIAGRAM, "base64", "/")]
-            svg = ET.fromstring(base64.b64decode(files[0].text, validate=True))
-            assert svg.tag == "{http://www.w3.org/2000/svg}svg"
-            assert any(el.tag.endswith("text") and (el.text or "").strip() for el in svg.iter())   # labelled
+            for part in (q.find("questiontext"), q.find("generalfeedback")):
+                assert f'src="@@PLUGINFILE@@/{moodle.DIAGRAM}"' in part.findtext("text")
+                files = part.findall("file")
+                assert [(f.get("name"), f.get("encoding"), f.get("path")) for f in files] == [
+                    (moodle.DIAGRAM, "base64", "/")]
+                svg = ET.fromstring(base64.b64decode(files[0].text, validate=True))
+                assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+                assert any(el.tag.endswith("text") and (el.text or "").strip() for el in svg.iter())   # labelled
             general = q.find("generalfeedback")
             assert general.get("format") == "html"
             text = general.findtext("text")
             assert 'class="derive-solution"' in text                   # the variant's worked solution
             assert "$" not in text and "\\(" in text and "\\[" in text
             assert text.count("\\(") == text.count("\\)") and text.count("\\[") == text.count("\\]")
-            assert "<svg" not in text                                  # the diagram is the question's file
+            assert "<svg" not in text                                  # the diagram is the feedback's file
+            assert text.count(f"@@PLUGINFILE@@/{moodle.DIAGRAM}") == 1 and "<figure>\n<img " in text
     # each variant's own worked solution: its own numbers (net_h1 at the handout's 6 digits)
     root = ET.fromstring(moodle.quiz(bank, lang="en"))
     for q, vp in zip(root.findall("question")[1:], bank.variants):
