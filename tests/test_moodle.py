@@ -210,13 +210,19 @@ def test_cli_moodle(tmp_path):
 
 
 def test_readme_excerpt_is_what_derive_writes():
+    """Every piece of the README's XML excerpt (split at …) is in output/'s quiz, which is what
+    `derive exercise two-two-two --variants 5 --seed 7 --format moodle --lang en` writes."""
     from conftest import ROOT
     import re
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    blank = re.search(r"\{1:NUMERICAL:=0\.002380:[^\n]*?\}(?=&lt;/td&gt;)", readme).group(0)
-    bank = vr.draw(derive.load("two-two-two"), 5, 7)
-    xml = moodle.quiz(bank, lang="en").decode()
-    assert blank in xml
+    excerpt = re.search(r"An excerpt of `output/exercises/two-two-two\.variants/two-two-two\.moodle\.en\.xml`"
+                        r".*?```xml\n(.*?)```", readme, re.S).group(1)
+    xml = (ROOT / "output/exercises/two-two-two.variants/two-two-two.moodle.en.xml").read_text(encoding="utf-8")
+    assert xml.encode() == moodle.quiz(vr.draw(derive.load("two-two-two"), 5, 7), lang="en")
+    pieces = [p.strip() for line in excerpt.splitlines() for p in line.split("…") if p.strip()]
+    assert len(pieces) > 15 and any("{1:NUMERICAL:=0.002380:" in p for p in pieces)
+    for p in pieces:
+        assert p in xml, p
 
 
 # ---------------------------------------------------------------- the fast path against the checker's

@@ -319,3 +319,16 @@ def test_build_writes_the_bank_derive_exercise_writes(tmp_path):
         assert f"{pid}.moodle.{lang}.xml" in {p.name for p in (tmp_path / lang).iterdir()}
     for name, data in files.items():
         assert (ROOT / "output" / name).read_bytes() == data, name
+
+
+def test_readme_rejection_example(tmp_path):
+    """The README's example of rejected draws: its spec file, its command, the two lines derive says."""
+    from conftest import ROOT
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```console\n\$ cat sat\.toml\n(.*?)\$ derive exercise sat\.toml (.*?)\n(.*?)```", readme, re.S)
+    (tmp_path / "sat.toml").write_text(block.group(1))
+    args = block.group(2).split()
+    r = run_cli("exercise", str(tmp_path / "sat.toml"), *args[:-1], str(tmp_path / args[-1]))
+    assert r.returncode == 0, r.stderr
+    said = r.stderr.replace(str(tmp_path) + "/", "")
+    assert said == block.group(3)
