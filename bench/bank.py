@@ -6,8 +6,9 @@ claims template + Moodle XML, no PDF), whole process, ≤ 10 s.
 timed over several runs (min and median wall-clock, median CPU of the child), next to a baseline
 measured in the same run: the per-variant full pipeline — each variant loaded as its own problem
 (its own SymPy graph), its sheet and key rendered on their own, its spec file and claims template,
-and its Moodle blanks by the checker's recomputations (`moodle.blanks_recomputed`, query by
-query) — on a few variants, extrapolated to 200 (plus the process's start-up, measured).  The
+its Moodle blanks by the checker's recomputations (`moodle.blanks_recomputed`, query by query),
+its diagram and its worked solution for the feedback — on a few variants, in one process,
+extrapolated to 200 (plus the process's start-up, measured).  The
 ratio says what building the structure once and replaying the engine's runs saves.  Appends its
 table to bench/RESULTS.md.
 
@@ -33,7 +34,7 @@ VARIANTS, SEED, TARGET = 200, 1, 10.0
 BASELINE = """
 import sys, time
 import derive
-from derive import exercise_context as xc, moodle, variants as vr
+from derive import exercise_context as xc, htmlpage, moodle, svgdiagram, variants as vr
 from derive.solve import Problem
 k = int(sys.argv[1])
 base = derive.load("two-two-two")
@@ -47,6 +48,8 @@ for spec in specs:
     vr.claims_template(p, spec.id + ".toml", 4)
     xc.sheet_context(p, lang=base.spec.lang, strings=x)
     moodle.blanks_recomputed(p, 4, base.spec.lang, x)
+    svgdiagram.network_svg(p, base.spec.lang)
+    htmlpage.solution_fragment(p, lang=base.spec.lang, diagram=False)
 print((time.perf_counter() - t) / k)
 """ % SEED
 
@@ -92,7 +95,7 @@ def main() -> int:
         f"Measured by `python3 bench/bank.py` on {time.strftime('%Y-%m-%d')}: {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}; whole process, {args.runs} runs. "
         f"Baseline, in the same run: the per-variant pipeline (own graph, own sheet and key, the checker's "
-        f"recomputations for the Moodle blanks) on {args.sample} variants, {min(per) * 1000:.0f} ms each, "
+        f"recomputations for the Moodle blanks, the diagram and the worked solution) on {args.sample} variants, {min(per) * 1000:.0f} ms each, "
         f"× {VARIANTS} + the import ({statistics.median(start):.2f} s). Load average at the start and the end: "
         f"{load0:.1f}, {load1:.1f} (on {os.cpu_count()} cores).", "", *rows, ""])
     print(text)

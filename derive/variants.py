@@ -15,6 +15,11 @@ entry of an updated parameter), a loss already near 0 (< 10⁻⁶), or the same 
 variant at the answer digits.  `Bank.rejected` counts the rejections by reason.  Same seed, same
 variants, same bytes.
 
+The variants share what does not depend on their numbers (`bankruns.Frame`, `Bank.frame`): the base
+problem's per-scalar graph, its catalogued mistakes, the sheet's rows and its context
+(`variant_context`: only the id and the given numbers are the variant's); each variant's numbers are
+the engine's (its certified runs, replayed from the frame's tapes for a large bank).
+
 Variants are written as spec files (`spec_toml`, read back by `derive.spec` into the same Spec) and
 claims templates (`claims_template`: every asked quantity with an empty value, for `derive check`
 once a student fills it in); `render_bank` renders the sheet or key of all variants in one document
