@@ -197,7 +197,8 @@ def _recording_context(ctx, book: _Book):
 def _recorded(program, ctx, parts: Parts, steps: int, what_if=None):
     book = _Book()
     try:
-        traj = parts.run(program, _recording_context(ctx, book), steps, what_if)
+        rec = _recording_context(ctx, book)
+        traj = parts.run(program, rec, steps) if what_if is None else parts.run(program, rec, steps, what_if)
     except NotRecordable:
         raise
     except Exception as e:   # an error in a constant, an operation the recording lacks: not for the tape
