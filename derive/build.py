@@ -1,6 +1,8 @@
 """`derive build`: every built-in problem's handouts (Markdown and LaTeX, English and Chinese, PDFs
 with --pdf; the interactive HTML page in English), the errata of its source document, an exercise sheet and its answer key
-(exercises/ID.LANG.md|tex and exercises/ID.key.LANG.md|tex), and an index, into one directory (output/).
+(exercises/ID.LANG.md|tex and exercises/ID.key.LANG.md|tex), a bank of 5 two-two-two variants with
+its Moodle quiz (exercises/two-two-two.variants/, as `derive exercise` writes it), and an index,
+into one directory (output/).
 
 Rendering: everything is rendered in memory first; a failure anywhere writes nothing and names the
 problem.  Output is byte-for-byte deterministic.
@@ -38,6 +40,7 @@ from .errors import DeriveError
 from .exercise_context import DEFAULT_ANSWER_DIGITS, exercise_strings, file_name as exercise_file, render_exercises
 from .files import is_input, kind_of, new_file_mode, read_input
 from .htmlpage import page
+from .moodle import quiz as moodle_quiz
 from .render import FORMATS, LANGS, environment, render_text, strings
 from .rounding import DISPLAY_DIGITS
 from .solve import load
@@ -46,6 +49,7 @@ from .templating import render
 from . import plot
 from .training_context import shows_training, training_files
 from .tex import compile_pdf, require
+from .variants import bank_files as exercise_bank_files, draw as draw_variants, moodle_name
 
 MANIFEST = "derive-manifest.txt"
 MANIFEST_HEAD = ("# derive build: the files derive wrote in this directory, with their SHA-256.\n"
@@ -179,8 +183,29 @@ def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, te
     # --format html --lang zh writes the Chinese one)
     files[f"{pid}.en.html"] = page(problem, lang="en", solution=solution, template_dir=template_dir).encode("utf-8")
     names["en_html"] = f"{pid}.en.html"
+    if pid == BANK[0]:
+        files.update(bank_files(problem, template_dir))
     return {"id": pid, "title": problem.spec.title, "title_zh": problem.spec.title_in("zh"), "source": problem.spec.source,
             "symbolic": problem.is_symbolic, "files": names}
+
+
+# ---------------------------------------------------------------- the exercise bank
+BANK = ("two-two-two", 5, 7)     # the bank a build writes: the problem, its variants, the seed
+
+
+def bank_files(problem, template_dir=None) -> dict:
+    """exercises/ID.variants/: what `derive exercise ID --variants 5 --seed 7 --format moodle`
+    writes, in English and Chinese (the sheet and key of all variants, ID.moodle.LANG.xml, each
+    variant's spec file and claims template)."""
+    pid, n, seed = BANK
+    bank = draw_variants(problem, n, seed)
+    out = {}
+    for lang in LANGS:
+        files = exercise_bank_files(bank, fmt="moodle", lang=lang, template_dir=template_dir,
+                                    command=f"derive exercise {pid} --variants {n} --seed {seed}")
+        files[moodle_name(bank, lang)] = moodle_quiz(bank, lang=lang, template_dir=template_dir)
+        out.update({f"exercises/{pid}.variants/{name}": data for name, data in files.items()})
+    return out
 
 
 # ---------------------------------------------------------------- the manifest

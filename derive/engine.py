@@ -1353,7 +1353,12 @@ def _jacobians(program: Program, ctx, step: Step) -> dict:
 
 
 def _is_zero(x) -> bool:
-    return x == 0 if not isinstance(x, arb) else (x.is_exact() and x.is_zero())
+    """x is exactly 0: a Fraction or int equal to 0, a ball of radius 0 at 0 (never a tape's
+    stand-in for a computed ball, `tape` records the entry: its exact 0, where it is one, changes
+    no ball it is added to or multiplies)."""
+    if x is None or isinstance(x, (int, Fraction)):
+        return x == 0
+    return x.is_exact() and x.is_zero()
 
 
 def entry_adjoints(program: Program, ctx, step: Step, seed: tuple, k: int = 0, plain: bool = False) -> dict:
@@ -1667,7 +1672,7 @@ def certified(program: Program, digits: int, steps: int, keys: list, values_of, 
         shown = {k: tuple(show_fraction(q, digits) for q in qs) for k, qs in exact.items()
                  if all(q is not None for q in qs)}
     pending = [k for k in keys if k not in shown]
-    prec = int(digits * 3.33) + 64 + steps // 50   # guard bits: long runs widen the balls
+    prec = first_precision(digits, steps)
     while pending:
         try:
             traj = cached_run(runs, program, prec, steps)
@@ -1703,6 +1708,11 @@ def certified(program: Program, digits: int, steps: int, keys: list, values_of, 
         pending = still
         prec *= 2
     return {k: shown[k] for k in keys}
+
+
+def first_precision(digits: int, steps: int) -> int:
+    """The ball precision `certified` starts from (guard bits: long runs widen the balls)."""
+    return int(digits * 3.33) + 64 + steps // 50
 
 
 def shown_ball(ball: arb, digits: int, final: bool = False) -> Number | None:

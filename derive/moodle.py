@@ -9,28 +9,46 @@ catalogued mistake whose value, rounded to d digits, differs from the rounded tr
 naming the mistake in the quiz's language (`verdicts.DIAGNOSIS_NAMES` and the hypothesis' own
 description).  Mistakes that give the same rounded value are merged into one answer; a mistake
 that reproduces the truth, or whose value cannot be computed, is left out.  The mistake values are
-the checker's own recomputations (`worlds.Recomputations.hyp_alt`: the engine run with the
-hypothesis' WhatIf, or its transform of the truth) — nothing is re-derived here.
+the checker's catalogued mistakes (`hypotheses`): the engine's run with the hypothesis' WhatIf, or
+its transform of the truth — nothing is re-derived here — read per variant from `bankruns` (the
+exact run, the true and what-if runs, tapes replayed for a large bank), every value certified;
+`blanks_recomputed` gets the same from the checker's own recomputations (`worlds.Recomputations`).
 
 The XML is built with xml.etree.ElementTree; the question text is HTML (built with ElementTree too)
-with math as \\( … \\) and \\[ … \\], which Moodle's MathJax filter reads.
+with math as \\( … \\) and \\[ … \\], which Moodle's MathJax filter reads, and the network diagram
+(`svgdiagram.network_svg`) as the question's embedded file network.svg (`<file encoding="base64">`,
+shown by `<img src="@@PLUGINFILE@@/network.svg">`).  The general feedback is the answers at the digits
+asked, then the variant's worked solution (`htmlpage.solution_fragment`, static HTML; rendered by
+worker processes for a bank of PARALLEL or more variants).
 """
 from __future__ import annotations
 
+import base64
 import decimal
+import multiprocessing
+import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from fractions import Fraction
 
+from . import bankruns as br
 from . import exercise_context as xc
+from .engine import RESCUE_PRECISION_BITS
+from .errors import DeriveError
+from .htmlpage import solution_fragment
 from .quantity import make_query
 from .rounding import round_fraction
-from .variants import asked
+from .svgdiagram import network_svg
+from .variants import asked, variant_context
 from .verdicts import DIAGNOSIS_NAMES, EQUAL_TOLERANCE
 from .worlds import Recomputations
 
 STYLES = ("cloze", "numerical")
 PENALTY = "0.3333333"
+DIAGRAM = "network.svg"          # the embedded diagram's file name (every question has its own files)
+PARALLEL = 10                    # variants from which the worked solutions are rendered by workers
+MAX_JOBS = 4
+EQUAL_BALL = br.engine.arb(EQUAL_TOLERANCE.numerator) / EQUAL_TOLERANCE.denominator   # 10⁻³⁰ as a ball
 
 
 @dataclass(frozen=True)
@@ -51,11 +69,7 @@ class Blank:
 
 
 # ---------------------------------------------------------------- numbers
-def exponent(q: Fraction) -> int:
-    """⌊log₁₀|q|⌋ exactly (q ≠ 0)."""
-    a = abs(q)
-    e = len(str(a.numerator)) - len(str(a.denominator))
-    return e - 1 if Fraction(10) ** e > a else e
+exponent = br.exponent_of
 
 
 def plain(d: decimal.Decimal) -> str:
@@ -67,7 +81,11 @@ def tolerance(x: Fraction, digits: int) -> decimal.Decimal:
     """½·10^(⌊log₁₀|x|⌋ − digits + 1); 0 for x = 0."""
     if x == 0:
         return decimal.Decimal(0)
-    return decimal.Decimal(5).scaleb(exponent(x) - digits)
+    return _tolerance_at(exponent(x), digits)
+
+
+def _tolerance_at(e: int | None, digits: int) -> decimal.Decimal:
+    return decimal.Decimal(0) if e is None else decimal.Decimal(5).scaleb(e - digits)
 
 
 def rounded(x: Fraction, digits: int) -> decimal.Decimal:
@@ -75,8 +93,26 @@ def rounded(x: Fraction, digits: int) -> decimal.Decimal:
 
 
 # ---------------------------------------------------------------- the blanks of one variant
-def blanks(problem, digits: int, lang: str, strings) -> list:
-    """One Blank per row of the variant's sheet (see the module's docstring)."""
+def _choices(strings, names, li: int, digits: int, right, e_right, alts) -> tuple:
+    """The correct choice, then one per distinct rounded mistake (merged, in hypothesis order);
+    `alts` [(hypothesis, rounded value, exponent)] of the mistakes that are not the truth."""
+    choices = [Choice(plain(right), plain(_tolerance_at(e_right, digits)), 100, strings("moodle_correct"))]
+    merged: dict = {}
+    for h, r, e in alts:
+        if r == right:
+            continue
+        merged.setdefault(r, (e, []))[1].append(h)
+    for r, (e, hyps) in merged.items():
+        kinds = list(dict.fromkeys(h.kind for h in hyps))
+        # the first (simplest) hypothesis describes the value; all merged ones are named
+        feedback = "; ".join(names.get(k, k) for k in kinds) + f": {hyps[0].text[li]}"
+        choices.append(Choice(plain(r), plain(_tolerance_at(e, digits)), 0, feedback))
+    return tuple(choices)
+
+
+def blanks_recomputed(problem, digits: int, lang: str, strings) -> list:
+    """`blanks` by the checker's own recomputations (`worlds.Recomputations`: the truth of each
+    quantity and its value under each hypothesis at 60 working digits), query by query."""
     rc = Recomputations(problem, digits)
     names = DIAGNOSIS_NAMES[lang]
     li = 1 if lang == "zh" else 0
@@ -86,31 +122,124 @@ def blanks(problem, digits: int, lang: str, strings) -> list:
         if text not in queries:
             q = make_query(text, problem.graph)
             truth, _numbers = rc.truth(q)
-            alts = []
-            for h in rc.hypotheses:
-                alt = rc.hyp_alt(h, q, truth=truth)
-                alts.append((h, alt))
-            queries[text] = (truth, alts)
+            queries[text] = (truth, [(h, rc.hyp_alt(h, q, truth=truth)) for h in rc.hypotheses])
         truth, alts = queries[text]
         x = truth[flat]
-        right = rounded(x, digits)
-        choices = [Choice(plain(right), plain(tolerance(x, digits)), 100, strings("moodle_correct"))]
-        merged: dict = {}
-        for h, alt in alts:
-            if alt is None or flat >= len(alt):
-                continue
-            m = Fraction(alt[flat])
-            r = rounded(m, digits)
-            if r == right or abs(m - x) <= EQUAL_TOLERANCE * abs(x):   # the truth (at 60 digits)
-                continue
-            merged.setdefault(r, (m, []))[1].append(h)
-        for r, (m, hyps) in merged.items():
-            kinds = list(dict.fromkeys(h.kind for h in hyps))
-            # the first (simplest) hypothesis describes the value; all merged ones are named
-            feedback = "; ".join(names.get(k, k) for k in kinds) + f": {hyps[0].text[li]}"
-            choices.append(Choice(plain(r), plain(tolerance(m, digits)), 0, feedback))
-        out.append(Blank(text, flat, row.sym, x, tuple(choices)))
+        vals = [(h, Fraction(a[flat])) for h, a in alts if a is not None and flat < len(a)]
+        choices = _choices(strings, names, li, digits, rounded(x, digits), exponent(x) if x else None,
+                           [(h, rounded(m, digits), exponent(m) if m else None) for h, m in vals
+                            if abs(m - x) > EQUAL_TOLERANCE * abs(x)])   # not the truth (at 60 digits)
+        out.append(Blank(text, flat, row.sym, x, choices))
     return out
+
+
+def _certified(get, digits: int, first=None):
+    """(value, rounded, exponent) of get(prec) — a Fraction, or a ball at prec bits — certified
+    (the precision doubled until the ball decides, `bankruns`): the value as got, its rounding
+    and its exponent; None when get fails.  `first`:
+    get(WORK_BITS), when known."""
+    prec = br.WORK_BITS
+    while True:
+        x = get(prec) if first is None or prec != br.WORK_BITS else first
+        if x is None:
+            return None
+        final = prec * 2 > RESCUE_PRECISION_BITS
+        if br.is_zero(x):
+            return Fraction(0), decimal.Decimal(0), None
+        r = br.rounded(x, digits, final)
+        e = None if r is None else br.exponent(x, r, digits, final)
+        if e is not None:
+            return x, r, e
+        prec *= 2
+
+
+def blanks(problem, digits: int, lang: str, strings, frame: br.Frame | None = None) -> list:
+    """One Blank per row of the variant's sheet (see the module's docstring): the truth and every
+    mistake's value from the variant's runs (`bankruns.Runs`: the exact run, the true and what-if
+    runs replayed from `frame`'s tapes), each certified; a what-if run that fails: the checker's
+    recomputation (`blanks_recomputed`'s).  The numbers are kept in `frame` for other languages."""
+    frame = frame or br.Frame(problem)
+    names = DIAGNOSIS_NAMES[lang]
+    li = 1 if lang == "zh" else 0
+    rows = frame.remember(("blanks", problem.spec.id, digits), lambda: _blank_numbers(problem, digits, frame))
+    return [Blank(text, flat, sym, x, _choices(strings, names, li, digits, right, e_right, alts))
+            for text, flat, sym, x, right, e_right, alts in rows]
+
+
+def _blank_numbers(problem, digits: int, frame: br.Frame) -> list:
+    """[(quantity, flat, sym, truth, rounded truth, its exponent, [(hypothesis, rounded, exponent)])]."""
+    runs = br.Runs(frame, problem)
+    loss = problem.spec.loss
+    ex = runs.exact()
+    worlds = {h.key: runs.at(h.world) for h in frame.hypotheses if h.world is not None}
+    rc = None
+    out = []
+    for text, flat, row in frame.remember(("asked", digits), lambda: asked(problem, digits)):
+        query = row.query
+        exact = br.value(ex, query, loss) if ex is not None else None
+
+        def truth(prec, query=query, exact=exact):
+            if exact is not None:
+                return exact
+            traj = runs.at(None, prec)
+            return None if traj is None else br.value(traj, query, loss)
+
+        got = _certified(truth, digits)
+        if got is None:
+            raise DeriveError(f"{problem.spec.path}: {text} cannot be computed")
+        x, right, e_right = got
+        x = br.midpoint(x)
+        with br.engine.precision(br.WORK_BITS):
+            ax = br.engine._arb_of(x)
+            near = EQUAL_BALL * abs(ax)
+
+        def value_of(get, first=None):
+            """A mistake's certified (rounded value, exponent), or None: none, or the truth at the
+            working digits (first: its value at WORK_BITS, when known)."""
+            m = get(br.WORK_BITS) if first is None else first
+            if m is None:
+                return None
+            if isinstance(m, br.engine.arb):
+                if abs(m - ax) <= near:
+                    return None
+            elif abs(m - x) <= EQUAL_TOLERANCE * abs(x):
+                return None
+            got = _certified(get, digits, m)
+            return None if got is None else got[1:]
+
+        alts = []
+        for h in frame.hypotheses:
+            if h.transform is not None:
+                m = value_of(lambda prec, h=h: h.transform([truth(prec)])[0])
+            elif h.term_of is not None:
+                if query[0] not in ("forward", "loss") or query[1] != h.term_of:
+                    continue
+                m = value_of(lambda prec, h=h: _minus_twice(truth(prec), br.term_value(frame, runs, h, prec), prec))
+            elif worlds[h.key] is not None:
+                m = value_of(lambda prec, h=h: br.value(runs.at(h.world, prec), query, loss),
+                             br.value(worlds[h.key], query, loss))
+            else:
+                rc = rc or Recomputations(problem, digits)
+                alt = rc.hyp_alt(h, make_query(text, problem.graph))
+                m = None if alt is None or flat >= len(alt) else Fraction(alt[flat])
+                m = None if m is None or abs(m - x) <= EQUAL_TOLERANCE * abs(x) else \
+                    (rounded(m, digits), exponent(m) if m else None)
+            if m is not None:
+                alts.append((h, *m))
+        out.append((text, flat, row.sym, x, right, e_right, alts))
+    return out
+
+
+def _minus_twice(t, term, prec: int):
+    """t − 2·term (a sign-flipped term), exact for Fractions, else a ball at prec bits."""
+    if t is None or term is None:
+        return None
+    if not isinstance(t, br.engine.arb) and not isinstance(term, br.engine.arb):
+        return t - 2 * term
+    with br.engine.precision(prec):
+        a = t if isinstance(t, br.engine.arb) else br.engine._arb_of(t)
+        b = term if isinstance(term, br.engine.arb) else br.engine._arb_of(term)
+        return a - 2 * b
 
 
 # ---------------------------------------------------------------- cloze
@@ -147,8 +276,11 @@ def _p(parent, text: str, tag: str = "p"):
 
 
 def model_html(ctx: dict, x, s) -> ET.Element:
-    """The model and the given numbers of a variant's sheet context, as an HTML <div>."""
+    """The model and the given numbers of a variant's sheet context, as an HTML <div>: the
+    network diagram first (the question's embedded file DIAGRAM)."""
     div = ET.Element("div")
+    _p(div, x("network_caption"))
+    ET.SubElement(ET.SubElement(div, "p"), "img", src=f"@@PLUGINFILE@@/{DIAGRAM}", alt=x("moodle_diagram_alt"))
     _p(div, x("model_intro"))
     for e in ctx["definitions"]:
         _p(div, _display(e))
@@ -193,6 +325,47 @@ def _html(el: ET.Element) -> str:
     return ET.tostring(el, encoding="unicode", method="html")
 
 
+def _with_file(q, tag: str, html: str, svg: bytes) -> None:
+    """<TAG format="html"> (questiontext, generalfeedback) with the diagram as its file (base64)."""
+    el = _text(q, tag, html, "html")
+    f = ET.SubElement(el, "file", name=DIAGRAM, path="/", encoding="base64")
+    f.text = base64.b64encode(svg).decode("ascii")
+
+
+def _img(alt: str) -> str:
+    return _html(ET.Element("img", src=f"@@PLUGINFILE@@/{DIAGRAM}", alt=alt))
+
+
+def _solution_with_diagram(fragment: str, alt: str) -> str:
+    """The worked solution's network figure (rendered without its inline SVG) showing the file."""
+    return fragment.replace("<figure>\n<figcaption>", f"<figure>\n{_img(alt)}\n<figcaption>", 1)
+
+
+def feedback_html(bank, *, lang: str, template_dir: str | None = None) -> list:
+    """The general feedback's worked solution of each variant (`htmlpage.solution_fragment`, no
+    inline diagram: the question shows it), computed by worker processes for a large bank."""
+    variants = bank.variants
+    jobs = min(os.cpu_count() or 1, MAX_JOBS)
+    if len(variants) < PARALLEL or jobs < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_fragment((bank, i, lang, template_dir)) for i in range(len(variants))]
+    _FORKED[:] = [bank]
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            return pool.map(_fragment, [(None, i, lang, template_dir) for i in range(len(variants))],
+                            chunksize=max(1, len(variants) // (4 * jobs)))
+    finally:
+        _FORKED.clear()
+
+
+_FORKED: list = []          # the bank a forked worker renders (inherited, not pickled)
+
+
+def _fragment(task) -> str:
+    bank, i, lang, template_dir = task
+    vp = (bank or _FORKED[0]).variants[i]
+    return solution_fragment(vp, lang=lang, diagram=False, heading=4, template_dir=template_dir)
+
+
 def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = None) -> bytes:
     """The Moodle XML (UTF-8 bytes) of a bank (`variants.Bank`)."""
     env = xc.environment("md", template_dir)
@@ -202,15 +375,19 @@ def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = No
     root = ET.Element("quiz")
     cat = ET.SubElement(root, "question", type="category")
     _text(cat, "category", "$course$/top/" + x("moodle_category", id=base.id))
+    svg = network_svg(bank.base, lang).encode("utf-8")        # every variant's network
+    solutions = feedback_html(bank, lang=lang, template_dir=template_dir)
     for n, vp in enumerate(bank.variants, 1):
-        ctx = xc.sheet_context(vp, lang=lang, digits=digits, strings=x)
+        ctx = variant_context(bank, vp, lang=lang, strings=x, key=("md", template_dir))
         intro = model_html(ctx, x, s)
-        bl = blanks(vp, digits, lang, x)
+        bl = blanks(vp, digits, lang, x, bank.frame)
         answers_div = ET.Element("div")
+        _p(answers_div, x("moodle_answers", digits=digits))
         ul = ET.SubElement(answers_div, "ul")
         for b in bl:
             _p(ul, _m(b.sym + " = " + b.choices[0].value), "li")
-        general = _html(answers_div)
+        _p(answers_div, x("moodle_solution"))
+        general = _html(answers_div) + _solution_with_diagram(solutions[n - 1], x("moodle_diagram_alt"))
         if style == "cloze":
             body = ET.Element("div")
             body.append(intro)
@@ -224,8 +401,8 @@ def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = No
                 _p(tr, cloze_blank(b), "td")
             q = ET.SubElement(root, "question", type="cloze")
             _text(q, "name", x("moodle_name", id=base.id, n=n))
-            _text(q, "questiontext", _html(body), "html")
-            _text(q, "generalfeedback", general, "html")
+            _with_file(q, "questiontext", _html(body), svg)
+            _with_file(q, "generalfeedback", general, svg)
             ET.SubElement(q, "penalty").text = PENALTY
             ET.SubElement(q, "hidden").text = "0"
             ET.SubElement(q, "idnumber").text = f"{vp.spec.id}"
@@ -236,8 +413,8 @@ def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = No
             _p(body, x("moodle_task", quantity=_m(b.sym), digits=digits))
             q = ET.SubElement(root, "question", type="numerical")
             _text(q, "name", x("moodle_name_quantity", id=base.id, n=n, quantity=b.quantity))
-            _text(q, "questiontext", _html(body), "html")
-            _text(q, "generalfeedback", general, "html")
+            _with_file(q, "questiontext", _html(body), svg)
+            _with_file(q, "generalfeedback", general, svg)
             ET.SubElement(q, "defaultgrade").text = "1"
             ET.SubElement(q, "penalty").text = PENALTY
             ET.SubElement(q, "hidden").text = "0"

@@ -133,6 +133,10 @@ class _Slot:
     def __neg__(self):
         return self.book.apply(operator.neg, (self,))
 
+    def is_exact(self) -> bool:
+        """A computed value is never taken as exact (so never as an exact 0, see engine._is_zero)."""
+        return False
+
     def _refuse(self, *_args):
         raise NotRecordable("a value was compared or tested while recording")
 
@@ -153,6 +157,8 @@ class _Book:
     def apply(self, f, args: tuple):
         if not any(isinstance(a, _Slot) for a in args):
             return f(*args)          # a constant: computed now, as the engine does each step
+        # an int operand (the 0 a what-if run's sum starts from) as the exact ball it is made into
+        args = tuple(flint.arb(a) if type(a) is int else a for a in args)
         if any(not isinstance(a, (_Slot, flint.arb)) for a in args):
             raise NotRecordable(f"an operand of type {type(args[0]).__name__}")
         out = _Slot(self)
@@ -188,10 +194,11 @@ def _recording_context(ctx, book: _Book):
     return rec
 
 
-def _recorded(program, ctx, parts: Parts, steps: int):
+def _recorded(program, ctx, parts: Parts, steps: int, what_if=None):
     book = _Book()
     try:
-        traj = parts.run(program, _recording_context(ctx, book), steps)
+        rec = _recording_context(ctx, book)
+        traj = parts.run(program, rec, steps) if what_if is None else parts.run(program, rec, steps, what_if)
     except NotRecordable:
         raise
     except Exception as e:   # an error in a constant, an operation the recording lacks: not for the tape
@@ -199,10 +206,11 @@ def _recorded(program, ctx, parts: Parts, steps: int):
     return book, traj
 
 
-def record(program, ctx, parts: Parts) -> "Tape":
-    """The tape of `program` in ctx's precision, checked to repeat (NotRecordable otherwise)."""
-    one, _ = _recorded(program, ctx, parts, 0)
-    book, traj = _recorded(program, ctx, parts, CHECK_STEPS)
+def record(program, ctx, parts: Parts, what_if=None) -> "Tape":
+    """The tape of `program` in ctx's precision, checked to repeat (NotRecordable otherwise);
+    with `what_if` (an engine.WhatIf), the tape of that what-if run."""
+    one, _ = _recorded(program, ctx, parts, 0, what_if)
+    book, traj = _recorded(program, ctx, parts, CHECK_STEPS, what_if)
     n = len(one.code)
     rest = len(book.code) - (CHECK_STEPS + 1) * n
     if rest < 0 or rest % CHECK_STEPS:
@@ -336,13 +344,15 @@ class Tape:
         finally:
             flint.ctx.prec = old
 
-    def trajectory(self, ctx, steps: int):
+    def trajectory(self, ctx, steps: int, inputs: list | None = None):
         """The engine's Trajectory of `steps` steps: every step's inputs and loss computed now,
-        the rest of a step replayed when asked for (the first and last steps are kept whole)."""
+        the rest of a step replayed when asked for (the first and last steps are kept whole).
+        `inputs` (balls, the data and parameters in spec order) replace the recorded ones: the
+        run of another program of the same structure (an exercise bank's variant)."""
         old = flint.ctx.prec
         flint.ctx.prec = self.prec
         try:
-            inputs, kept = self.initial, []
+            inputs, kept = (self.initial if inputs is None else inputs), []
             for k in range(steps):
                 r = self.registers(inputs, True)
                 kept.append(_Registers(self, inputs, r[self.loss], r if k == 0 else None))

@@ -15,6 +15,11 @@ entry of an updated parameter), a loss already near 0 (< 10⁻⁶), or the same 
 variant at the answer digits.  `Bank.rejected` counts the rejections by reason.  Same seed, same
 variants, same bytes.
 
+The variants share what does not depend on their numbers (`bankruns.Frame`, `Bank.frame`): the base
+problem's per-scalar graph, its catalogued mistakes, the sheet's rows and its context
+(`variant_context`: only the id and the given numbers are the variant's); each variant's numbers are
+the engine's (its certified runs, replayed from the frame's tapes for a large bank).
+
 Variants are written as spec files (`spec_toml`, read back by `derive.spec` into the same Spec) and
 claims templates (`claims_template`: every asked quantity with an empty value, for `derive check`
 once a student fills it in); `render_bank` renders the sheet or key of all variants in one document
@@ -26,10 +31,11 @@ import json
 import random
 import re
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from . import exercise_context as xc
+from .bankruns import Frame
 from . import templating as tpl
 from .errors import DeriveError
 from .rounding import exact_decimal
@@ -56,6 +62,7 @@ class Bank:
     variants: tuple              # Problems, in order
     draws: int                   # draws made in all
     rejected: tuple              # ((reason, count), …), sorted by reason
+    frame: Frame | None = field(default=None, compare=False, repr=False)   # what the variants share
 
     @property
     def n_rejected(self) -> int:
@@ -140,9 +147,11 @@ def variant_id(base_id: str, n: int) -> str:
     return f"{base_id}-v{n:02d}" if n < 100 else f"{base_id}-v{n}"
 
 
-def answer_texts(problem: Problem, digits: int) -> tuple:
-    """Every number a key gives, as texts at `digits` (what 'the same answers' compares)."""
-    groups = xc.SheetBuilder(problem, lang="en", digits=digits, only=None).groups()
+def answer_texts(problem: Problem, digits: int, groups: tuple | None = None) -> tuple:
+    """Every number a key gives, as texts at `digits` (what 'the same answers' compares); `groups`:
+    the sheet's rows, when known (every variant's are the base's)."""
+    if groups is None:
+        groups = xc.SheetBuilder(problem, lang="en", digits=digits, only=None).groups()
     return tuple(a.text for g in xc.answers(problem, groups, digits) for a in g.rows)
 
 
@@ -181,6 +190,8 @@ def draw(problem: Problem, n: int, seed: int, *, vary: str | None = None,
     _check_spec(spec)
     names = resolve_names(spec, vary)
     rng = random.Random(seed)
+    frame = Frame(problem, n)
+    rows = xc.SheetBuilder(problem, lang="en", digits=digits, only=None).groups()
     variants, seen, reasons = [], set(), Counter()
     draws, limit = 0, 20 * n + 100
     while len(variants) < n:
@@ -192,9 +203,9 @@ def draw(problem: Problem, n: int, seed: int, *, vary: str | None = None,
         draws += 1
         vspec = _variant_spec(spec, rng, names, vary is not None, len(variants) + 1)
         try:
-            vp = Problem(vspec)
+            vp = frame.problem(vspec, (CHECK_DIGITS, digits))
             why = degenerate(vp)
-            texts = answer_texts(vp, digits) if why is None else None
+            texts = answer_texts(vp, digits, rows) if why is None else None
         except (DeriveError, ZeroDivisionError, OverflowError, ValueError):
             why, texts = "not computable", None
         if why is None and texts in seen:
@@ -204,7 +215,7 @@ def draw(problem: Problem, n: int, seed: int, *, vary: str | None = None,
             continue
         seen.add(texts)
         variants.append(vp)
-    return Bank(problem, seed, digits, names, tuple(variants), draws, tuple(sorted(reasons.items())))
+    return Bank(problem, seed, digits, names, tuple(variants), draws, tuple(sorted(reasons.items())), frame)
 
 
 def _reason_text(reasons: Counter) -> str:
@@ -309,6 +320,18 @@ def claims_template(problem: Problem, spec_file: str, digits: int) -> str:
 
 
 # ---------------------------------------------------------------- the sheet and key of a bank
+def variant_context(bank: Bank, vp: Problem, *, lang: str, strings, key: tuple = ()) -> dict:
+    """`exercise_context.sheet_context` of a variant: the base problem's (its model, diagram and
+    rows are every variant's; built once per bank and `key`, the strings' language and source)
+    with the variant's id and given numbers."""
+    frame = bank.frame or Frame(bank.base)
+    base = frame.remember(("sheet", lang, bank.digits, *key),
+                          lambda: xc.sheet_context(bank.base, lang=lang, digits=bank.digits, strings=strings))
+    given = frame.remember(("given", vp.spec.id, lang),
+                           lambda: xc.SheetBuilder(vp, lang=lang, digits=bank.digits, only=None).given())
+    return dict(base, id=vp.spec.id, given=given)
+
+
 def render_bank(bank: Bank, *, fmt: str, lang: str, mode: str, template_dir: str | None = None) -> str:
     """One document with every variant's sheet (`mode` 'exercise') or key ('key'), numbered, in
     exercise_context's template of `fmt`."""
@@ -316,7 +339,7 @@ def render_bank(bank: Bank, *, fmt: str, lang: str, mode: str, template_dir: str
     s, x, plain = xc.exercise_strings(env, fmt, lang)
     parts = []
     for i, vp in enumerate(bank.variants, 1):
-        ctx = xc.sheet_context(vp, lang=lang, digits=bank.digits, strings=plain)
+        ctx = variant_context(bank, vp, lang=lang, strings=plain, key=(fmt, template_dir))
         if mode == "key":
             ctx = dict(ctx, key=True, groups=xc.answers(vp, ctx["groups"], bank.digits))
         ctx["title"] = plain("variant_title", title=xc.title(bank.base.spec, lang, plain), n=i)

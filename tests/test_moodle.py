@@ -210,10 +210,123 @@ def test_cli_moodle(tmp_path):
 
 
 def test_readme_excerpt_is_what_derive_writes():
+    """Every piece of the README's XML excerpt (split at …) is in output/'s quiz, which is what
+    `derive exercise two-two-two --variants 5 --seed 7 --format moodle --lang en` writes."""
     from conftest import ROOT
     import re
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    blank = re.search(r"\{1:NUMERICAL:=0\.002380:[^\n]*?\}(?=&lt;/td&gt;)", readme).group(0)
-    bank = vr.draw(derive.load("two-two-two"), 5, 7)
-    xml = moodle.quiz(bank, lang="en").decode()
-    assert blank in xml
+    excerpt = re.search(r"An excerpt of `output/exercises/two-two-two\.variants/two-two-two\.moodle\.en\.xml`"
+                        r".*?```xml\n(.*?)```", readme, re.S).group(1)
+    xml = (ROOT / "output/exercises/two-two-two.variants/two-two-two.moodle.en.xml").read_text(encoding="utf-8")
+    assert xml.encode() == moodle.quiz(vr.draw(derive.load("two-two-two"), 5, 7), lang="en")
+    pieces = [p.strip() for line in excerpt.splitlines() for p in line.split("…") if p.strip()]
+    assert len(pieces) > 15 and any("{1:NUMERICAL:=0.002380:" in p for p in pieces)
+    for p in pieces:
+        assert p in xml, p
+
+
+# ---------------------------------------------------------------- the fast path against the checker's
+def test_tape_replays_are_the_engines_what_if_runs():
+    from derive import bankruns as br, engine
+    base = derive.load("two-two-two")
+    frame = br.Frame(base, br.TAPE_VARIANTS)
+    vp = vr.draw(base, 2, 8).variants[1]
+    runs = br.Runs(frame, vp)
+    worlds = [None] + [h.world for h in frame.hypotheses if h.world is not None]
+    assert len(worlds) > 30
+    for w in worlds:
+        assert frame.tape(w, br.WORK_BITS) is not None, w
+        replayed = runs.at(w)
+        with engine.precision(br.WORK_BITS) as ctx:
+            own = engine.run(vp.program, ctx, 1, w)
+        for k in (0, 1):
+            for table in ("values", "adjoints"):
+                a, b = getattr(replayed.steps[k], table), getattr(own.steps[k], table)
+                assert set(a) == set(b), (w, k, table)
+                for n in b:
+                    x, y = a[n].data, b[n].data
+                    assert x.mid() == y.mid() and x.rad() == y.rad(), (w, k, table, n)
+
+
+def _term_value(vp, feedback: str):
+    """The exact value of a sign-flipped term's mistake, from the spec's numbers (SymPy, exactly)."""
+    import re
+    import sympy
+    m = re.search(r"the term (.+) of (\w+) with the wrong sign", feedback)
+    values = {n: sympy.Rational(str(v.entries[0])) for n, v in {**vp.spec.data, **vp.spec.parameters}.items()}
+    defs = {d.name: d.text for d in vp.spec.forward}
+    total = sympy.sympify(defs[m.group(2)]).subs(values)
+    return total - 2 * sympy.sympify(m.group(1)).subs(values)
+
+
+@pytest.mark.parametrize("n", [3, 12])       # the engine's own runs, and tapes
+def test_fast_blanks_are_the_checkers_recomputations(n):
+    from derive import exercise_context as xc
+    bank = vr.draw(derive.load("two-two-two"), n, 21)
+    assert (bank.frame.scalar is True) == (n >= 10)
+    x = xc.exercise_strings(xc.environment("md"), "md", "en")[2]
+    ties = 0
+    for vp in bank.variants[:3] if n < 10 else bank.variants:
+        fast = moodle.blanks(vp, DIGITS, "en", x, bank.frame)
+        slow = moodle.blanks_recomputed(vp, DIGITS, "en", x)
+        assert [b.quantity for b in fast] == [b.quantity for b in slow]
+        for f, s in zip(fast, slow):
+            assert abs(f.truth - s.truth) <= abs(s.truth) / 10 ** 50
+            if f.choices == s.choices:
+                continue
+            # only a sign-flipped term at an exact tie differs: now rounded exactly, half away from 0
+            assert [c.feedback for c in f.choices] == [c.feedback for c in s.choices]
+            for cf, cs in zip(f.choices, s.choices):
+                if cf != cs:
+                    exact = _term_value(vp, cf.feedback)
+                    assert Decimal(cf.value) == (Decimal(int(exact.p)) / Decimal(int(exact.q))).quantize(
+                        Decimal(cf.value), rounding="ROUND_HALF_UP")
+                    assert abs(Decimal(cs.value) - Decimal(cf.value)) == Decimal(cf.tolerance) * 2
+                    ties += 1
+    assert ties > 0 or n < 10
+
+
+def test_same_seed_same_quiz_bytes_with_or_without_tapes():
+    base = derive.load("two-two-two")
+    small, large = vr.draw(base, 3, 5), vr.draw(base, 12, 5)
+    assert small.frame.scalar is False and large.frame.scalar is True
+    a = ET.fromstring(moodle.quiz(small, lang="en")).findall("question")
+    b = ET.fromstring(moodle.quiz(large, lang="en")).findall("question")
+    assert [ET.tostring(q).strip() for q in a] == [ET.tostring(q).strip() for q in b[:4]]
+    assert moodle.quiz(small, lang="en") == moodle.quiz(vr.draw(base, 3, 5), lang="en")
+
+
+def test_diagram_embedded_and_worked_solution_as_feedback(bank):
+    import base64
+    for style in ("cloze", "numerical"):
+        root = ET.fromstring(moodle.quiz(bank, lang="en", style=style))
+        qs = root.findall("question")[1:]
+        assert qs
+        for q in qs:
+            for part in (q.find("questiontext"), q.find("generalfeedback")):
+                assert f'src="@@PLUGINFILE@@/{moodle.DIAGRAM}"' in part.findtext("text")
+                files = part.findall("file")
+                assert [(f.get("name"), f.get("encoding"), f.get("path")) for f in files] == [
+                    (moodle.DIAGRAM, "base64", "/")]
+                svg = ET.fromstring(base64.b64decode(files[0].text, validate=True))
+                assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+                assert any(el.tag.endswith("text") and (el.text or "").strip() for el in svg.iter())   # labelled
+            general = q.find("generalfeedback")
+            assert general.get("format") == "html"
+            text = general.findtext("text")
+            assert 'class="derive-solution"' in text                   # the variant's worked solution
+            assert "$" not in text and "\\(" in text and "\\[" in text
+            assert text.count("\\(") == text.count("\\)") and text.count("\\[") == text.count("\\]")
+            assert "<svg" not in text                                  # the diagram is the feedback's file
+            assert text.count(f"@@PLUGINFILE@@/{moodle.DIAGRAM}") == 1 and "<figure>\n<img " in text
+    # each variant's own worked solution: its own numbers (net_h1 at the handout's 6 digits)
+    root = ET.fromstring(moodle.quiz(bank, lang="en"))
+    for q, vp in zip(root.findall("question")[1:], bank.variants):
+        net = vp.eval("net_h1", digits=6)[0].values[0].text
+        assert net in q.findtext("generalfeedback/text"), (vp.spec.id, net)
+
+
+def test_feedback_by_workers_is_the_same():
+    bank = vr.draw(derive.load("two-two-two"), moodle.PARALLEL, 3)
+    serial = [moodle._fragment((bank, i, "zh", None)) for i in range(len(bank.variants))]
+    assert moodle.feedback_html(bank, lang="zh") == serial

@@ -297,3 +297,38 @@ def test_bank_tex_compiles(base):
     for lang in ("en", "zh"):
         pdf = compile_pdf(vr.render_bank(bank, fmt="tex", lang=lang, mode="key"))
         assert pdf.startswith(b"%PDF")
+
+
+def test_build_writes_the_bank_derive_exercise_writes(tmp_path):
+    """derive build's 5-variant two-two-two bank (exercises/two-two-two.variants/) is what
+    `derive exercise two-two-two --variants 5 --seed 7 --format moodle` writes, in each language,
+    the same bytes at every build, and output/ holds it."""
+    from derive import build
+    from conftest import ROOT
+    pid, n, seed = build.BANK
+    files = build.bank_files(derive.load(pid))
+    assert files == build.bank_files(derive.load(pid))
+    prefix = f"exercises/{pid}.variants/"
+    for lang in ("en", "zh"):
+        r = run_cli("exercise", pid, "--variants", str(n), "--seed", str(seed), "--format", "moodle",
+                    "--lang", lang, "-o", str(tmp_path / lang))
+        assert r.returncode == 0, r.stderr
+        for p in (tmp_path / lang).iterdir():
+            if p.name != "derive-manifest.txt":
+                assert files[prefix + p.name] == p.read_bytes(), p.name
+        assert f"{pid}.moodle.{lang}.xml" in {p.name for p in (tmp_path / lang).iterdir()}
+    for name, data in files.items():
+        assert (ROOT / "output" / name).read_bytes() == data, name
+
+
+def test_readme_rejection_example(tmp_path):
+    """The README's example of rejected draws: its spec file, its command, the two lines derive says."""
+    from conftest import ROOT
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```console\n\$ cat sat\.toml\n(.*?)\$ derive exercise sat\.toml (.*?)\n(.*?)```", readme, re.S)
+    (tmp_path / "sat.toml").write_text(block.group(1))
+    args = block.group(2).split()
+    r = run_cli("exercise", str(tmp_path / "sat.toml"), *args[:-1], str(tmp_path / args[-1]))
+    assert r.returncode == 0, r.stderr
+    said = r.stderr.replace(str(tmp_path) + "/", "")
+    assert said == block.group(3)

@@ -1,0 +1,108 @@
+"""The exercise-bank target: 200 variants of two-two-two (sheet + key + each variant's spec and
+claims template + Moodle XML, no PDF), whole process, ≤ 10 s.
+
+    derive exercise two-two-two --variants 200 --seed 1 --format moodle -o DIR
+
+timed over several runs (min and median wall-clock, median CPU of the child), next to a baseline
+measured in the same run: the per-variant full pipeline — each variant loaded as its own problem
+(its own SymPy graph), its sheet and key rendered on their own, its spec file and claims template,
+its Moodle blanks by the checker's recomputations (`moodle.blanks_recomputed`, query by query),
+its diagram and its worked solution for the feedback — on a few variants, in one process,
+extrapolated to 200 (plus the process's start-up, measured).  The
+ratio says what building the structure once and replaying the engine's runs saves.  Appends its
+table to bench/RESULTS.md.
+
+    python3 bench/bank.py [--runs 5] [--sample 8]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+VARIANTS, SEED, TARGET = 200, 1, 10.0
+
+# the per-variant pipeline on the first K variants of the same seed: prints seconds per variant
+BASELINE = """
+import sys, time
+import derive
+from derive import exercise_context as xc, htmlpage, moodle, svgdiagram, variants as vr
+from derive.solve import Problem
+k = int(sys.argv[1])
+base = derive.load("two-two-two")
+specs = [vp.spec for vp in vr.draw(base, k, %d).variants]
+x = xc.exercise_strings(xc.environment("md"), "md", base.spec.lang)[2]
+t = time.perf_counter()
+for spec in specs:
+    p = Problem(spec)
+    xc.render_exercises(p, lang=base.spec.lang, formats=("md",))
+    vr.spec_toml(p.spec, "bench")
+    vr.claims_template(p, spec.id + ".toml", 4)
+    xc.sheet_context(p, lang=base.spec.lang, strings=x)
+    moodle.blanks_recomputed(p, 4, base.spec.lang, x)
+    svgdiagram.network_svg(p, base.spec.lang)
+    htmlpage.solution_fragment(p, lang=base.spec.lang, diagram=False)
+print((time.perf_counter() - t) / k)
+""" % SEED
+
+
+def timed(cmd: list, runs: int) -> tuple:
+    """([wall s per run], median CPU s of the child: user + system)."""
+    walls, cpu = [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        walls.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return walls, statistics.median(cpu)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--sample", type=int, default=8, help="variants of the baseline (default: 8)")
+    args = ap.parse_args()
+    py = sys.executable
+    load0 = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [py, "-m", "derive", "exercise", "two-two-two", "--variants", str(VARIANTS), "--seed", str(SEED),
+               "--format", "moodle", "-o", str(Path(tmp) / "bank")]
+        walls, cpu = timed(cmd, args.runs)
+        start, _ = timed([py, "-c", "import derive.variants, derive.moodle"], args.runs)
+        per = [float(subprocess.run([py, "-c", BASELINE, str(args.sample)], check=True, capture_output=True,
+                                    text=True).stdout) for _ in range(max(1, args.runs // 2))]
+    load1 = os.getloadavg()[0]
+    baseline = statistics.median(start) + VARIANTS * min(per)
+    best, med = min(walls), statistics.median(walls)
+    rows = [
+        "| command | runs | min s | median s | CPU s (median) | baseline s | baseline / min | target s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| derive exercise two-two-two --variants {VARIANTS} --seed {SEED} --format moodle | {args.runs} | "
+        f"{best:.2f} | {med:.2f} | {cpu:.2f} | {baseline:.1f} | {baseline / best:.1f} | ≤ {TARGET:g} |",
+    ]
+    text = "\n".join([
+        "", "## Exercise bank", "",
+        f"Measured by `python3 bench/bank.py` on {time.strftime('%Y-%m-%d')}: {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}; whole process, {args.runs} runs. "
+        f"Baseline, in the same run: the per-variant pipeline (own graph, own sheet and key, the checker's "
+        f"recomputations for the Moodle blanks, the diagram and the worked solution) on {args.sample} variants, {min(per) * 1000:.0f} ms each, "
+        f"× {VARIANTS} + the import ({statistics.median(start):.2f} s). Load average at the start and the end: "
+        f"{load0:.1f}, {load1:.1f} (on {os.cpu_count()} cores).", "", *rows, ""])
+    print(text)
+    with open(HERE / "RESULTS.md", "a", encoding="utf-8") as f:
+        f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
