@@ -143,6 +143,7 @@ def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, te
     problem = load(pid)
     solution = problem.solve(digits=DISPLAY_DIGITS)
     names = {}
+    contexts: dict = {}          # each language's worked-solution context, shared by md and tex
     files.update(training_files(problem.spec, DISPLAY_DIGITS))   # the handouts' run, computed once
     reports = {} if claims_path is None else errata_by_language(pid, claims_path, ERRATA_LANGS, problem=problem)
     for lang in LANGS:
@@ -158,7 +159,7 @@ def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, te
                 errata = None  # nothing to correct: the handout does not mention errata
         for fmt in FORMATS:
             text = render_text(problem, fmt=fmt, lang=lang, solution=solution, template_dir=template_dir,
-                               errata=errata)
+                               errata=errata, contexts=contexts)
             name = f"{pid}.{lang}.{fmt}"
             files[name] = text.encode("utf-8")
             names[f"{lang}_{fmt}"] = name
