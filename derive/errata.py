@@ -886,8 +886,9 @@ def write_errata(out_dir="output", digits: int = 10) -> list:
     written = []
     target = Path(out_dir) / "errata"
     for pid, path in builtin_claims():
+        reports = errata_by_language(pid, path, ERRATA_LANGS, digits)    # checked once, both languages
         for lang in ERRATA_LANGS:
-            docs, _steps = errata_documents(pid, path, lang, digits)
+            docs, _steps = reports[lang]
             for fmt, text in docs.items():
                 p = target / errata_name(pid, lang, fmt)
                 write_atomic(p, text, make_parents=True)

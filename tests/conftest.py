@@ -1,8 +1,10 @@
 import atexit
+import fcntl
 import json
 import locale
 import os
 import selectors
+import shutil
 import socket
 import struct
 import subprocess
@@ -213,11 +215,30 @@ def write_spec(tmp_path):
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory):
-    """`derive build` into a temporary output/, once per test session (a real `python -m derive`)."""
-    out = tmp_path_factory.mktemp("build") / "output"
+    """`derive build` into a temporary output/, once per test session (a real `python -m derive`).
+    Under pytest-xdist the workers of one session share it: the first to ask builds (holding a
+    lock on a file in the session's temporary root), the others wait and read the same directory
+    (the tests only read it)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        out = tmp_path_factory.mktemp("build") / "output"
+        _build_into(out)
+        return out
+    root = tmp_path_factory.getbasetemp().parent          # the session's root, shared by its workers
+    out, done = root / "shared-build" / "output", root / "shared-build" / "done"
+    out.parent.mkdir(exist_ok=True)
+    with open(root / "shared-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)                   # released when the file is closed
+        if not done.exists():
+            if out.exists():                               # a worker's build that failed half-way
+                shutil.rmtree(out)
+            _build_into(out)
+            done.write_text("ok\n")
+    return out
+
+
+def _build_into(out: Path) -> None:
     r = run_exec("build", "--out", out)
     assert r.returncode == 0, r.stderr
-    return out
 
 
 def pytest_collection_modifyitems(config, items):
