@@ -729,13 +729,15 @@ def build_rows(checker: Checker, results: list) -> list:
         claimed_tex = tex.tree(c.tree) if (c.kind != "value" and c.tree is not None) else \
             _tex_value(tex, r.claimed)
         if formula:
-            true_tex = _true_formula_tex(tex, c) if c.of_error is None else ""
+            # language-neutral LaTeX: worked out once, shared by the report of every language
+            true_tex = checker.rc.memo(("errata-true-tex", c.index), lambda: _true_formula_tex(tex, c)) \
+                if c.of_error is None else ""
         else:
             true_tex = _tex_value(tex, r.true)
         lines: tuple = ()
         if r.verdict == "wrong" and not problem.is_symbolic and c.of_error is None:
             try:
-                lines = tuple(derivation(tex, checker, c))
+                lines = checker.rc.memo(("errata-derivation", c.index), lambda: tuple(derivation(tex, checker, c)))
             except (DeriveError, KeyError, TypeError):
                 lines = ()
         chain: list = []
