@@ -241,6 +241,12 @@ def _build_into(out: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
+# module-scoped fixtures that compile every handout or sheet with TeX: under pytest-xdist
+# (`--dist loadgroup`) the tests of each go to one worker, so that the compilation is done once
+COMPILING_FIXTURES = ("compiled", "compiled_output")
+
+
+@pytest.hookimpl(tryfirst=True)     # before xdist's own hook, which reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     """Tests that run TeX are marked `tex` (the fast tier is `pytest -m "not tex"`): every test
     skipped when xelatex/pdflatex is missing, and every test of compiled handouts.
@@ -251,6 +257,9 @@ def pytest_collection_modifyitems(config, items):
     quicker check of the same behaviour in the fast tier.  Tests marked `browser` (headless
     chromium) are treated the same way: the full suite and `-m browser` run them."""
     for item in items:
+        for name in COMPILING_FIXTURES:
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.{name}"))
         reasons = " ".join(str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif"))
         if "latex" in reasons or "compiled" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.tex)
