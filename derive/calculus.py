@@ -57,11 +57,23 @@ class Gradient:
 
 
 class Calculus:
-    """The chain-rule structure of one graph with respect to one target (by default the loss)."""
+    """The chain-rule structure of one graph with respect to one target (by default the loss).
+
+    One object per graph and target: `Calculus(graph, target)` gives the same object every time
+    (kept in the graph), so what it has worked out (`reaches`, the formulas, closed forms) is
+    worked out once however many stages ask."""
+
+    def __new__(cls, graph: Graph, target: Entry | None = None):
+        target = target if target is not None else graph.loss_entry
+        made = graph.__dict__.setdefault("_calculus", {})     # a frozen Graph: its own cache
+        obj = made.get(target)
+        if obj is None:
+            obj = made[target] = super().__new__(cls)
+            obj.graph, obj.target = graph, target
+        return obj
 
     def __init__(self, graph: Graph, target: Entry | None = None):
-        self.graph = graph
-        self.target = target if target is not None else graph.loss_entry
+        pass                        # set once, by __new__
 
     @cached_property
     def reaches(self) -> frozenset:

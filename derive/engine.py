@@ -1149,9 +1149,17 @@ def _tape_of(program: Program, ctx):
 
 def forward_value(program: Program, ctx, values: dict, name: str) -> Arr:
     """`name`'s value by the forward pass alone (no derivative), from input values; a program of
-    scalars replays its tape (forward and backward: still faster than the forward ops one by one)."""
-    step = _replayed_step(program, ctx, values)
-    return step.values[name] if step is not None else _forward_only(program, ctx, values, name)
+    scalars replays the instructions of its tape that `name` depends on (the same ball as a whole
+    step gives); where that fails, the engine's own forward pass gives the value or the error."""
+    recorded = _tape_of(program, ctx)
+    if recorded is not None and name in recorded.values:
+        spec = program.spec
+        try:
+            ball = recorded.value([values[n].data for n in (*spec.data, *spec.parameters)], recorded.values[name])
+            return recorded.parts.arr((), ball)
+        except (DeriveError, Imprecise, ArithmeticError, ValueError):
+            pass
+    return _forward_only(program, ctx, values, name)
 
 
 def _forward_only(program: Program, ctx, values: dict, name: str) -> Arr:

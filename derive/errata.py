@@ -728,13 +728,15 @@ def build_rows(checker: Checker, results: list) -> list:
         claimed_tex = tex.tree(c.tree) if (c.kind != "value" and c.tree is not None) else \
             _tex_value(tex, r.claimed)
         if formula:
-            true_tex = _true_formula_tex(tex, c) if c.of_error is None else ""
+            # language-neutral LaTeX: worked out once, shared by the report of every language
+            true_tex = checker.rc.memo(("errata-true-tex", c.index), lambda: _true_formula_tex(tex, c)) \
+                if c.of_error is None else ""
         else:
             true_tex = _tex_value(tex, r.true)
         lines: tuple = ()
         if r.verdict == "wrong" and not problem.is_symbolic and c.of_error is None:
             try:
-                lines = tuple(derivation(tex, checker, c))
+                lines = checker.rc.memo(("errata-derivation", c.index), lambda: tuple(derivation(tex, checker, c)))
             except (DeriveError, KeyError, TypeError):
                 lines = ()
         chain: list = []
@@ -786,15 +788,18 @@ def _true_formula_tex(tex: Tex, claim) -> str:
     return ""
 
 
-def render_report(cf, results: list, fmt: str, lang: str, digits: int, checker: Checker | None = None) -> str:
-    """The errata document of one checked claims file as Markdown ('md') or LaTeX ('tex')."""
+def render_report(cf, results: list, fmt: str, lang: str, digits: int, checker: Checker | None = None,
+                  sweep: tuple | None = None, rows: list | None = None) -> str:
+    """The errata document of one checked claims file as Markdown ('md') or LaTeX ('tex').
+    `sweep`: `sweep_claims(spec, digits)` when already computed (it trains the network);
+    `rows`: `build_rows(checker, results)` when already built (they do not depend on the format)."""
     if checker is None:
         checker = Checker(cf.problem, digits, lang)
         checker.results = list(results)
     env = environment(fmt)
     s = strings(lang)
     spec = cf.problem.spec
-    rows = build_rows(checker, results)
+    rows = build_rows(checker, results) if rows is None else rows
     title, source = spec.title_in(lang), spec.source_in(lang)
     counts = summary(results)
     ctx = dict(
@@ -805,7 +810,7 @@ def render_report(cf, results: list, fmt: str, lang: str, digits: int, checker: 
         minor=[r for r in rows if r.verdict in ("rounding", "truncated")],
         cjk=any(CJK.search(x) for x in [title, source] + [r.message for r in rows]
                 + [p[1] for r in rows for p in r.note]),
-        sweep=sweep_claims(spec, digits), sweep_steps=spec.training.sweep.steps if spec.training.sweep else 0,
+        sweep=sweep_claims(spec, digits) if sweep is None else sweep, sweep_steps=spec.training.sweep.steps if spec.training.sweep else 0,
     )
     name = "errata.md.j2" if fmt == "md" else "errata.tex.j2"
     return tpl.render(env, name, ctx)
@@ -862,12 +867,14 @@ def errata_by_language(pid: str, path: str, langs, digits: int = 10, problem=Non
     (`problem`: the built-in problem already loaded, so that its graph is built once)."""
     cf = load_claims(path, problem)
     base = Checker(cf.problem, digits, "en")
+    sweep = sweep_claims(cf.problem.spec, digits)      # the runs of the spec's sweep, once
     out = {}
     for lang in langs:
         checker = base.speaking(lang)
         results = checker.check(cf.claims)
         cf.path = f"{pid}.claims.toml"
-        docs = {fmt: render_report(cf, results, fmt, lang, digits, checker) for fmt in ("md", "tex")}
+        rows = build_rows(checker, results)             # one language's rows, for md and tex
+        docs = {fmt: render_report(cf, results, fmt, lang, digits, checker, sweep, rows) for fmt in ("md", "tex")}
         steps = [ErrataStep(r.claim.index, r.claim.of, r.verdict, r.diagnosis, f"claim-{r.claim.index}")
                  for r in results if r.verdict != "correct"]
         out[lang] = (docs, steps)
@@ -880,8 +887,9 @@ def write_errata(out_dir="output", digits: int = 10) -> list:
     written = []
     target = Path(out_dir) / "errata"
     for pid, path in builtin_claims():
+        reports = errata_by_language(pid, path, ERRATA_LANGS, digits)    # checked once, both languages
         for lang in ERRATA_LANGS:
-            docs, _steps = errata_documents(pid, path, lang, digits)
+            docs, _steps = reports[lang]
             for fmt, text in docs.items():
                 p = target / errata_name(pid, lang, fmt)
                 write_atomic(p, text, make_parents=True)

@@ -132,16 +132,10 @@ def symbolically_equal(problem: Problem, claim_tree, of_tree, fixed: dict) -> bo
     """SymPy's verdict that two quantity trees are identical once every definition is expanded
     (inputs in `fixed` substituted); False when it cannot tell (or the expressions are large)."""
     g = problem.graph
-    full: dict = {}
     try:
-        for q in g.quantities.values():
-            if q.kind != "forward":
-                continue
-            for e, local in zip(q.entries, q.local):
-                expr = local.xreplace(full).xreplace(fixed)
-                if sp.count_ops(expr) > MAX_SYMBOLIC_OPS:
-                    return False
-                full[e] = expr
+        full = _expanded(g, fixed)
+        if full is None:
+            return False
 
         def value(name):
             q = g.quantities[name]
@@ -183,6 +177,28 @@ def symbolically_equal(problem: Problem, claim_tree, of_tree, fixed: dict) -> bo
         return True
     except (_NotSymbolic, DeriveError, TypeError, ValueError, RecursionError, AttributeError):
         return False
+
+
+def _expanded(g, fixed: dict) -> dict | None:
+    """{forward entry: its definition with every definition below it expanded and `fixed`
+    substituted}, None when one has over MAX_SYMBOLIC_OPS operations; worked out once per graph
+    and `fixed` (kept in the graph: the claims of a file share their fixed inputs)."""
+    made = g.__dict__.setdefault("_expanded", {})
+    key = frozenset(fixed.items())
+    if key in made:
+        return made[key]
+    full: dict = {}
+    for q in g.quantities.values():
+        if q.kind != "forward":
+            continue
+        for e, local in zip(q.entries, q.local):
+            expr = local.xreplace(full).xreplace(fixed)
+            if sp.count_ops(expr) > MAX_SYMBOLIC_OPS:
+                made[key] = None
+                return None
+            full[e] = expr
+    made[key] = full
+    return full
 
 
 class _NotSymbolic(Exception):

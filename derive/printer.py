@@ -19,6 +19,7 @@ embeds the same LaTeX (only macros that KaTeX and MathJax know are used); Greek 
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -906,8 +907,10 @@ _CMD_WIDTH = {
 }
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def width(tex: str) -> float:
-    """A rough width of math LaTeX in 'characters' (a digit ≈ 1), enough to choose line breaks."""
+    """A rough width of math LaTeX in 'characters' (a digit ≈ 1), enough to choose line breaks.
+    A pure function of the text, kept per text (line breaking measures the same pieces often)."""
     return _Width(tex).run()
 
 

@@ -205,18 +205,28 @@ def build_context(problem, solution, *, lang: str, only=None, mode: str = "solut
 
 def render_text(problem, *, fmt: str, lang: str | None = None, digits: int = DISPLAY_DIGITS, only=None,
                 mode: str = "solution", template_dir: str | None = None, solution=None,
-                errata: dict | None = None, math_filters: dict | None = None) -> str:
+                errata: dict | None = None, math_filters: dict | None = None,
+                contexts: dict | None = None) -> str:
     """The worked solution of a problem as Markdown or LaTeX text.
 
     `math_filters`: Markdown's math delimiters other than GitHub's (escape.JUPYTER_MATH_FILTERS).
     `errata` (from `derive build`): {"md": path, "tex": path, "steps": [ErrataStep]} — the source
-    document's steps that are not correct, listed at the end with links to their corrections."""
+    document's steps that are not correct, listed at the end with links to their corrections.
+    `contexts` (from `derive build`): a dict kept by the caller for one problem and solution, in
+    which the context of each language is built once and shared by its formats (the context
+    does not depend on the format; the strings and the template do)."""
     lang = lang or problem.spec.lang
     if mode in ("exercise", "key"):    # an exercise sheet or its key: their own templates and context
         return render_exercise(problem, fmt=fmt, lang=lang, mode=mode, only=only, template_dir=template_dir)
     solution = solution or problem.solve(digits=digits)
     env = environment(fmt, template_dir, math_filters)
-    ctx = build_context(problem, solution, lang=lang, only=only, mode=mode)
+    key = (lang, mode, tuple(only or ()), id(solution))
+    if contexts is not None and key in contexts:
+        ctx = dict(contexts[key])
+    else:
+        ctx = build_context(problem, solution, lang=lang, only=only, mode=mode)
+        if contexts is not None:
+            contexts[key] = dict(ctx)
     ctx["errata"] = errata if mode == "solution" else None
     listed = [(st, claimed_formula(problem, st.of)) for st in (errata or {}).get("steps", ())]
     ctx["errata_wrong"] = tuple(x for x in listed if x[0].verdict != "rounding")

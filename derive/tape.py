@@ -324,6 +324,7 @@ class Tape:
         self.next_inputs = tuple(where(x) for x in carried)
         self.loss = self.values[program.loss]
         self.template = [None] * self.base + consts
+        self._slices: dict = {}         # register -> the instructions it depends on (`value`)
 
     def registers(self, inputs: list, update: bool) -> list:
         """Every register of one step from its inputs (with the update's, when asked); flint's
@@ -334,6 +335,31 @@ class Tape:
             for f, o, a, b in code:
                 r[o] = f(r[a]) if b < 0 else f(r[a], r[b])
         return r
+
+    def value(self, inputs: list, register: int):
+        """One register of a step from its inputs by the instructions it depends on alone (a
+        forward value: no backward pass), at the tape's precision: the same ball as `registers`
+        gives (the same operations in the same order)."""
+        code = self._slices.get(register)
+        if code is None:
+            needed, kept = {register}, []
+            for ins in reversed(self.step_code):
+                if ins[1] in needed:
+                    kept.append(ins)
+                    needed.add(ins[2])
+                    if ins[3] >= 0:
+                        needed.add(ins[3])
+            code = self._slices[register] = tuple(reversed(kept))
+        old = flint.ctx.prec
+        flint.ctx.prec = self.prec
+        try:
+            r = self.template[:]
+            r[:self.n_inputs] = inputs
+            for f, o, a, b in code:
+                r[o] = f(r[a]) if b < 0 else f(r[a], r[b])
+        finally:
+            flint.ctx.prec = old
+        return r[register]
 
     def replay(self, inputs: list) -> list:
         """`registers` at the tape's precision, whatever flint's is now."""

@@ -146,16 +146,25 @@ def render(env: jinja2.Environment, name: str, context: dict) -> str:
 
 
 # ---------------------------------------------------------------- prose strings
+_TABLES: dict = {}
+
+
 def load_strings(env: jinja2.Environment, name: str) -> dict:
-    """A string table (strings.<lang>.toml) found like a template."""
+    """A string table (strings.<lang>.toml) found like a template.  The file is read every time;
+    its text is parsed once per process (`derive build` asks for each table dozens of times).
+    The table is shared: callers only read it."""
     try:
         source, filename, _ = env.loader.get_source(env, name)
     except jinja2.TemplateNotFound:
         raise DeriveError(f"template {name} not found") from None
+    table = _TABLES.get((filename, source))
+    if table is not None:
+        return table
     try:
         table = tomllib.loads(source)
     except tomllib.TOMLDecodeError as e:
         raise DeriveError(f"not valid TOML: {e}", file=filename) from None
+    _TABLES[(filename, source)] = table
     return table
 
 

@@ -45,6 +45,7 @@ class World:
         self.states: list = []
         self._failed = None
         self._values: dict = {}
+        self._evals: dict = {}
 
     def state(self, k: int):
         if k < len(self.states):
@@ -90,6 +91,16 @@ class World:
         return self._mpf(adj.get(entry_key(w), 0))
 
     def eval(self, query) -> list:
+        """The query's entries in this world (a new list each time; each query object is
+        evaluated once: the checking of every language asks again)."""
+        kept = self._evals.get(id(query))
+        if kept is not None and kept[0] is query:
+            return list(kept[1])
+        out = self._eval(query)
+        self._evals[id(query)] = (query, out)
+        return list(out)
+
+    def _eval(self, query) -> list:
         env = {}
         for sym, b in query.placeholders:
             if b[0] == "value":

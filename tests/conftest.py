@@ -1,8 +1,10 @@
 import atexit
+import fcntl
 import json
 import locale
 import os
 import selectors
+import shutil
 import socket
 import struct
 import subprocess
@@ -213,13 +215,38 @@ def write_spec(tmp_path):
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory):
-    """`derive build` into a temporary output/, once per test session (a real `python -m derive`)."""
-    out = tmp_path_factory.mktemp("build") / "output"
-    r = run_exec("build", "--out", out)
-    assert r.returncode == 0, r.stderr
+    """`derive build` into a temporary output/, once per test session (a real `python -m derive`).
+    Under pytest-xdist the workers of one session share it: the first to ask builds (holding a
+    lock on a file in the session's temporary root), the others wait and read the same directory
+    (the tests only read it)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        out = tmp_path_factory.mktemp("build") / "output"
+        _build_into(out)
+        return out
+    root = tmp_path_factory.getbasetemp().parent          # the session's root, shared by its workers
+    out, done = root / "shared-build" / "output", root / "shared-build" / "done"
+    out.parent.mkdir(exist_ok=True)
+    with open(root / "shared-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)                   # released when the file is closed
+        if not done.exists():
+            if out.exists():                               # a worker's build that failed half-way
+                shutil.rmtree(out)
+            _build_into(out)
+            done.write_text("ok\n")
     return out
 
 
+def _build_into(out: Path) -> None:
+    r = run_exec("build", "--out", out)
+    assert r.returncode == 0, r.stderr
+
+
+# module-scoped fixtures that compile every handout or sheet with TeX: under pytest-xdist
+# (`--dist loadgroup`) the tests of each go to one worker, so that the compilation is done once
+COMPILING_FIXTURES = ("compiled", "compiled_output")
+
+
+@pytest.hookimpl(tryfirst=True)     # before xdist's own hook, which reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     """Tests that run TeX are marked `tex` (the fast tier is `pytest -m "not tex"`): every test
     skipped when xelatex/pdflatex is missing, and every test of compiled handouts.
@@ -230,6 +257,9 @@ def pytest_collection_modifyitems(config, items):
     quicker check of the same behaviour in the fast tier.  Tests marked `browser` (headless
     chromium) are treated the same way: the full suite and `-m browser` run them."""
     for item in items:
+        for name in COMPILING_FIXTURES:
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.{name}"))
         reasons = " ".join(str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif"))
         if "latex" in reasons or "compiled" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.tex)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_cli, run_python
+from derive import build as build_mod
 from derive.errata import builtin_claims, errata_documents
 
 HAVE_XELATEX = shutil.which("xelatex") is not None and shutil.which("latexmk") is not None
@@ -69,6 +70,26 @@ def test_errata_compile_with_xelatex(built, tmp_path):
         assert (work / tex.name).with_suffix(".pdf").is_file(), tex.name
 
 
+def _files(d: Path) -> dict:
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in d.rglob("*") if p.is_file()}
+
+
+def test_one_process_renders_the_bytes_of_the_workers(built, monkeypatch):
+    """The fast tier's check of the slow test below: three problems (training runs and their
+    curves, a sweep, errata, a matrix spec; a softmax; a small one) rendered here in one process
+    (jobs=1) give, byte for byte, the files the session's build made with its worker processes."""
+    ids = ["matrix-linear", "one-two-one", "softmax-3"]
+    monkeypatch.setattr(build_mod, "builtin_ids", lambda: list(ids))
+    one = build_mod.render_all(jobs=1)
+    theirs = _files(built)
+    names = sorted(n for n in one if n != "README.md")
+    assert {"matrix-linear.sweep.svg", "errata/softmax-3.zh.tex", "errata/matrix-linear.md",
+            "exercises/one-two-one.key.en.md"} <= set(names)
+    assert {n: one[n] for n in names} == {n: theirs.get(n) for n in names}
+    assert sorted(n for n in theirs if n.split("/")[-1].split(".")[0] in ids) == names
+
+
+@pytest.mark.slow     # a second whole build (about 8 s); the fast tier has the three-problem check above
 def test_build_with_one_worker_gives_the_same_bytes(built, tmp_path):
     """`derive build` renders problems in worker processes (one per CPU): --jobs 1 (all in one
     process) writes the same files, byte for byte."""
