@@ -19,7 +19,7 @@ from .spec import builtin_ids, problems_dir
 from .verdicts import parse_stated
 MAX_CLAIMS = 2000
 MAX_CLAIMS_BYTES = 1_000_000
-CLAIM_KEYS = {"of", "value", "expr", "latex", "note"}
+CLAIM_KEYS = {"of", "value", "expr", "latex", "note", "note_zh"}
 
 
 # ---------------------------------------------------------------- claims
@@ -42,6 +42,7 @@ class Claim:
     formula_error: str | None = None
     constant: bool = False
     const_sig: int | None = None
+    note_zh: str = ""           # the note in Chinese, for Chinese errata (optional)
 
     @property
     def is_value(self) -> bool:
@@ -62,6 +63,7 @@ class ClaimsFile:
     path: str
     problem: Problem
     claims: list
+    demonstration: bool = False     # claims written for the example, not taken from a source document
 
 
 def nest(items: list, shape: tuple, flat: bool = True):
@@ -164,8 +166,11 @@ def load_claims(path, known: Problem | None = None) -> ClaimsFile:
     except tomllib.TOMLDecodeError as e:
         raise DeriveError(f"not valid TOML: {e}", file=display) from None
     for k in doc:
-        if k not in ("spec", "claim"):
-            raise DeriveError("unknown key (allowed: spec, claim)", file=display, key=k)
+        if k not in ("spec", "claim", "demonstration"):
+            raise DeriveError("unknown key (allowed: spec, claim, demonstration)", file=display, key=k)
+    demonstration = doc.get("demonstration", False)
+    if not isinstance(demonstration, bool):
+        raise DeriveError("expected true or false", file=display, key="demonstration")
     problem = _resolve_spec(doc.get("spec"), p, display, known)
     raw_claims = doc.get("claim", [])
     if not isinstance(raw_claims, list) or not all(isinstance(c, dict) for c in raw_claims):
@@ -175,7 +180,7 @@ def load_claims(path, known: Problem | None = None) -> ClaimsFile:
     if len(raw_claims) > MAX_CLAIMS:
         raise LimitError(f"more than {MAX_CLAIMS} claims", file=display)
     claims = [_make_claim(i, c, problem, display) for i, c in enumerate(raw_claims, 1)]
-    return ClaimsFile(display, problem, claims)
+    return ClaimsFile(display, problem, claims, demonstration)
 
 
 def _make_claim(index: int, c: dict, problem: Problem, display: str) -> Claim:
@@ -197,14 +202,16 @@ def _make_claim(index: int, c: dict, problem: Problem, display: str) -> Claim:
         raise fail("a claim needs exactly one of value, expr, latex"
                    + (f" (it has {', '.join(given)})" if given else ""))
     kind = given[0]
-    note = c.get("note", "")
-    if not isinstance(note, str):
-        raise fail("note must be a string")
-    try:
-        texcheck.check_text(note)
-    except DeriveError as e:
-        raise fail(f"note: {e.what}") from None
-    claim = Claim(index, of.strip(), kind, c[kind], note, where)
+    notes = {}
+    for key in ("note", "note_zh"):
+        notes[key] = c.get(key, "")
+        if not isinstance(notes[key], str):
+            raise fail(f"{key} must be a string")
+        try:
+            texcheck.check_text(notes[key])
+        except DeriveError as e:
+            raise fail(f"{key}: {e.what}") from None
+    claim = Claim(index, of.strip(), kind, c[kind], notes["note"], where, note_zh=notes["note_zh"])
 
     # the quantity
     try:

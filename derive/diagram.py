@@ -8,7 +8,9 @@ that only renames another (`y_pred = o1`) is no node of its own: the node it ren
 with both names.  A target (data that only enters one later node, not as a weighed input) sits
 half a column before that node, beside the output it is compared with, so that its arrow crosses
 none.  A weight label sits on its arrow's midpoint, or near the arrow's target end where the arrow
-crosses another one (two-two-two's w2 and w3).
+crosses another one (two-two-two's w2 and w3).  Mermaid puts a label at its arrow's midpoint,
+which is where two crossing arrows meet, so there a neuron entered by a crossing arrow shows its
+weighted sum in its label (`h₁` over `w₁·x₁ + w₄·x₂ + b₁ + b₄`) and its arrows carry no label.
 
 Mermaid labels (`Node.name`, `Edge.label`) are the display names written with Unicode sub- and
 superscripts where they are digits and at most one letter (`w₁`, `outₕ₁`, `ŷ`, `δ`), else with
@@ -252,16 +254,6 @@ def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagr
     xscale = min(max(3.3 if crowded else 2.6, need), 15.0 / max(1, ncols - 1))
     yscale = min(1.5, 13.0 / max(1.0, top - bottom))
     font = "small" if yscale >= 0.9 else "scriptsize"
-    ids = {n: f"n{i}" for i, n in enumerate(sorted(nodes, key=order.index))}
-    out_nodes = []
-    for n, kind in nodes.items():
-        q = quantities[n]
-        note = f"{q.shape[0]}×{q.shape[1]}" if q.shape else ""
-        bias = " ".join(f"+ {names[x]}" for x in biases.get(n, ()))
-        tex = texts[n]
-        small = " ".join(filter(None, [note, " ".join(mermaid_label(f"+ {names[x]}") for x in biases.get(n, ()))]))
-        label = mermaid_label(tex) + (f"<br><small>{small}</small>" if small else "")
-        out_nodes.append(Node(ids[n], label, tex, kind, xs[n], round(ys[n], 3), note, bias))
     weighted = sum(1 for e in edges if e[2])
     labels = weighted <= 24
 
@@ -275,8 +267,26 @@ def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagr
         return (ys[s1] - ys[s2]) * (ys[d1] - ys[d2]) < 0
 
     drawn = [e for e in edges if e[3] != "bias"]
-    out_edges = tuple(Edge(ids[s], ids[d], mermaid_label(names[w]) if w else "", names[w] if w else "", kind,
-                           0.8 if w and any(crosses(e, f) for f in drawn) else 0.5)
+    crossed = {e for e in edges if e[2] and any(crosses(e, f) for f in drawn)}
+    # Mermaid places a label at its arrow's midpoint, where crossing arrows meet: a neuron that such
+    # an arrow enters shows its weighted sum (w₁·x₁ + w₄·x₂ + b₁) instead of labels on its arrows
+    summed = {d for _, d, _, _ in crossed} if labels else set()
+    ids = {n: f"n{i}" for i, n in enumerate(sorted(nodes, key=order.index))}
+    out_nodes = []
+    for n, kind in nodes.items():
+        q = quantities[n]
+        note = f"{q.shape[0]}×{q.shape[1]}" if q.shape else ""
+        bias = " ".join(f"+ {names[x]}" for x in biases.get(n, ()))
+        tex = texts[n]
+        terms = [mermaid_label(f"{names[w]} \\cdot {names[s_]}").replace(" · ", "·") for s_, d, w, _ in edges if d == n and w] \
+            if n in summed else []
+        added = " ".join(mermaid_label(f"+ {names[x]}") for x in biases.get(n, ()))
+        plus = " + ".join(terms) + (f"<br>{added}" if added else "") if terms else added
+        small = " ".join(filter(None, [note, plus]))
+        label = mermaid_label(tex) + (f"<br><small>{small}</small>" if small else "")
+        out_nodes.append(Node(ids[n], label, tex, kind, xs[n], round(ys[n], 3), note, bias))
+    out_edges = tuple(Edge(ids[s], ids[d], mermaid_label(names[w]) if w and d not in summed else "",
+                           names[w] if w else "", kind, 0.8 if e in crossed else 0.5)
                       for e in edges for s, d, w, kind in [e])
     pairs = tuple((names[p], names[a]) for p, a in absorbed.items())
     return Diagram(tuple(sorted(out_nodes, key=lambda x: int(x.id[1:]))), out_edges, round(xscale, 2),

@@ -19,8 +19,9 @@ and `DIAGNOSIS_NAMES`.  Templates: `templates/errata/errata.md.j2` (math only th
 templates/macros.md.j2) and `errata.tex.j2` (LaTeX delimiters `\\BLOCK{…}`, `\\VAR{…}`, `\\#{…}`;
 StrictUndefined); prose in `templates/errata/strings.<lang>.toml`.  User text (notes, names, the
 file name) is escaped (`derive.escape`); formulas are re-printed from the parsed trees, never copied
-from the claims file.  A Chinese document uses the spec's title_zh/source_zh and keeps a note up to
-its first English word (claims files are written in English).
+from the claims file.  The title and source are typeset as in the worked solution (`derive.titles`);
+a Chinese document uses the spec's title_zh/source_zh and a claim's note_zh, else keeps a note up
+to its first English word (claims files are written in English).
 
 Anchors, for links from the handouts: every claim that is not correct has `claim-<index>` (Markdown
 `<a id="claim-13"></a>`, LaTeX `\\label{claim-13}` and `\\hypertarget{claim-13}{}`), so a handout
@@ -56,6 +57,7 @@ from .escape import CJK, md_code, md_text, tex_prose
 from .files import write_atomic
 from .matrixform import matrix_rules
 from .spec import LANGS, builtin_ids, problems_dir
+from .titles import document_title, typeset_parts
 
 
 # ---------------------------------------------------------------- templates
@@ -558,7 +560,7 @@ def _tex_value(tex: Tex, x) -> str:
 NOTE_COMMANDS = {"frac", "tfrac", "partial", "nabla", "mathbf", "mathrm", "text", "cdot", "times", "eta",
                  "alpha", "beta", "gamma", "delta", "sigma", "theta", "lambda", "mu", "sum", "prod", "hat",
                  "bar", "tilde", "vec", "top", "ldots", "cdots", "sqrt", "exp", "log", "ln", "odot", "circ",
-                 "approx", "leftarrow", "to"}
+                 "approx", "leftarrow", "to", ","}      # "," is \\, (a thin space: 300\\,000)
 _NOTE_SPLIT = re.compile(r"(;\s|\s--\s|,\s(?=with\b)|\s\((?=[a-z]{3,}\b(?!_)))")
 _CJK_OR_COLON = re.compile(r"[\u3000-\u9fff\uff00-\uffef]|:$")
 
@@ -595,11 +597,33 @@ def safe_math(text: str) -> bool:
 _WORD = re.compile(r"(?<![\\A-Za-z_\d])[A-Za-z]{2,}(?![_\dA-Za-z])")
 
 
-def note_pieces(note: str, lang: str = "en") -> tuple:
-    """A note as pieces: the LaTeX it quotes typeset ("m", if `safe_math`), code after "code:" as
-    code ("c"), the rest prose ("t").  Claims files are written in English: a Chinese document keeps
-    a note up to its first English word (its locator: §(一)4 (2), §11)."""
-    pieces = _note_pieces(note)
+_MARKED = re.compile(r"\$([^$]+)\$|`([^`]+)`")
+
+
+def _marked_pieces(note: str) -> tuple:
+    """A note that marks its formulas as $…$ and its code as `…`: exactly those pieces (a formula
+    outside the `safe_math` subset is shown as code, never given to TeX)."""
+    out: list = []
+    pos = 0
+    for m in _MARKED.finditer(note):
+        out.append(("t", note[pos:m.start()]))
+        math, code = m.groups()
+        out.append(("m", math.strip()) if math is not None and safe_math(math.strip()) else ("c", math or code))
+        pos = m.end()
+    out.append(("t", note[pos:]))
+    return tuple(p for p in out if p[1])
+
+
+def note_pieces(note: str, lang: str = "en", note_zh: str = "") -> tuple:
+    """A note as pieces: formulas typeset ("m"), code ("c"), the rest prose ("t").  A note that marks
+    them ($…$, `…`) is taken as marked; an unmarked one is read by heuristics: the LaTeX it quotes
+    typeset (if `safe_math`), code after "code:" as code, plain-text formulas typeset where they
+    read as formulas.  A Chinese document uses the claim's `note_zh` when it has one; otherwise
+    (claims files are written in English) it keeps the note up to its first English word (its
+    locator: §(一)4 (2), §11)."""
+    if lang == "zh" and note_zh:
+        return tuple((k, full_width(t) if k == "t" else t) for k, t in _note_text(note_zh))
+    pieces = _note_text(note)
     if lang != "zh":
         return pieces
     pieces = tuple((k, full_width(t) if k == "t" else t) for k, t in pieces)
@@ -671,6 +695,10 @@ def _plain_formulas(seg: str) -> list:
             i += 1
     out.append(("t", seg[pos:]))
     return [p for p in out if p[1]]
+
+
+def _note_text(note: str) -> tuple:
+    return _marked_pieces(note) if _MARKED.search(note) else _note_pieces(note)
 
 
 def _note_pieces(note: str) -> tuple:
@@ -757,7 +785,7 @@ def build_rows(checker: Checker, results: list) -> list:
                         _plain(r.true), true_tex, _plain(r.true_digits),
                         "" if formula else _tex_value(tex, r.true_digits),
                         r.verdict, VERDICT_NAMES[lang][r.verdict], r.diagnosis or "",
-                        diagnosis_name(r.diagnosis, lang), r.message, note_pieces(c.note, lang), lines, tuple(r.carries),
+                        diagnosis_name(r.diagnosis, lang), r.message, note_pieces(c.note, lang, c.note_zh), lines, tuple(r.carries),
                         tuple(explain), tuple(chain), formula))
     return rows
 
@@ -798,14 +826,19 @@ def render_report(cf, results: list, fmt: str, lang: str, digits: int, checker: 
         checker.results = list(results)
     env = environment(fmt)
     s = strings(lang)
+    demonstration = getattr(cf, "demonstration", False)
+    if demonstration:       # claims written for an example without a source document: worded as such
+        s = {**s, **s.get("demonstration", {})}
     spec = cf.problem.spec
     rows = build_rows(checker, results) if rows is None else rows
-    title, source = spec.title_in(lang), spec.source_in(lang)
+    title, source = document_title(spec, lang) or spec.id, spec.source_in(lang)
+    names = pr.display_names(spec, cf.problem.graph)
     counts = summary(results)
     ctx = dict(
         s=s, lang=lang, title=title, source=source, spec_id=spec.id, digits=digits,
+        title_parts=typeset_parts(title, spec, names), source_parts=typeset_parts(source, spec, names),
         claims_file=Path(cf.path).name, rows=rows, summary=counts, verdicts=VERDICTS,
-        summary_line=summary_line(results, lang), symbolic=cf.problem.is_symbolic,
+        summary_line=summary_line(results, lang, demonstration), symbolic=cf.problem.is_symbolic,
         wrong=[r for r in rows if r.verdict == "wrong"],
         minor=[r for r in rows if r.verdict in ("rounding", "truncated")],
         cjk=any(CJK.search(x) for x in [title, source] + [r.message for r in rows]
@@ -875,8 +908,11 @@ def errata_by_language(pid: str, path: str, langs, digits: int = 10, problem=Non
         cf.path = f"{pid}.claims.toml"
         rows = build_rows(checker, results)             # one language's rows, for md and tex
         docs = {fmt: render_report(cf, results, fmt, lang, digits, checker, sweep, rows) for fmt in ("md", "tex")}
-        steps = [ErrataStep(r.claim.index, r.claim.of, r.verdict, r.diagnosis, f"claim-{r.claim.index}")
-                 for r in results if r.verdict != "correct"]
+        # claims written for the example (no source document) are not listed in the handout as a
+        # source's errors
+        steps = [] if cf.demonstration else \
+            [ErrataStep(r.claim.index, r.claim.of, r.verdict, r.diagnosis, f"claim-{r.claim.index}")
+             for r in results if r.verdict != "correct"]
         out[lang] = (docs, steps)
     return out
 

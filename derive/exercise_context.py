@@ -21,14 +21,16 @@ first entry of each parameter (or the entries named by `--only`, e.g. `W1[2,3]`)
 quantities of at most `large.SHOWN_ENTRIES` entries.  A spec with a training run ([dataset])
 gets the single worked step on the sample the spec gives, not the run.
 
-Titles are looked up in one place (`title`): the spec's title in the document's language when it
-has one, else a generic title in that language.  Prose: the `[exercise]` table of
+Titles come from `derive.titles`, as for the worked solution and the errata: the spec's title in
+the document's language when it has one, else a generic title in that language; typeset pieces
+(`title_parts`).  Prose: the `[exercise]` table of
 templates/strings.LANG.toml; templates: templates/exercise.md.j2 and exercise.tex.j2.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from fractions import Fraction
 
 from . import printer as pr
@@ -40,6 +42,8 @@ from .graph import outline
 from .handout import selected_parameters
 from .large import LARGE_ENTRIES, SHOWN_ENTRIES, is_large, parameter_entries, picks
 from .layout import LINE_WIDTH, SIZES, Eq, layout, pack
+from .rounding import round_fraction
+from .titles import document_title, typeset_parts
 
 MODES = ("exercise", "key")
 DEFAULT_ANSWER_DIGITS = 4
@@ -75,31 +79,25 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Unchanged:
+    """A key's updated parameter that looks unchanged at the answer digits, with the step's change."""
+    n: int                       # the row
+    sym: str                     # LaTeX of the parameter (before the step)
+    gradient: str                # LaTeX of its gradient, ∂L/∂p
+    delta: str                   # LaTeX of Δ = −η·∂L/∂p, certified and correctly rounded at the key's digits
+
+
+@dataclass(frozen=True)
 class Group:
     kind: str                    # forward (and the loss) | gradient | update (and the new loss) | formula
     rows: tuple                  # Answers
+    unchanged: tuple = ()        # Unchanged: the key's rows whose new value rounds to the old one
 
 
 def title(spec, lang: str, strings) -> str:
-    """The document's title in `lang`: the spec's title for that language (a `title_LANG` field or
-    a `titles` table, when the spec has one), else the spec's title when it is written in that
-    language, else a generic title in `lang` naming the problem."""
-    own = localized(spec, "title", lang)
-    if own:
-        return own
-    written_zh = bool(CJK.search(spec.title or ""))
-    if written_zh == (lang == "zh"):
-        return spec.title
-    return strings("title_generic", id=spec.id)
-
-
-def localized(spec, field: str, lang: str) -> str:
-    """A spec field in `lang` where the spec gives one (`title_zh`, or `titles = {zh = …}`), else ''."""
-    value = getattr(spec, f"{field}_{lang}", None)
-    if not value:
-        table = getattr(spec, f"{field}s", None)
-        value = table.get(lang) if isinstance(table, dict) else None
-    return value.strip() if isinstance(value, str) else ""
+    """The document's title in `lang` (`titles.document_title`): the spec's title for that language,
+    else a generic title in `lang` naming the problem (never the other language's title)."""
+    return document_title(spec, lang) or strings("title_generic", id=spec.id)
 
 
 def given_number(q) -> str:
@@ -309,6 +307,8 @@ class SheetBuilder:
             "lang": self.lang,
             "key": False,
             "title": t,
+            "title_parts": typeset_parts(t, spec, self.names),
+            "parts_title": t,           # the title the pieces are of (a bank variant sets its own title)
             "has_cjk": bool(CJK.search(t)),
             "symbolic": self.p.is_symbolic,
             "matrix": any(s != () for s in self.shapes.values()),
@@ -367,8 +367,43 @@ def answers(problem, groups: tuple, digits: int) -> tuple:
         for a in g.rows:
             value, text = look(a.query)
             rows.append(replace(a, value=value, text=text))
-        out.append(Group(g.kind, tuple(rows)))
+        out.append(Group(g.kind, tuple(rows), () if problem.is_symbolic else unchanged(problem, rows, digits)))
     return tuple(out)
+
+
+def unchanged(problem, rows: list, digits: int) -> tuple:
+    """The updated parameters among `rows` whose new value, at `digits` significant digits, is the
+    old one rounded: each with the change of the step, Δ = p⁽¹⁾ − p = −η·∂L/∂p, computed by the
+    engine (certified, correctly rounded at `digits`), so the key shows that the step did move it."""
+    spec = problem.spec
+    names = pr.display_names(spec, outline(spec, problem.program.shapes))
+    deltas: dict = {}
+    out = []
+    for a in rows:
+        kind, name, flat = a.query
+        if kind != "update":
+            continue
+        old = spec.parameters[name].entries[flat]
+        if Decimal(a.text) != round_fraction(old, digits):
+            continue
+        if name not in deltas:
+            deltas[name] = problem.eval(f"{name}@1 - {name}", digits=digits)[0].value.values
+        shape = problem.program.shapes[name]
+        sym = pr.with_index(names[name], divmod(flat, shape[1]) if shape else (), shape)
+        out.append(Unchanged(a.n, sym, pr.deriv(names[spec.loss], sym, inline=True),
+                             scientific(deltas[name][flat].text)))
+    return tuple(out)
+
+
+def scientific(text: str) -> str:
+    """A number as the engine printed it ('0.0001485', '-3.772e-8'), in LaTeX as m × 10ⁿ with
+    1 ≤ |m| < 10 and its digits as printed (trailing zeros kept): 1.485 \\times 10^{-4}."""
+    d = Decimal(text)
+    if d == 0:
+        return "0"
+    e = d.adjusted()
+    m = d.scaleb(-e)
+    return pr.number(str(m)) + ("" if e == 0 else f" \\times 10^{{{e}}}")
 
 
 # ---------------------------------------------------------------- rendering
@@ -455,4 +490,4 @@ def file_name(pid: str, lang: str, mode: str, fmt: str) -> str:
 
 
 __all__ = ["Answer", "DEFAULT_ANSWER_DIGITS", "Group", "MODES", "answers", "file_name", "key_context",
-           "localized", "render_exercise", "render_exercises", "sheet_context", "title"]
+           "render_exercise", "render_exercises", "sheet_context", "title"]

@@ -112,21 +112,20 @@ def with_index(d: str, index: tuple, shape: tuple) -> str:
         return d
     i, j = index
     r, c = shape
-    idx = [i + 1] if c == 1 else [j + 1] if r == 1 else [i + 1, j + 1]
-    text = ("," if any(n >= 10 for n in idx) else "").join(str(n) for n in idx)
-    m = re.fullmatch(r"(.*)_\{([^{}]*)\}", d)
-    if m and m.group(1) and "_" not in m.group(1):
-        return f"{m.group(1)}_{{{m.group(2)},{text}}}"
-    return f"{brace(d)}_{{{text}}}"
+    return indexed(d, (i + 1,) if c == 1 else (j + 1,) if r == 1 else (i + 1, j + 1))
 
 
 def indexed(d: str, index: tuple) -> str:
     """Display of d[i] / d[i, j] (1-based, as written): z_{2}, W_{12}, W_{1,12}."""
     text = ("," if len(index) > 1 and any(n >= 10 for n in index) else "").join(str(n) for n in index)
-    m = re.fullmatch(r"(.*)_\{([^{}]*)\}", d)
-    if m and m.group(1) and "_" not in m.group(1):
+    m = _SUBSCRIPTED.fullmatch(d)
+    if m:       # a name with a subscript of its own: W_{\mathrm{hidden},11}, W_{1,12} (never W_{hidden}_{11})
         return f"{m.group(1)}_{{{m.group(2)},{text}}}"
     return f"{brace(d)}_{{{text}}}"
+
+
+# a display name with one subscript at its end (W_{1}, W_{\mathrm{hidden}}), its base without one
+_SUBSCRIPTED = re.compile(r"((?:[^_{}]|\{[^_{}]*\})+)_\{((?:[^{}]|\{[^{}]*\})*)\}")
 
 
 def deriv(of: str, wrt: str, inline: bool = False) -> str:

@@ -46,6 +46,7 @@ from .remarks import remarks
 from .rounding import DISPLAY_DIGITS
 from .sections import Backward
 from .spec import LANGS
+from .titles import document_title, typeset_parts
 from .training_context import training_context
 
 FORMATS = ("md", "tex")
@@ -68,11 +69,12 @@ class Builder:
         s = self.setting
         spec = s.spec
         g = s.g
+        title = document_title(spec, s.lang) or generic_title(spec, s.lang)
         ctx = {
             "id": spec.id,
-            "title": spec.title_in(s.lang),
+            "title": title,
             "source": spec.source_in(s.lang),
-            "title_parts": typeset_parts(spec.title_in(s.lang), spec, s.names),
+            "title_parts": typeset_parts(title, spec, s.names),
             "source_parts": typeset_parts(spec.source_in(s.lang), spec, s.names),
             "lang": s.lang,
             "mode": s.mode,
@@ -88,7 +90,7 @@ class Builder:
             "diagram": build_diagram(g.quantities, g.parameters, g.loss, s.names),
             "given": given(s),
             "eta": "\\eta" if spec.learning_rate is None else pr.fraction(spec.learning_rate),
-            "has_cjk": _has_cjk(spec.title_in(s.lang)) or _has_cjk(spec.source_in(s.lang)),
+            "has_cjk": _has_cjk(title) or _has_cjk(spec.source_in(s.lang)),
             "remarks": remarks(s),
         }
         ctx.update(
@@ -103,46 +105,6 @@ class Builder:
             history=history(s),
         )
         return ctx
-
-
-TITLE_TOKEN = re.compile(r"->|(?<![A-Za-z0-9_])[A-Za-z][A-Za-z0-9_]*(?:\s*[·*]\s*[A-Za-z][A-Za-z0-9_]*)*")
-
-
-def typeset_parts(text: str, spec, names: dict) -> tuple:
-    """A title or source as (is_math, text) pieces: '->' becomes an arrow, and a run of the
-    problem's names joined by '·' (X·W1·W2) is set as a formula with their display names.  Only
-    names with a digit, an underscore or a capital letter are taken (so an English word is never
-    mistaken for a quantity)."""
-    if not text:
-        return ()
-
-    disp = {}
-    for n, d in names.items():
-        for key in (n, re.sub(r"\\mathrm|[_{}\\ ]", "", d)):
-            if any(ch.isdigit() or ch == "_" or ch.isupper() for ch in key):
-                disp.setdefault(key, d)
-
-    def formal(n: str) -> bool:
-        return n in disp
-
-    out, pos = [], 0
-    for m in TITLE_TOKEN.finditer(text):
-        tok = m.group(0)
-        if tok == "->":
-            math = "\\rightarrow"
-        else:
-            words = re.split(r"\s*[·*]\s*", tok)
-            if not all(formal(w) for w in words):
-                if len(words) > 1 or not formal(words[0]):
-                    continue
-            math = " \\cdot ".join(disp[w] for w in words)
-        if m.start() > pos:
-            out.append((False, text[pos:m.start()]))
-        out.append((True, math))
-        pos = m.end()
-    if pos < len(text):
-        out.append((False, text[pos:]))
-    return tuple(out)
 
 
 def claimed_formula(problem, text: str) -> str:
@@ -179,6 +141,11 @@ def strings(env, fmt: str, lang: str):
     return tpl.string_function(tpl.load_strings(env, f"strings.{lang}.toml"), fmt, lang)
 
 
+def generic_title(spec, lang: str) -> str:
+    """The title of a worked solution whose spec has no title in `lang` (strings: title_generic)."""
+    return strings(environment("md"), "md", lang)("title_generic", id=spec.id)
+
+
 def build_context(problem, solution, *, lang: str, only=None, mode: str = "solution") -> dict:
     """The context of the templates; a large network (`large.is_large`) gets the matrix form and a
     selection of entries (`large.LargeBuilder`), without the per-scalar graph."""
@@ -187,8 +154,9 @@ def build_context(problem, solution, *, lang: str, only=None, mode: str = "solut
     ctx.setdefault("layers", ())
     if "title_parts" not in ctx:     # a large network: names from the spec's [latex] only
         names = dict(getattr(problem.spec, "latex", None) or {})
-        for field in ("title", "source"):
-            ctx[f"{field}_parts"] = typeset_parts(getattr(problem.spec, f"{field}_in")(lang), problem.spec, names)
+        ctx["title"] = document_title(problem.spec, lang) or generic_title(problem.spec, lang)
+        ctx["title_parts"] = typeset_parts(ctx["title"], problem.spec, names)
+        ctx["source_parts"] = typeset_parts(problem.spec.source_in(lang), problem.spec, names)
     if isinstance(ctx.get("given"), dict):
         ctx["given"].setdefault("functions", ())
         ctx["given"].setdefault("function_eq", None)

@@ -17,10 +17,11 @@ def summary(results: list) -> dict:
     return counts
 
 
-def summary_line(results: list, lang: str = "en") -> str:
+def summary_line(results: list, lang: str = "en", demonstration: bool = False) -> str:
+    """'8 claims: 6 correct, …' (共 8 条原文断言：…; 论断 for claims written for the example, not a source's)."""
     s = summary(results)
     if lang == "zh":
-        return (f"共 {len(results)} 条原文断言：{s['correct']} 条正确，{s['rounding']} 条只差舍入，"
+        return (f"共 {len(results)} 条{'论断' if demonstration else '原文断言'}：{s['correct']} 条正确，{s['rounding']} 条只差舍入，"
                 f"{s['truncated']} 条被截断，{s['wrong']} 条错误")
     return (f"{len(results)} claims: {s['correct']} correct, {s['rounding']} rounding, "
             f"{s['truncated']} truncated, {s['wrong']} wrong")

@@ -68,10 +68,31 @@ def test_matrix_linear_mermaid_uses_the_texts_symbols():
 def test_house_price_mermaid_has_no_bias_boxes_and_y_beside_the_output():
     block = mermaid("house-price")
     assert "b₁" in block and not re.search(r'n\d+\[/"b', block)            # biases only as small text
-    assert block.count("<small>+ b") == 3
+    assert len(re.findall(r"<small>[^<]*(?:<br>)?\+ b", block)) == 3     # in each hidden neuron's small text
     cols = re.findall(r'subgraph (c\d+)\[" "\]\n(.*?)\n  end', block, re.S)
     col_of = {lab.split("<br>")[0]: c for c, body in cols for lab in re.findall(r'"([^"]+)"', body)}
     assert col_of["y"] == col_of["ŷ"] and len(cols) == 4
+
+
+@pytest.mark.parametrize("pid", ["house-price", "two-two-two", "alice"])
+def test_mermaid_crossing_arrows_leave_their_weights_to_the_neuron(pid):
+    """Mermaid sets a label at its arrow's midpoint, where two crossing arrows meet: a neuron that a
+    crossing arrow enters shows its weighted sum (w₁·x₁ + w₄·x₂) and its arrows carry no label;
+    arrows that cross nothing keep theirs (house-price's w₇, w₈, w₉).  TikZ labels every arrow."""
+    block = mermaid(pid)
+    labels = dict(re.findall(r'(n\d+)[\[(]+"([^"]+)"', block))
+    arrows = re.findall(r'(n\d+) -->(?:\|"([^"]+)"\|)? (n\d+)', block)
+    summed = [n for n, lab in labels.items() if "·" in lab]
+    assert summed, pid
+    for src, lab, dst in arrows:
+        if dst in summed:
+            assert not lab, (pid, src, dst, lab)
+            assert labels[src].split("<br>")[0] in labels[dst], (pid, labels[src], labels[dst])
+    if pid == "house-price":
+        assert {lab for _, lab, _ in arrows if lab} == {"w₇", "w₈", "w₉"}
+        assert "h₁<br><small>w₁·x₁ + w₄·x₂<br>+ b₁ + b₄</small>" in block
+    nodes, edges = tikz(pid)
+    assert all(label for *_, label in edges if label is not None) and any(label for *_, label in edges)
 
 
 def test_alice_draws_no_node_for_the_renamed_output():

@@ -299,3 +299,97 @@ def test_one_chain_printer_gives_the_text_and_the_latex():
     # a branch: the sum over the three hidden units
     f = chain_formula(g, g.loss_entry, g.quantities["x1"].entries[0])
     assert pr.chain_text(f).count(" + ") == 2 and pr.chain_latex(f, Tex(p).names).count(" + ") == 2
+
+
+# ---------------------------------------------------------------- notes: typeset, complete in Chinese
+def _shown_notes():
+    """(pid, index, lang, pieces) of every note an errata document of output/ shows (wrong claims)."""
+    from derive.claims import load_claims
+    from derive.errata import builtin_claims
+    out = []
+    for pid, path in builtin_claims():
+        cf = load_claims(path)
+        _cf, results = check_file(path)
+        for c, r in zip(cf.claims, results):
+            if r.verdict == "wrong" and c.note:
+                out += [(pid, c.index, lang, note_pieces(c.note, lang, c.note_zh)) for lang in ("en", "zh")]
+    return out
+
+
+def test_shown_notes_write_formulas_as_formulas_not_ascii():
+    """Where a wrong claim stands in its source ("§(二)7: ≈ (300,000 − 0.6452)^2", "u(1-u)",
+    "grad_h x^T", "dy_m/dW_output") reads as typeset math and plain words: no ^, _, * or a marker
+    ($, `) is left in the prose of any note the errata show."""
+    notes = _shown_notes()
+    assert len(notes) > 40
+    for pid, index, lang, pieces in notes:
+        for kind, text in pieces:
+            if kind == "t":
+                assert not re.search(r"[\^_*$`]|\w\(1-|x\^T", text), (pid, index, lang, text)
+            if kind == "m":
+                assert safe_math(text), (pid, index, text)
+    text = _read("house-price.md")
+    assert "(300,000 − 0.6452)^2" not in text and "u(1-u)" not in text
+    assert "$`L \\approx (300\\,000 - 0.6452)^2 \\approx 89\\,999\\,810\\,000`$" in text
+    for name in ("linear-2x.md", "matrix-linear.md", "sigmoid-2-4-2.md"):
+        assert not re.search(r"grad\\?_h x|dy_m/dW|grad\\?_pred|a\\?_hidden", _read(name)), name
+
+
+def test_marked_notes_are_taken_as_marked():
+    assert note_pieces("§2: $u(1 - u)$ at `u_pre` and $\\input{x}$") == (
+        ("t", "§2: "), ("m", "u(1 - u)"), ("t", " at "), ("c", "u_pre"), ("t", " and "), ("c", "\\input{x}"))
+    # Chinese: the claim's own note_zh, in full and with full-width punctuation; without one the locator
+    assert note_pieces("§2, the sum $a + b$ (not c)", "zh", "§2，求和: $a + b$，不是 c") == (
+        ("t", "§2，求和："), ("m", "a + b"), ("t", "，不是 c"))
+    assert note_pieces("§2, the sum $a + b$", "zh") == (("t", "§2"),)
+
+
+def test_chinese_notes_are_complete():
+    """A Chinese errata document gives a claim's whole note (note_zh), never one cut off in the
+    middle of a formula (house-price claim 61 stopped at "i.e", two-two-two claim 36 at "E")."""
+    hp, tt = _read("house-price.zh.md"), _read("two-two-two.zh.md")
+    assert "出处：§(二)8(3)：$`= -69090`$，即 $`24.5 \\times (1 - 24.5) \\times 120`$：这里原文用的是正确的激活前值 24.5，" \
+           "而不是前面写的 24.2" in hp
+    assert "出处：§2.2：$`E_{\\mathrm{total}} = 0.01545028 + 0.009833246 = 0.025283526`$" in tt
+    for pid, index, lang, pieces in _shown_notes():
+        if lang == "zh" and pieces and pieces[-1][0] == "m":
+            assert not pieces[-1][1].rstrip().endswith(("(", "=", "\\times", "i.e")), (pid, index, pieces)
+
+
+def test_note_zh_and_demonstration_are_validated(tmp_path):
+    from conftest import run_cli
+    base = 'spec = "softmax-3"\n{top}[[claim]]\nof = "L"\nvalue = "1.7337"\n{extra}'
+    for top, extra, what in (("", "note_zh = 3\n", "note_zh must be a string"),
+                             ('demonstration = "yes"\n', "", "demonstration")):
+        f = tmp_path / "c.toml"
+        f.write_text(base.format(top=top, extra=extra), encoding="utf-8")
+        r = run_cli("check", str(f))
+        assert r.returncode == 2 and what in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_claims_written_for_an_example_are_not_called_errata_of_a_source():
+    """softmax-3 has no source document: its claims file says so (demonstration = true), its
+    document is 'Checked claims' of claims written for the example, and the handout does not list
+    them as errors of a source."""
+    for name, lang in (("softmax-3.md", "en"), ("softmax-3.tex", "en"), ("softmax-3.zh.md", "zh"),
+                       ("softmax-3.zh.tex", "zh")):
+        text = _read(name)
+        assert ("Checked claims" if lang == "en" else "核对的论断") in text, name
+        assert not re.search(r"[Tt]he source says|[Ee]rrata|原文|勘误", text), name
+        assert ("This example has no source document" if lang == "en" else "这个例子没有原始文档") in text
+    for lang in ("en", "zh"):
+        for fmt in ("md", "tex"):
+            handout = (OUTPUT / f"softmax-3.{lang}.{fmt}").read_text(encoding="utf-8")
+            assert "errata/softmax-3" not in handout and "Errata of the source" not in handout
+    assert "derive's own example" not in (OUTPUT / "softmax-3.en.md").read_text(encoding="utf-8")
+    # a source's claims keep their framing
+    assert "The source says" in _read("two-two-two.md") and "原文写的是" in _read("two-two-two.zh.md")
+
+
+def test_no_internal_wording_reaches_a_reader():
+    """No document in output/ speaks of the machinery: bits of precision, which library decides,
+    or a .tex file to read instead of the errata handout."""
+    for p in OUTPUT.rglob("*"):
+        if p.suffix in (".md", ".tex"):
+            text = p.read_text(encoding="utf-8")
+            assert not re.search(r"\d+ bits|SymPy|see errata/|texttt\{errata/|ball arithmetic|球算术", text), p.name

@@ -11,6 +11,7 @@ from zero).
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import decimal
 import os
 import re
@@ -29,6 +30,7 @@ import derive
 from derive import engine
 from derive import exercise_context as xc
 from derive import printer as pr
+from derive import titles
 from derive.escape import CJK
 from derive.spec import builtin_ids
 
@@ -168,6 +170,62 @@ def test_the_key_prints_exactly_the_checked_answers_and_the_sheet_leaves_them_em
     assert tex_answers(d[("exercise", "tex")]) == empty
 
 
+def latex_number(tex: str) -> decimal.Decimal:
+    """'-3.772 \\times 10^{-8}' or '0.4' as a Decimal."""
+    m = re.fullmatch(r"(-?[\d.]+)(?: \\times 10\^\{(-?\d+)\})?", tex.strip())
+    assert m, tex
+    return decimal.Decimal(m.group(1)).scaleb(int(m.group(2) or 0))
+
+
+UNCHANGED_ITEM = {"en": r"^- row (\d+): \$`(.+?)`\$ changes by \$`-\\eta \\, \\partial .+? = (.+?)`\$$",
+                  "zh": r"^- 第 (\d+) 行：\$`(.+?)`\$ 改变了 \$`-\\eta \\, \\partial .+? = (.+?)`\$$"}
+
+
+@pytest.mark.parametrize("pid", REFERENCE)
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_key_shows_the_change_of_a_parameter_that_looks_unchanged(pid, lang):
+    """An updated parameter whose new value, at the key's digits, reads as its old one (house-price's
+    w₁ = 0.2000 → 0.2000) gets a note below the table with the step's change Δ = −η·∂L/∂p in ×10ⁿ
+    form, correctly rounded at the key's digits (checked against tests/reference.py); every other
+    row gets none."""
+    digits = xc.DEFAULT_ANSWER_DIGITS
+    ctx = key(pid)
+    spec = problem(pid).spec
+    looks_same = set()
+    for a in rows(ctx):
+        kind, name, flat = a.query
+        if kind == "update":
+            old = spec.parameters[name].entries[flat]
+            if decimal.Decimal(a.text) == rounded(mpmath.mpf(old.numerator) / old.denominator, digits):
+                looks_same.add(a.n)
+    for fmt in ("md", "tex"):
+        text = docs(pid, lang)[("key", fmt)]
+        if fmt == "md":
+            notes = {int(m.group(1)): m.group(3) for m in re.finditer(UNCHANGED_ITEM[lang], text, flags=re.M)}
+        else:
+            notes = {int(m.group(1)): m.group(2) for m in re.finditer(
+                r"^\\item (?:row |第 )(\d+)(?: 行：|: ).*?= (-?[\d.]+(?: \\times 10\^\{-?\d+\})?)\$$", text, flags=re.M)}
+        assert set(notes) == looks_same, (pid, lang, fmt)
+        for a in rows(ctx):
+            if a.n in notes:
+                kind, name, flat = a.query
+                with mpmath.workdps(60):
+                    v = reference.numbers(pid)
+                    idx = _index(pid, name, flat)
+                    delta = -v["_lr"] * reference.gradients(pid)[(name, idx)]
+                assert latex_number(notes[a.n]) == rounded(delta, digits), (pid, a.n, notes[a.n])
+                assert re.fullmatch(r"-?\d(\.\d+)?( \\times 10\^\{-?\d+\})?", notes[a.n]), notes[a.n]
+    # the sheet has none, and the key table itself is unchanged (the rows' regex still reads it)
+    assert "key_unchanged" not in docs(pid, lang)[("exercise", "md")]
+    assert not re.search(UNCHANGED_ITEM[lang], docs(pid, lang)[("exercise", "md")], flags=re.M)
+
+
+def test_house_price_key_notes_the_hidden_weights():
+    md = docs("house-price", "en")[("key", "md")]
+    assert "Some updated values look unchanged at 4 significant digits" in md
+    assert "- row 25: $`w_{1}`$ changes by $`-\\eta \\, \\partial L/\\partial w_{1} = 3.772 \\times 10^{-8}`$" in md
+
+
 @pytest.mark.parametrize("pid", sorted(set(IDS) - set(REFERENCE) - {"one-two-one"}))
 def test_key_numbers_of_problems_without_a_hand_written_reference(pid):
     """A built-in problem not coded in tests/reference.py: each answer against the engine's own
@@ -289,13 +347,69 @@ def test_given_numbers_are_written_as_given():
 
 
 def test_title_lookup():
+    """The title in the document's language (one lookup, `titles.document_title`, for the sheet, the
+    key, the worked solution and the errata): the spec's title for that language — its zh title
+    (the table of titles a spec gives is title/title_zh) — else a generic one in that language."""
     x = lambda key, **kw: {"title_generic": "Backpropagation exercise ({id})"}[key].format(**kw)  # noqa: E731
-    assert xc.title(SimpleNamespace(id="a", title="A net", title_zh="一个网络"), "zh", x) == "一个网络"
-    assert xc.title(SimpleNamespace(id="a", title="A net", titles={"zh": "一个网络"}), "zh", x) == "一个网络"
-    assert xc.title(SimpleNamespace(id="a", title="A net"), "en", x) == "A net"
-    assert xc.title(SimpleNamespace(id="a", title="一个网络"), "zh", x) == "一个网络"
+    base = problem("two-two-two").spec
+
+    def spec(**titles):
+        return dataclasses.replace(base, id="a", **{"title_zh": "", **titles})
+    assert xc.title(spec(title="A net", title_zh="一个网络"), "zh", x) == "一个网络"
+    assert xc.title(spec(title="A net", title_zh="一个网络"), "en", x) == "A net"
+    assert xc.title(spec(title="A net"), "en", x) == "A net"
+    assert xc.title(spec(title="一个网络"), "zh", x) == "一个网络"
     # no title in the document's language: a generic one in that language, never the other's
-    assert xc.title(SimpleNamespace(id="a", title="一个网络"), "en", x) == "Backpropagation exercise (a)"
+    assert xc.title(spec(title="一个网络"), "en", x) == "Backpropagation exercise (a)"
+    assert xc.title(spec(title="A net"), "zh", x) == "Backpropagation exercise (a)"
+    assert titles.document_title(spec(title="A net"), "zh") == ""
+
+
+def _md_title(text: str) -> str:
+    return text.split("\n", 1)[0].removeprefix("# ")
+
+
+@pytest.mark.parametrize("pid", IDS)
+@pytest.mark.parametrize("lang", LANGS)
+def test_one_title_for_the_solution_the_errata_the_sheet_and_the_key(pid, lang):
+    """Every document of a problem carries the same typeset title (titles.title_parts): the
+    sheet, the key, the worked solution and the errata, in Markdown and in LaTeX."""
+    from derive import render
+    from derive.errata import builtin_claims, errata_documents
+    p = problem(pid)
+    names = pr.display_names(p.spec, p.graph)
+    parts = titles.typeset_parts(titles.document_title(p.spec, lang), p.spec, names)
+    md = "".join(f"$`{t}`$" if m else t for m, t in parts)
+    maths = [f"${t}$" for m, t in parts if m]
+    sheet = docs(pid, lang)
+    solution = {fmt: render.render_text(p, fmt=fmt, lang=lang) for fmt in ("md", "tex")}
+    heads = [re.search(r"\\LARGE\\bfseries (.*?)\\par", t).group(1)
+             for t in (sheet[("exercise", "tex")], sheet[("key", "tex")], solution["tex"])]
+    assert _md_title(sheet[("exercise", "md")]) == md
+    assert _md_title(sheet[("key", "md")]) == md
+    assert _md_title(solution["md"]) == md
+    claims = dict(builtin_claims())
+    if pid in claims:
+        errata, _ = errata_documents(pid, claims[pid], lang)
+        assert _md_title(errata["md"]).split(": " if lang == "en" else "：", 1)[1] == md
+        heads.append(re.search(r"\\Large\\bfseries (.*?)\\par", errata["tex"]).group(1))
+    for head in heads:          # the LaTeX: the same formulas, no name left as plain text
+        assert all(x in head for x in maths), (head, maths)
+        assert not re.search(r"->|·|\b[A-Za-z]+\d\b", re.sub(r"\$[^$]*\$", "", head)), head
+
+
+def test_titles_typeset_their_formulas():
+    """linear-2x's activation and matrix-linear's product are formulas in every document."""
+    for pid, formula in (("linear-2x", "f(x) = 2x"), ("matrix-linear", "X \\cdot W_{1} \\cdot W_{2}")):
+        for lang in LANGS:
+            for text in docs(pid, lang).values():
+                m = re.search(r"\\LARGE\\bfseries (.*?)\\par", text)
+                first = m.group(1) if m else text.split("\n", 1)[0]
+                assert f"${formula}$" in first or f"$`{formula}`$" in first, (pid, lang, first[-200:])
+    p = problem("linear-2x")
+    assert titles.typeset_parts("with g(t) = 3t − 1, and x->y", p.spec, {}) == (
+        (False, "with "), (True, "g(t) = 3t - 1"), (False, ", and x"), (True, "\\rightarrow"), (False, "y"))
+    assert titles.typeset_parts("a function(x) = 2x of f(xy) = 1", p.spec, {}) == ((False, "a function(x) = 2x of f(xy) = 1"),)
 
 
 @pytest.mark.parametrize("pid", IDS)
