@@ -94,8 +94,8 @@ class Builder:
         ctx.update(
             forward=forward(s, 0),
             loss_step=step(s, s.loss, 0),
-            sections=Backward(s).sections() if s.matrix_mode else (),
-            layers=() if s.matrix_mode else Backward(s).layers(),
+            sections=(),
+            layers=Backward(s).layers(),
             fixed=tuple(s.names[n] for n in g.parameters if n in s.selected and n not in s.derived),
             updates=updates(s) if spec.steps >= 1 else (),
             update_rule=update_rule(s),

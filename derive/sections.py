@@ -15,13 +15,17 @@ blocks (`scalar_section`) remain for the exercise helpers' use.
 from __future__ import annotations
 
 import re
+from dataclasses import fields, replace
+from fractions import Fraction
 
 import sympy as sp
 
+from . import matrixform as mf
 from . import printer as pr
 from .handout import Block, Delta, Factor, Grad, Layer, Section, Setting, distances
-from .layout import group, join, layout, one, paren, relation, shown, sum_chunks
+from .layout import dedupe, group, join, layout, one, paren, relation, shown, sum_chunks
 
+DELTA = "\x00δ:"            # marks a matrix rule's name that stands for an error signal (see _mdelta)
 MAX_FULL_PATHS = 6         # the full sum-over-paths formula is shown up to this many paths
 FULL_FORMULA_WIDTH = 400.0
 
@@ -35,6 +39,8 @@ class Backward:
 
     # ---------------------------------------------------------------- backward pass (layers of δ)
     def layers(self) -> tuple:
+        if self.s.matrix_mode:
+            return self.matrix_layers()
         s, g, calc = self.s, self.s.g, self.s.calc
         params = [(n, e) for n in s.derived for e in g.quantities[n].entries]
         deltas: dict = {}
@@ -161,6 +167,112 @@ class Backward:
             parts += [("=", self._tex(terms, "num")), (relation([n]), one(value))]
             breaks = (2,)
         return Grad(name, s.edisp(entry), layout(lhs, parts, breaks), value)
+
+    # ---------------------------------------------------------------- backward pass (matrix form)
+    def matrix_layers(self) -> tuple:
+        """The layers of a matrix spec, as `layers` gives them for scalar ones: the error signal of
+        each quantity a derived parameter enters directly, δ_Z = ∂L/∂Z as a matrix, derived once
+        (the matrix-form rule in the ∂L/∂Y of Z's consumers, the same in named quantities and the
+        δs of the layer after it, the numbers, the value); then each parameter's gradient in one
+        line, ∂L/∂W = δ_Z · Aᵀ with its numbers and value."""
+        s, rules = self.s, self.s.rules
+        deltas: list = []
+        for name in s.derived:
+            for t in rules[name].terms if name in rules else ():
+                if t.consumer != s.loss and t.consumer not in deltas:
+                    deltas.append(t.consumer)
+        dist = {s.loss: 0}
+        for d in reversed(s.spec.forward):
+            cs = [dist[t.consumer] for t in rules[d.name].terms if t.consumer in dist] if d.name in rules else []
+            if cs and d.name not in dist:
+                dist[d.name] = 1 + min(cs)
+        self.delta_sym = delta_symbols({d: s.names[d] for d in deltas})
+        self.mdeltas = tuple(deltas)
+
+        def layer_of(name) -> int:
+            ds = [dist.get(t.consumer, 10 ** 9) for t in rules[name].terms] if name in rules else []
+            return min(ds) if ds else 10 ** 9
+
+        keys = sorted({dist.get(d, 10 ** 9) for d in deltas} | {layer_of(n) for n in s.derived})
+        order = [d.name for d in s.spec.forward]
+        out = []
+        for k, key in enumerate(keys):
+            ds = sorted((d for d in deltas if dist.get(d, 10 ** 9) == key), key=order.index)
+            dlist = tuple(self.matrix_delta(d) for d in ds)
+            glist = tuple(self.matrix_grad(n) for n in s.derived if layer_of(n) == key)
+            out.append(Layer(k, len(keys), dlist, glist, tuple(group(d.eq for d in dlist)),
+                             tuple(group(x.eq for x in glist))))
+        return tuple(out)
+
+    def _mrule(self, name: str):
+        """∂L/∂name as one matrix expression: the sum of its rule's terms."""
+        terms = [t.expr for t in self.s.rules[name].terms]
+        out = terms[0]
+        for t in terms[1:]:
+            out = mf.MAdd(out, t)
+        return out
+
+    def _mdelta(self, m, inline: bool):
+        """The expression with the adjoints of δ quantities named by their δ (DELTA + name) and,
+        when `inline`, every other adjoint replaced by its own rule (in δs and named quantities)."""
+        if isinstance(m, mf.MSym):
+            if not m.adjoint:
+                return m
+            if m.name in self.mdeltas:
+                return mf.MSym(DELTA + m.name)
+            return self._mdelta(self._mrule(m.name), True) if inline else m
+        if isinstance(m, mf.MNum):
+            return m
+        kids = {f.name: self._mdelta(getattr(m, f.name), inline) for f in fields(m)
+                if not isinstance(getattr(m, f.name), (int, str, Fraction))}
+        out = replace(m, **kids)
+        # −(a − b) is written b − a: the textbook's (ŷ − y), not −(y − ŷ)
+        if isinstance(out, mf.MHad) and isinstance(out.a, mf.MNum) and out.a.value == -1 \
+                and isinstance(out.b, mf.MAdd) and out.b.sign == -1:
+            return mf.MAdd(out.b.b, out.b.a, -1)
+        return out
+
+    def _mprinters(self):
+        s = self.s
+        names = dict(s.names, **{DELTA + d: self.delta_sym[d] for d in self.mdeltas})
+        sym = pr.MatrixPrinter(names, s.L)
+        if not s.numeric:
+            return sym, None
+
+        def value(n):
+            return s.sol.shaped(n[len(DELTA):], "adjoint", 0) if n.startswith(DELTA) else s.sol.shaped(n, "value", 0)
+
+        return sym, pr.MatrixPrinter(names, s.L, value=value, adjoint=lambda n: s.sol.shaped(n, "adjoint", 0))
+
+    def matrix_delta(self, name: str) -> Delta:
+        s = self.s
+        sym, num = self._mprinters()
+        d = self.delta_sym[name]
+        rule, full = self._mdelta(self._mrule(name), False), self._mdelta(self._mrule(name), True)
+        parts = [("=", one(pr.deriv(s.L, s.names[name]))), ("=", sym.chunks(rule)), ("=", sym.chunks(full))]
+        value = ""
+        if num is not None:
+            parts = dedupe(parts)
+            first_num = len(parts)
+            shaped = s.sol.shaped(name, "adjoint", 0)
+            value = pr.shaped_latex(shaped)
+            parts += [("=", num.chunks(full)), ("=", num.chunks(rule)), (relation(shaped.values), one(value))]
+        else:
+            first_num = len(dedupe(parts))
+        return Delta(name, d, s.names[name], layout(d, dedupe(parts), (2, first_num)), value)
+
+    def matrix_grad(self, name: str) -> Grad:
+        s = self.s
+        sym, num = self._mprinters()
+        lhs = pr.deriv(s.L, s.names[name])
+        expr = self._mdelta(self._mrule(name), True)
+        parts = [("=", sym.chunks(expr))]
+        value = ""
+        if num is not None:
+            shaped = s.sol.shaped(name, "adjoint", 0)
+            value = pr.shaped_latex(shaped)
+            parts += [("=", num.chunks(expr)), (relation(shaped.values), one(value))]
+        return Grad(name, s.names[name], layout(lhs, dedupe(parts), (1,)), value)
 
     # ---------------------------------------------------------------- backward pass (scalar)
     def sections(self) -> tuple:
