@@ -148,6 +148,8 @@ def call(name: str, arg: str) -> str:
 
 def indicator(arg: str) -> str:
     """The derivative of ReLU, the indicator 1[x > 0] (0 at x = 0, derive's stated convention)."""
+    if "\\begin{pmatrix}" in arg:    # brackets as tall as the matrices inside them
+        return f"\\mathbf{{1}}\\left[{arg} > 0\\right]"
     return f"\\mathbf{{1}}[{arg} > 0]"
 
 
