@@ -6,11 +6,14 @@ error signal δ_X = ∂L/∂X of each such quantity X, derived once — the chai
 quantity feeding several others summed over them, the δs of the layer after it reused), the local
 derivatives' formulas, the numbers and the value; then every parameter of the layer in one line,
 ∂L/∂p = δ_X · ∂X/∂p, with its formula, numbers and value.  Parameters the problem keeps fixed are
-not derived.  Symbolic specs add the whole formula in named quantities (`full_formula`).
+not derived.  Symbolic specs add the whole formula in named quantities (`_full_chunks`).
 
-Matrix specs get one section per parameter with the matrix-form rules of `derive.matrixform`
-(`Backward(setting).sections()`), written out with the matrices; the older per-parameter chain
-blocks (`scalar_section`) remain for the exercise helpers' use.
+Matrix specs the same way in matrix form (`matrix_layers`): for each layer the error signal
+δ_Z = ∂L/∂Z as a matrix, derived once — the matrix-form rule of `derive.matrixform` in the ∂L/∂Y
+of Z's consumers, then in named quantities and the δs of the layer after it ((Wᵀ·δ) ⊙ f′), then
+the numbers and the value — and each parameter's gradient in one line, ∂L/∂W = δ_Z · Aᵀ with its
+numbers and value.  A large network (`derive.large`) keeps one section per parameter matrix
+(`matrix_section`: the rule, the prerequisites' rules, the numbers).
 """
 from __future__ import annotations
 
@@ -18,22 +21,18 @@ import re
 from dataclasses import fields, replace
 from fractions import Fraction
 
-import sympy as sp
-
 from . import matrixform as mf
 from . import printer as pr
-from .handout import Block, Delta, Factor, Grad, Layer, Section, Setting, distances
+from .handout import Block, Delta, Grad, Layer, Section, Setting, distances
 from .layout import dedupe, group, join, layout, one, paren, relation, shown, sum_chunks
 
 DELTA = "\x00δ:"            # marks a matrix rule's name that stands for an error signal (see _mdelta)
-MAX_FULL_PATHS = 6         # the full sum-over-paths formula is shown up to this many paths
 FULL_FORMULA_WIDTH = 400.0
 
 
 class Backward:
     def __init__(self, setting: Setting):
         self.s = setting
-        self.reg_local: dict = {}    # (of, wrt) -> where the local derivative was derived
         self.reg_adj: dict = {}      # entry (or matrix name) -> where its adjoint was derived
         self.where = ""              # the display of the section being written
 
@@ -194,13 +193,16 @@ class Backward:
             return min(ds) if ds else 10 ** 9
 
         keys = sorted({dist.get(d, 10 ** 9) for d in deltas} | {layer_of(n) for n in s.derived})
+        # a layer is named by its place among all the network's layers (--only may skip some)
+        every = sorted({layer_of(n) for n in s.g.parameters} | set(keys))
         order = [d.name for d in s.spec.forward]
         out = []
-        for k, key in enumerate(keys):
+        for key in keys:
+            k = every.index(key)
             ds = sorted((d for d in deltas if dist.get(d, 10 ** 9) == key), key=order.index)
             dlist = tuple(self.matrix_delta(d) for d in ds)
             glist = tuple(self.matrix_grad(n) for n in s.derived if layer_of(n) == key)
-            out.append(Layer(k, len(keys), dlist, glist, tuple(group(d.eq for d in dlist)),
+            out.append(Layer(k, len(every), dlist, glist, tuple(group(d.eq for d in dlist)),
                              tuple(group(x.eq for x in glist))))
         return tuple(out)
 
@@ -274,132 +276,11 @@ class Backward:
             parts += [("=", num.chunks(expr)), (relation(shaped.values), one(value))]
         return Grad(name, s.names[name], layout(lhs, dedupe(parts), (1,)), value)
 
-    # ---------------------------------------------------------------- backward pass (scalar)
-    def sections(self) -> tuple:
-        out = []
-        for name in self.s.derived:
-            if self.s.matrix_mode:
-                out.append(self.matrix_section(name))
-                continue
-            for entry in self.s.g.quantities[name].entries:
-                out.append(self.scalar_section(name, entry))
-        return tuple(out)
-
-    def scalar_section(self, name: str, entry) -> Section:
-        self.where = self.s.edisp(entry)
-        prereqs: list = []
-        main = self.adjoint_block(entry, prereqs)
-        paths = self.s.calc.paths(entry, limit=64)
-        n_paths = len(paths) if paths is not None else 65
-        full = None
-        if (self.s.symbolic and n_paths <= 64) or 1 < n_paths <= MAX_FULL_PATHS:
-            tex = self.full_formula(entry)
-            if tex and pr.width(tex) <= FULL_FORMULA_WIDTH:
-                full = layout(pr.deriv(self.s.L, self.s.edisp(entry)), [("=", self._full_chunks(entry))])
-        return Section(name, self.s.edisp(entry), pr.deriv(self.s.L, self.s.edisp(entry), inline=True),
-                       main, tuple(prereqs), full, n_paths)
-
-    def _segments(self, factors) -> list:
-        """Chain factors with the identity ones (∂E_total/∂E_o1 = 1) merged into the next one down."""
-        segs, pending = [], []
-        for i, f in enumerate(factors):
-            if f.formula == 1 and i + 1 < len(factors):
-                pending.append(f)
-                continue
-            segs.append((pending[0].of if pending else f.of, f.wrt, f))
-            pending = []
-        return segs
-
-    def local_factor(self, of, wrt, ld) -> Factor:
-        sym = pr.deriv(self.s.edisp(of), self.s.edisp(wrt))
-        key = (of, wrt)
-        value = "" if not self.s.numeric else shown(self.s.sol.local(ld))
-        rel = "" if not self.s.numeric else relation([self.s.sol.local(ld)])
-        formula = pr.tidy(ld.formula)
-        ftex = pr.latex(formula, self.s.names)
-        if key in self.reg_local:
-            where = self.reg_local[key]
-            return Factor(sym, None, value, "above" if where == self.where else where, rel=rel, formula=ftex)
-        self.reg_local[key] = self.where
-        parts = [("=", one(ftex))]
-        if self.s.numeric:
-            n = self.s.sol.local(ld)
-            if formula.free_symbols and not isinstance(formula, sp.Symbol):
-                subst = pr.latex(formula, self.s.names, values=lambda e: self.s.sol.value(e, 0).text)
-                parts.append(("=", one(subst)))
-            parts.append((relation([n]), one(value)))
-        return Factor(sym, layout(sym, parts), value, rel=rel, formula=ftex)
-
-    def adjoint_factor(self, entry) -> Factor:
-        sym = pr.deriv(self.s.L, self.s.edisp(entry))
-        where = self.reg_adj.get(entry, self.where)
-        value = "" if not self.s.numeric else shown(self.s.sol.adjoint(entry))
-        rel = "" if not self.s.numeric else relation([self.s.sol.adjoint(entry)])
-        return Factor(sym, None, value, "above" if where == self.where else where, adjoint=True, rel=rel)
-
-    def ensure_adjoint(self, entry, prereqs: list):
-        if entry == self.s.g.loss_entry or entry in self.reg_adj:
-            return
-        block = self.adjoint_block(entry, prereqs)
-        prereqs.append(block)
-
-    def adjoint_block(self, entry, prereqs: list) -> Block:
-        X = self.s.edisp(entry)
-        target = pr.deriv(self.s.L, X)
-        inline = pr.deriv(self.s.L, X, inline=True)
-        cons = self.s.calc.consumers(entry)
-        if not cons:
-            self.reg_adj[entry] = self.where
-            return Block(target, inline, X, "zero", layout(target, [("=", one("0"))]))
-        if len(cons) > 1:
-            for c in cons:
-                self.ensure_adjoint(c, prereqs)
-            terms = []
-            for c in cons:
-                ld = self.s.calc.local(c, entry)
-                terms.append((self.adjoint_factor(c), self.local_factor(c, entry, ld)))
-            rule_chunks = [("" if i == 0 else "+", f"{a.sym} \\cdot {b.sym}") for i, (a, b) in enumerate(terms)]
-            factors = [f for pair in terms for f in pair]
-            product = None
-            if self.s.numeric:
-                num_chunks = [("" if i == 0 else "+", f"{paren(a.value)} \\cdot {paren(b.value)}")
-                              for i, (a, b) in enumerate(terms)]
-                n = self.s.sol.adjoint(entry)
-                product = layout(target, [("=", num_chunks), (relation([n]), one(shown(n)))])
-            self.reg_adj[entry] = self.where
-            return Block(target, inline, X, "branch", layout(target, [("=", rule_chunks)] + self._closed(entry)),
-                         tuple(factors),
-                         product, tuple(self.s.edisp(c) for c in cons))
-        chain = self.s.calc.chain(entry)
-        factors = []
-        if chain.head != self.s.g.loss_entry:
-            self.ensure_adjoint(chain.head, prereqs)
-            factors.append(self.adjoint_factor(chain.head))
-        segs = self._segments(chain.factors)
-        for of, wrt, ld in segs:
-            factors.append(self.local_factor(of, wrt, ld))
-        if segs and segs[0][0] == self.s.g.loss_entry and chain.head == self.s.g.loss_entry:
-            self.reg_adj.setdefault(segs[0][1], self.where)
-        self.reg_adj[entry] = self.where
-        if len(factors) == 1 and chain.head == self.s.g.loss_entry:
-            return Block(target, inline, X, "single", None, tuple(factors))
-        rule = layout(target, [("=", [("" if i == 0 else "\\cdot", f.sym) for i, f in enumerate(factors)])]
-                      + self._closed(entry))
-        product = None
-        if self.s.numeric:
-            n = self.s.sol.adjoint(entry)
-            chunks = [("" if i == 0 else "\\cdot", paren(f.value)) for i, f in enumerate(factors)]
-            product = layout(target, [("=", chunks), (relation([n]), one(shown(n)))])
-        return Block(target, inline, X, "chain", rule, tuple(factors), product)
-
     def _closed(self, entry) -> list:
         """["= closed form"] where the chain simplifies (softmax or σ with the cross-entropy:
         p − t, ŷ − y; see Calculus.closed_form), else []."""
         closed = self.s.calc.closed_form(entry)
         return [] if closed is None else [("=", one(pr.latex(closed, self.s.names)))]
-
-    def full_formula(self, entry) -> str:
-        return join(self._full_chunks(entry))
 
     def _full_chunks(self, entry) -> list:
         """dL/d(entry) written out in named quantities, loss side first, summed over consumers."""

@@ -157,11 +157,15 @@ def test_every_updated_matrix_has_one_gradient_line_after_its_error_signal(spec)
         assert set(ds) == set(_delta_subscripts(ctx).values()), (pid, fmt, lang)
         body = out.split("\n## 5.", 1)[1].split("\n## 6.", 1)[0] if fmt == "md" else out
         assert "We need" not in body and "need_first" not in body
-        # the gradients use the δ by name, and each comes after its δ
+        # the gradients use their layer's δ by name, right after the gradient's symbol, and each
+        # comes after that δ
         for layer in layers:
+            syms = [d.sym for d in layer.deltas]
             for g in layer.grads:
                 line = (md_sections if fmt == "md" else tex_sections)(out)[g.sym]
-                assert "\\delta_{" in line.split("&=", 2)[1 if "&=" in line else 0] or "\\delta_{" in line, (pid, g.name)
+                first = re.split(r" &?(?:=|\\approx) ", line)[1]
+                assert any(d in first for d in syms), (pid, fmt, lang, g.name, line)
+                assert out.index(syms[0] + " &=" if syms[0] + " &=" in out else syms[0] + " =") < out.index(line)
 
 
 def test_error_signals_and_gradients_printed_are_the_reference(spec):
@@ -231,3 +235,16 @@ def test_relu_gradient_gates_by_the_indicator():
     assert "\\delta_{m} = \\frac{\\partial E}{\\partial y_{m}} = y_{m} - y_{t}" in out
     assert ("\\frac{\\partial E}{\\partial W_{\\mathrm{hidden}}} &= \\left(\\delta_{h} \\odot "
             "\\mathbf{1}[W_{\\mathrm{hidden}} \\cdot x > 0]\\right) \\cdot {x}^{\\top}") in out
+
+
+def test_only_keeps_the_layer_names_and_inlines_the_skipped_error_signal():
+    """--only W_hidden: the hidden layer is still called so, and its δ is written through the
+    output layer's rule (no δ_output is derived); the numbers are the reference's."""
+    out = render.render_text(derive.load("sigmoid-2-4-2"), fmt="md", lang="en", only=["W_hidden"])
+    assert "### 5.1 Hidden layer" in out and "Output layer" not in out
+    assert "\\delta_{\\mathrm{output}}" not in out
+    adj, grads, _ = backprop("sigmoid-2-4-2")
+    eq = deltas(out)["\\mathrm{hidden}"]
+    assert "\\left(y - y_{t}\\right) \\odot y \\odot \\left(1 - y\\right)" in eq
+    assert _matches(last_matrix(eq), adj["z_hidden"], False)
+    assert _matches(last_matrix(md_sections(out)["W_{\\mathrm{hidden}}"]), grads["W_hidden"], False)
