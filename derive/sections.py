@@ -252,6 +252,12 @@ class Backward:
         d = self.delta_sym[name]
         rule, full = self._mdelta(self._mrule(name), False), self._mdelta(self._mrule(name), True)
         parts = [("=", one(pr.deriv(s.L, s.names[name]))), ("=", sym.chunks(rule)), ("=", sym.chunks(full))]
+        terms = s.rules[name].terms
+        if len(terms) == 1 and terms[0].general is not None:
+            # softmax + cross-entropy: p·Σt − t, which is p − t because t is one-hot (Σt = 1)
+            t_name = s.names[terms[0].expr.b.name]
+            parts[1:2] = [("=", sym.chunks(terms[0].general)),
+                          (f"\\overset{{\\operatorname{{sum}}({t_name}) = 1}}{{=}}", sym.chunks(rule))]
         value = ""
         if num is not None:
             parts = dedupe(parts)
