@@ -7,7 +7,7 @@ dL/dY and named quantities, derived from Y's definition by the vector-Jacobian r
     Y = A ± B:      dL/dA += dL/dY,            dL/dB += ±dL/dY       (summed where broadcast)
     Y = A * B:      dL/dA += dL/dY ⊙ B  (elementwise)
     Y = f(A):       dL/dA += dL/dY ⊙ f'(A)     (σ' = Y ⊙ (1 − Y), tanh' = 1 − Y ⊙ Y, exp' = Y)
-    Y = ‖A‖²_F:     dL/dA += 2 · dL/dY · A;   Y = sum(A): dL/dA += dL/dY · 1
+    Y = ‖A‖²_F:     dL/dA += 2 · dL/dY · A;   Y = sum(A): dL/dA += dL/dY · 1;   Y = mean(A): dL/dA += dL/dY · 1/n
 Each rule is data (`MExpr` trees) that the handouts print and `verify` evaluates entry by entry
 against the scalar derivation.  A definition outside these rules gives no matrix form.
 """
@@ -333,6 +333,13 @@ def _vjp(tree, G, shape, whole: str | None = None):
             # d sum(A)/dA = 1 (a matrix of ones; a number broadcasts by itself)
             ones = G if isinstance(G, MNum) else had(G, MFun("ones", _value(arg)))
             return _vjp(arg, ones, shape)
+        if tree.fn == "mean":
+            # d mean(A)/dA = 1/n (n the number of entries of A)
+            n = 1
+            for d in shape(arg) or ():
+                n *= d
+            ones = G if isinstance(G, MNum) else had(G, MFun("ones", _value(arg)))
+            return _vjp(arg, scale(Fraction(1, n), ones), shape)
         if tree.fn in DERIVATIVE_OF:
             Y = MSym(whole) if whole else _value(tree)
             return _vjp(arg, had(G, DERIVATIVE_OF[tree.fn](Y, _value(arg))), shape)

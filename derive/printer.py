@@ -148,6 +148,8 @@ def call(name: str, arg: str) -> str:
 
 def indicator(arg: str) -> str:
     """The derivative of ReLU, the indicator 1[x > 0] (0 at x = 0, derive's stated convention)."""
+    if "\\begin{pmatrix}" in arg:    # brackets as tall as the matrices inside them
+        return f"\\mathbf{{1}}\\left[{arg} > 0\\right]"
     return f"\\mathbf{{1}}[{arg} > 0]"
 
 
@@ -488,7 +490,11 @@ class PiecePrinter(Printer):
                          (("", fraction(c)), ("\\cdot", bt)) if self.numeric else ())
         sym = "\\cdot" if isinstance(m, mf.MMul) else "\\odot"
         a, b = self.piece(m.a), self.piece(m.b)
-        at = a.tex if a.prec >= MUL and a.prec != NEG else f"\\left({a.tex}\\right)"
+        # a matrix product inside an elementwise one (or the other way round) keeps its
+        # parentheses: (Wᵀ · δ) ⊙ a, not Wᵀ · δ ⊙ a
+        mixed_a = isinstance(m.a, (mf.MMul, mf.MHad)) and type(m.a) is not type(m) \
+            and not (isinstance(m.a, mf.MHad) and isinstance(m.a.a, mf.MNum))
+        at = a.tex if a.prec >= MUL and a.prec != NEG and not mixed_a else f"\\left({a.tex}\\right)"
         bt = b.tex if b.prec > MUL else f"\\left({b.tex}\\right)"
         if b.prec == MUL and type(m.b) is type(m) and not isinstance(getattr(m.b, "a", None), mf.MNum):
             bt = b.tex  # associative: A ⊙ (B ⊙ C) = A ⊙ B ⊙ C
@@ -496,7 +502,7 @@ class PiecePrinter(Printer):
             bchunks[0] = (sym, bchunks[0][1])
         else:
             bchunks = [(sym, bt)]
-        achunks = list(a.chunks) if a.chunks and a.prec == MUL else [("", at)]
+        achunks = list(a.chunks) if a.chunks and a.prec == MUL and not mixed_a else [("", at)]
         return Piece(f"{at} {sym} {bt}", MUL, tuple(achunks + bchunks))
 
     _print_MHad = _print_MMul

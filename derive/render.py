@@ -10,8 +10,8 @@ in front of the built-in one, so any template can be replaced by file name.
 The worked solution: the network (TikZ / Mermaid), the given numbers (with η and the functions
 used, defined), the forward pass (formula → numbers → value, one aligned display), the loss, the
 backward pass layer by layer (each weighted sum's error signal δ = ∂L/∂net once — ∂-chain, formulas,
-numbers, value — then each updated parameter in one line ∂L/∂p = δ·∂net/∂p; matrix specs use the
-matrix-form rules), the update rule once and each parameter's numbers, the forward pass again with
+numbers, value — then each updated parameter in one line ∂L/∂p = δ·∂net/∂p; matrix specs the same
+in matrix form, δ = ∂L/∂Z as a matrix and ∂L/∂W = δ·Aᵀ), the update rule once and each parameter's numbers, the forward pass again with
 the new loss, and teaching remarks where the numbers call for them (`derive.remarks`).  Parameters
 the problem keeps fixed get one sentence, not a derivation.  Symbolic specs get formulas only;
 `--mode exercise` and `--mode key` are `derive.exercise_context`'s (sheets and keys of their own).
@@ -96,8 +96,8 @@ class Builder:
         ctx.update(
             forward=forward(s, 0),
             loss_step=step(s, s.loss, 0),
-            sections=Backward(s).sections() if s.matrix_mode else (),
-            layers=() if s.matrix_mode else Backward(s).layers(),
+            sections=(),
+            layers=Backward(s).layers(),
             fixed=tuple(s.names[n] for n in g.parameters if n in s.selected and n not in s.derived),
             updates=updates(s) if spec.steps >= 1 else (),
             update_rule=update_rule(s),

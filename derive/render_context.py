@@ -149,8 +149,8 @@ def updates(s: Setting) -> tuple:
         if s.numeric:       # the rule is stated once (update_rule), each parameter gets its numbers
             grad = s.sol.shaped(name, "adjoint", 0)
             new = s.sol.shaped(name, "value", 1)
-            parts.append(("=", [("", s.value_tex(name)), ("-", eta),
-                                ("\\cdot", paren(pr.shaped_latex(grad)))]))
+            # η and the gradient stay on one line: no "− 0.01" dangling before a matrix
+            parts.append(("=", [("", s.value_tex(name)), ("-", f"{eta} \\cdot {paren(pr.shaped_latex(grad))}")]))
             parts.append((relation(new.values), one(pr.shaped_latex(new))))
         out.append(Update(name, d, layout(lhs, parts)))
     return tuple(out)

@@ -6,35 +6,40 @@ error signal δ_X = ∂L/∂X of each such quantity X, derived once — the chai
 quantity feeding several others summed over them, the δs of the layer after it reused), the local
 derivatives' formulas, the numbers and the value; then every parameter of the layer in one line,
 ∂L/∂p = δ_X · ∂X/∂p, with its formula, numbers and value.  Parameters the problem keeps fixed are
-not derived.  Symbolic specs add the whole formula in named quantities (`full_formula`).
+not derived.  Symbolic specs add the whole formula in named quantities (`_full_chunks`).
 
-Matrix specs get one section per parameter with the matrix-form rules of `derive.matrixform`
-(`Backward(setting).sections()`), written out with the matrices; the older per-parameter chain
-blocks (`scalar_section`) remain for the exercise helpers' use.
+Matrix specs the same way in matrix form (`matrix_layers`): for each layer the error signal
+δ_Z = ∂L/∂Z as a matrix, derived once — the matrix-form rule of `derive.matrixform` in the ∂L/∂Y
+of Z's consumers, then in named quantities and the δs of the layer after it ((Wᵀ·δ) ⊙ f′), then
+the numbers and the value — and each parameter's gradient in one line, ∂L/∂W = δ_Z · Aᵀ with its
+numbers and value.  A large network (`derive.large`) keeps one section per parameter matrix
+(`matrix_section`: the rule, the prerequisites' rules, the numbers).
 """
 from __future__ import annotations
 
 import re
+from dataclasses import fields, replace
+from fractions import Fraction
 
-import sympy as sp
-
+from . import matrixform as mf
 from . import printer as pr
-from .handout import Block, Delta, Factor, Grad, Layer, Section, Setting, distances
-from .layout import group, join, layout, one, paren, relation, shown, sum_chunks
+from .handout import Block, Delta, Grad, Layer, Section, Setting, distances
+from .layout import dedupe, group, join, layout, one, paren, relation, shown, sum_chunks
 
-MAX_FULL_PATHS = 6         # the full sum-over-paths formula is shown up to this many paths
+DELTA = "\x00δ:"            # marks a matrix rule's name that stands for an error signal (see _mdelta)
 FULL_FORMULA_WIDTH = 400.0
 
 
 class Backward:
     def __init__(self, setting: Setting):
         self.s = setting
-        self.reg_local: dict = {}    # (of, wrt) -> where the local derivative was derived
         self.reg_adj: dict = {}      # entry (or matrix name) -> where its adjoint was derived
         self.where = ""              # the display of the section being written
 
     # ---------------------------------------------------------------- backward pass (layers of δ)
     def layers(self) -> tuple:
+        if self.s.matrix_mode:
+            return self.matrix_layers()
         s, g, calc = self.s, self.s.g, self.s.calc
         params = [(n, e) for n in s.derived for e in g.quantities[n].entries]
         deltas: dict = {}
@@ -162,132 +167,126 @@ class Backward:
             breaks = (2,)
         return Grad(name, s.edisp(entry), layout(lhs, parts, breaks), value)
 
-    # ---------------------------------------------------------------- backward pass (scalar)
-    def sections(self) -> tuple:
+    # ---------------------------------------------------------------- backward pass (matrix form)
+    def matrix_layers(self) -> tuple:
+        """The layers of a matrix spec, as `layers` gives them for scalar ones: the error signal of
+        each quantity a derived parameter enters directly, δ_Z = ∂L/∂Z as a matrix, derived once
+        (the matrix-form rule in the ∂L/∂Y of Z's consumers, the same in named quantities and the
+        δs of the layer after it, the numbers, the value); then each parameter's gradient in one
+        line, ∂L/∂W = δ_Z · Aᵀ with its numbers and value."""
+        s, rules = self.s, self.s.rules
+        deltas: list = []
+        for name in s.derived:
+            for t in rules[name].terms if name in rules else ():
+                if t.consumer != s.loss and t.consumer not in deltas:
+                    deltas.append(t.consumer)
+        dist = {s.loss: 0}
+        for d in reversed(s.spec.forward):
+            cs = [dist[t.consumer] for t in rules[d.name].terms if t.consumer in dist] if d.name in rules else []
+            if cs and d.name not in dist:
+                dist[d.name] = 1 + min(cs)
+        self.delta_sym = delta_symbols({d: s.names[d] for d in deltas})
+        self.mdeltas = tuple(deltas)
+
+        def layer_of(name) -> int:
+            ds = [dist.get(t.consumer, 10 ** 9) for t in rules[name].terms] if name in rules else []
+            return min(ds) if ds else 10 ** 9
+
+        keys = sorted({dist.get(d, 10 ** 9) for d in deltas} | {layer_of(n) for n in s.derived})
+        # a layer is named by its place among all the network's layers (--only may skip some)
+        every = sorted({layer_of(n) for n in s.g.parameters} | set(keys))
+        order = [d.name for d in s.spec.forward]
         out = []
-        for name in self.s.derived:
-            if self.s.matrix_mode:
-                out.append(self.matrix_section(name))
-                continue
-            for entry in self.s.g.quantities[name].entries:
-                out.append(self.scalar_section(name, entry))
+        for key in keys:
+            k = every.index(key)
+            ds = sorted((d for d in deltas if dist.get(d, 10 ** 9) == key), key=order.index)
+            dlist = tuple(self.matrix_delta(d) for d in ds)
+            glist = tuple(self.matrix_grad(n) for n in s.derived if layer_of(n) == key)
+            out.append(Layer(k, len(every), dlist, glist, tuple(group(d.eq for d in dlist)),
+                             tuple(group(x.eq for x in glist))))
         return tuple(out)
 
-    def scalar_section(self, name: str, entry) -> Section:
-        self.where = self.s.edisp(entry)
-        prereqs: list = []
-        main = self.adjoint_block(entry, prereqs)
-        paths = self.s.calc.paths(entry, limit=64)
-        n_paths = len(paths) if paths is not None else 65
-        full = None
-        if (self.s.symbolic and n_paths <= 64) or 1 < n_paths <= MAX_FULL_PATHS:
-            tex = self.full_formula(entry)
-            if tex and pr.width(tex) <= FULL_FORMULA_WIDTH:
-                full = layout(pr.deriv(self.s.L, self.s.edisp(entry)), [("=", self._full_chunks(entry))])
-        return Section(name, self.s.edisp(entry), pr.deriv(self.s.L, self.s.edisp(entry), inline=True),
-                       main, tuple(prereqs), full, n_paths)
+    def _mrule(self, name: str):
+        """∂L/∂name as one matrix expression: the sum of its rule's terms."""
+        terms = [t.expr for t in self.s.rules[name].terms]
+        out = terms[0]
+        for t in terms[1:]:
+            out = mf.MAdd(out, t)
+        return out
 
-    def _segments(self, factors) -> list:
-        """Chain factors with the identity ones (∂E_total/∂E_o1 = 1) merged into the next one down."""
-        segs, pending = [], []
-        for i, f in enumerate(factors):
-            if f.formula == 1 and i + 1 < len(factors):
-                pending.append(f)
-                continue
-            segs.append((pending[0].of if pending else f.of, f.wrt, f))
-            pending = []
-        return segs
+    def _mdelta(self, m, inline: bool):
+        """The expression with the adjoints of δ quantities named by their δ (DELTA + name) and,
+        when `inline`, every other adjoint replaced by its own rule (in δs and named quantities)."""
+        if isinstance(m, mf.MSym):
+            if not m.adjoint:
+                return m
+            if m.name in self.mdeltas:
+                return mf.MSym(DELTA + m.name)
+            return self._mdelta(self._mrule(m.name), True) if inline else m
+        if isinstance(m, mf.MNum):
+            return m
+        kids = {f.name: self._mdelta(getattr(m, f.name), inline) for f in fields(m)
+                if not isinstance(getattr(m, f.name), (int, str, Fraction))}
+        out = replace(m, **kids)
+        # −(a − b) is written b − a: the textbook's (ŷ − y), not −(y − ŷ)
+        if isinstance(out, mf.MHad) and isinstance(out.a, mf.MNum) and out.a.value == -1 \
+                and isinstance(out.b, mf.MAdd) and out.b.sign == -1:
+            return mf.MAdd(out.b.b, out.b.a, -1)
+        return out
 
-    def local_factor(self, of, wrt, ld) -> Factor:
-        sym = pr.deriv(self.s.edisp(of), self.s.edisp(wrt))
-        key = (of, wrt)
-        value = "" if not self.s.numeric else shown(self.s.sol.local(ld))
-        rel = "" if not self.s.numeric else relation([self.s.sol.local(ld)])
-        formula = pr.tidy(ld.formula)
-        ftex = pr.latex(formula, self.s.names)
-        if key in self.reg_local:
-            where = self.reg_local[key]
-            return Factor(sym, None, value, "above" if where == self.where else where, rel=rel, formula=ftex)
-        self.reg_local[key] = self.where
-        parts = [("=", one(ftex))]
-        if self.s.numeric:
-            n = self.s.sol.local(ld)
-            if formula.free_symbols and not isinstance(formula, sp.Symbol):
-                subst = pr.latex(formula, self.s.names, values=lambda e: self.s.sol.value(e, 0).text)
-                parts.append(("=", one(subst)))
-            parts.append((relation([n]), one(value)))
-        return Factor(sym, layout(sym, parts), value, rel=rel, formula=ftex)
+    def _mprinters(self):
+        s = self.s
+        names = dict(s.names, **{DELTA + d: self.delta_sym[d] for d in self.mdeltas})
+        sym = pr.MatrixPrinter(names, s.L)
+        if not s.numeric:
+            return sym, None
 
-    def adjoint_factor(self, entry) -> Factor:
-        sym = pr.deriv(self.s.L, self.s.edisp(entry))
-        where = self.reg_adj.get(entry, self.where)
-        value = "" if not self.s.numeric else shown(self.s.sol.adjoint(entry))
-        rel = "" if not self.s.numeric else relation([self.s.sol.adjoint(entry)])
-        return Factor(sym, None, value, "above" if where == self.where else where, adjoint=True, rel=rel)
+        def value(n):
+            return s.sol.shaped(n[len(DELTA):], "adjoint", 0) if n.startswith(DELTA) else s.sol.shaped(n, "value", 0)
 
-    def ensure_adjoint(self, entry, prereqs: list):
-        if entry == self.s.g.loss_entry or entry in self.reg_adj:
-            return
-        block = self.adjoint_block(entry, prereqs)
-        prereqs.append(block)
+        return sym, pr.MatrixPrinter(names, s.L, value=value, adjoint=lambda n: s.sol.shaped(n, "adjoint", 0))
 
-    def adjoint_block(self, entry, prereqs: list) -> Block:
-        X = self.s.edisp(entry)
-        target = pr.deriv(self.s.L, X)
-        inline = pr.deriv(self.s.L, X, inline=True)
-        cons = self.s.calc.consumers(entry)
-        if not cons:
-            self.reg_adj[entry] = self.where
-            return Block(target, inline, X, "zero", layout(target, [("=", one("0"))]))
-        if len(cons) > 1:
-            for c in cons:
-                self.ensure_adjoint(c, prereqs)
-            terms = []
-            for c in cons:
-                ld = self.s.calc.local(c, entry)
-                terms.append((self.adjoint_factor(c), self.local_factor(c, entry, ld)))
-            rule_chunks = [("" if i == 0 else "+", f"{a.sym} \\cdot {b.sym}") for i, (a, b) in enumerate(terms)]
-            factors = [f for pair in terms for f in pair]
-            product = None
-            if self.s.numeric:
-                num_chunks = [("" if i == 0 else "+", f"{paren(a.value)} \\cdot {paren(b.value)}")
-                              for i, (a, b) in enumerate(terms)]
-                n = self.s.sol.adjoint(entry)
-                product = layout(target, [("=", num_chunks), (relation([n]), one(shown(n)))])
-            self.reg_adj[entry] = self.where
-            return Block(target, inline, X, "branch", layout(target, [("=", rule_chunks)] + self._closed(entry)),
-                         tuple(factors),
-                         product, tuple(self.s.edisp(c) for c in cons))
-        chain = self.s.calc.chain(entry)
-        factors = []
-        if chain.head != self.s.g.loss_entry:
-            self.ensure_adjoint(chain.head, prereqs)
-            factors.append(self.adjoint_factor(chain.head))
-        segs = self._segments(chain.factors)
-        for of, wrt, ld in segs:
-            factors.append(self.local_factor(of, wrt, ld))
-        if segs and segs[0][0] == self.s.g.loss_entry and chain.head == self.s.g.loss_entry:
-            self.reg_adj.setdefault(segs[0][1], self.where)
-        self.reg_adj[entry] = self.where
-        if len(factors) == 1 and chain.head == self.s.g.loss_entry:
-            return Block(target, inline, X, "single", None, tuple(factors))
-        rule = layout(target, [("=", [("" if i == 0 else "\\cdot", f.sym) for i, f in enumerate(factors)])]
-                      + self._closed(entry))
-        product = None
-        if self.s.numeric:
-            n = self.s.sol.adjoint(entry)
-            chunks = [("" if i == 0 else "\\cdot", paren(f.value)) for i, f in enumerate(factors)]
-            product = layout(target, [("=", chunks), (relation([n]), one(shown(n)))])
-        return Block(target, inline, X, "chain", rule, tuple(factors), product)
+    def matrix_delta(self, name: str) -> Delta:
+        s = self.s
+        sym, num = self._mprinters()
+        d = self.delta_sym[name]
+        rule, full = self._mdelta(self._mrule(name), False), self._mdelta(self._mrule(name), True)
+        parts = [("=", one(pr.deriv(s.L, s.names[name]))), ("=", sym.chunks(rule)), ("=", sym.chunks(full))]
+        terms = s.rules[name].terms
+        if len(terms) == 1 and terms[0].general is not None:
+            # softmax + cross-entropy: p·Σt − t, which is p − t because t is one-hot (Σt = 1)
+            t_name = s.names[terms[0].expr.b.name]
+            parts[1:2] = [("=", sym.chunks(terms[0].general)),
+                          (f"\\overset{{\\operatorname{{sum}}({t_name}) = 1}}{{=}}", sym.chunks(rule))]
+        value = ""
+        if num is not None:
+            parts = dedupe(parts)
+            first_num = len(parts)
+            shaped = s.sol.shaped(name, "adjoint", 0)
+            value = pr.shaped_latex(shaped)
+            parts += [("=", num.chunks(full)), ("=", num.chunks(rule)), (relation(shaped.values), one(value))]
+        else:
+            first_num = len(dedupe(parts))
+        return Delta(name, d, s.names[name], layout(d, dedupe(parts), (2, first_num)), value)
+
+    def matrix_grad(self, name: str) -> Grad:
+        s = self.s
+        sym, num = self._mprinters()
+        lhs = pr.deriv(s.L, s.names[name])
+        expr = self._mdelta(self._mrule(name), True)
+        parts = [("=", sym.chunks(expr))]
+        value = ""
+        if num is not None:
+            shaped = s.sol.shaped(name, "adjoint", 0)
+            value = pr.shaped_latex(shaped)
+            parts += [("=", num.chunks(expr)), (relation(shaped.values), one(value))]
+        return Grad(name, s.names[name], layout(lhs, dedupe(parts), (1,)), value)
 
     def _closed(self, entry) -> list:
         """["= closed form"] where the chain simplifies (softmax or σ with the cross-entropy:
         p − t, ŷ − y; see Calculus.closed_form), else []."""
         closed = self.s.calc.closed_form(entry)
         return [] if closed is None else [("=", one(pr.latex(closed, self.s.names)))]
-
-    def full_formula(self, entry) -> str:
-        return join(self._full_chunks(entry))
 
     def _full_chunks(self, entry) -> list:
         """dL/d(entry) written out in named quantities, loss side first, summed over consumers."""

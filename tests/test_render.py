@@ -358,7 +358,9 @@ def test_hidden_neuron_sums_over_its_consumers():
 
 def test_matrix_specs_show_the_matrix_form_rule():
     md = text("matrix-linear", "md", "en")
-    assert "\\frac{\\partial E}{\\partial W_{2}} = {H}^{\\top} \\cdot \\frac{\\partial E}{\\partial P}" in md
+    # the gradient through the layer's error signal δ_P = ∂E/∂P (derived once, before it)
+    assert "\\frac{\\partial E}{\\partial W_{2}} = {H}^{\\top} \\cdot \\delta_{P}" in md
+    assert "\\delta_{P} = \\frac{\\partial E}{\\partial P} = \\frac{\\partial E}{\\partial \\delta} = \\delta" in md
     # the product written out with the transposed matrix, as the document does
     assert ("\\begin{pmatrix} 7 & 0 \\\\ 15 & 1 \\end{pmatrix} \\cdot \\begin{pmatrix} 2 & 3 \\\\ 2 & 1 "
             "\\end{pmatrix} = \\begin{pmatrix} 14 & 21 \\\\ 32 & 46 \\end{pmatrix}") in md
@@ -664,7 +666,7 @@ def test_template_dir_overrides_by_file_name(tmp_path):
     assert r.stdout == "Only 2-2-2 sigmoid network with shared biases (Mazur-style example, other numbers): " \
                        "2 layers\n"
     # a LaTeX template too, and user text stays escaped through the filter
-    (tmp_path / "solution.tex.j2").write_text("\\VAR{title | tex} \\BLOCK{for s in sections}x\\BLOCK{endfor}\n")
+    (tmp_path / "solution.tex.j2").write_text("\\VAR{title | tex} \\BLOCK{for s in layers}x\\BLOCK{endfor}\n")
     r = run_cli("render", "matrix-linear", "--format", "tex", "--template-dir", tmp_path)
     assert r.stdout.endswith("xx\n") and "X·W1·W2" in r.stdout   # matrix-linear is lang = "zh": its title_zh
 

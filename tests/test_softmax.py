@@ -191,7 +191,9 @@ def test_cli_solve_render_and_entry_eval():
     md = run_cli("render", "softmax-3", "--lang", "en").stdout
     assert "\\operatorname{softmax}" in md
     assert re.search(SUM_T + r" \\overset\{\\operatorname\{sum\}\(t\) = 1\}\{=\} p - t", md), md
-    assert "\\frac{\\partial L}{\\partial W} = \\frac{\\partial L}{\\partial z} \\cdot {x}^{\\top}" in md
+    # the gradient through the layer's error signal δ_z = ∂L/∂z = p − t, derived once before it
+    assert "\\delta_{z} = \\frac{\\partial L}{\\partial z} = " in md
+    assert "\\frac{\\partial L}{\\partial W} &= \\delta_{z} \\cdot {x}^{\\top}" in md
 
 
 # ---------------------------------------------------------------- the checker and one-hot
