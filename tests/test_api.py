@@ -6,7 +6,7 @@ import re
 import pytest
 
 import derive
-from derive import api, solve
+from derive import api, display, solve
 from derive.render import render_text
 
 import reference as ref
@@ -87,7 +87,7 @@ def test_check_report_displays_as_a_table():
     for row, claim in zip(rows, data["claims"]):
         cells = [c.strip() for c in row.strip("|").split(" | ")]
         assert cells[0] == str(claim["index"])
-        assert cells[4] == api.VERDICT_NAMES["en"][claim["verdict"]]
+        assert cells[4] == display.VERDICT_NAMES["en"][claim["verdict"]]
     assert table.rstrip().endswith(report.summary)
     counts = data["summary"]
     assert report.summary.startswith(f"{len(rows)} claims: {counts['correct']} correct")
