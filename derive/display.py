@@ -136,9 +136,13 @@ class Report:
     def __str__(self) -> str:
         return text_report(self.claims_file, list(self.results), self.digits, self.lang)
 
+    def _heads(self) -> tuple:
+        """The table's column heads; the last (the reason) only in the HTML table."""
+        return {"en": ("#", "claim", "claimed", f"true ({self.digits} digits)", "verdict", "diagnosis", "why"),
+                "zh": ("#", "原文断言", "原文", f"真值（{self.digits} 位）", "判定", "诊断", "说明")}[self.lang]
+
     def _repr_markdown_(self) -> str:
-        heads = {"en": ("#", "claim", "claimed", f"true ({self.digits} digits)", "verdict", "diagnosis"),
-                 "zh": ("#", "原文断言", "原文", f"真值（{self.digits} 位）", "判定", "诊断")}[self.lang]
+        heads = self._heads()[:-1]
         names = VERDICT_NAMES[self.lang]
         lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
         for r in self.results:
@@ -149,8 +153,7 @@ class Report:
         return "\n".join(lines) + "\n\n" + md_text(self.summary) + "\n"
 
     def _repr_html_(self) -> str:
-        heads = {"en": ("#", "claim", "claimed", f"true ({self.digits} digits)", "verdict", "diagnosis", "why"),
-                 "zh": ("#", "原文断言", "原文", f"真值（{self.digits} 位）", "判定", "诊断", "说明")}[self.lang]
+        heads = self._heads()
         names = VERDICT_NAMES[self.lang]
         rows = [(str(r.claim.index), r.claim.of, _plain(r.claimed), _plain(r.true_digits), names[r.verdict],
                  diagnosis_name(r.diagnosis, self.lang), r.message) for r in self.results]

@@ -158,16 +158,26 @@ def _math_body(tex) -> str:
     return tex.replace("|", "\\vert{}")
 
 
+def _inline(tex) -> str:
+    """Math for one line: its body with every run of whitespace one space."""
+    return " ".join(_math_body(tex).split())
+
+
+def _display_lines(tex) -> str:
+    """Math for a display block: its body's lines, without blank ones."""
+    lines = [ln.rstrip() for ln in _math_body(tex).split("\n")]
+    return "\n".join(ln for ln in lines if ln.strip())
+
+
 def md_math(tex) -> str:
     """Inline math for GitHub Markdown: `` $`…`$ `` (math in a code span between dollars), on one line."""
-    body = " ".join(_math_body(tex).split())
+    body = _inline(tex)
     return f"$`{body}`$" if body else ""
 
 
 def md_display(tex) -> str:
     """Display math for GitHub Markdown: a fenced ```` ```math ```` block, without blank lines."""
-    lines = [ln.rstrip() for ln in _math_body(tex).split("\n")]
-    return "```math\n" + "\n".join(ln for ln in lines if ln.strip()) + "\n```"
+    return "```math\n" + _display_lines(tex) + "\n```"
 
 
 MD_MATH_FILTERS = {"imath": md_math, "dmath": md_display}
@@ -176,14 +186,13 @@ MD_MATH_FILTERS = {"imath": md_math, "dmath": md_display}
 def jupyter_math(tex) -> str:
     """Inline math for Jupyter's Markdown (MathJax reads `$…$`; the notebook takes math out
     before the Markdown pass, so nothing inside is eaten), on one line."""
-    body = " ".join(_math_body(tex).split())
+    body = _inline(tex)
     return f"${body}$" if body else ""
 
 
 def jupyter_display(tex) -> str:
     """Display math for Jupyter's Markdown: `$$…$$` on lines of its own, without blank lines."""
-    lines = [ln.rstrip() for ln in _math_body(tex).split("\n")]
-    return "$$\n" + "\n".join(ln for ln in lines if ln.strip()) + "\n$$"
+    return "$$\n" + _display_lines(tex) + "\n$$"
 
 
 JUPYTER_MATH_FILTERS = {"imath": jupyter_math, "dmath": jupyter_display}
