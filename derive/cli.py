@@ -309,7 +309,7 @@ def cmd_check(args) -> int:
         out = render_report(cf, results, args.format, args.lang, args.digits)
     _emit(args, out)
     if not _writes_stdout(args):
-        print(f"derive: {summary_line(results, args.lang)}", file=sys.stderr)
+        print(f"derive: {summary_line(results, args.lang, cf.demonstration)}", file=sys.stderr)
     return 1 if any(r.verdict == "wrong" for r in results) else 0
 
 

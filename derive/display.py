@@ -128,7 +128,7 @@ class Report:
 
     @property
     def summary(self) -> str:
-        return summary_line(list(self.results), self.lang)
+        return summary_line(list(self.results), self.lang, self.claims_file.demonstration)
 
     def to_json(self) -> dict:
         return to_json(self.claims_file, list(self.results), self.digits)

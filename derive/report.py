@@ -66,7 +66,7 @@ def text_report(cf: ClaimsFile, results: list, digits: int, lang: str = "en") ->
             lines.append(f"[{r.claim.index}] {r.claim.of}（{head}）：{r.message}" if lang == "zh" else
                          f"[{r.claim.index}] {r.claim.of} ({head}): {r.message}")
     lines.append("")
-    lines.append(summary_line(results, lang))
+    lines.append(summary_line(results, lang, cf.demonstration))
     return "\n".join(lines) + "\n"
 
 

@@ -384,6 +384,10 @@ def test_claims_written_for_an_example_are_not_called_errata_of_a_source():
     assert "derive's own example" not in (OUTPUT / "softmax-3.en.md").read_text(encoding="utf-8")
     # a source's claims keep their framing
     assert "The source says" in _read("two-two-two.md") and "原文写的是" in _read("two-two-two.zh.md")
+    # and so does derive check's summary line: 论断 for the example's claims, 原文断言 for a source's
+    demo, source = run_cli("check", "softmax-3", "--lang", "zh"), run_cli("check", "two-two-two", "--lang", "zh")
+    assert "条论断：" in demo.stdout.splitlines()[-1] and "原文断言" not in demo.stdout.splitlines()[-1]
+    assert "条原文断言：" in source.stdout.splitlines()[-1]
 
 
 def test_no_internal_wording_reaches_a_reader():
