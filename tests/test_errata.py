@@ -13,7 +13,7 @@ from pathlib import Path
 import mpmath
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_cli
 from derive import spec as specmod
 from derive.check import check_file
 from derive.errata import note_pieces, safe_math
@@ -357,7 +357,6 @@ def test_chinese_notes_are_complete():
 
 
 def test_note_zh_and_demonstration_are_validated(tmp_path):
-    from conftest import run_cli
     base = 'spec = "softmax-3"\n{top}[[claim]]\nof = "L"\nvalue = "1.7337"\n{extra}'
     for top, extra, what in (("", "note_zh = 3\n", "note_zh must be a string"),
                              ('demonstration = "yes"\n', "", "demonstration")):
