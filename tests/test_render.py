@@ -42,7 +42,9 @@ needs_pdflatex = pytest.mark.skipif(
 HOSTILE_TITLE = r"\input{/etc/passwd} 100% #1 a_b & $x$ {y} ~z^ \end{document} \def\x{1}"
 def _hostile_spec() -> str:
     title = HOSTILE_TITLE.replace("\\", "\\\\")
-    return (f'title = "{title}"\n'
+    # the zh title too (a zh document shows the spec's title only when it is written in Chinese;
+    # titles.document_title): both languages typeset the hostile text
+    return (f'title = "{title}"\ntitle_zh = "反向传播 {title}"\n'
             'source = "\\\\write18{rm -rf /} 50% of #2 \\\\immediate\\\\openout"\n'
             'lang = "en"\n[data]\nx = 2\nt = 1\n[parameters]\nw = 0.5\nb = -0.25\n'
             '[forward]\ny = "w*x + b"\nE = "(t - y)^2"\n[train]\nlearning_rate = 0.1\n')
