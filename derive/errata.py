@@ -399,7 +399,7 @@ def mistake(tex: Tex, r, lang: str, results: list) -> list:
         if r.message.startswith(MESSAGES[lang]["wrong_formula"].split("{tf}")[0]):
             out.append(("t", w["not_equivalent"]))
         else:
-            out.append(("t", _sentence(r.message, lang)))
+            out += message_pieces(tex, _sentence(r.message, lang))
     if r.claim.kind != "value" and not r.claim.constant:
         m = re.search(re.escape(MESSAGES[lang]["given_only"].split("{names}")[0].lstrip(";；")) + r"(.+?)[)）]",
                       r.message)
@@ -414,6 +414,34 @@ def mistake(tex: Tex, r, lang: str, results: list) -> list:
     if r.also:
         out.append(("t", " " + w["also"] if lang == "en" else w["also"]))
         out.append(("t", w["list"].join(diagnosis_name(a, lang) for a in r.also) + w["end"]))
+    return out
+
+
+_QUANTITY_TOKEN = re.compile(r"\bd([A-Za-z][A-Za-z0-9_]*)/d([A-Za-z][A-Za-z0-9_]*)\b|\b[A-Za-z][A-Za-z0-9_]*\b")
+
+
+def message_pieces(tex: Tex, text: str) -> list:
+    """A checker's message as pieces, its quantities typeset: dA/dB of two quantities as ∂A/∂B,
+    a quantity's name (one with a digit, an underscore or a capital letter, so that an English
+    word is never taken for one) as its display name; the rest text."""
+    out, at = [], 0
+    quantities = tex.graph.quantities
+    for m in _QUANTITY_TOKEN.finditer(text):
+        if m.group(1):
+            if m.group(1) not in quantities or m.group(2) not in quantities:
+                continue
+            math = pr.deriv(tex.name(m.group(1)), tex.name(m.group(2)), inline=True)
+        else:
+            word = m.group(0)
+            if word not in quantities or not re.search(r"[0-9_A-Z]", word):
+                continue
+            math = tex.name(word)
+        if m.start() > at:
+            out.append(("t", text[at:m.start()]))
+        out.append(("m", math))
+        at = m.end()
+    if at < len(text):
+        out.append(("t", text[at:]))
     return out
 
 
@@ -505,7 +533,7 @@ def rounding_pieces(tex: Tex, r, lang: str, const_value=None, shown=None) -> tup
         return _pieces(w["truncated"], {"td": td, "tr": tr}), []
     rc = r.rounding
     if rc is None:
-        return [("t", _sentence(r.message, lang))], []
+        return message_pieces(tex, _sentence(r.message, lang)), []
     fill = {"td": td, "tr": tr, "N": rc.digits, "W": _rounded_words(rc.rounded, lang),
             "alt": tex.number(text_at(stated, rc.value)) if (rc.value is not None and stated is not None)
             else (tex.number(sig_text(rc.value, rc.digits)) if rc.value is not None else "")}

@@ -15,8 +15,9 @@ import pytest
 
 from conftest import ROOT, run_cli
 from derive import spec as specmod
+from derive.solve import load as load_problem
 from derive.check import check_file
-from derive.errata import note_pieces, safe_math
+from derive.errata import Tex, message_pieces, note_pieces, safe_math
 from derive.errors import DeriveError
 from derive.hypotheses import DIAGNOSES
 from derive.messages import readable_error
@@ -396,3 +397,16 @@ def test_no_internal_wording_reaches_a_reader():
         if p.suffix in (".md", ".tex"):
             text = p.read_text(encoding="utf-8")
             assert not re.search(r"\d+ bits|SymPy|see errata/|texttt\{errata/|ball arithmetic|球算术", text), p.name
+
+
+def test_a_checkers_message_has_its_quantities_typeset():
+    """A message quoted in the errata writes dA/dB and the problem's names as math, never ASCII
+    (dy_m/dW_output was printed as text); English words stay words even when a quantity has that
+    name in lower case."""
+    tex = Tex(load_problem("linear-2x"))
+    pieces = message_pieces(tex, "dy_m/dW_output would be a Jacobian; E is a scalar, y_t a vector.")
+    assert ("m", "\\partial y_{m}/\\partial W_{\\mathrm{output}}") in pieces
+    assert ("m", "E") in pieces and ("m", "y_{t}") in pieces
+    assert "".join(t for k, t in pieces if k == "t") == " would be a Jacobian;  is a scalar,  a vector."
+    for name in ("md", "zh.md"):
+        assert "dy\\_m/dW\\_output" not in (OUTPUT / "errata" / f"linear-2x.{name}").read_text(encoding="utf-8")
