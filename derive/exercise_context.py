@@ -367,8 +367,22 @@ def answers(problem, groups: tuple, digits: int) -> tuple:
         for a in g.rows:
             value, text = look(a.query)
             rows.append(replace(a, value=value, text=text))
+        rows = one_notation(rows)
         out.append(Group(g.kind, tuple(rows), () if problem.is_symbolic else unchanged(problem, rows, digits)))
     return tuple(out)
+
+
+SMALL = Decimal("0.001")      # below this, a value in a table of m × 10ⁿ values is written so too
+
+
+def one_notation(rows: list) -> list:
+    """One notation for the small values of a table: when one of its values is written as
+    m × 10ⁿ (the engine's form below 10⁻⁵), every value below 10⁻³ in magnitude is written so too
+    (−1.117 × 10⁻⁴ beside −5.499 × 10⁻⁸, not −0.0001117); the digits are the same."""
+    if not any("e" in a.text.lower() for a in rows if a.text):
+        return rows
+    return [replace(a, value=scientific(a.text)) if a.text and "e" not in a.text.lower()
+            and Decimal(a.text) != 0 and abs(Decimal(a.text)) < SMALL else a for a in rows]
 
 
 def unchanged(problem, rows: list, digits: int) -> tuple:

@@ -130,7 +130,8 @@ def test_every_key_number_is_the_independent_value_correctly_rounded(pid):
     assert answers
     for a in answers:
         assert_rounded(a.text, reference_value(pid, a.query), xc.DEFAULT_ANSWER_DIGITS, f"{pid} {a.query}")
-        assert a.value == pr.number(a.text)
+        # shown as printed, or with the same digits as m × 10ⁿ (one notation per table: one_notation)
+        assert a.value in (pr.number(a.text), xc.scientific(a.text))
 
 
 @pytest.mark.parametrize("digits", (2, 6))
@@ -598,3 +599,18 @@ def test_sheets_and_keys_compile_without_overfull_boxes(compiled, job):
     over = [float(v) for v in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
     assert not [v for v in over if v > 1.0], f"{job}: overfull lines {over}"
     assert 1 <= pages <= 5, f"{job}: {pages} pages"
+
+
+def test_a_key_writes_its_small_values_in_one_notation():
+    """When a key's table has a value in m × 10ⁿ form, its other values below 10⁻³ are written so
+    too, with the same digits (sigmoid-2-4-2 had −0.0001117 beside −5.499 × 10⁻⁸)."""
+    row = lambda text: SimpleNamespace(text=text, value=pr.number(text))  # noqa: E731
+    md = (Path(__file__).resolve().parent.parent / "output" / "exercises" / "sigmoid-2-4-2.key.en.md").read_text()
+    cells = re.findall(r"\| \$`(-?[0-9.]+(?: \\times 10\^\{-?\d+\})?)`\$ \|", md)
+    assert any("\\times" in c for c in cells)
+    plain_small = [c for c in cells if "\\times" not in c and 0 < abs(decimal.Decimal(c)) < decimal.Decimal("0.001")]
+    assert not plain_small, plain_small
+    assert "-1.117 \\times 10^{-4}" in md and "-5.499 \\times 10^{-8}" in md
+    # a table without any m × 10ⁿ value keeps its decimals (0.0004568 stays in such a table)
+    plain = [row("0.0004568"), row("0.5")]
+    assert xc.one_notation(plain) == plain
