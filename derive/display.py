@@ -17,7 +17,7 @@ from .check import check_file
 from .escape import JUPYTER_MATH_FILTERS, html_text, md_code, md_text
 from .layout import relation
 from .render import build_context, render_text
-from .report import summary_line, text_report, to_json
+from .report import plain, summary_line, text_report, to_json
 from .verdicts import VERDICT_NAMES, diagnosis_name
 
 __all__ = ["Formula", "Report", "Section", "check_claims", "derivations", "formula", "html", "markdown",
@@ -106,16 +106,13 @@ def derivations(sol) -> dict:
         return {}
     ctx = build_context(sol.problem, sol, lang=sol.lang)
     loss = sol.spec.loss
-    eqs = {st.name: st.eq for st in ctx["forward"]}
-    eqs[loss] = ctx["loss_step"].eq
+    steps = [("forward", st.name, st.eq) for st in ctx["forward"]] + [("loss", loss, ctx["loss_step"].eq)]
     for layer in ctx["layers"]:
-        eqs.update({f"d{loss}/d{d.name}": d.eq for d in layer.deltas})
-        eqs.update({f"d{loss}/d{g.name}": g.eq for g in layer.grads})
-    eqs.update({f"{u.name}@1": u.eq for u in ctx["updates"]})
+        steps += [("delta", d.name, d.eq) for d in layer.deltas] + [("gradient", g.name, g.eq) for g in layer.grads]
+    steps += [("update", u.name, u.eq) for u in ctx["updates"]]
     if ctx["after"]:
-        eqs.update({f"{st.name}@1": st.eq for st in ctx["after"].steps})
-        eqs[f"{loss}@1"] = ctx["after"].loss.eq
-    return eqs
+        steps += [("after", st.name, st.eq) for st in ctx["after"].steps] + [("after", loss, ctx["after"].loss.eq)]
+    return {hp.step_quantity(kind, name, loss): eq for kind, name, eq in steps}
 
 
 @dataclass(frozen=True)
@@ -146,8 +143,8 @@ class Report:
         names = VERDICT_NAMES[self.lang]
         lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
         for r in self.results:
-            cells = [str(r.claim.index), md_code(r.claim.of), md_code(_plain(r.claimed)),
-                     md_code(_plain(r.true_digits)), names[r.verdict],
+            cells = [str(r.claim.index), md_code(r.claim.of), md_code(plain(r.claimed)),
+                     md_code(plain(r.true_digits)), names[r.verdict],
                      md_text(diagnosis_name(r.diagnosis, self.lang)) if r.diagnosis else ""]
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n\n" + md_text(self.summary) + "\n"
@@ -155,20 +152,12 @@ class Report:
     def _repr_html_(self) -> str:
         heads = self._heads()
         names = VERDICT_NAMES[self.lang]
-        rows = [(str(r.claim.index), r.claim.of, _plain(r.claimed), _plain(r.true_digits), names[r.verdict],
+        rows = [(str(r.claim.index), r.claim.of, plain(r.claimed), plain(r.true_digits), names[r.verdict],
                  diagnosis_name(r.diagnosis, self.lang), r.message) for r in self.results]
         head = "".join(f"<th>{html_text(c)}</th>" for c in heads)
         body = "".join("<tr>" + "".join(f"<td>{html_text(c)}</td>" for c in row) + "</tr>" for row in rows)
         return (f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
                 f"<p>{html_text(self.summary)}</p>")
-
-
-def _plain(x) -> str:
-    if x is None:
-        return "—"
-    if isinstance(x, list):
-        return "[" + ", ".join(_plain(v) for v in x) + "]"
-    return str(x)
 
 
 def check_claims(path: str, digits: int = 10, lang: str = "en") -> Report:

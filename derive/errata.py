@@ -48,7 +48,7 @@ from .calculus import Calculus
 from .check import Checker
 from .claims import load_claims
 from .formulas import chain_formula
-from .report import summary, summary_line
+from .report import plain, summary, summary_line
 from .messages import MESSAGES, full_width
 from .verdicts import VERDICT_NAMES, VERDICTS, diagnosis_name, shown_true, sig_text, text_at
 from .errors import DeriveError
@@ -527,8 +527,8 @@ def rounding_pieces(tex: Tex, r, lang: str, const_value=None, shown=None) -> tup
         out.append(("t", w["end"]))
         return out, []
     stated = c.stated[0] if c.kind == "value" else None
-    td = tex.number(shown if shown is not None else _plain(r.true_digits))
-    tr = tex.number(_plain(r.true))
+    td = tex.number(shown if shown is not None else plain(r.true_digits))
+    tr = tex.number(plain(r.true))
     if r.verdict == "truncated":
         return _pieces(w["truncated"], {"td": td, "tr": tr}), []
     rc = r.rounding
@@ -561,16 +561,6 @@ def _chain_line(tex: Tex, item, n: int) -> str:
         b = tex.name(wrt.quantity) if not wrt.index else pr.with_index(tex.name(wrt.quantity), wrt.index, wrt.qshape)
         lhs = pr.deriv(a, b)
     return f"{lhs} \\approx {tex.number(sig_text(v, n) if v else '0')}"
-
-
-def _plain(x) -> str:
-    if x is None:
-        return "—"
-    if isinstance(x, list):
-        if x and isinstance(x[0], list):
-            return "[" + ", ".join("[" + ", ".join(map(str, r)) + "]" for r in x) + "]"
-        return "[" + ", ".join(map(str, x)) + "]"
-    return str(x)
 
 
 def _tex_value(tex: Tex, x) -> str:
@@ -809,8 +799,8 @@ def build_rows(checker: Checker, results: list) -> list:
             explain, chain = rounding_pieces(tex, r, lang, const, shown)
         else:
             explain = []
-        rows.append(Row(c.index, f"claim-{c.index}", c.of, of_tex, c.kind, _plain(r.claimed), claimed_tex,
-                        _plain(r.true), true_tex, _plain(r.true_digits),
+        rows.append(Row(c.index, f"claim-{c.index}", c.of, of_tex, c.kind, plain(r.claimed), claimed_tex,
+                        plain(r.true), true_tex, plain(r.true_digits),
                         "" if formula else _tex_value(tex, r.true_digits),
                         r.verdict, VERDICT_NAMES[lang][r.verdict], r.diagnosis or "",
                         diagnosis_name(r.diagnosis, lang), r.message, note_pieces(c.note, lang, c.note_zh), lines, tuple(r.carries),

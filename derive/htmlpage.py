@@ -31,6 +31,7 @@ no answer boxes (formulas only), nor does a large network (over 30 parameter ent
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from . import engine
+from . import expr as ex
 from . import printer as pr
 from . import templating as tpl
 from .errors import DeriveError
@@ -169,14 +171,21 @@ def quantity_data(rc: Recomputations, text: str, lang: str) -> list:
     return [{"t": value_text(t), "r": r, "m": m} for t, r, m in zip(truth, rounded, mistakes)]
 
 
+def step_quantity(kind: str, name: str, loss: str) -> str:
+    """The quantity a step of the worked solution derives, as derive check reads it: the value of
+    a forward quantity or the loss, dL/dname of an error signal or a gradient, name@1 after the
+    update (an updated parameter, or a quantity of the forward pass again)."""
+    return {"forward": name, "loss": name, "delta": f"d{loss}/d{name}", "gradient": f"d{loss}/d{name}",
+            "update": f"{name}@1", "after": f"{name}@1"}[kind]
+
+
 def entry_text(text: str, index: tuple, shape: tuple) -> str:
-    """An entry of a quantity as derive check reads it (1-based): x[2], W[1,2], dE/dW[1,2], W[1,2]@1."""
+    """An entry of a quantity as derive check reads it (1-based, expr.index_text): x[2], W[1,2],
+    dE/dW[1,2], W[1,2]@1."""
     if not index:
         return text
-    i, j = index
-    idx = f"[{i + 1}]" if shape[1] == 1 else f"[{i + 1},{j + 1}]"
     base, at, step = text.partition("@")
-    return f"{base}{idx}{at}{step}"
+    return f"{base}[{ex.index_text(shape, index[0] * shape[1] + index[1])}]{at}{step}"
 
 
 class Asker:
@@ -198,8 +207,7 @@ class Asker:
         g = self.p.graph
         loss = self.p.spec.loss
         L = self.names[loss]
-        text = {"forward": name, "loss": name, "delta": f"d{loss}/d{name}", "gradient": f"d{loss}/d{name}",
-                "update": f"{name}@1", "after": f"{name}@1"}[kind]
+        text = step_quantity(kind, name, loss)
         q = g.quantities[name]
         entries = [e.index for e in q.entries] if q.shape else [None]
         shown = [ix for ix in entries if ix is not None and pr.with_index(self.names[name], ix, q.shape) == of]
@@ -289,8 +297,7 @@ def _inline_svg(data: bytes) -> str:
 
 def _plain(html_text: str) -> str:
     """A page string for the script (which sets textContent): the HTML escaping undone."""
-    return html_text.replace("&#39;", "'").replace("&#34;", '"').replace("&quot;", '"').replace(
-        "&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return html.unescape(html_text)
 
 
 def solution_fragment(problem, lang: str | None = None, digits: int = DISPLAY_DIGITS, *, diagram: bool = True,

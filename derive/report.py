@@ -35,6 +35,15 @@ def to_json(cf: ClaimsFile, results: list, digits: int) -> dict:
     }
 
 
+def plain(x) -> str:
+    """A claimed or true value as plain text: a number, [a, b] or [[a, b], [c, d]]; — for none."""
+    if x is None:
+        return "—"
+    if isinstance(x, list):
+        return "[" + ", ".join(plain(v) for v in x) + "]"
+    return str(x)
+
+
 def cell(x, width: int = 34) -> str:
     if x is None:
         return "—"
