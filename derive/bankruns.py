@@ -19,6 +19,9 @@ where (an exact tie) the midpoint's rounding is taken, as `engine.certified` doe
 from __future__ import annotations
 
 import decimal
+import multiprocessing
+import os
+import signal
 from dataclasses import replace
 from fractions import Fraction
 from functools import cached_property
@@ -32,6 +35,7 @@ from .hypotheses import hypotheses_of
 from .rounding import _digits_decimal, round_fraction
 from .solve import Problem
 
+MAX_JOBS = 4                     # worker processes of `parallel_map`, at most
 WORK_BITS = int(60 * 3.33) + 64      # the checker's what-if precision (worlds.WORK_BITS)
 TAPE_VARIANTS = 10               # fewer variants: the engine's own runs (recording ≈ 5 of its runs)
 FAILURES = (DeriveError, ArithmeticError, ValueError, engine.Imprecise)
@@ -46,7 +50,7 @@ class Frame:
         self.scalar = variants >= TAPE_VARIANTS and tape.applies(base.program)
         self.exact = base.program.work * 2 <= engine.EXACT_LIMIT     # engine.certified's rule, 1 step
         self._tapes: dict = {}
-        self._memo: dict = {}
+        self.memo: dict = {}             # what `remember` has computed, by key
 
     @property
     def graph(self):
@@ -58,9 +62,9 @@ class Frame:
 
     def remember(self, key, compute):
         """compute() once per key (what every variant shares: a sheet's rows, its context)."""
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return self._memo[key]
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
 
     def problem(self, spec, digits: tuple = ()) -> Problem:
         """A variant's Problem: its graph is the base's (the same structure) with the variant's
@@ -235,4 +239,49 @@ def midpoint(x) -> Fraction:
     return engine._ball_exact(x.mid()) if isinstance(x, engine.arb) else x
 
 
-__all__ = ["Frame", "Runs", "Variant", "WORK_BITS", "exponent", "exponent_of", "is_zero", "midpoint", "rounded", "term_value", "value"]
+# ---------------------------------------------------------------- worker processes
+def jobs_for(n: int, least: int) -> int:
+    """How many worker processes `parallel_map` uses for n tasks: 1 (in this process) below `least`
+    tasks, on one core, or where processes cannot be forked; else min(cores, MAX_JOBS)."""
+    jobs = min(os.cpu_count() or 1, MAX_JOBS)
+    if n < least or jobs < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return jobs
+
+
+_FORKED: list = []          # what a forked worker works on (inherited, not pickled)
+
+
+def _worker_start() -> None:
+    # a worker leaves signals to its parent: Ctrl-C reaches the parent, which stops the pool;
+    # the pool's own SIGTERM at the end stops a worker without a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+
+
+def _call(task):
+    fn, i = task
+    return fn(_FORKED[0], i)
+
+
+def parallel_map(fn, state, n: int, jobs: int) -> list:
+    """[fn(state, i) for i in range(n)], by `jobs` forked worker processes (each inherits `state`;
+    only i and fn(state, i) are pickled), in order: the same list for every number of jobs."""
+    if jobs < 2:
+        return [fn(state, i) for i in range(n)]
+    _FORKED[:] = [state]
+    try:
+        pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_start)
+        try:
+            out = pool.map(_call, [(fn, i) for i in range(n)], chunksize=max(1, n // (4 * jobs)))
+            pool.close()
+        finally:
+            pool.terminate()
+            pool.join()
+        return out
+    finally:
+        _FORKED.clear()
+
+
+__all__ = ["Frame", "Runs", "jobs_for", "parallel_map", "Variant", "WORK_BITS", "exponent", "exponent_of", "is_zero", "midpoint", "rounded", "term_value", "value"]
