@@ -34,6 +34,7 @@ from .exact import ExactContext
 from .hypotheses import hypotheses_of
 from .rounding import _digits_decimal, round_fraction
 from .solve import Problem
+from .summary import Shaped
 
 MAX_JOBS = 4                     # worker processes of `parallel_map`, at most
 WORK_BITS = int(60 * 3.33) + 64      # the checker's what-if precision (worlds.WORK_BITS)
@@ -51,6 +52,7 @@ class Frame:
         self.exact = base.program.work * 2 <= engine.EXACT_LIMIT     # engine.certified's rule, 1 step
         self._tapes: dict = {}
         self.memo: dict = {}             # what `remember` has computed, by key
+        self.compiled: dict = {}         # (text, tree) -> engine.Expression, None, False (`Variant`)
 
     @property
     def graph(self):
@@ -176,15 +178,41 @@ def term_value(frame: Frame, runs: Runs, hyp, prec: int):
 
 
 class Variant(Problem):
-    """A Problem whose per-scalar graph is its frame's base graph (built once for the bank)."""
+    """A Problem whose structure is its frame's base problem's, built once for the bank: the
+    engine's program (`engine.compile_spec` reads only the shapes of the data and parameters and
+    the definitions, which every variant has the same) and the per-scalar graph, each with the
+    variant's spec; the engine's compiled quantities (`engine.compile_quantity`, of the shapes and
+    definitions alone) are compiled once per frame."""
 
     def __init__(self, spec, frame: Frame):
-        super().__init__(spec)
+        base = frame.base.program
+        shapes = {n: v.shape for n, v in (*spec.data.items(), *spec.parameters.items())}
+        if spec.forward != frame.base.spec.forward or shapes != {n: base.shapes[n] for n in shapes} \
+                or spec.loss != base.loss:
+            raise DeriveError("a variant has the structure of its base spec", file=spec.path)
+        self.spec = spec
+        self.program = replace(base, spec=spec)
         self.frame = frame
 
     @cached_property
     def graph(self):
         return replace(self.frame.graph, spec=self.spec)
+
+    def value_of(self, tree, digits: int, text: str):
+        compiled = self.frame.compiled
+        key = (text, tree)
+        if key not in compiled:
+            try:
+                compiled[key] = engine.compile_quantity(self.program, text, where=text, tree=tree)
+            except engine.Unsupported:
+                compiled[key] = None
+            except DeriveError:
+                compiled[key] = False
+        expr = compiled[key]
+        if not expr:             # the per-scalar path, or the error: as Problem's own
+            return super().value_of(tree, digits, text)
+        numbers = engine.solve_numbers(self.program, digits, expr.max_step, [expr], self.runs)[expr]
+        return Shaped(expr.shape, tuple(numbers), expr.shape != () and expr.shape[1] == 1)
 
 
 def _bounds(x) -> tuple:
@@ -265,16 +293,16 @@ def _call(task):
     return fn(_FORKED[0], i)
 
 
-def parallel_map(fn, state, n: int, jobs: int) -> list:
-    """[fn(state, i) for i in range(n)], by `jobs` forked worker processes (each inherits `state`;
-    only i and fn(state, i) are pickled), in order: the same list for every number of jobs."""
+def parallel_map(fn, state, n: int, jobs: int, start: int = 0) -> list:
+    """[fn(state, i) for i in range(start, n)], by `jobs` forked worker processes (each inherits
+    `state`; only i and fn(state, i) are pickled), in order: the same list for every number of jobs."""
     if jobs < 2:
-        return [fn(state, i) for i in range(n)]
+        return [fn(state, i) for i in range(start, n)]
     _FORKED[:] = [state]
     try:
         pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_start)
         try:
-            out = pool.map(_call, [(fn, i) for i in range(n)], chunksize=max(1, n // (4 * jobs)))
+            out = pool.map(_call, [(fn, i) for i in range(start, n)], chunksize=max(1, (n - start) // (4 * jobs)))
             pool.close()
         finally:
             pool.terminate()

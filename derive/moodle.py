@@ -415,7 +415,12 @@ def prepare(bank, *, lang: str, fmt: str = "md", command: str = "", moodle: bool
     jobs = br.jobs_for(n, PARALLEL) if jobs is None else jobs
     if jobs < 2:
         return
-    for got in br.parallel_map(_variant_task(lang, fmt, command, moodle, template_dir), bank, n, jobs):
+    # the first variant here: what every variant shares and is made on first use (the catalogued
+    # mistakes, their what-if tapes, the sheet's context, the compiled templates and quantities)
+    # is then made once, and the workers inherit it
+    task = _variant_task(lang, fmt, command, moodle, template_dir)
+    task(bank, 0)
+    for got in br.parallel_map(task, bank, n, jobs, start=1):
         for k, v in got.items():
             bank.frame.memo.setdefault(k, v)
 

@@ -27,6 +27,7 @@ with exercise_context's contexts and templates.
 """
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -70,6 +71,7 @@ class Bank:
 
 
 # ---------------------------------------------------------------- the grid
+@functools.lru_cache(maxsize=1024)
 def grid(x: Fraction) -> tuple:
     """The values a drawn entry can take in place of x (see the module's docstring)."""
     if x == 0:
