@@ -11,6 +11,10 @@ with the what-if), recorded once on the base program and replayed with each vari
 the same operations on the same operands as the engine's own run of the variant, so the same
 balls; any other program, or a replay that fails, gets the engine's own run.
 
+A variant is a `Variant`: the base problem's engine program and per-scalar graph with the
+variant's spec, its compiled quantities shared by the frame.  `parallel_map` runs a function of
+(state, i) over variants in forked worker processes, results in order.
+
 Every value is used through `rounded` and `exponent`: the correctly rounded decimal and ⌊log₁₀|x|⌋
 of a value, exact for a Fraction, certified for a ball (both ends of the ball agree), else None —
 the caller then asks for the value at twice the precision (`Runs.at`), up to the engine's cap,

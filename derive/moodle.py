@@ -18,8 +18,13 @@ The XML is built with xml.etree.ElementTree; the question text is HTML (built wi
 with math as \\( … \\) and \\[ … \\], which Moodle's MathJax filter reads, and the network diagram
 (`svgdiagram.network_svg`) as the question's embedded file network.svg (`<file encoding="base64">`,
 shown by `<img src="@@PLUGINFILE@@/network.svg">`).  The general feedback is the answers at the digits
-asked, then the variant's worked solution (`htmlpage.solution_fragment`, static HTML; rendered by
-worker processes for a bank of PARALLEL or more variants).
+asked, then the variant's worked solution (`htmlpage.solution_fragment`, static HTML).
+
+A bank of PARALLEL or more variants is worked out by worker processes (`prepare`, called by
+`derive exercise` for Markdown and Moodle): one task per variant does its whole share — its sheet
+and key, spec file and claims template, blanks and worked solution — and the parent keeps the
+results in the bank's frame, where `variants.bank_files` and `quiz` read them, so what is written is
+what those functions compute in one process, byte for byte, for every number of workers.
 """
 from __future__ import annotations
 

@@ -16,14 +16,16 @@ variant at the answer digits.  `Bank.rejected` counts the rejections by reason. 
 variants, same bytes.
 
 The variants share what does not depend on their numbers (`bankruns.Frame`, `Bank.frame`): the base
-problem's per-scalar graph, its catalogued mistakes, the sheet's rows and its context
+problem's engine program and per-scalar graph, its catalogued mistakes, the sheet's rows and its context
 (`variant_context`: only the id and the given numbers are the variant's); each variant's numbers are
 the engine's (its certified runs, replayed from the frame's tapes for a large bank).
 
 Variants are written as spec files (`spec_toml`, read back by `derive.spec` into the same Spec) and
 claims templates (`claims_template`: every asked quantity with an empty value, for `derive check`
 once a student fills it in); `render_bank` renders the sheet or key of all variants in one document
-with exercise_context's contexts and templates.
+with exercise_context's contexts and templates.  Each variant's part of those (`variant_part`,
+`variant_files`) is kept in the frame, so that worker processes can work them out
+(`moodle.prepare`) and the files read them.
 """
 from __future__ import annotations
 
