@@ -9,10 +9,13 @@ measured in the same run: the per-variant full pipeline — each variant loaded 
 its Moodle blanks by the checker's recomputations (`moodle.blanks_recomputed`, query by query),
 its diagram and its worked solution for the feedback — on a few variants, in one process,
 extrapolated to 200 (plus the process's start-up, measured).  The
-ratio says what building the structure once and replaying the engine's runs saves.  Appends its
-table to bench/RESULTS.md.
+ratio says what building the structure once and replaying the engine's runs saves.  With
+`--against DIR` (another checkout, e.g. main's), the same command is run from DIR too, its runs
+interleaved with this checkout's (so both see the same load), and the table gets its row and the
+ratio of the two.  The load average is sampled around every run.  Appends its table to
+bench/RESULTS.md.
 
-    python3 bench/bank.py [--runs 5] [--sample 8]
+    python3 bench/bank.py [--runs 5] [--sample 8] [--against DIR]
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import argparse
 import os
 import platform
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -54,50 +58,90 @@ print((time.perf_counter() - t) / k)
 """ % SEED
 
 
-def timed(cmd: list, runs: int) -> tuple:
+ROOT = HERE.parent
+
+
+HANG = 600                       # s: a run still going then is stopped (with its worker processes)
+
+
+def one_run(cmd: list, cwd: Path) -> tuple:
+    """(wall s, CPU s of the child: user + system, load average before, after) of one run; a run
+    that hangs (older checkouts: a worker stopped by the pool could leave the others waiting on a
+    lock) is stopped with its process group after HANG s and fails."""
+    load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        code = proc.wait(timeout=HANG)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise SystemExit(f"bench/bank.py: {' '.join(map(str, cmd))} (in {cwd}) still running after {HANG} s; stopped")
+    if code != 0:
+        raise SystemExit(f"bench/bank.py: {' '.join(map(str, cmd))} (in {cwd}) failed with {code}")
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, load, os.getloadavg()[0]
+
+
+def timed(cmd: list, runs: int, cwd: Path = ROOT) -> tuple:
     """([wall s per run], median CPU s of the child: user + system)."""
-    walls, cpu = [], []
-    for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        walls.append(time.perf_counter() - t)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    return walls, statistics.median(cpu)
+    got = [one_run(cmd, cwd) for _ in range(runs)]
+    return [g[0] for g in got], statistics.median(g[1] for g in got)
+
+
+def summary(got: list) -> tuple:
+    """(min wall, median wall, median CPU) of one_run results."""
+    return min(g[0] for g in got), statistics.median(g[0] for g in got), statistics.median(g[1] for g in got)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--sample", type=int, default=8, help="variants of the baseline (default: 8)")
+    ap.add_argument("--against", type=Path, help="another checkout whose command runs beside this one's")
     args = ap.parse_args()
     py = sys.executable
-    load0 = os.getloadavg()[0]
+    loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [py, "-m", "derive", "exercise", "two-two-two", "--variants", str(VARIANTS), "--seed", str(SEED),
                "--format", "moodle", "-o", str(Path(tmp) / "bank")]
-        walls, cpu = timed(cmd, args.runs)
+        ours, theirs = [], []
+        for _ in range(args.runs):
+            ours.append(one_run(cmd, ROOT))
+            if args.against:
+                theirs.append(one_run(cmd, args.against))
+        loads += [x for g in ours + theirs for x in g[2:]]
         start, _ = timed([py, "-c", "import derive.variants, derive.moodle"], args.runs)
         per = [float(subprocess.run([py, "-c", BASELINE, str(args.sample)], check=True, capture_output=True,
-                                    text=True).stdout) for _ in range(max(1, args.runs // 2))]
-    load1 = os.getloadavg()[0]
+                                    text=True, cwd=ROOT).stdout) for _ in range(max(1, args.runs // 2))]
+    loads.append(os.getloadavg()[0])
     baseline = statistics.median(start) + VARIANTS * min(per)
-    best, med = min(walls), statistics.median(walls)
+    best, med, cpu = summary(ours)
+    command = f"derive exercise two-two-two --variants {VARIANTS} --seed {SEED} --format moodle"
     rows = [
         "| command | runs | min s | median s | CPU s (median) | baseline s | baseline / min | target s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
-        f"| derive exercise two-two-two --variants {VARIANTS} --seed {SEED} --format moodle | {args.runs} | "
-        f"{best:.2f} | {med:.2f} | {cpu:.2f} | {baseline:.1f} | {baseline / best:.1f} | ≤ {TARGET:g} |",
+        f"| {command} | {args.runs} | {best:.2f} | {med:.2f} | {cpu:.2f} | {baseline:.1f} | {baseline / best:.1f} | "
+        f"≤ {TARGET:g} |",
     ]
+    if theirs:
+        tbest, tmed, tcpu = summary(theirs)
+        rows.append(f"| the same from {args.against} (runs interleaved) | {args.runs} | {tbest:.2f} | {tmed:.2f} | "
+                    f"{tcpu:.2f} | | | |")
+        rows += ["", f"This checkout against {args.against}: wall {tmed / med:.2f}× faster (medians), "
+                 f"CPU {tcpu / cpu:.2f}× less (medians)."]
     text = "\n".join([
         "", "## Exercise bank", "",
         f"Measured by `python3 bench/bank.py` on {time.strftime('%Y-%m-%d')}: {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}; whole process, {args.runs} runs. "
         f"Baseline, in the same run: the per-variant pipeline (own graph, own sheet and key, the checker's "
         f"recomputations for the Moodle blanks, the diagram and the worked solution) on {args.sample} variants, {min(per) * 1000:.0f} ms each, "
-        f"× {VARIANTS} + the import ({statistics.median(start):.2f} s). Load average at the start and the end: "
-        f"{load0:.1f}, {load1:.1f} (on {os.cpu_count()} cores).", "", *rows, ""])
+        f"× {VARIANTS} + the import ({statistics.median(start):.2f} s). Load average (1 min) around the runs: "
+        f"{min(loads):.1f} to {max(loads):.1f}, median {statistics.median(loads):.1f} (on {os.cpu_count()} cores, "
+        f"shared).", "", *rows, ""])
     print(text)
     with open(HERE / "RESULTS.md", "a", encoding="utf-8") as f:
         f.write(text)

@@ -11,6 +11,10 @@ with the what-if), recorded once on the base program and replayed with each vari
 the same operations on the same operands as the engine's own run of the variant, so the same
 balls; any other program, or a replay that fails, gets the engine's own run.
 
+A variant is a `Variant`: the base problem's engine program and per-scalar graph with the
+variant's spec, its compiled quantities shared by the frame.  `parallel_map` runs a function of
+(state, i) over variants in forked worker processes, results in order.
+
 Every value is used through `rounded` and `exponent`: the correctly rounded decimal and ⌊log₁₀|x|⌋
 of a value, exact for a Fraction, certified for a ball (both ends of the ball agree), else None —
 the caller then asks for the value at twice the precision (`Runs.at`), up to the engine's cap,
@@ -19,6 +23,9 @@ where (an exact tie) the midpoint's rounding is taken, as `engine.certified` doe
 from __future__ import annotations
 
 import decimal
+import multiprocessing
+import os
+import signal
 from dataclasses import replace
 from fractions import Fraction
 from functools import cached_property
@@ -31,7 +38,9 @@ from .exact import ExactContext
 from .hypotheses import hypotheses_of
 from .rounding import _digits_decimal, round_fraction
 from .solve import Problem
+from .summary import Shaped
 
+MAX_JOBS = 4                     # worker processes of `parallel_map`, at most
 WORK_BITS = int(60 * 3.33) + 64      # the checker's what-if precision (worlds.WORK_BITS)
 TAPE_VARIANTS = 10               # fewer variants: the engine's own runs (recording ≈ 5 of its runs)
 FAILURES = (DeriveError, ArithmeticError, ValueError, engine.Imprecise)
@@ -46,7 +55,8 @@ class Frame:
         self.scalar = variants >= TAPE_VARIANTS and tape.applies(base.program)
         self.exact = base.program.work * 2 <= engine.EXACT_LIMIT     # engine.certified's rule, 1 step
         self._tapes: dict = {}
-        self._memo: dict = {}
+        self.memo: dict = {}             # what `remember` has computed, by key
+        self.compiled: dict = {}         # (text, tree) -> engine.Expression, None, False (`Variant`)
 
     @property
     def graph(self):
@@ -58,9 +68,9 @@ class Frame:
 
     def remember(self, key, compute):
         """compute() once per key (what every variant shares: a sheet's rows, its context)."""
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return self._memo[key]
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
 
     def problem(self, spec, digits: tuple = ()) -> Problem:
         """A variant's Problem: its graph is the base's (the same structure) with the variant's
@@ -172,15 +182,41 @@ def term_value(frame: Frame, runs: Runs, hyp, prec: int):
 
 
 class Variant(Problem):
-    """A Problem whose per-scalar graph is its frame's base graph (built once for the bank)."""
+    """A Problem whose structure is its frame's base problem's, built once for the bank: the
+    engine's program (`engine.compile_spec` reads only the shapes of the data and parameters and
+    the definitions, which every variant has the same) and the per-scalar graph, each with the
+    variant's spec; the engine's compiled quantities (`engine.compile_quantity`, of the shapes and
+    definitions alone) are compiled once per frame."""
 
     def __init__(self, spec, frame: Frame):
-        super().__init__(spec)
+        base = frame.base.program
+        shapes = {n: v.shape for n, v in (*spec.data.items(), *spec.parameters.items())}
+        if spec.forward != frame.base.spec.forward or shapes != {n: base.shapes[n] for n in shapes} \
+                or spec.loss != base.loss:
+            raise DeriveError("a variant has the structure of its base spec", file=spec.path)
+        self.spec = spec
+        self.program = replace(base, spec=spec)
         self.frame = frame
 
     @cached_property
     def graph(self):
         return replace(self.frame.graph, spec=self.spec)
+
+    def value_of(self, tree, digits: int, text: str):
+        compiled = self.frame.compiled
+        key = (text, tree)
+        if key not in compiled:
+            try:
+                compiled[key] = engine.compile_quantity(self.program, text, where=text, tree=tree)
+            except engine.Unsupported:
+                compiled[key] = None
+            except DeriveError:
+                compiled[key] = False
+        expr = compiled[key]
+        if not expr:             # the per-scalar path, or the error: as Problem's own
+            return super().value_of(tree, digits, text)
+        numbers = engine.solve_numbers(self.program, digits, expr.max_step, [expr], self.runs)[expr]
+        return Shaped(expr.shape, tuple(numbers), expr.shape != () and expr.shape[1] == 1)
 
 
 def _bounds(x) -> tuple:
@@ -235,4 +271,49 @@ def midpoint(x) -> Fraction:
     return engine._ball_exact(x.mid()) if isinstance(x, engine.arb) else x
 
 
-__all__ = ["Frame", "Runs", "Variant", "WORK_BITS", "exponent", "exponent_of", "is_zero", "midpoint", "rounded", "term_value", "value"]
+# ---------------------------------------------------------------- worker processes
+def jobs_for(n: int, least: int) -> int:
+    """How many worker processes `parallel_map` uses for n tasks: 1 (in this process) below `least`
+    tasks, on one core, or where processes cannot be forked; else min(cores, MAX_JOBS)."""
+    jobs = min(os.cpu_count() or 1, MAX_JOBS)
+    if n < least or jobs < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return jobs
+
+
+_FORKED: list = []          # what a forked worker works on (inherited, not pickled)
+
+
+def _worker_start() -> None:
+    # a worker leaves signals to its parent: Ctrl-C reaches the parent, which stops the pool;
+    # the pool's own SIGTERM at the end stops a worker without a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+
+
+def _call(task):
+    fn, i = task
+    return fn(_FORKED[0], i)
+
+
+def parallel_map(fn, state, n: int, jobs: int, start: int = 0) -> list:
+    """[fn(state, i) for i in range(start, n)], by `jobs` forked worker processes (each inherits
+    `state`; only i and fn(state, i) are pickled), in order: the same list for every number of jobs."""
+    if jobs < 2:
+        return [fn(state, i) for i in range(start, n)]
+    _FORKED[:] = [state]
+    try:
+        pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_start)
+        try:
+            out = pool.map(_call, [(fn, i) for i in range(start, n)], chunksize=max(1, (n - start) // (4 * jobs)))
+            pool.close()
+        finally:
+            pool.terminate()
+            pool.join()
+        return out
+    finally:
+        _FORKED.clear()
+
+
+__all__ = ["Frame", "Runs", "jobs_for", "parallel_map", "Variant", "WORK_BITS", "exponent", "exponent_of", "is_zero", "midpoint", "rounded", "term_value", "value"]

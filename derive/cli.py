@@ -281,8 +281,12 @@ def cmd_exercise(args) -> int:
     digits = args.answer_digits or vr.xc.DEFAULT_ANSWER_DIGITS
     bank = vr.draw(problem, n, seed, vary=args.vary, digits=digits)
     out = args.output or f"{problem.spec.id}.variants"
-    files = vr.bank_files(bank, fmt="md" if args.format == "html" else args.format, lang=lang,
-                          command=f"derive exercise {problem.spec.id} --variants {n} --seed {seed}")
+    command = f"derive exercise {problem.spec.id} --variants {n} --seed {seed}"
+    fmt = "md" if args.format == "html" else args.format
+    if fmt in ("md", "moodle"):      # each variant's share in worker processes (a large bank)
+        from .moodle import prepare
+        prepare(bank, lang=lang, fmt="md", command=command, moodle=fmt == "moodle")
+    files = vr.bank_files(bank, fmt=fmt, lang=lang, command=command)
     if args.format == "html":
         from .htmlpage import exercise_page
         files[f"{problem.spec.id}.variants.{lang}.html"] = exercise_page(bank, lang=lang).encode("utf-8")

@@ -18,15 +18,18 @@ The XML is built with xml.etree.ElementTree; the question text is HTML (built wi
 with math as \\( … \\) and \\[ … \\], which Moodle's MathJax filter reads, and the network diagram
 (`svgdiagram.network_svg`) as the question's embedded file network.svg (`<file encoding="base64">`,
 shown by `<img src="@@PLUGINFILE@@/network.svg">`).  The general feedback is the answers at the digits
-asked, then the variant's worked solution (`htmlpage.solution_fragment`, static HTML; rendered by
-worker processes for a bank of PARALLEL or more variants).
+asked, then the variant's worked solution (`htmlpage.solution_fragment`, static HTML).
+
+A bank of PARALLEL or more variants is worked out by worker processes (`prepare`, called by
+`derive exercise` for Markdown and Moodle): one task per variant does its whole share — its sheet
+and key, spec file and claims template, blanks and worked solution — and the parent keeps the
+results in the bank's frame, where `variants.bank_files` and `quiz` read them, so what is written is
+what those functions compute in one process, byte for byte, for every number of workers.
 """
 from __future__ import annotations
 
 import base64
 import decimal
-import multiprocessing
-import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from fractions import Fraction
@@ -39,6 +42,7 @@ from .htmlpage import solution_fragment
 from .quantity import make_query
 from .rounding import round_fraction
 from .svgdiagram import network_svg
+from . import variants as vr
 from .variants import asked, variant_context
 from .verdicts import DIAGNOSIS_NAMES, EQUAL_TOLERANCE
 from .worlds import Recomputations
@@ -46,8 +50,7 @@ from .worlds import Recomputations
 STYLES = ("cloze", "numerical")
 PENALTY = "0.3333333"
 DIAGRAM = "network.svg"          # the embedded diagram's file name (every question has its own files)
-PARALLEL = 10                    # variants from which the worked solutions are rendered by workers
-MAX_JOBS = 4
+PARALLEL = 10                    # variants from which each variant's work is done by worker processes
 EQUAL_BALL = br.engine.arb(EQUAL_TOLERANCE.numerator) / EQUAL_TOLERANCE.denominator   # 10⁻³⁰ as a ball
 
 
@@ -343,33 +346,93 @@ def _solution_with_diagram(fragment: str, alt: str) -> str:
 
 def feedback_html(bank, *, lang: str, template_dir: str | None = None) -> list:
     """The general feedback's worked solution of each variant (`htmlpage.solution_fragment`, no
-    inline diagram: the question shows it), computed by worker processes for a large bank."""
-    variants = bank.variants
-    jobs = min(os.cpu_count() or 1, MAX_JOBS)
-    if len(variants) < PARALLEL or jobs < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [_fragment((bank, i, lang, template_dir)) for i in range(len(variants))]
-    _FORKED[:] = [bank]
-    try:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            return pool.map(_fragment, [(None, i, lang, template_dir) for i in range(len(variants))],
-                            chunksize=max(1, len(variants) // (4 * jobs)))
-    finally:
-        _FORKED.clear()
+    inline diagram: the question shows it), computed by worker processes for a large bank (unless
+    `prepare` has)."""
+    n = len(bank.variants)
+    if bank.frame is not None and all(_key("fragment", lang, template_dir, i) in bank.frame.memo for i in range(n)):
+        return [variant_fragment(bank, i, lang, template_dir) for i in range(n)]
+    return br.parallel_map(_fragment_task(lang, template_dir), bank, n, br.jobs_for(n, PARALLEL))
 
 
-_FORKED: list = []          # the bank a forked worker renders (inherited, not pickled)
+def _key(kind: str, lang: str, template_dir, i: int) -> tuple:
+    return ("moodle", kind, lang, template_dir, i)
 
 
-def _fragment(task) -> str:
-    bank, i, lang, template_dir = task
-    vp = (bank or _FORKED[0]).variants[i]
-    return solution_fragment(vp, lang=lang, diagram=False, heading=4, template_dir=template_dir)
+def _remember(bank, key, compute):
+    return bank.frame.remember(key, compute) if bank.frame is not None else compute()
+
+
+def variant_fragment(bank, i: int, lang: str, template_dir: str | None = None) -> str:
+    """Variant i's (0-based) worked solution for the general feedback, kept in the bank's frame."""
+    return _remember(bank, _key("fragment", lang, template_dir, i), lambda: solution_fragment(
+        bank.variants[i], lang=lang, diagram=False, heading=4, template_dir=template_dir))
+
+
+def variant_blanks(bank, i: int, lang: str, template_dir: str | None = None) -> list:
+    """Variant i's (0-based) Blanks in `lang` (`blanks`), kept in the bank's frame."""
+    def make():
+        x = vr.document_strings(bank, "md", lang, template_dir)[3]
+        return blanks(bank.variants[i], bank.digits, lang, x, bank.frame)
+    return _remember(bank, _key("blanks", lang, template_dir, i), make)
+
+
+class _fragment_task:
+    """variant_fragment(bank, i, lang, template_dir) as a picklable function of (bank, i)."""
+
+    def __init__(self, lang: str, template_dir: str | None):
+        self.lang, self.template_dir = lang, template_dir
+
+    def __call__(self, bank, i: int) -> str:
+        return variant_fragment(bank, i, self.lang, self.template_dir)
+
+
+class _variant_task:
+    """One variant's whole share of a bank's files (see `prepare`) as a function of (bank, i):
+    {frame key: value} of what it worked out."""
+
+    def __init__(self, lang: str, fmt: str, command: str, moodle: bool, template_dir: str | None):
+        self.lang, self.fmt, self.command, self.moodle, self.template_dir = lang, fmt, command, moodle, template_dir
+
+    def __call__(self, bank, i: int) -> dict:
+        memo = bank.frame.memo
+        before = set(memo)
+        for mode in ("exercise", "key"):
+            vr.variant_part(bank, i, fmt=self.fmt, lang=self.lang, mode=mode, template_dir=self.template_dir)
+        vr.variant_files(bank, i, self.command)
+        if self.moodle:
+            variant_blanks(bank, i, self.lang, self.template_dir)
+            variant_fragment(bank, i, self.lang, self.template_dir)
+        # what the parent reads: the texts, the given numbers, the blanks (not the runs behind them)
+        return {k: memo[k] for k in memo.keys() - before if k[0] in ("part", "files", "given", "moodle")}
+
+
+def prepare(bank, *, lang: str, fmt: str = "md", command: str = "", moodle: bool = True,
+            template_dir: str | None = None, jobs: int | None = None) -> None:
+    """Work out each variant's share of the bank's files — its sheet and key in `fmt` (Markdown
+    for the quiz), its spec file and claims template, and for the quiz (`moodle`) its blanks and
+    its worked solution — one variant per task, in worker processes for a bank of PARALLEL or
+    more variants (`jobs`: how many; 1 in this process), kept in the bank's frame, where
+    `variants.bank_files` and `quiz` read them.  Each is what those would compute themselves, by
+    the same functions, so the bytes are the same for every number of workers."""
+    if bank.frame is None:
+        return
+    n = len(bank.variants)
+    jobs = br.jobs_for(n, PARALLEL) if jobs is None else jobs
+    if jobs < 2:
+        return
+    # the first variant here: what every variant shares and is made on first use (the catalogued
+    # mistakes, their what-if tapes, the sheet's context, the compiled templates and quantities)
+    # is then made once, and the workers inherit it
+    task = _variant_task(lang, fmt, command, moodle, template_dir)
+    task(bank, 0)
+    for got in br.parallel_map(task, bank, n, jobs, start=1):
+        for k, v in got.items():
+            bank.frame.memo.setdefault(k, v)
 
 
 def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = None) -> bytes:
     """The Moodle XML (UTF-8 bytes) of a bank (`variants.Bank`)."""
-    env = xc.environment("md", template_dir)
-    s, _x, x = xc.exercise_strings(env, "md", lang)
+    _env, s, _x, x = vr.document_strings(bank, "md", lang, template_dir)
     base = bank.base.spec
     digits = bank.digits
     root = ET.Element("quiz")
@@ -380,7 +443,7 @@ def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = No
     for n, vp in enumerate(bank.variants, 1):
         ctx = variant_context(bank, vp, lang=lang, strings=x, key=("md", template_dir))
         intro = model_html(ctx, x, s)
-        bl = blanks(vp, digits, lang, x, bank.frame)
+        bl = variant_blanks(bank, n - 1, lang, template_dir)
         answers_div = ET.Element("div")
         _p(answers_div, x("moodle_answers", digits=digits))
         ul = ET.SubElement(answers_div, "ul")
@@ -433,5 +496,5 @@ def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = No
                                                                      xml_declaration=False) + b"\n"
 
 
-__all__ = ["Blank", "Choice", "STYLES", "blanks", "cloze_blank", "cloze_escape", "exponent", "quiz",
+__all__ = ["Blank", "Choice", "STYLES", "blanks", "feedback_html", "prepare", "variant_blanks", "variant_fragment", "cloze_blank", "cloze_escape", "exponent", "quiz",
            "tolerance"]

@@ -912,6 +912,34 @@ _CMD_WIDTH = {
 }
 
 
+def _plain_width(ch: str) -> float:
+    """The weight of a character that is not {, _, ^ or \\ (scaled by its level)."""
+    if ch == " " or ch == "&":
+        return 0.0
+    if ch in "=<>":
+        return 2.4
+    if ch in "+-":
+        return 2.2
+    if ch in "()[]|":
+        return 0.5
+    if ch in ".,":
+        return 0.4
+    return 1.3 if ch.isupper() else 1.0
+
+
+class _CharWidths(dict):
+    """char -> `_plain_width`, filled on first use; None for the characters `_Width.token` parses."""
+
+    def __missing__(self, ch):
+        w = self[ch] = None if ch in "{_^\\" else _plain_width(ch)
+        return w
+
+
+_CHAR_WIDTH = _CharWidths()
+_COMMAND = re.compile(r"\\([A-Za-z]+|.)")     # matched at a position, not on a copy of the rest
+_BRACED = re.compile(r"\{([^{}]*)\}")
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def width(tex: str) -> float:
     """A rough width of math LaTeX in 'characters' (a digit ≈ 1), enough to choose line breaks.
@@ -943,11 +971,18 @@ class _Width:
 
     def seq(self, scale: float, stop) -> float:
         total = 0.0
-        while self.i < len(self.t):
-            ch = self.t[self.i]
+        t = self.t
+        n = len(t)
+        while self.i < n:
+            ch = t[self.i]
             if stop and ch == stop:
                 break
-            total += self.token(scale)
+            w = _CHAR_WIDTH[ch]
+            if w is None:
+                total += self.token(scale)
+            else:                         # a plain character: token's own weight, inline
+                self.i += 1
+                total += w * scale
         return total
 
     def token(self, scale: float) -> float:
@@ -961,7 +996,7 @@ class _Width:
             self.i += 1
             return self.group(scale * 0.7)
         if ch == "\\":
-            m = re.match(r"\\([A-Za-z]+|.)", t[self.i:])
+            m = _COMMAND.match(t, self.i)
             cmd = m.group(1)
             self.i += len(m.group(0))
             if cmd == "frac":
@@ -984,24 +1019,10 @@ class _Width:
                 return 0.0
             return _CMD_WIDTH.get(cmd, 1.1) * scale
         self.i += 1
-        if ch == " ":
-            return 0.0
-        if ch in "=<>":
-            return 2.4 * scale
-        if ch in "+-":
-            return 2.2 * scale
-        if ch in "&":
-            return 0.0
-        if ch in "()[]|":
-            return 0.5 * scale
-        if ch in ".,":
-            return 0.4 * scale
-        if ch.isupper():
-            return 1.3 * scale
-        return 1.0 * scale
+        return _plain_width(ch) * scale
 
     def _braced_text(self) -> str:
-        m = re.match(r"\{([^{}]*)\}", self.t[self.i:])
+        m = _BRACED.match(self.t, self.i)
         if not m:
             return ""
         self.i += len(m.group(0))

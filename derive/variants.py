@@ -16,17 +16,20 @@ variant at the answer digits.  `Bank.rejected` counts the rejections by reason. 
 variants, same bytes.
 
 The variants share what does not depend on their numbers (`bankruns.Frame`, `Bank.frame`): the base
-problem's per-scalar graph, its catalogued mistakes, the sheet's rows and its context
+problem's engine program and per-scalar graph, its catalogued mistakes, the sheet's rows and its context
 (`variant_context`: only the id and the given numbers are the variant's); each variant's numbers are
 the engine's (its certified runs, replayed from the frame's tapes for a large bank).
 
 Variants are written as spec files (`spec_toml`, read back by `derive.spec` into the same Spec) and
 claims templates (`claims_template`: every asked quantity with an empty value, for `derive check`
 once a student fills it in); `render_bank` renders the sheet or key of all variants in one document
-with exercise_context's contexts and templates.
+with exercise_context's contexts and templates.  Each variant's part of those (`variant_part`,
+`variant_files`) is kept in the frame, so that worker processes can work them out
+(`moodle.prepare`) and the files read them.
 """
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -70,6 +73,7 @@ class Bank:
 
 
 # ---------------------------------------------------------------- the grid
+@functools.lru_cache(maxsize=1024)
 def grid(x: Fraction) -> tuple:
     """The values a drawn entry can take in place of x (see the module's docstring)."""
     if x == 0:
@@ -324,7 +328,7 @@ def variant_context(bank: Bank, vp: Problem, *, lang: str, strings, key: tuple =
     """`exercise_context.sheet_context` of a variant: the base problem's (its model, diagram and
     rows are every variant's; built once per bank and `key`, the strings' language and source)
     with the variant's id and given numbers."""
-    frame = bank.frame or Frame(bank.base)
+    frame = _frame(bank)
     base = frame.remember(("sheet", lang, bank.digits, *key),
                           lambda: xc.sheet_context(bank.base, lang=lang, digits=bank.digits, strings=strings))
     given = frame.remember(("given", vp.spec.id, lang),
@@ -332,20 +336,39 @@ def variant_context(bank: Bank, vp: Problem, *, lang: str, strings, key: tuple =
     return dict(base, id=vp.spec.id, given=given)
 
 
-def render_bank(bank: Bank, *, fmt: str, lang: str, mode: str, template_dir: str | None = None) -> str:
-    """One document with every variant's sheet (`mode` 'exercise') or key ('key'), numbered, in
-    exercise_context's template of `fmt`."""
-    env = xc.environment(fmt, template_dir)
-    s, x, plain = xc.exercise_strings(env, fmt, lang)
-    parts = []
-    for i, vp in enumerate(bank.variants, 1):
+def _frame(bank: Bank) -> Frame:
+    return bank.frame or Frame(bank.base)
+
+
+def document_strings(bank: Bank, fmt: str, lang: str, template_dir: str | None = None) -> tuple:
+    """(env, s, x, plain) of exercise_context's templates of `fmt` in `lang`, made once per bank."""
+    def make():
+        env = xc.environment(fmt, template_dir)
+        return (env, *xc.exercise_strings(env, fmt, lang))
+    return _frame(bank).remember(("strings", fmt, lang, template_dir), make)
+
+
+def variant_part(bank: Bank, i: int, *, fmt: str, lang: str, mode: str, template_dir: str | None = None) -> str:
+    """Variant i's (0-based) sheet (`mode` 'exercise') or key ('key') in `render_bank`'s document,
+    kept in the bank's frame (worked out in a worker process for a large bank: `moodle.prepare`)."""
+    def make():
+        env, s, x, plain = document_strings(bank, fmt, lang, template_dir)
+        vp = bank.variants[i]
         ctx = variant_context(bank, vp, lang=lang, strings=plain, key=(fmt, template_dir))
         if mode == "key":
             ctx = dict(ctx, key=True, groups=xc.answers(vp, ctx["groups"], bank.digits))
-        ctx["title"] = plain("variant_title", title=xc.title(bank.base.spec, lang, plain), n=i)
+        ctx["title"] = plain("variant_title", title=xc.title(bank.base.spec, lang, plain), n=i + 1)
         ctx["id"] = vp.spec.id
         text = tpl.render(env, f"exercise.{fmt}.j2", dict(ctx, s=s, x=x))
-        parts.append(re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n")
+        return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
+    return _frame(bank).remember(("part", fmt, lang, mode, template_dir, i), make)
+
+
+def render_bank(bank: Bank, *, fmt: str, lang: str, mode: str, template_dir: str | None = None) -> str:
+    """One document with every variant's sheet (`mode` 'exercise') or key ('key'), numbered, in
+    exercise_context's template of `fmt`."""
+    parts = [variant_part(bank, i, fmt=fmt, lang=lang, mode=mode, template_dir=template_dir)
+             for i in range(len(bank.variants))]
     if fmt == "md":
         return "\n---\n\n".join(parts)
     head, _, _ = parts[0].partition("\\begin{document}\n")
@@ -354,9 +377,20 @@ def render_bank(bank: Bank, *, fmt: str, lang: str, mode: str, template_dir: str
             + "\\end{document}\n")
 
 
+def variant_files(bank: Bank, i: int, command: str = "") -> tuple:
+    """(spec file, claims template) of variant i (0-based), as UTF-8 bytes, kept in the bank's frame."""
+    def make():
+        vp = bank.variants[i]
+        vid = vp.spec.id
+        source = f"variant {i + 1} of {command or bank.base.spec.id} (derive exercise)"
+        return (spec_toml(vp.spec, source).encode("utf-8"),
+                claims_template(vp, f"{vid}.toml", bank.digits).encode("utf-8"))
+    return _frame(bank).remember(("files", command, i), make)
+
+
 __all__ = ["Bank", "bank_files", "moodle_name", "MAX_VARIANTS", "answer_texts", "asked", "claims_template", "default_names", "degenerate",
-           "draw", "grid", "quantity_text", "rejection_line", "render_bank", "resolve_names", "spec_toml",
-           "variant_id"]
+           "document_strings", "draw", "grid", "quantity_text", "rejection_line", "render_bank", "resolve_names", "spec_toml",
+           "variant_files", "variant_id", "variant_part"]
 
 
 def bank_files(bank: Bank, *, fmt: str = "md", lang: str, command: str = "",
@@ -369,11 +403,9 @@ def bank_files(bank: Bank, *, fmt: str = "md", lang: str, command: str = "",
     files = {}
     for mode, name in (("exercise", f"{pid}.variants.{lang}.{doc}"), ("key", f"{pid}.variants.key.{lang}.{doc}")):
         files[name] = render_bank(bank, fmt=doc, lang=lang, mode=mode, template_dir=template_dir).encode("utf-8")
-    for i, vp in enumerate(bank.variants, 1):
+    for i, vp in enumerate(bank.variants):
         vid = vp.spec.id
-        source = f"variant {i} of {command or pid} (derive exercise)"
-        files[f"{vid}.toml"] = spec_toml(vp.spec, source).encode("utf-8")
-        files[f"{vid}.claims.toml"] = claims_template(vp, f"{vid}.toml", bank.digits).encode("utf-8")
+        files[f"{vid}.toml"], files[f"{vid}.claims.toml"] = variant_files(bank, i, command)
     return files
 
 

@@ -13,6 +13,8 @@ import pytest
 
 import derive
 from derive import moodle, variants as vr
+from derive.htmlpage import solution_fragment
+from derive.solve import Problem
 from derive.verdicts import DIAGNOSIS_NAMES
 from conftest import run_cli
 from test_variants import reference_answers
@@ -328,5 +330,53 @@ def test_diagram_embedded_and_worked_solution_as_feedback(bank):
 
 def test_feedback_by_workers_is_the_same():
     bank = vr.draw(derive.load("two-two-two"), moodle.PARALLEL, 3)
-    serial = [moodle._fragment((bank, i, "zh", None)) for i in range(len(bank.variants))]
+    other = vr.draw(derive.load("two-two-two"), moodle.PARALLEL, 3)      # drawn again: no shared caches
+    serial = [solution_fragment(vp, lang="zh", diagram=False, heading=4) for vp in other.variants]
     assert moodle.feedback_html(bank, lang="zh") == serial
+
+
+def _bank_bytes(bank, lang: str, style: str = "cloze") -> dict:
+    return dict(vr.bank_files(bank, fmt="moodle", lang=lang, command="derive exercise t"),
+                quiz=moodle.quiz(bank, lang=lang, style=style))
+
+
+@pytest.mark.parametrize("n, seed, lang, style", [(moodle.PARALLEL, 1, "en", "cloze"), (4, 11, "zh", "numerical")])
+def test_prepared_bank_is_byte_identical_to_the_plain_path(n, seed, lang, style):
+    """Each variant's whole share worked out in worker processes (`moodle.prepare`, 2 and 3 of them)
+    gives the bytes of the plain path (every file computed in this process, variant by variant, on
+    a bank drawn on its own); and the prepared path is the one the files are read from."""
+    plain = _bank_bytes(vr.draw(derive.load("two-two-two"), n, seed), lang, style)
+    for jobs in (2, 3):
+        bank = vr.draw(derive.load("two-two-two"), n, seed)
+        moodle.prepare(bank, lang=lang, command="derive exercise t", jobs=jobs)
+        memo = bank.frame.memo
+        for i in range(n):
+            assert ("moodle", "fragment", lang, None, i) in memo and ("moodle", "blanks", lang, None, i) in memo
+            assert ("part", "md", lang, "key", None, i) in memo and ("files", "derive exercise t", i) in memo
+        # what the files read is what prepare's workers sent: a changed text shows up in the bytes
+        memo[("part", "md", lang, "key", None, 0)] += "CHANGED\n"
+        got = _bank_bytes(bank, lang, style)
+        key = f"two-two-two.variants.key.{lang}.md"
+        assert b"CHANGED" in got[key]
+        got[key] = got[key].replace(b"CHANGED\n", b"")
+        assert got == plain
+
+
+def test_prepared_feedback_is_each_variants_own_worked_solution():
+    """The feedback worked out for a tape-replayed bank is that of each variant loaded as a problem of
+    its own (its own graph and engine runs, no frame)."""
+    bank = vr.draw(derive.load("two-two-two"), moodle.PARALLEL, 5)
+    moodle.prepare(bank, lang="en", jobs=2)
+    for i in (0, 4, moodle.PARALLEL - 1):
+        own = Problem(bank.variants[i].spec)
+        assert moodle.variant_fragment(bank, i, "en") == solution_fragment(own, lang="en", diagram=False, heading=4)
+
+
+def test_a_large_bank_stops_its_workers_quietly(tmp_path):
+    """The worker processes of a bank of PARALLEL variants end without a traceback (the pool's
+    SIGTERM once stopped them through derive's own signal handler, each printing one)."""
+    r = run_cli("exercise", "two-two-two", "--variants", moodle.PARALLEL, "--seed", 2, "--format", "moodle",
+                "-o", tmp_path / "bank")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [f"derive: {moodle.PARALLEL} variants drawn from seed 2, none rejected",
+                                     f"derive: wrote {2 * moodle.PARALLEL + 4} files to {tmp_path / 'bank'}"]
