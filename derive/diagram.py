@@ -7,8 +7,9 @@ arrows (biases written next to the neuron), columns by longest path from the dat
 that only renames another (`y_pred = o1`) is no node of its own: the node it renames is labelled
 with both names.  A target (data that only enters one later node, not as a weighed input) sits
 half a column before that node, beside the output it is compared with, so that its arrow crosses
-none.  A weight label sits on its arrow's midpoint, or near the arrow's target end where the arrow
-crosses another one (two-two-two's w2 and w3).  Mermaid puts a label at its arrow's midpoint,
+none.  A weight label sits where it covers no other arrow, node or label, as
+near its arrow's midpoint as that allows (`label_positions`, from the picture's geometry in cm:
+house-price's arrows converging on h₂ once had w₄ over w₂).  Mermaid puts a label at its arrow's midpoint,
 which is where two crossing arrows meet, so there a neuron entered by a crossing arrow shows its
 weighted sum in its label (`h₁` over `w₁·x₁ + w₄·x₂ + b₁ + b₄`) and its arrows carry no label.
 
@@ -142,6 +143,9 @@ def _clip(box, dx: float, dy: float) -> float:
 
 def _overlap(p: list, q: list) -> bool:
     """Two convex polygons (a segment is one with two corners) overlap: no separating axis."""
+    if (max(x for x, _ in p) <= min(x for x, _ in q) or max(x for x, _ in q) <= min(x for x, _ in p)
+            or max(y for _, y in p) <= min(y for _, y in q) or max(y for _, y in q) <= min(y for _, y in p)):
+        return False
     for poly in (p, q):
         for i in range(len(poly)):
             (x1, y1), (x2, y2) = poly[i], poly[(i + 1) % len(poly)]
@@ -161,6 +165,18 @@ def _rect(cx: float, cy: float, ux: float, uy: float, hw: float, hh: float) -> l
 
 
 def label_positions(labelled, drawn, centre: dict, boxes: dict, widths: dict, extras=()) -> dict:
+    """`_label_positions`, kept per picture (a pure function of its arguments)."""
+    key = (tuple(labelled), tuple(drawn), tuple(sorted(centre.items())), tuple(sorted(boxes.items())),
+           tuple(sorted(widths.items())), tuple(extras))
+    if key not in _PLACED:
+        _PLACED[key] = _label_positions(labelled, drawn, centre, boxes, widths, extras)
+    return dict(_PLACED[key])
+
+
+_PLACED: dict = {}     # the same picture is drawn in every language and mode of a handout
+
+
+def _label_positions(labelled, drawn, centre, boxes, widths, extras) -> dict:
     """Where along each labelled arrow (src, dst, weight, kind) its label sits, as TikZ's `pos`
     (0 = the source node's border, 1 = the target's), computed from the picture in cm: a label is a
     small box sloped along its arrow (`widths[weight]` long), and it must cover no other arrow, no
