@@ -344,7 +344,8 @@ def render_bank(bank: Bank, *, fmt: str, lang: str, mode: str, template_dir: str
             ctx = dict(ctx, key=True, groups=xc.answers(vp, ctx["groups"], bank.digits))
         ctx["title"] = plain("variant_title", title=xc.title(bank.base.spec, lang, plain), n=i)
         ctx["id"] = vp.spec.id
-        text = tpl.render(env, f"exercise.{fmt}.j2", dict(ctx, s=s, x=x))
+        text = tpl.render(env, f"exercise.{fmt}.j2",
+                          dict(ctx, s=s, x=x, note_texts=xc.note_texts(ctx["notes"], x, env, fmt)))
         parts.append(re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n")
     if fmt == "md":
         return "\n---\n\n".join(parts)

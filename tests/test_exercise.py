@@ -318,7 +318,7 @@ def test_two_two_two_sheet_defines_the_model_and_asks_for_the_updated_parameters
     assert "\\sigma(x) = \\frac{1}{1 + e^{-x}}" in md                      # the activation defined
     assert "\\sigma'(x) = \\sigma(x)" in md
     assert "E_{\\mathrm{total}} &= E_{o_1} + E_{o_2}" in md                 # the loss defined
-    assert "learning rate $0.1$" in md.replace("$`", "$").replace("`$", "$")
+    assert "learning rate $\\eta = 0.1$" in md.replace("$`", "$").replace("`$", "$")   # η defined
     assert "Kept fixed (not updated, so no gradient is asked for)" in md
     assert "Give every answer to 4 significant digits" in md
     asked = [a.sym for a in rows(xc.sheet_context(p, lang="en"))]
@@ -328,6 +328,50 @@ def test_two_two_two_sheet_defines_the_model_and_asks_for_the_updated_parameters
         assert not any(b in s for s in asked), f"{b} is fixed: nothing about it is asked"
     assert asked[-1] == pr.with_step("E_{\\mathrm{total}}", 1)
     assert "## 3. What to compute" in md
+
+
+# notation a sheet may print beyond the spec's names: (its LaTeX, the span that stands alone in the
+# sentence defining it, a word of that sentence in each language)
+NOTATION = [
+    ("\\odot", "A \\odot B", {"en": "entrywise product", "zh": "逐元素乘积"}),
+    ("\\delta_{ij}", "\\delta_{ij}", {"en": "1 when", "zh": "时为 1"}),
+    ("\\log", "\\log", {"en": "natural logarithm", "zh": "自然对数"}),
+    ("^{\\top}", "M^{\\top}", {"en": "transpose", "zh": "转置"}),
+    ("v_{n}", "n", {"en": "their number", "zh": "元素的个数"}),
+    ("\\eta", "\\eta", {"en": "learning rate", "zh": "学习率"}),
+]
+
+
+def model_part(md: str) -> str:
+    return md.split("## 1.", 1)[1].split("## 2.", 1)[0]
+
+
+@pytest.mark.parametrize("pid", IDS)
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_symbol_of_the_model_is_defined_on_the_sheet(pid, lang):
+    """softmax-3's sheet printed ⊙ and δᵢⱼ, relu-2-4-2's mean(v) = (1/n) Σ vᵢ, and every sheet the
+    update rule's η, without saying what they are; softmax-3's rule used p, its own output."""
+    md = model_part(docs(pid, lang)[("exercise", "md")])
+    spans = re.findall(r"\$`(.*?)`\$", md) + re.findall(r"```math\n(.*?)```", md, re.S)
+    math = " ".join(spans)
+    for sym, alone, words in NOTATION:
+        if sym == "\\eta" and problem(pid).is_symbolic:
+            alone = "\\eta"
+        elif sym == "\\eta":
+            alone = "\\eta = " + pr.fraction(problem(pid).spec.learning_rate)
+        if sym in math:
+            i = md.find(f"$`{alone}`$")
+            assert i >= 0, (pid, lang, sym)
+            ends = [0] + [m.end() for m in re.finditer(r"\.\s|。|\n\n", md)]
+            start = max(e for e in ends if e <= i)
+            sentence = md[start:min([e for e in ends if e > i] + [len(md)])]
+            assert words[lang] in sentence, (pid, lang, sym, sentence)
+    assert "\\sum v = \\textstyle\\sum_{i}" not in md
+    (rule,) = [t for t in spans if "^{(1)} =" in t]
+    letter = rule.split("^{(1)}")[0]
+    names = set(pr.display_names(problem(pid).spec, xc.SheetBuilder(problem(pid), lang=lang, digits=4,
+                                                                    only=None).quantities).values())
+    assert letter not in names, (pid, letter)
 
 
 @pytest.mark.parametrize("pid", IDS)
