@@ -39,10 +39,11 @@ from .diagram import build_diagram
 from .errors import DeriveError
 from .escape import CJK
 from .graph import outline
-from .handout import selected_parameters
+from .handout import selected_parameters, setting
 from .large import LARGE_ENTRIES, SHOWN_ENTRIES, is_large, parameter_entries, picks
 from .layout import LINE_WIDTH, SIZES, Eq, layout, pack
 from .rounding import round_fraction
+from .sections import Backward
 from .titles import document_title, typeset_parts
 
 MODES = ("exercise", "key")
@@ -385,12 +386,13 @@ def answers(problem, groups: tuple, digits: int) -> tuple:
     """The groups with every answer filled in: numbers from one engine run at `digits` significant
     digits (after one step), formulas (symbolic specs) from the calculus."""
     if problem.is_symbolic:
-        names = pr.display_names(problem.spec, problem.graph)
-        loss = problem.spec.loss
+        # the formulas as the worked solution writes them (its factors in the order of its step
+        # formulas: δ_out · a₁ with δ_out = (a_out − y)·a_out·(1 − a_out)), not in SymPy's order
+        back = Backward(setting(problem, problem.solve(), lang=problem.spec.lang, only=None, mode="solution"))
+        graph = problem.graph
 
         def formula(query):
-            f = problem.eval(f"d{loss}/d{query[1]}")[0].formula
-            return pr.latex(pr.tidy(f), names), ""
+            return back.full_formula(graph.quantities[query[1]].entries[0]), ""
         look = formula
     else:
         numbers = problem.numbers(digits, 1 if any(g.kind == "update" for g in groups) else 0)

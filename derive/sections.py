@@ -288,6 +288,12 @@ class Backward:
         closed = self.s.calc.closed_form(entry)
         return [] if closed is None else [("=", one(pr.latex(closed, self.s.names)))]
 
+    def full_formula(self, entry) -> str:
+        """dL/d(entry) of a symbolic spec in named quantities, as the worked solution writes it
+        (`_full_chunks`: loss side first, the factors in the order of the step formulas) — the
+        answer key's formula."""
+        return join(self._full_chunks(entry))
+
     def _full_chunks(self, entry) -> list:
         """dL/d(entry) written out in named quantities, loss side first, summed over consumers."""
         memo: dict = {}

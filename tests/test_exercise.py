@@ -259,14 +259,80 @@ def test_symbolic_key_gives_the_gradient_formulas():
             return (a_out - w["y"]) ** 2 / 2, {"a1": a1, "a2": a2, "a_out": a_out}
 
         _, named = loss(v)
+        values = {names[k]: x for k, x in {**v, **named}.items() if k in names}
         for a in ctx["groups"][0].rows:
             wrt = a.query[1]
-            formula = p.eval(f"dL/d{wrt}")[0].formula
-            assert a.value == pr.latex(pr.tidy(formula), names)
-            subs = {s: named.get(str(s), v.get(str(s))) for s in formula.free_symbols}
-            got = mpmath.mpf(str(formula.xreplace({s: float(x) for s, x in subs.items()}).evalf(30)))
+            got = eval_product_tex(a.value, values)      # the formula the key prints
             want = mpmath.diff(lambda t: loss({**v, wrt: t})[0], v[wrt])
             assert abs(got - want) < 1e-12, (wrt, got, want)
+
+
+def eval_product_tex(tex: str, values: dict):
+    """The value of a key's formula (sums, differences and \\cdot products of named quantities,
+    numbers and parentheses), read by this test's own small parser."""
+    text = tex.replace("\\left(", "(").replace("\\right)", ")").replace("\\cdot", "*")
+    names = sorted(values, key=len, reverse=True)
+    toks = re.findall("|".join([re.escape(n) for n in names] + [r"\d+(?:\.\d+)?", r"[-+*()]"]), text)
+    assert "".join(toks) == text.replace(" ", ""), (tex, toks)
+    pos = 0
+
+    def atom():
+        nonlocal pos
+        t = toks[pos]
+        pos += 1
+        if t == "(":
+            v = summ()
+            pos += 1
+            return v
+        if t == "-":
+            return -atom()
+        return values[t] if t in values else mpmath.mpf(t)
+
+    def prod():
+        nonlocal pos
+        v = atom()
+        while pos < len(toks) and toks[pos] == "*":
+            pos += 1
+            v *= atom()
+        return v
+
+    def summ():
+        nonlocal pos
+        v = prod()
+        while pos < len(toks) and toks[pos] in "+-":
+            op = toks[pos]
+            pos += 1
+            v = v + prod() if op == "+" else v - prod()
+        return v
+    out = summ()
+    assert pos == len(toks), tex
+    return out
+
+
+def test_symbolic_key_writes_its_factors_in_the_worked_solutions_order():
+    """one-two-one's key wrote SymPy's order (a₁·a_out·v₁·x·(1 − a₁)·…); it now writes each
+    formula as the handout does: the full formula where the handout shows one, else the handout's
+    δ·rest with δ replaced by the δ's own formula there (δ_out · a₁ = (a_out − y)·a_out·(1 − a_out)·a₁)."""
+    p = problem("one-two-one")
+    ctx = xc.key_context(p, lang="en")
+    handout = (ROOT / "output" / "one-two-one.en.tex").read_text(encoding="utf-8")
+    lines = [ln.strip().removeprefix("\\[").removesuffix("\\]").strip().rstrip("\\").strip()
+             for ln in handout.splitlines()]
+    deltas = {}                                   # δ's LaTeX -> its formula (the last '= …' of its line)
+    for ln in lines:
+        m = re.match(r"&?\s*(\\delta_\{[^=]*?\}) &?= ", ln)
+        if m and "\\frac{\\partial" in ln:
+            deltas[m.group(1)] = re.split(r" &?= ", ln)[-1]
+    assert deltas
+    for a in ctx["groups"][0].rows:
+        lhs = a.sym
+        (line,) = [ln for ln in lines if ln.startswith(lhs + " &= ") or ln.startswith(lhs + " = ")]
+        parts = re.split(r" &?= ", line)
+        if a.value in parts:
+            continue                               # the handout's full formula
+        last = parts[-1]
+        d = next(d for d in deltas if last == d or last.startswith(d + " \\cdot "))
+        assert a.value == deltas[d] + last[len(d):], (lhs, a.value, last)
 
 
 # ---------------------------------------------------------------- the sheet
@@ -578,9 +644,10 @@ def test_answer_digits_out_of_range_is_refused():
 def test_a_symbolic_key_from_the_command_line():
     r = run_cli("render", "one-two-one", "--mode", "key", "--lang", "en", "--format", "tex")
     assert r.returncode == 0, r.stderr
-    p = problem("one-two-one")
-    formula = p.eval("dL/dw1")[0].formula
-    assert pr.latex(pr.tidy(formula), pr.display_names(p.spec, p.graph)) in r.stdout
+    # ∂L/∂w₁ as the worked solution writes it in full (the key's order is the handout's)
+    handout = (ROOT / "output" / "one-two-one.en.tex").read_text(encoding="utf-8")
+    full = [ln for ln in handout.splitlines() if ln.startswith("\\frac{\\partial L}{\\partial w_{1}} &= ")]
+    assert full and full[0].rstrip(" \\").split(" = ")[-1] in r.stdout
     assert r.stdout == docs("one-two-one", "en")[("key", "tex")]
 
 
