@@ -264,6 +264,24 @@ def _compile(tex: Path) -> str:
     return log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
 
 
+def test_errata_use_one_document_class_per_language():
+    """English errata are `article` (as the English handouts), with xeCJK when their text has
+    Chinese; Chinese ones `ctexart`.  softmax-3's English errata were article and the others
+    ctexart, because the class followed whether the text quoted Chinese (the seeds' sources)."""
+    texs = sorted((OUTPUT / "errata").glob("*.tex"))
+    assert len(texs) >= 14
+    for tex in texs:
+        text = tex.read_text(encoding="utf-8")
+        cls = re.search(r"\\documentclass(?:\[[^\]]*\])?\{(\w+)\}", text).group(1)
+        if tex.name.endswith(".zh.tex"):
+            assert cls == "ctexart", tex.name
+        else:
+            assert cls == "article", tex.name
+            body = text.split("\\begin{document}", 1)[1]
+            if CJK.search(body):
+                assert "\\usepackage{xeCJK}" in text, tex.name
+
+
 @pytest.mark.tex
 @pytest.mark.skipif(not HAVE_XELATEX, reason="xelatex/latexmk not installed (CI installs TeX Live; see .ci/run)")
 def test_every_errata_pdf_fits_the_page(tmp_path):
