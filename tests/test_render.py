@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
@@ -852,3 +853,23 @@ def test_no_generated_pdf_has_a_nearly_blank_page(compiled_pages, name):
     texts = compiled_pages[name]
     assert texts is not None, f"{name}: no PDF"
     assert not nearly_blank_pages(texts), f"{name}: {nearly_blank_pages(texts)}"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_diverged_sweep_run_says_the_same_number_of_steps_as_its_column(lang):
+    """matrix-linear's sweep said "diverged in step 6" beside a Steps column of 5 (the steps whose
+    loss is shown); the note now names the last step run, the column's number, and the plot's
+    axis is labelled "Step" (the column's header no longer serves as the axis label)."""
+    md = (ROOT / "output" / f"matrix-linear.{lang}.md").read_text(encoding="utf-8")
+    rows = [r for r in md.splitlines() if r.startswith("| $`0.05`$")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    n = int(cells[4])
+    from derive import train
+    (run,) = [r for r in train.sweep_of(problem("matrix-linear").spec, 6) if r.learning_rate == Fraction(1, 20)]
+    assert n == len(run.training.history) - 1 and run.training.diverged == n + 1     # the engine's run
+    said = re.findall(r"(?:after step|第) (\d+)", cells[1])
+    assert said == [str(n)], cells[1]
+    tex = (ROOT / "output" / f"matrix-linear.{lang}.tex").read_text(encoding="utf-8")
+    labels = re.findall(r"xlabel=\{([^}]*)\}", tex)
+    assert labels and all(lab in ("Step", "步", "Epoch", "轮次") for lab in labels), labels
