@@ -57,12 +57,16 @@ class Backward:
             return min(ds) if ds else 10 ** 9
 
         keys = sorted({dist.get(d, 10 ** 9) for d in deltas} | {layer_of(e) for _, e in params})
+        # a layer is named by its place among all the network's layers, as in matrix_layers: with
+        # --only skipping the output layer's parameters, the hidden layer is still the hidden one
+        every = sorted({layer_of(e) for n in g.parameters for e in g.quantities[n].entries} | set(keys))
         out = []
-        for k, key in enumerate(keys):
+        for key in keys:
+            k = every.index(key)
             ds = sorted((d for d in deltas if dist.get(d, 10 ** 9) == key), key=lambda d: order.get(d, 0))
             dlist = tuple(self.delta(d) for d in ds)
             glist = tuple(self.grad(n, e) for n, e in params if layer_of(e) == key)
-            out.append(Layer(k, len(keys), dlist, glist, tuple(group(d.eq for d in dlist)),
+            out.append(Layer(k, len(every), dlist, glist, tuple(group(d.eq for d in dlist)),
                              tuple(group(x.eq for x in glist))))
         return tuple(out)
 

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import tomllib
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -448,6 +449,24 @@ def test_only_restricts_the_backward_pass():
     assert "\\frac{\\partial \\mathrm{out}_{o_1}}{\\partial \\mathrm{net}_{o_1}}" in deltas(md1)["h_1"]
     assert "\\approx 1.819119121 \\times 10^{-5}" in only
 
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("pid, only, heads", [
+    ("two-two-two", ("w1",), ["hidden"]),                 # the output layer's weights skipped
+    ("two-two-two", ("w5",), ["output"]),
+    ("house-price", ("w1", "w7"), ["output", "hidden"]),
+    ("house-price", ("w4",), ["hidden"]),
+])
+def test_layers_are_named_by_their_role_whatever_only_selects(pid, only, heads, lang):
+    """`--only w1` on two-two-two headed the hidden layer "Output layer": layers were counted among
+    the selected parameters' layers only.  A layer's role is its distance from the loss among all
+    the network's layers (the one nearest the loss is the output layer)."""
+    md = text(pid, "md", lang, only=only)
+    table = tomllib.loads((ROOT / "templates" / f"strings.{lang}.toml").read_text(encoding="utf-8"))
+    names = {"output": table["h_layer_output"], "hidden": table["h_layer_hidden"]}
+    got = re.findall(r"^### 5\.\d+ (.+)$", md, re.M)
+    assert got == [names[h] for h in heads], (pid, only, got)
 
 def test_digits_option():
     md = text("two-two-two", "md", "en", digits=4)
