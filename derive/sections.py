@@ -21,6 +21,7 @@ import re
 from dataclasses import fields, replace
 from fractions import Fraction
 
+from . import expr as ex
 from . import matrixform as mf
 from . import printer as pr
 from .handout import Block, Delta, Grad, Layer, Section, Setting, distances
@@ -256,6 +257,12 @@ class Backward:
         d = self.delta_sym[name]
         rule, full = self._mdelta(self._mrule(name), False), self._mdelta(self._mrule(name), True)
         parts = [("=", one(pr.deriv(s.L, s.names[name]))), ("=", sym.chunks(rule)), ("=", sym.chunks(full))]
+        q = s.g.quantities.get(full.name) if isinstance(full, mf.MSym) and not full.adjoint else None
+        if q is not None and q.kind == "forward" and isinstance(q.tree, ex.Bin) and q.tree.op in "+-":
+            # the loss is defined on a difference D = P − T (E = ½‖D‖²): ∂E/∂P = ∂E/∂D = D, and D
+            # written out, so that the line ends in the textbook's P − T and not in a bare name
+            tree = pr.TreePrinter(s.names, lambda n: s.g.quantities[n].shape)
+            parts.append(("=", tree.chunks(q.tree)))
         terms = s.rules[name].terms
         if len(terms) == 1 and terms[0].general is not None:
             # softmax + cross-entropy: p·Σt − t, which is p − t because t is one-hot (Σt = 1)

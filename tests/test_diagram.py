@@ -57,7 +57,7 @@ def test_matrix_linear_mermaid_uses_the_texts_symbols():
     for code in ("input_param", "hidden", "grad_pred", "output", "pred"):
         assert code not in block
     labels = re.findall(r'n\d+[\[(]+"([^"]+)"', block)
-    assert {lab.split("<br>")[0] for lab in labels} == {"X", "H", "P", "T", "δ", "E"}
+    assert {lab.split("<br>")[0] for lab in labels} == {"X", "H", "P", "T", "D", "E"}
     assert '|"W₁"|' in block and '|"W₂"|' in block
     # the target T is in the column of P, the output it is compared with
     cols = re.findall(r'subgraph (c\d+)\[" "\]\n(.*?)\n  end', block, re.S)

@@ -892,3 +892,31 @@ def test_a_diverged_sweep_run_says_the_same_number_of_steps_as_its_column(lang):
     tex = (ROOT / "output" / f"matrix-linear.{lang}.tex").read_text(encoding="utf-8")
     labels = re.findall(r"xlabel=\{([^}]*)\}", tex)
     assert labels and all(lab in ("Step", "步", "Epoch", "轮次") for lab in labels), labels
+
+
+@pytest.mark.parametrize("pid", IDS)
+def test_no_error_signal_line_differentiates_by_a_quantity_named_delta(pid):
+    """matrix-linear named its difference P − T δ, the error signals' letter, and its δ line read
+    δ_P = ∂E/∂P = ∂E/∂δ = δ.  No handout differentiates by a bare δ, and a loss defined on a
+    difference D = P − T gets the difference written out: δ_P = ∂E/∂P = ∂E/∂D = D = P − T = …"""
+    md = text(pid, "md", "en")
+    assert not re.search(r"\\frac\{\\partial [^{}]*\}\{\\partial \\delta\}", md), pid
+    if pid == "matrix-linear":
+        (line,) = [ln for ln in md.splitlines() if ln.startswith("\\delta_{P} = ")]
+        parts = line.split(" = ")
+        assert parts[1:5] == ["\\frac{\\partial E}{\\partial P}", "\\frac{\\partial E}{\\partial D}", "D", "P - T"], parts
+        p = problem(pid)
+        want = [[x - y for x, y in zip(r1, r2)] for r1, r2 in zip(reference_rows(p, "pred"), reference_rows(p, "output"))]
+        assert parts[5] == pr.pmatrix([[pr.number(str(v)) for v in row] for row in want])
+
+
+def reference_rows(p, name):
+    """The rows of a data matrix, or of pred = X·W1·W2 computed here by hand (exact fractions)."""
+    spec = p.spec
+    if name in spec.data:
+        return spec.data[name].rows()
+    X, W1, W2 = spec.data["input_param"].rows(), spec.parameters["w1"].rows(), spec.parameters["w2"].rows()
+
+    def mul(a, b):
+        return [[sum(a[i][k] * b[k][j] for k in range(len(b))) for j in range(len(b[0]))] for i in range(len(a))]
+    return mul(mul(X, W1), W2)
