@@ -668,7 +668,8 @@ def test_build_writes_a_sheet_and_a_key_for_every_problem(built):
 
 
 # ---------------------------------------------------------------- LaTeX
-def compile_tex(tex: str, engine_: str) -> tuple[str, int]:
+def compile_tex(tex: str, engine_: str) -> tuple[str, int, str]:
+    """(the log, the number of pages, the text of the last page) of a compiled sheet or key."""
     d = Path(tempfile.mkdtemp(prefix="derive-exercise-"))
     try:
         (d / "h.tex").write_text(tex, encoding="utf-8")
@@ -676,11 +677,13 @@ def compile_tex(tex: str, engine_: str) -> tuple[str, int]:
         subprocess.run(["latexmk", flag, "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "h.tex"],
                        cwd=d, capture_output=True, env=dict(os.environ, openout_any="p"), timeout=600)
         log = (d / "h.log").read_text(encoding="utf-8", errors="replace") if (d / "h.log").exists() else ""
-        pages = 0
+        pages, last = 0, ""
         if (d / "h.pdf").exists():
             info = subprocess.run(["pdfinfo", str(d / "h.pdf")], capture_output=True, text=True).stdout
             pages = int(re.search(r"Pages:\s+(\d+)", info).group(1)) if "Pages" in info else 0
-        return log, pages
+            last = subprocess.run(["pdftotext", "-layout", "-f", str(pages), "-l", str(pages), str(d / "h.pdf"), "-"],
+                                  capture_output=True, text=True).stdout if pages else ""
+        return log, pages, last
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -703,13 +706,28 @@ def compiled():
 def test_sheets_and_keys_compile_without_overfull_boxes(compiled, job):
     if job not in compiled:
         pytest.skip(f"{job[3]} not installed")
-    log, pages = compiled[job]
+    log, pages, _last = compiled[job]
     assert log and re.search(r"Output written on h\.(pdf|xdv)", log), f"{job}: no output"
     assert not [ln for ln in log.splitlines() if ln.startswith("!")], job
     assert "Missing character" not in log, f"{job}: a glyph is missing"
     over = [float(v) for v in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
     assert not [v for v in over if v > 1.0], f"{job}: overfull lines {over}"
     assert 1 <= pages <= 5, f"{job}: {pages} pages"
+
+
+@pytest.mark.tex
+@pytest.mark.skipif(not HAVE_XELATEX, reason="xelatex/latexmk not installed (CI installs TeX Live; see .ci/run)")
+@pytest.mark.parametrize("job", JOBS, ids=lambda j: "-".join(j))
+def test_no_answer_row_alone_on_the_last_page(compiled, job):
+    """house-price.zh's sheet once ended with one table row alone on its last page.  The last
+    page holds no answer row, or at least two, or a whole table (its header with it)."""
+    if job not in compiled:
+        pytest.skip(f"{job[3]} not installed")
+    _log, pages, last = compiled[job]
+    lines = last.splitlines()
+    rows = [ln for ln in lines if re.match(r"\s*\d+\s+\S", ln)]    # a row starts with its number
+    header = any(x in last for x in ("No.", "序号"))
+    assert len(rows) != 1 or header, (job, pages, rows)
 
 
 def test_a_key_writes_its_small_values_in_one_notation():
