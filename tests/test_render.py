@@ -364,7 +364,8 @@ def test_matrix_specs_show_the_matrix_form_rule():
     md = text("matrix-linear", "md", "en")
     # the gradient through the layer's error signal δ_P = ∂E/∂P (derived once, before it)
     assert "\\frac{\\partial E}{\\partial W_{2}} = {H}^{\\top} \\cdot \\delta_{P}" in md
-    assert "\\delta_{P} = \\frac{\\partial E}{\\partial P} = \\frac{\\partial E}{\\partial \\delta} = \\delta" in md
+    # the loss is on the difference D = P − T (the spec's grad_pred), written out (it was named δ)
+    assert "\\delta_{P} = \\frac{\\partial E}{\\partial P} = \\frac{\\partial E}{\\partial D} = D = P - T" in md
     # the product written out with the transposed matrix, as the document does
     assert ("\\begin{pmatrix} 7 & 0 \\\\ 15 & 1 \\end{pmatrix} \\cdot \\begin{pmatrix} 2 & 3 \\\\ 2 & 1 "
             "\\end{pmatrix} = \\begin{pmatrix} 14 & 21 \\\\ 32 & 46 \\end{pmatrix}") in md
