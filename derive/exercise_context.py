@@ -42,6 +42,7 @@ from .graph import outline
 from .handout import selected_parameters, setting
 from .large import LARGE_ENTRIES, SHOWN_ENTRIES, is_large, parameter_entries, picks
 from .layout import LINE_WIDTH, SIZES, Eq, layout, pack
+from .render_context import free_symbol
 from .rounding import round_fraction
 from .sections import Backward
 from .titles import document_title, typeset_parts
@@ -298,8 +299,7 @@ class SheetBuilder:
     def update_symbol(self) -> str:
         """The placeholder of the update rule θ⁽¹⁾ = θ − η ∂L/∂θ: a letter no name of the spec is
         displayed as (softmax-3's output is p)."""
-        taken = set(self.names.values())
-        return next(c for c in ("\\theta", "\\vartheta", "q", "u") if c not in taken)
+        return free_symbol(self.names)
 
     def given(self) -> dict:
         data, params = [], []

@@ -921,3 +921,16 @@ def reference_rows(p, name):
     def mul(a, b):
         return [[sum(a[i][k] * b[k][j] for k in range(len(b))) for j in range(len(b[0]))] for i in range(len(a))]
     return mul(mul(X, W1), W2)
+
+
+@pytest.mark.parametrize("pid", IDS)
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_update_rule_names_no_quantity_of_the_problem(pid, lang):
+    """softmax-3's handout stated the rule as p⁽¹⁾ = p − η ∂L/∂p, p being its softmax output."""
+    md = text(pid, "md", lang)
+    rules = re.findall(r"\$`([^`]*?)\^\{\(1\)\} = \1 - \\eta", md)
+    p = problem(pid)
+    names = set(pr.display_names(p.spec, p.graph).values())
+    if p.spec.steps >= 1 and p.spec.update and not p.is_symbolic:
+        assert rules, pid
+    assert not [r for r in rules if r in names], (pid, rules)
