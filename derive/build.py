@@ -60,10 +60,19 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 # ---------------------------------------------------------------- rendering
-def render_all(pdf: bool = False, template_dir: str | None = None, progress=None, jobs: int = 1) -> dict:
+SKIPPABLE = ("html", "bank")     # the parts `derive build --skip` may leave out
+
+
+def render_all(pdf: bool = False, template_dir: str | None = None, progress=None, jobs: int = 1,
+               skip=()) -> dict:
     """{relative name: bytes} of every file of a build (the manifest aside); `progress(done, total)`
     is told after each problem.  `jobs` > 1: the problems are rendered by that many worker
-    processes (forked, so nothing is imported again); the files are the same, byte for byte."""
+    processes (forked, so nothing is imported again); the files are the same, byte for byte.
+    `skip`: parts left out (SKIPPABLE: "html", the interactive pages; "bank", the exercise bank)."""
+    skip = frozenset(skip)
+    if skip - set(SKIPPABLE):
+        raise DeriveError(f"--skip: no such part: {', '.join(sorted(skip - set(SKIPPABLE)))} "
+                          f"(the parts: {', '.join(SKIPPABLE)})")
     if pdf:
         require("xelatex", "PDFs")
     claims = dict(builtin_claims())
@@ -71,9 +80,9 @@ def render_all(pdf: bool = False, template_dir: str | None = None, progress=None
     entries = []
     ids = builtin_ids()
     problems = {pid: load(pid) for pid in ids}      # loaded once: the workers inherit them
-    tasks = [(pid, claims.get(pid), pdf, template_dir) for pid in ids]
-    if BANK[0] in ids:
-        tasks.append((BANK_TASK, None, pdf, template_dir))
+    tasks = [(pid, claims.get(pid), pdf, template_dir, "html" in skip) for pid in ids]
+    if BANK[0] in ids and "bank" not in skip:
+        tasks.append((BANK_TASK, None, pdf, template_dir, False))
     done = 0
     for (pid, *_rest), (failure, part, entry) in zip(tasks, _rendered(tasks, jobs, problems)):
         if failure is not None:
@@ -207,20 +216,22 @@ def _quiet_worker():
 
 
 def _problem_job(task: tuple) -> tuple:
-    pid, claims_path, pdf, template_dir = task
+    pid, claims_path, pdf, template_dir, no_html = task
     files: dict[str, bytes] = {}
     try:
         if pid == BANK_TASK:
             files.update(bank_files(_problem(BANK[0]), template_dir))
             return None, files, None
-        entry = _build_problem(pid, files, claims_path, pdf, template_dir)
+        entry = _build_problem(pid, files, claims_path, pdf, template_dir, html=not no_html)
     except DeriveError as e:
         return e.line(), {}, None
     return None, files, entry
 
 
-def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, template_dir) -> dict:
-    """Render one built-in problem into `files` (name → bytes); its entry for the index."""
+def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, template_dir,
+                   html: bool = True) -> dict:
+    """Render one built-in problem into `files` (name → bytes); its entry for the index (`html`:
+    with its interactive page)."""
     problem = _problem(pid)
     solution = problem.solve(digits=DISPLAY_DIGITS)
     names = {}
@@ -258,8 +269,10 @@ def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, te
     # the interactive worked solution, in English only: each page carries KaTeX and its fonts
     # (about 0.6 MB), so both languages would double that in the repository (derive render
     # --format html --lang zh writes the Chinese one)
-    files[f"{pid}.en.html"] = page(problem, lang="en", solution=solution, template_dir=template_dir).encode("utf-8")
-    names["en_html"] = f"{pid}.en.html"
+    if html:
+        files[f"{pid}.en.html"] = page(problem, lang="en", solution=solution, template_dir=template_dir,
+                                       contexts=contexts).encode("utf-8")
+        names["en_html"] = f"{pid}.en.html"
     return {"id": pid, "title": problem.spec.title, "title_zh": problem.spec.title_in("zh"), "source": problem.spec.source,
             "symbolic": problem.is_symbolic, "files": names}
 
@@ -439,13 +452,14 @@ def _mkdirs(path: Path, created: list) -> None:
 
 
 def build(out_dir, *, pdf: bool = False, template_dir: str | None = None, force: bool = False,
-          warn=None, progress=None, jobs: int = 1) -> list:
+          warn=None, progress=None, jobs: int = 1, skip=()) -> list:
     """Build into `out_dir`; the relative names of the files of the build (the manifest included).
     `warn(line)` is told about changed files of an earlier build that were kept; `progress(done,
-    total)` after each problem rendered; `jobs` worker processes render the problems."""
+    total)` after each problem rendered; `jobs` worker processes render the problems; `skip`:
+    parts left out (render_all)."""
     out = Path(out_dir)
     manifest = inspect(out, force)
-    files = render_all(pdf=pdf, template_dir=template_dir, progress=progress, jobs=jobs)
+    files = render_all(pdf=pdf, template_dir=template_dir, progress=progress, jobs=jobs, skip=skip)
     return _write_tree(out, files, manifest, MANIFEST_HEAD, warn)
 
 
