@@ -1,7 +1,10 @@
 """The engine issue's other targets, whole process, medians of several runs, in one run:
 
   derive --help                                   (start-up: no SymPy is imported)
-  derive build                                    (every built-in problem, md + tex, en + zh, errata)
+  derive build                                    (every built-in problem, md + tex, en + zh, errata,
+                                                   sheets and keys, HTML pages, the exercise bank)
+  derive build --skip html,bank                   (the engine issue's scope: md + tex, en + zh, errata;
+                                                   with the sheets and keys, without the pages and bank)
   10 000 gradient steps of two-two-two, 30 digits (through the API: Problem.numbers)
   derive solve two-two-two --json                 (the everyday command)
   the 10 000 steps without the tape               (the engine's own run: what the tape saves)
@@ -61,6 +64,8 @@ def main() -> int:
             ("derive --help", [py, "-m", "derive", "--help"], 0.3),
             ("derive solve two-two-two --json", [py, "-m", "derive", "solve", "two-two-two", "--json"], None),
             ("derive build (no PDF)", [py, "-m", "derive", "build", "--out", str(Path(tmp) / "out")], 3.0),
+            ("derive build --skip html,bank (md + tex, errata, sheets)",
+             [py, "-m", "derive", "build", "--skip", "html,bank", "--out", str(Path(tmp) / "out")], 3.0),
             ("10 000 steps of two-two-two at 30 digits (API)", [py, "-c", STEPS_SCRIPT], 2.0),
             ("the same without the tape (engine.run)", [py, "-c", NO_TAPE_SCRIPT], None),
             ("derive build --jobs 1 (one process)", [py, "-m", "derive", "build", "--jobs", "1", "--out",
