@@ -105,8 +105,8 @@ def render_all(pdf: bool = False, template_dir: str | None = None, progress=None
 
 
 def default_jobs() -> int:
-    """Worker processes for `derive build`: one per CPU, at most 4 (7 problems, the largest
-    takes about a third of the work)."""
+    """Worker processes for `derive build`: one per CPU, at most 4 (nine problems and the bank;
+    the largest takes about a fifth of the work)."""
     return max(1, min(4, os.cpu_count() or 1))
 
 
@@ -177,13 +177,14 @@ def _warm_templates(tasks: list) -> None:
 
 
 def _weight(task: tuple) -> float:
-    """A rough cost of a task, for the order the workers take them: a problem's claims (each
-    checked against every hypothesis), its training updates (the runs and their curves) and a
-    base for the handouts, the sheets and the page; about 0.01 s of one CPU a unit here.  The
-    bank: measured."""
+    """A rough cost of a task, for the order the workers take them, in units of about 0.01 s of one
+    CPU here (fitted to the nine built-in problems): a base, the problem's claims (each checked
+    against every hypothesis), its training updates (the runs and their curves) and its parameter
+    entries (the handouts' steps, the page's answer boxes and their what-if runs).  The bank:
+    measured."""
     pid, claims_path = task[0], task[1]
     if pid == BANK_TASK:
-        return 80
+        return 85
     claims = 0
     if claims_path is not None:
         with open(claims_path, encoding="utf-8") as f:
@@ -195,7 +196,8 @@ def _weight(task: tuple) -> float:
         updates += t.epochs * (spec.dataset.n if spec.dataset is not None else 1)
     if not spec.is_symbolic and t.sweep is not None:
         updates += len(t.sweep.learning_rates) * t.sweep.steps
-    return 10 + claims + updates / 80
+    entries = sum(len(v.entries) for v in spec.parameters.values())
+    return 16 + claims + updates / 30 + 2.5 * entries
 
 
 def _problem(pid: str):
