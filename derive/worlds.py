@@ -127,7 +127,7 @@ class _StepValues(dict):
         q = w.graph.quantities.get(getattr(e, "quantity", None))
         a = None if q is None else self._step.values.get(q.name)
         i = e.flat if a is not None else None
-        if i is None or i >= len(q.entries) or q.entries[i] != e:
+        if i is None or i >= len(q.entries) or (q.entries[i] is not e and q.entries[i] != e):
             raise KeyError(e)
         xs = self._entries.get(q.name)
         if xs is None:
