@@ -442,7 +442,7 @@ def _power(x: arb, y: arb) -> arb:
             if x.is_exact() and x.is_zero():
                 raise DeriveError("division by zero")
             raise Imprecise("division by zero")
-        if n > 1 and x.mid().is_zero() and not x.is_exact():
+        if n >= 1 and x.mid().is_zero() and not x.is_exact():
             return _power_by_squaring(x, n)
         return x ** n
     if x > 0:
@@ -458,7 +458,8 @@ def _power(x: arb, y: arb) -> arb:
 
 def _power_by_squaring(x: arb, n: int) -> arb:
     """x^n (n ≥ 1) by products: python-flint 0.9 gives nan for x ** n when x is a ball centred on
-    0 with a radius > 0 (a difference that is 0 up to rounding, (p − y)^2 at a fitted sample)."""
+    0 with a radius > 0 (a difference that is 0 up to rounding, (p − y)^2 at a fitted sample),
+    for n = 1 too (the derivative of (t − out)^2 is 2·(t − out)^1 at a sample fitted exactly)."""
     result = None
     while n:
         if n & 1:

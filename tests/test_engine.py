@@ -531,3 +531,26 @@ def test_empty_what_if_run_is_the_plain_run(tmp_path, seed, matrix):
             for name, g in a.adjoints.items():
                 for x, y in zip(ctx.entries(g), ctx.entries(b.adjoints[name])):
                     assert x.overlaps(y) and abs(x.mid() - y.mid()) <= 10 ** -80 * max(1, abs(x.mid())), name
+
+
+def test_a_difference_that_is_zero_up_to_rounding_has_a_zero_gradient(tmp_path):
+    # The output equals its target exactly (relu(0·tanh(0.001) + 0.001) = 0.001 = t), but in a
+    # ball run t − out is a ball centred on 0: (t − out)^2's derivative 2·(t − out)^1 was nan
+    # (python-flint's x ** 1 of such a ball), so the next step's tanh and relu could not decide.
+    spec = tmp_path / "net.toml"
+    spec.write_text('title = "fitted"\n[data]\nx0 = 0.000\nt0 = 0.001\n[parameters]\nw0 = 0.000\nb0 = 0.001\n'
+                    'w1 = 0.000\nb1 = 0.001\n[forward]\nnet0 = "w0*x0 + b0"\nout0 = "tanh(net0)"\n'
+                    'net1 = "w1*out0 + b1"\nout1 = "relu(net1)"\nE = "1/2*(t0 - out1)^2"\n'
+                    '[train]\nlearning_rate = 0.000\n', encoding="utf-8")
+    r = run_cli("solve", str(spec), "--json", "--digits", "5")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    grads = {k: v for k, v in got["gradients"].items()}
+    # every gradient carries the factor t0 − out1 = 0 exactly
+    assert grads and all(Fraction(Decimal(str(v))) == 0 for v in grads.values()), grads
+    # the power rule itself, at n = 1 and n = 2, on a ball centred on 0
+    from flint import arb
+    ball = arb(0, 1e-30)
+    for n in (1, 2, 3):
+        y = engine._power(ball, arb(n))
+        assert y.is_finite() and 0 in y and y.rad() <= 1e-29
