@@ -1,4 +1,5 @@
-"""A fork server for the tests' CLI subprocesses (started by conftest.run_cli, one per test session).
+"""A fork server for the tests' CLI subprocesses (started by conftest.run_cli, one per test process
+and start-up environment).
 
 Most of the time of `python -m derive …` in a test is spent starting Python and importing derive,
 SymPy and Jinja2 (about 1 s on the 2-core test machine), not in derive's work.  This server starts
@@ -14,10 +15,12 @@ own process and file descriptors, and it may be killed; its exit status reaches 
 (conftest.run_python), for the tests that patch derive inside the process before running it.
 
 What the child does not repeat is what happens before derive's `main` starts: the interpreter's
-start-up and the imports.  conftest.run_cli therefore runs a real `python -m derive` whenever the
-environment asks for something decided at start-up (a PYTHON* variable such as PYTHONHASHSEED or
-PYTHONPATH, or the locale: the hash-seed tests of tests/test_cli.py), and these run real
-processes too: the session's `derive build` (conftest.built), test_garbage_through_a_real_subprocess,
+start-up and the imports.  So a child serves only requests with the server's start-up environment
+(the PYTHON* variables such as PYTHONHASHSEED or PYTHONPATH, and the locale, all decided at
+start-up): conftest.run_cli starts one server for each start-up environment the tests ask for (the
+hash-seed tests of tests/test_cli.py and tests/test_train.py: one server per seed, whose children
+have that interpreter's hash seed), up to a few, and runs a real `python -m derive` beyond them.
+These run real processes too: the session's `derive build` (conftest.built), test_garbage_through_a_real_subprocess,
 the start-up import test of tests/test_layers.py, the signal tests (Popen), the devices and
 ordinary-user tests, and the installed package.  DERIVE_TESTS_REAL_EXEC=1 makes every one real.
 

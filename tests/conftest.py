@@ -1,5 +1,7 @@
 import atexit
+import concurrent.futures
 import fcntl
+import hashlib
 import json
 import locale
 import os
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 from pathlib import Path
 
 import pytest
@@ -43,12 +46,13 @@ def run_exec(*args, cwd=None, input=None, env=None, timeout=300):
 def run_cli(*args, cwd=None, input=None, env=None, timeout=300):
     """Run `python -m derive ARGS` as a user would, in a new process; returns CompletedProcess (text).
 
-    The process is forked from the tests' CLI server (tests/cli_server.py), which has imported
-    derive once, unless the environment changes what Python decides at start-up (PYTHON*
-    variables, the locale): then it is a new interpreter (run_exec)."""
+    The process is forked from a CLI server of the tests (tests/cli_server.py), which has imported
+    derive once: the server started with the same start-up environment (what Python decides at
+    start-up: PYTHON* variables such as PYTHONHASHSEED, the locale), started for it if there is
+    none yet; a new interpreter (run_exec) if no server can serve it."""
     full_env = source_env(env)
-    server = None if REAL_EXEC else _server()
-    if server is None or not server.serves(full_env):
+    server = None if REAL_EXEC else _server(full_env)
+    if server is None:
         return run_exec(*args, cwd=cwd, input=input, env=env, timeout=timeout)
     return server.run([str(a) for a in args], str(cwd or ROOT), input, full_env, timeout)
 
@@ -57,8 +61,8 @@ def run_python(source: str, *args, cwd=None, env=None, timeout=300):
     """`python -c SOURCE ARGS` with this checkout's package on the path, in a new process (forked
     from the CLI server like run_cli, or a new interpreter); returns CompletedProcess (text)."""
     full_env = source_env(env)
-    server = None if REAL_EXEC else _server()
-    if server is None or not server.serves(full_env):
+    server = None if REAL_EXEC else _server(full_env)
+    if server is None:
         return subprocess.run([sys.executable, "-c", source, *map(str, args)], capture_output=True, text=True,
                               cwd=cwd or ROOT, env=full_env, timeout=timeout)
     return server.run([str(a) for a in args], str(cwd or ROOT), None, full_env, timeout, source=source)
@@ -74,12 +78,13 @@ def _text(data: bytes) -> str:
 
 
 class CliServer:
-    """The client of tests/cli_server.py (one server process per test session)."""
+    """The client of tests/cli_server.py (a server process for each start-up environment a test
+    process asks for, usually one: see _server)."""
 
-    def __init__(self):
+    def __init__(self, env: dict):
         self.dir = tempfile.mkdtemp(prefix="derive-tests-cli-")
         self.path = os.path.join(self.dir, "sock")
-        self.env = source_env()
+        self.env = env
         self.cpu = 0.0             # CPU seconds of every child so far (they are not this process's children)
         self.proc = subprocess.Popen([sys.executable, str(TESTS / "cli_server.py"), self.path],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, env=self.env)
@@ -184,19 +189,47 @@ def _communicate(out_r, err_r, in_w, data: bytes, deadline):
     return b"".join(chunks[out_r]), b"".join(chunks[err_r])
 
 
-_SERVER = []
+_SERVERS = {}          # start-up environment (sorted items) -> CliServer, or None if it cannot start
+MAX_SERVERS = 6        # the usual one, and one per hash seed of tests/test_cli.py and tests/test_train.py
 
 
-def _server():
-    """The session's CLI server, started on first use (None if it cannot start: then real processes)."""
-    if not _SERVER:
+def _server(env: dict):
+    """The CLI server of this process for `env`'s start-up environment, started on first use:
+    a server started with PYTHONHASHSEED=1 forks children with that interpreter's hash seed, as a
+    new `PYTHONHASHSEED=1 python -m derive` has.  None (then real processes) if it cannot start or
+    MAX_SERVERS run already."""
+    key = tuple(sorted(_startup_keys(env).items()))
+    if key not in _SERVERS:
+        if len(_SERVERS) >= MAX_SERVERS:
+            return None
         try:
-            _SERVER.append(CliServer())
-            atexit.register(_SERVER[0].close)
+            _SERVERS[key] = CliServer({**source_env(), **dict(key)})
+            atexit.register(_SERVERS[key].close)
         except (OSError, RuntimeError) as e:
             print(f"tests: CLI server unavailable ({e}); running real processes", file=sys.stderr)
-            _SERVER.append(None)
-    return _SERVER[0]
+            _SERVERS[key] = None
+    server = _SERVERS[key]
+    return server if server is not None and server.serves(env) else None
+
+
+# ---------------------------------------------------------------- the fast tier
+_FAST_TIER = []
+
+
+def pytest_configure(config):
+    expr = config.getoption("markexpr", "") or ""
+    _FAST_TIER[:] = [bool(expr) and "slow" not in expr]
+
+
+def fast_tier() -> bool:
+    """True when the run leaves out the slow tests (an -m expression not naming `slow`, as the
+    fast tier's `-m "not tex"`); the full suite (no -m) and `-m slow` are not the fast tier."""
+    return bool(_FAST_TIER and _FAST_TIER[0])
+
+
+def examples(full: int, fast: int) -> int:
+    """Hypothesis's max_examples: `full` in the full suite (as .ci/run runs it), `fast` in the fast tier."""
+    return fast if fast_tier() else full
 
 
 @pytest.fixture
@@ -241,15 +274,74 @@ def _build_into(out: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
-# module-scoped fixtures that compile every handout or sheet with TeX: under pytest-xdist
-# (`--dist loadgroup`) the tests of each go to one worker, so that the compilation is done once
-COMPILING_FIXTURES = ("compiled", "compiled_output")
+# ---------------------------------------------------------------- TeX, once per document
+class Compiled(typing.NamedTuple):
+    log: str            # h.log ("" when latexmk wrote none)
+    pdf: Path           # h.pdf (may not exist: then the log says why)
+    stdout: str         # what latexmk printed
 
 
-@pytest.hookimpl(tryfirst=True)     # before xdist's own hook, which reads the xdist_group marks
+class Latexmk:
+    """`latexmk -xelatex` (or `-pdf` for pdfLaTeX) of a LaTeX text, as the tests compile it: the
+    text as h.tex in a directory of its own, no shell escape, `openout_any=p`.  The same text with
+    the same engine is compiled once per test session: the result (log, PDF, latexmk's output) is
+    kept in a directory named by the SHA-256 of engine and text, under the session's temporary
+    root, which pytest-xdist's workers share (the first to need a document compiles it, holding a
+    lock on a file named like it; the others wait and read the same files).  So a handout that one
+    test checks for overfull lines and another for nearly blank pages is compiled once, whichever
+    workers run the two tests, and the tests need not stay together on one worker."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __call__(self, tex: str, engine: str = "xelatex") -> Compiled:
+        return self._compile(tex, engine, wait=True)
+
+    def many(self, jobs, threads: int = 2) -> list:
+        """[Compiled] of [(tex, engine)], in that order: `threads` latexmk at a time; a document
+        another worker is compiling is waited for after the others are done."""
+        jobs = list(jobs)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
+            first = list(pool.map(lambda j: self._compile(*j, wait=False), jobs))
+            return list(pool.map(lambda jr: jr[1] or self._compile(*jr[0], wait=True), zip(jobs, first)))
+
+    def _compile(self, tex: str, engine: str, wait: bool):
+        key = hashlib.sha256(f"{engine}\0{tex}".encode("utf-8")).hexdigest()[:32]
+        d = self.root / key
+        with open(self.root / f"{key}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                return None                                # another worker compiles it now
+            if not (d / "done").exists():
+                if d.exists():                             # a compilation that failed half-way
+                    shutil.rmtree(d)
+                d.mkdir()
+                (d / "h.tex").write_text(tex, encoding="utf-8")
+                r = subprocess.run(["latexmk", {"xelatex": "-xelatex", "pdflatex": "-pdf"}[engine],
+                                    "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "h.tex"],
+                                   cwd=d, capture_output=True, env=dict(os.environ, openout_any="p"), timeout=600)
+                (d / "stdout").write_bytes(r.stdout)
+                (d / "done").write_text("ok\n")
+        log = (d / "h.log").read_text(encoding="utf-8", errors="replace") if (d / "h.log").exists() else ""
+        return Compiled(log, d / "h.pdf", (d / "stdout").read_text(encoding="utf-8", errors="replace"))
+
+
+@pytest.fixture(scope="session")
+def latexmk(tmp_path_factory):
+    """The session's Latexmk (shared by the workers of a pytest-xdist session, like `built`)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = tmp_path_factory.getbasetemp().parent / "latexmk"
+        root.mkdir(exist_ok=True)
+    else:
+        root = tmp_path_factory.mktemp("latexmk")
+    return Latexmk(root)
+
+
+@pytest.hookimpl(tryfirst=True)     # before -m selects by the marks added here
 def pytest_collection_modifyitems(config, items):
     """Tests that run TeX are marked `tex` (the fast tier is `pytest -m "not tex"`): every test
-    skipped when xelatex/pdflatex is missing, and every test of compiled handouts.
+    skipped when xelatex/pdflatex is missing, and every test that uses the `latexmk` fixture.
 
     Tests marked `slow` run in the full suite (`pytest` without -m, as .ci/run runs it) and when
     the -m expression names `slow` (`pytest -m slow`); any other -m expression, the fast tier's
@@ -257,11 +349,8 @@ def pytest_collection_modifyitems(config, items):
     quicker check of the same behaviour in the fast tier.  Tests marked `browser` (headless
     chromium) are treated the same way: the full suite and `-m browser` run them."""
     for item in items:
-        for name in COMPILING_FIXTURES:
-            if name in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.{name}"))
         reasons = " ".join(str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif"))
-        if "latex" in reasons or "compiled" in getattr(item, "fixturenames", ()):
+        if "latex" in reasons or "latexmk" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.tex)
     expr = config.getoption("markexpr", "") or ""
     for marker in ("slow", "browser"):

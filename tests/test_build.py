@@ -1,6 +1,5 @@
 """End-to-end: `derive build` with errata linked from the handouts, errata that compile, and the
 package installed for real (not editable) finding its templates and problems."""
-import concurrent.futures
 import re
 import shutil
 import subprocess
@@ -44,30 +43,18 @@ def test_zh_handout_links_the_chinese_errata(built):
     assert "](errata/house-price.zh.md#claim-" in handout and "原文勘误" in handout
 
 
-def _compile(tex: Path) -> str:
-    r = subprocess.run(["latexmk", "-xelatex", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error",
-                        tex.name], cwd=tex.parent, capture_output=True, text=True, timeout=600,
-                       env={**__import__("os").environ, "openout_any": "p"})
-    log = tex.with_suffix(".log")
-    return log.read_text(encoding="utf-8", errors="replace") if log.exists() else r.stdout
-
-
 @pytest.mark.skipif(not HAVE_XELATEX, reason="xelatex/latexmk not installed (CI installs TeX Live; see .ci/run)")
-def test_errata_compile_with_xelatex(built, tmp_path):
+def test_errata_compile_with_xelatex(built, latexmk):
+    """The errata of the session's build compile (each once a session, by the `latexmk` fixture:
+    output/ holding the same bytes, tests/test_errata.py reads the same compilations)."""
     texs = sorted((built / "errata").glob("*.tex"))
-    for tex in texs:
-        work = tmp_path / tex.stem
-        work.mkdir()
-        shutil.copy(tex, work / tex.name)
-    # two latexmk at a time (each runs one TeX process): about half the time on two cores
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        logs = list(pool.map(lambda tex: _compile(tmp_path / tex.stem / tex.name), texs))
+    compiled = latexmk.many((tex.read_text(encoding="utf-8"), "xelatex") for tex in texs)
     assert len(texs) >= 4
-    for tex, log in zip(texs, logs):
-        work = tmp_path / tex.stem
+    for tex, (log, pdf, stdout) in zip(texs, compiled):
+        log = log or stdout
         errors = [ln for ln in log.splitlines() if ln.startswith("!")]
         assert not errors and "Undefined control sequence" not in log, (tex.name, errors[:3])
-        assert (work / tex.name).with_suffix(".pdf").is_file(), tex.name
+        assert pdf.is_file(), tex.name
 
 
 def _files(d: Path) -> dict:

@@ -1,14 +1,12 @@
 """Errata to hand out and the checker's words: wrong claims first with the mistake in plain words,
 rounding differences apart with the rounded chain that reproduces them, the claim table last and
 within the page, Chinese names of the diagnoses, no English prose in any Chinese document."""
-import concurrent.futures
 import json
 import re
 import shutil
 import subprocess
 import sys
 from fractions import Fraction
-from pathlib import Path
 
 import mpmath
 import pytest
@@ -256,14 +254,6 @@ def test_no_chinese_document_has_english_prose(path):
 
 
 # ---------------------------------------------------------------- the errata fit the page
-def _compile(tex: Path) -> str:
-    subprocess.run(["latexmk", "-xelatex", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error",
-                    tex.name], cwd=tex.parent, capture_output=True, text=True, timeout=600,
-                   env={**__import__("os").environ, "openout_any": "p"}, start_new_session=True)
-    log = tex.with_suffix(".log")
-    return log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
-
-
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_a_diagnosis_example_uses_the_problems_own_symbols(lang):
     """softmax-3's errata explained a sign error with "t − o written for o − t" although its
@@ -310,19 +300,16 @@ def test_errata_use_one_document_class_per_language():
 
 @pytest.mark.tex
 @pytest.mark.skipif(not HAVE_XELATEX, reason="xelatex/latexmk not installed (CI installs TeX Live; see .ci/run)")
-def test_every_errata_pdf_fits_the_page(tmp_path):
+def test_every_errata_pdf_fits_the_page(latexmk):
     """Every errata .tex in output/ compiles without an overfull box over 1 pt (or a character
-    missing from its fonts)."""
+    missing from its fonts).  (Each compiled once a session by the `latexmk` fixture, which
+    tests/test_build.py and tests/test_render.py's blank-page check read too.)"""
     texs = sorted((OUTPUT / "errata").glob("*.tex"))
     assert len(texs) >= 14
-    for tex in texs:
-        (tmp_path / tex.stem).mkdir()
-        shutil.copy(tex, tmp_path / tex.stem / tex.name)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        logs = list(pool.map(lambda t: _compile(tmp_path / t.stem / t.name), texs))
+    compiled = latexmk.many((tex.read_text(encoding="utf-8"), "xelatex") for tex in texs)
     bad = []
-    for tex, log in zip(texs, logs):
-        assert (tmp_path / tex.stem / tex.name).with_suffix(".pdf").is_file(), tex.name
+    for tex, (log, pdf, _) in zip(texs, compiled):
+        assert pdf.is_file(), tex.name
         for m in re.finditer(r"Overfull \\[hv]box \(([\d.]+)pt too (wide|high)\)", log):
             if float(m.group(1)) > 1:
                 bad.append((tex.name, m.group(0)))

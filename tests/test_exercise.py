@@ -10,15 +10,12 @@ from zero).
 """
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import decimal
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
@@ -668,45 +665,27 @@ def test_build_writes_a_sheet_and_a_key_for_every_problem(built):
 
 
 # ---------------------------------------------------------------- LaTeX
-def compile_tex(tex: str, engine_: str) -> tuple[str, int, str]:
-    """(the log, the number of pages, the text of the last page) of a compiled sheet or key."""
-    d = Path(tempfile.mkdtemp(prefix="derive-exercise-"))
-    try:
-        (d / "h.tex").write_text(tex, encoding="utf-8")
-        flag = "-xelatex" if engine_ == "xelatex" else "-pdf"
-        subprocess.run(["latexmk", flag, "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "h.tex"],
-                       cwd=d, capture_output=True, env=dict(os.environ, openout_any="p"), timeout=600)
-        log = (d / "h.log").read_text(encoding="utf-8", errors="replace") if (d / "h.log").exists() else ""
-        pages, last = 0, ""
-        if (d / "h.pdf").exists():
-            info = subprocess.run(["pdfinfo", str(d / "h.pdf")], capture_output=True, text=True).stdout
-            pages = int(re.search(r"Pages:\s+(\d+)", info).group(1)) if "Pages" in info else 0
-            last = subprocess.run(["pdftotext", "-layout", "-f", str(pages), "-l", str(pages), str(d / "h.pdf"), "-"],
-                                  capture_output=True, text=True).stdout if pages else ""
-        return log, pages, last
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+# (compiled by the session's `latexmk` fixture, tests/conftest.py: a sheet or key here is the text
+# of output/exercises/, so tests/test_render.py's blank-page check reads the same compilation)
+def pdf_pages(pdf: Path) -> int:
+    if not pdf.exists():
+        return 0
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
+    return int(re.search(r"Pages:\s+(\d+)", info).group(1)) if "Pages" in info else 0
 
 
 JOBS = [(pid, lang, mode, "xelatex") for pid in IDS for lang in LANGS for mode in xc.MODES] + \
        [(pid, "en", mode, "pdflatex") for pid in IDS for mode in xc.MODES]
 
 
-@pytest.fixture(scope="module")
-def compiled():
-    jobs = [j for j in JOBS if (HAVE_XELATEX if j[3] == "xelatex" else HAVE_PDFLATEX)]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {j: pool.submit(compile_tex, docs(j[0], j[1])[(j[2], "tex")], j[3]) for j in jobs}
-        return {j: f.result() for j, f in futures.items()}
-
-
 @pytest.mark.tex
 @pytest.mark.skipif(not HAVE_XELATEX, reason="xelatex/latexmk not installed (CI installs TeX Live; see .ci/run)")
 @pytest.mark.parametrize("job", JOBS, ids=lambda j: "-".join(j))
-def test_sheets_and_keys_compile_without_overfull_boxes(compiled, job):
-    if job not in compiled:
+def test_sheets_and_keys_compile_without_overfull_boxes(latexmk, job):
+    if not (HAVE_XELATEX if job[3] == "xelatex" else HAVE_PDFLATEX):
         pytest.skip(f"{job[3]} not installed")
-    log, pages, _last = compiled[job]
+    log, pdf, _ = latexmk(docs(job[0], job[1])[(job[2], "tex")], job[3])
+    pages = pdf_pages(pdf)
     assert log and re.search(r"Output written on h\.(pdf|xdv)", log), f"{job}: no output"
     assert not [ln for ln in log.splitlines() if ln.startswith("!")], job
     assert "Missing character" not in log, f"{job}: a glyph is missing"
@@ -718,12 +697,15 @@ def test_sheets_and_keys_compile_without_overfull_boxes(compiled, job):
 @pytest.mark.tex
 @pytest.mark.skipif(not HAVE_XELATEX, reason="xelatex/latexmk not installed (CI installs TeX Live; see .ci/run)")
 @pytest.mark.parametrize("job", JOBS, ids=lambda j: "-".join(j))
-def test_no_answer_row_alone_on_the_last_page(compiled, job):
+def test_no_answer_row_alone_on_the_last_page(latexmk, job):
     """house-price.zh's sheet once ended with one table row alone on its last page.  The last
     page holds no answer row, or at least two, or a whole table (its header with it)."""
-    if job not in compiled:
+    if not (HAVE_XELATEX if job[3] == "xelatex" else HAVE_PDFLATEX):
         pytest.skip(f"{job[3]} not installed")
-    _log, pages, last = compiled[job]
+    _log, pdf, _ = latexmk(docs(job[0], job[1])[(job[2], "tex")], job[3])
+    pages = pdf_pages(pdf)
+    last = subprocess.run(["pdftotext", "-layout", "-f", str(pages), "-l", str(pages), str(pdf), "-"],
+                          capture_output=True, text=True).stdout if pages else ""
     lines = last.splitlines()
     rows = [ln for ln in lines if re.match(r"\s*\d+\s+\S", ln)]    # a row starts with its number
     header = any(x in last for x in ("No.", "序号"))

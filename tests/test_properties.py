@@ -11,7 +11,7 @@ import derive
 from derive import spec as spec_mod
 from derive.cli import main
 
-from conftest import run_exec
+from conftest import examples, run_exec
 
 ACTIVATIONS = ["sigmoid", "tanh", "relu", "softplus", ""]
 
@@ -108,7 +108,8 @@ def _run_main(args):
     return code, out.getvalue(), err.getvalue()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# examples(full, fast): the full suite runs the first count, the fast tier the second (tests/conftest.py)
+@settings(max_examples=examples(150, fast=40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=300))
 def test_random_bytes_as_spec_give_exit_2_never_a_traceback(tmp_path_factory, blob):
     path = tmp_path_factory.mktemp("bytes") / "spec.toml"
@@ -141,7 +142,7 @@ def random_toml(draw):
     return "\n".join(lines) + "\n"
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200, fast=50), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_toml())
 def test_random_toml_gives_exit_2_or_a_result(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("toml") / "spec.toml"
@@ -186,7 +187,7 @@ def random_claims(draw):
     return "\n".join(lines) + "\n"
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120, fast=30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(random_claims(), st.binary(max_size=200).map(lambda b: b.decode("latin-1"))))
 def test_random_claims_files_give_a_verdict_or_exit_2(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("claims") / "claims.toml"

@@ -7,12 +7,9 @@ generated .tex compiles with the real TeX engines; output/ is what `derive build
 """
 from __future__ import annotations
 
-import concurrent.futures
-import os
 import re
 import shutil
 import subprocess
-import tempfile
 import tomllib
 from fractions import Fraction
 from functools import lru_cache
@@ -560,12 +557,12 @@ def test_hostile_title_is_escaped(tmp_path):
 
 
 @needs_xelatex
-def test_hostile_title_compiles_to_its_literal_text(tmp_path):
+def test_hostile_title_compiles_to_its_literal_text(tmp_path, latexmk):
     spec = tmp_path / "hostile.toml"
     spec.write_text(_hostile_spec(), encoding="utf-8")
     for lang in LANGS:
         tex = render.render_text(derive.load(str(spec)), fmt="tex", lang=lang)
-        log, pdf = compile_tex(tex, "xelatex")
+        log, pdf, _ = latexmk(tex, "xelatex")
         assert_clean(log, f"hostile {lang}")
         if shutil.which("pdftotext"):
             words = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
@@ -573,18 +570,8 @@ def test_hostile_title_compiles_to_its_literal_text(tmp_path):
 
 
 # ---------------------------------------------------------------- compiling every handout
-def compile_tex(tex: str, engine: str):
-    """latexmk in a fresh directory; (log text, pdf path in a kept directory)."""
-    d = Path(tempfile.mkdtemp(prefix="derive-test-tex-"))
-    (d / "h.tex").write_text(tex, encoding="utf-8")
-    flag = "-xelatex" if engine == "xelatex" else "-pdf"
-    env = dict(os.environ, openout_any="p")
-    subprocess.run(["latexmk", flag, "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error",
-                    "h.tex"], cwd=d, capture_output=True, env=env, timeout=600)
-    log = (d / "h.log").read_text(encoding="utf-8", errors="replace") if (d / "h.log").exists() else ""
-    return log, d / "h.pdf"
-
-
+# (each document is compiled by the session's `latexmk` fixture, tests/conftest.py: once per
+# session, whichever tests and workers need it)
 def assert_clean(log: str, what: str):
     assert log, f"{what}: no log"
     errors = [ln for ln in log.splitlines() if ln.startswith("!")]
@@ -596,33 +583,20 @@ def assert_clean(log: str, what: str):
     assert re.search(r"Output written on h\.(pdf|xdv)", log), f"{what}: no output"
 
 
-JOBS = [(pid, lang, "xelatex", mode) for pid in IDS for lang in LANGS for mode in ("solution", "exercise")] + \
-       [(pid, "en", "pdflatex", mode) for pid in IDS for mode in ("solution", "exercise")]
-
-
-@pytest.fixture(scope="module")
-def compiled():
-    """Compile every handout and exercise sheet (both languages; English also with pdfLaTeX), once."""
-    jobs = [j for j in JOBS if (HAVE_XELATEX if j[2] == "xelatex" else HAVE_PDFLATEX)]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        texs = {job: text(job[0], "tex", job[1], job[3]) for job in jobs}
-        futures = {job: pool.submit(compile_tex, texs[job], job[2]) for job in jobs}
-        return {job: f.result()[0] for job, f in futures.items()}
-
-
 @needs_xelatex
 @pytest.mark.parametrize("pid", IDS)
 @pytest.mark.parametrize("lang", LANGS)
 @pytest.mark.parametrize("mode", ("solution", "exercise"))
-def test_handout_compiles_with_xelatex(compiled, pid, lang, mode):
-    assert_clean(compiled[(pid, lang, "xelatex", mode)], f"{pid}.{lang} {mode} xelatex")
+def test_handout_compiles_with_xelatex(latexmk, pid, lang, mode):
+    """Every handout and exercise handout, both languages (English also with pdfLaTeX, below)."""
+    assert_clean(latexmk(text(pid, "tex", lang, mode), "xelatex").log, f"{pid}.{lang} {mode} xelatex")
 
 
 @needs_pdflatex
 @pytest.mark.parametrize("pid", IDS)
 @pytest.mark.parametrize("mode", ("solution", "exercise"))
-def test_english_handout_compiles_with_pdflatex(compiled, pid, mode):
-    assert_clean(compiled[(pid, "en", "pdflatex", mode)], f"{pid}.en {mode} pdflatex")
+def test_english_handout_compiles_with_pdflatex(latexmk, pid, mode):
+    assert_clean(latexmk(text(pid, "tex", "en", mode), "pdflatex").log, f"{pid}.en {mode} pdflatex")
 
 
 @needs_xelatex
@@ -767,15 +741,10 @@ PAGE_TARGETS = {"two-two-two": 6, "house-price": 7}     # pages at most, in each
 OUTPUT_SOLUTIONS = [(pid, lang) for pid in IDS for lang in LANGS]
 
 
-@pytest.fixture(scope="module")
-def compiled_output():
-    """Every worked solution of output/ (as `derive build` wrote it, at the default digits),
-    compiled once with XeLaTeX: (pid, lang) -> (log, pdf path)."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        futures = {job: pool.submit(compile_tex, (ROOT / "output" / f"{job[0]}.{job[1]}.tex")
-                                    .read_text(encoding="utf-8"), "xelatex")
-                   for job in OUTPUT_SOLUTIONS}
-        return {job: f.result() for job, f in futures.items()}
+def compiled_output(latexmk, name: str):
+    """output/NAME (as `derive build` wrote it: a worked solution at the default digits, an
+    errata, a sheet or a key) compiled with XeLaTeX (once a session): Compiled(log, pdf, stdout)."""
+    return latexmk((ROOT / "output" / name).read_text(encoding="utf-8"), "xelatex")
 
 
 def _pages(log: str) -> int:
@@ -788,19 +757,19 @@ def _pages(log: str) -> int:
 @pytest.mark.tex
 @pytest.mark.parametrize("pid", sorted(PAGE_TARGETS))
 @pytest.mark.parametrize("lang", LANGS)
-def test_handout_page_targets(compiled_output, pid, lang):
+def test_handout_page_targets(latexmk, pid, lang):
     """A handout a teacher can hand out: the classic 2-2-2 example in at most 6 pages, house-price
     (15 parameters, remarks on its saturated units) in at most 7."""
-    log, _ = compiled_output[(pid, lang)]
+    log = compiled_output(latexmk, f"{pid}.{lang}.tex").log
     assert _pages(log) <= PAGE_TARGETS[pid], f"{pid}.{lang}: {_pages(log)} pages"
 
 
 @needs_xelatex
 @pytest.mark.tex
 @pytest.mark.parametrize("pid,lang", OUTPUT_SOLUTIONS)
-def test_output_solutions_have_no_overfull_box(compiled_output, pid, lang):
+def test_output_solutions_have_no_overfull_box(latexmk, pid, lang):
     """No line of a generated worked solution sticks out of the text block by more than 1 pt."""
-    log, _ = compiled_output[(pid, lang)]
+    log = compiled_output(latexmk, f"{pid}.{lang}.tex").log
     assert_clean(log, f"output/{pid}.{lang}.tex")
     over = [float(x) for x in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
     assert not [x for x in over if x > 1.0], f"{pid}.{lang}: overfull lines {over}"
@@ -849,28 +818,16 @@ def test_the_blank_page_detector():
     assert nearly_blank_pages([line]) == []                                   # one page: nothing to compare
 
 
-@pytest.fixture(scope="module")
-def compiled_pages(compiled_output):
-    """The page texts of every PDF compiled from output/: the worked solutions (compiled_output),
-    the errata, the exercise sheets and the answer keys."""
-    solutions = {f"{pid}.{lang}.tex": pdf for (pid, lang), (_, pdf) in compiled_output.items()}
-    rest = [t for t in OUTPUT_TEX if t not in solutions]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        futures = {t: pool.submit(compile_tex, (ROOT / "output" / t).read_text(encoding="utf-8"), "xelatex")
-                   for t in rest}
-        pdfs = dict(solutions, **{t: f.result()[1] for t, f in futures.items()})
-        return {t: page_texts(pdf) if pdf.is_file() else None for t, pdf in pdfs.items()}
-
-
 @needs_xelatex
 @needs_poppler
 @pytest.mark.tex
 @pytest.mark.parametrize("name", OUTPUT_TEX)
-def test_no_generated_pdf_has_a_nearly_blank_page(compiled_pages, name):
+def test_no_generated_pdf_has_a_nearly_blank_page(latexmk, name):
     """Every PDF of output/ (worked solution, errata, exercise sheet, answer key): no page but the
     last with less than 15 % of a full page's text, and no last page with only a footer or a lone
     heading (the tail of a table, a display or a section keeps company)."""
-    texts = compiled_pages[name]
+    pdf = compiled_output(latexmk, name).pdf
+    texts = page_texts(pdf) if pdf.is_file() else None
     assert texts is not None, f"{name}: no PDF"
     assert not nearly_blank_pages(texts), f"{name}: {nearly_blank_pages(texts)}"
 

@@ -95,6 +95,9 @@ def test_alice_learns(alice_run):
 
 
 # ---------------------------------------------------------------- 10 000 steps of the worked example
+# slow: 10 000 mpmath steps (about 3 s of CPU); the fast tier checks train.train against a plain mpmath
+# loop with test_alice_against_a_plain_mpmath_loop (1 000 epochs)
+@pytest.mark.slow
 def test_ten_thousand_steps_agree_with_mpmath():
     s = sp_.load("two-two-two")
     tr = train.train(train.prepare(s, epochs=10_000), 10)
