@@ -1,7 +1,10 @@
 """The engine issue's other targets, whole process, medians of several runs, in one run:
 
   derive --help                                   (start-up: no SymPy is imported)
-  derive build                                    (every built-in problem, md + tex, en + zh, errata)
+  derive build                                    (every built-in problem, md + tex, en + zh, errata,
+                                                   sheets and keys, HTML pages, the exercise bank)
+  derive build --skip html,bank                   (the engine issue's scope: md + tex, en + zh, errata;
+                                                   with the sheets and keys, without the pages and bank)
   10 000 gradient steps of two-two-two, 30 digits (through the API: Problem.numbers)
   derive solve two-two-two --json                 (the everyday command)
   the 10 000 steps without the tape               (the engine's own run: what the tape saves)
@@ -13,6 +16,13 @@ each next to `python3 -c pass` (the interpreter's own start-up), measured in the
 ratio says how much derive adds to starting Python.  Appends its table to bench/RESULTS.md.
 
     python3 bench/targets.py [--runs 5]
+    python3 bench/targets.py --build-only --baseline ../other-checkout [--runs 5]
+
+`--build-only`: the build rows alone (full, --skip html,bank, --jobs 1), each run next to the same
+command of the checkout `--baseline` names (another clone of the repository at the revision to
+compare with: its `python -m derive`, run from its root, in the same Python), the two alternating
+run by run so that both see the same load; the table goes to its own section of RESULTS.md ("derive
+build against a baseline") with the ratios of the medians, wall and CPU.
 """
 from __future__ import annotations
 
@@ -49,11 +59,89 @@ def wall(cmd: list[str], runs: int) -> tuple:
     return statistics.median(times), statistics.median(cpu), min(times)
 
 
+BUILDS = [("derive build (no PDF)", []),
+          ("derive build --skip html,bank", ["--skip", "html,bank"]),
+          ("derive build --jobs 1", ["--jobs", "1"])]
+BASELINE_HEAD = "\n## derive build against a baseline\n"
+
+
+def one_run(cmd: list[str], cwd: str) -> tuple:
+    """(wall s, CPU s of the child: user + system) of one run of `cmd` in `cwd`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+                   env={**os.environ, "PYTHONPATH": cwd})
+    took = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return took, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def builds_against(baseline: str, runs: int, results: str) -> int:
+    """The build rows here and in the checkout `baseline`, alternating; a section of RESULTS.md."""
+    py = sys.executable
+    here, there = str(HERE.parent), str(Path(baseline).resolve())
+    if not (Path(there) / "derive" / "__main__.py").is_file():
+        print(f"targets.py: --baseline {baseline}: not a checkout of derive", file=sys.stderr)
+        return 2
+    rev = subprocess.run(["git", "-C", there, "log", "-1", "--format=%h %s"], capture_output=True,
+                         text=True).stdout.strip()[:70]
+    ours = subprocess.run(["git", "-C", here, "log", "-1", "--format=%h %s"], capture_output=True,
+                          text=True).stdout.strip()[:70]
+    load = os.getloadavg()[0]
+    got: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(runs):
+            for label, extra in BUILDS:
+                for who, cwd in (("baseline", there), ("this", here)):
+                    if who == "baseline" and "--skip" in extra:
+                        continue        # a baseline before --skip has no such option
+                    out = str(Path(tmp) / f"{who}{r}{len(got)}")
+                    got.setdefault((label, who), []).append(one_run([py, "-m", "derive", "build", *extra, "-o", out], cwd))
+                    print(label, who, *(f"{x:.2f}" for x in got[(label, who)][-1]), flush=True)
+    med = {k: (statistics.median(w for w, _ in v), min(w for w, _ in v), statistics.median(c for _, c in v))
+           for k, v in got.items()}
+    body = []
+    for label, _extra in BUILDS:
+        t, fastest, cpu = med[(label, "this")]
+        base = med.get((label, "baseline"))
+        ratio = f"{base[0] / t:.2f} | {base[2] / cpu:.2f}" if base else "— | —"
+        shown = f"{base[0]:.2f} | {base[2]:.2f}" if base else "— | —"
+        body.append(f"| {label} | {shown} | {t:.2f} | {fastest:.2f} | {cpu:.2f} | {ratio} |")
+    lines = [BASELINE_HEAD.strip("\n"), "",
+             f"Measured by `python3 bench/targets.py --build-only --baseline …` on {time.strftime('%Y-%m-%d')}: "
+             f"median of {runs} whole-process runs of each, this checkout ({ours}) and the baseline "
+             f"({rev}) alternating; wall s, CPU s (the child's user + system), the baseline's median over "
+             f"this one's. Load average at the start and the end: {load:.1f}, {os.getloadavg()[0]:.1f} "
+             f"(on {os.cpu_count()} cores).", "",
+             "| command | baseline wall s | baseline CPU s | wall s | fastest s | CPU s | baseline / this, wall | "
+             "baseline / this, CPU |", "|---|---:|---:|---:|---:|---:|---:|---:|", *body]
+    path = Path(results)
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    head, sep, rest = old.partition(BASELINE_HEAD)
+    if sep:                                  # the section of an earlier run goes
+        tail = rest.partition("\n## ")[2]
+        old = head.rstrip("\n") + "\n" + (f"\n## {tail}" if tail else "")
+    section = "\n".join(lines) + "\n"
+    at = old.find("\n## Other targets\n")   # before that section (a run of all targets keeps it)
+    text = old.rstrip("\n") + "\n\n" + section if at < 0 else \
+        old[:at].rstrip("\n") + "\n\n" + section + old[at:]
+    path.write_text(text, encoding="utf-8")
+    print("\n".join(body))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5, help="runs of each command (5); the median is shown")
     ap.add_argument("--results", default=str(HERE / "RESULTS.md"))
+    ap.add_argument("--build-only", action="store_true", help="the build rows only, against --baseline")
+    ap.add_argument("--baseline", metavar="DIR", help="with --build-only: a checkout to compare with")
     args = ap.parse_args()
+    if args.build_only:
+        if not args.baseline:
+            print("targets.py: --build-only needs --baseline DIR", file=sys.stderr)
+            return 2
+        return builds_against(args.baseline, args.runs, args.results)
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         rows = [
@@ -61,6 +149,8 @@ def main() -> int:
             ("derive --help", [py, "-m", "derive", "--help"], 0.3),
             ("derive solve two-two-two --json", [py, "-m", "derive", "solve", "two-two-two", "--json"], None),
             ("derive build (no PDF)", [py, "-m", "derive", "build", "--out", str(Path(tmp) / "out")], 3.0),
+            ("derive build --skip html,bank (md + tex, errata, sheets)",
+             [py, "-m", "derive", "build", "--skip", "html,bank", "--out", str(Path(tmp) / "out")], 3.0),
             ("10 000 steps of two-two-two at 30 digits (API)", [py, "-c", STEPS_SCRIPT], 2.0),
             ("the same without the tape (engine.run)", [py, "-c", NO_TAPE_SCRIPT], None),
             ("derive build --jobs 1 (one process)", [py, "-m", "derive", "build", "--jobs", "1", "--out",

@@ -60,22 +60,38 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 # ---------------------------------------------------------------- rendering
-def render_all(pdf: bool = False, template_dir: str | None = None, progress=None, jobs: int = 1) -> dict:
+SKIPPABLE = ("html", "bank")     # the parts `derive build --skip` may leave out
+
+
+def render_all(pdf: bool = False, template_dir: str | None = None, progress=None, jobs: int = 1,
+               skip=()) -> dict:
     """{relative name: bytes} of every file of a build (the manifest aside); `progress(done, total)`
     is told after each problem.  `jobs` > 1: the problems are rendered by that many worker
-    processes (forked, so nothing is imported again); the files are the same, byte for byte."""
+    processes (forked, so nothing is imported again); the files are the same, byte for byte.
+    `skip`: parts left out (SKIPPABLE: "html", the interactive pages; "bank", the exercise bank)."""
+    skip = frozenset(skip)
+    if skip - set(SKIPPABLE):
+        raise DeriveError(f"--skip: no such part: {', '.join(sorted(skip - set(SKIPPABLE)))} "
+                          f"(the parts: {', '.join(SKIPPABLE)})")
     if pdf:
         require("xelatex", "PDFs")
     claims = dict(builtin_claims())
     files: dict[str, bytes] = {}
     entries = []
     ids = builtin_ids()
-    tasks = [(pid, claims.get(pid), pdf, template_dir) for pid in ids]
-    for done, (pid, (failure, part, entry)) in enumerate(zip(ids, _rendered(tasks, jobs)), start=1):
+    problems = {pid: load(pid) for pid in ids}      # loaded once: the workers inherit them
+    tasks = [(pid, claims.get(pid), pdf, template_dir, "html" in skip) for pid in ids]
+    if BANK[0] in ids and "bank" not in skip:
+        tasks.append((BANK_TASK, None, pdf, template_dir, False))
+    done = 0
+    for (pid, *_rest), (failure, part, entry) in zip(tasks, _rendered(tasks, jobs, problems)):
         if failure is not None:
-            raise DeriveError(f"building {pid} failed, nothing was written: {failure}")
+            raise DeriveError(f"building {BANK[0] if pid == BANK_TASK else pid} failed, nothing was written: {failure}")
         files.update(part)
+        if pid == BANK_TASK:
+            continue
         entries.append(entry)
+        done += 1
         if progress is not None:
             progress(done, len(ids))
     env = environment("md", template_dir)
@@ -89,31 +105,53 @@ def render_all(pdf: bool = False, template_dir: str | None = None, progress=None
 
 
 def default_jobs() -> int:
-    """Worker processes for `derive build`: one per CPU, at most 4 (7 problems, the largest
-    takes about a third of the work)."""
+    """Worker processes for `derive build`: one per CPU, at most 4 (nine problems and the bank;
+    the largest takes about a fifth of the work)."""
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _rendered(tasks: list, jobs: int):
+BANK_TASK = "(bank)"      # the task of the exercise bank (BANK), a work item of its own
+_PROBLEMS: dict = {}      # id -> Problem of the build being rendered (a forked worker inherits it)
+
+
+def _rendered(tasks: list, jobs: int, problems: dict):
     """(failure line or None, {name: bytes}, index entry) per task, in order."""
+    _PROBLEMS.clear()
+    _PROBLEMS.update(problems)
+    try:
+        yield from _rendered_by(tasks, jobs)
+    finally:
+        _PROBLEMS.clear()
+
+
+def _rendered_by(tasks: list, jobs: int):
     if jobs <= 1 or len(tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         yield from map(_problem_job, tasks)
         return
+    # the longest tasks first (a worker that is free takes the next one): the build ends when its
+    # last task does, so a long one must not start last
+    order = sorted(range(len(tasks)), key=lambda i: -_weight(tasks[i]))
+    # The lightest task is rendered here, before the workers are forked: what every task does
+    # once per process (compiling the templates, SymPy's and the printers' first calls) is then
+    # done once, and each worker inherits it instead of doing it again.
+    first = order.pop()
+    done = {first: _problem_job(tasks[first])}
+    _warm_templates(tasks)
+    if any(shows_training(_PROBLEMS[task[0]].spec) for task in tasks if task[0] in _PROBLEMS):
+        plot.preload()      # imported once here, not once in every worker that draws a curve
     # A signal is acted on only between waits, never inside the pool's own locks and threads
     # (an exception raised in there can leave the pool unable to end): every pool call runs
     # with the signals held, and a signal that came meanwhile is delivered when the call ends.
-    if any(shows_training(load(task[0]).spec) for task in tasks):
-        plot.preload()      # imported once here, not once in every worker that draws a curve
     with signals_held():
-        pool = multiprocessing.get_context("fork").Pool(min(jobs, len(tasks)), initializer=_quiet_worker)
+        pool = multiprocessing.get_context("fork").Pool(min(jobs, len(order)), initializer=_quiet_worker)
     try:
-        # the longest problems first (a worker that is free takes the next one): the build ends
-        # when its last problem does, so a long one must not start last
-        order = sorted(range(len(tasks)), key=lambda i: -_weight(tasks[i]))
         with signals_held():
             started = {i: pool.apply_async(_problem_job, (tasks[i],)) for i in order}
-        pending = [started[i] for i in range(len(tasks))]
-        for result in pending:
+        for i in range(len(tasks)):
+            if i in done:
+                yield done[i]
+                continue
+            result = started[i]
             while True:
                 with signals_held():
                     try:
@@ -128,23 +166,46 @@ def _rendered(tasks: list, jobs: int):
             pool.join()
 
 
+def _warm_templates(tasks: list) -> None:
+    """Compile, before the workers are forked, the handout templates that the lightest task did
+    not need (a training run's section), so that each worker does not compile them again."""
+    template_dir = tasks[0][3]
+    if any(shows_training(_PROBLEMS[task[0]].spec) for task in tasks if task[0] in _PROBLEMS):
+        for fmt in FORMATS:
+            with contextlib.suppress(Exception):     # a template's error is reported by its task
+                environment(fmt, template_dir).get_template(f"training.{fmt}.j2")
+
+
 def _weight(task: tuple) -> float:
-    """A rough cost of a problem's build, for the order the workers take them: its claims (each
-    checked against every hypothesis), its training updates (the runs and their curves) and a
-    base for the handouts and sheets; about 0.02 s of one CPU a unit here."""
+    """A rough cost of a task, for the order the workers take them, in units of about 0.01 s of one
+    CPU here (fitted to the nine built-in problems): a base, the problem's claims (each checked
+    against every hypothesis), its training updates (the runs and their curves) and its parameter
+    entries (the handouts' steps, the page's answer boxes and their what-if runs).  The bank:
+    measured."""
     pid, claims_path = task[0], task[1]
+    if pid == BANK_TASK:
+        return 85
     claims = 0
     if claims_path is not None:
         with open(claims_path, encoding="utf-8") as f:
             claims = sum(1 for line in f if line.strip() == "[[claim]]")
-    spec = load(pid).spec
+    spec = _problem(pid).spec
     t = spec.training
     updates = 0
     if not spec.is_symbolic and t.epochs is not None:
         updates += t.epochs * (spec.dataset.n if spec.dataset is not None else 1)
     if not spec.is_symbolic and t.sweep is not None:
         updates += len(t.sweep.learning_rates) * t.sweep.steps
-    return 10 + claims + updates / 80
+    entries = sum(len(v.entries) for v in spec.parameters.values())
+    return 16 + claims + updates / 30 + 2.5 * entries
+
+
+def _problem(pid: str):
+    """The build's Problem of `pid` (one object for its handouts, errata, sheets, page and bank)."""
+    problem = _PROBLEMS.get(pid)
+    if problem is None:
+        problem = _PROBLEMS[pid] = load(pid)
+    return problem
 
 
 def _quiet_worker():
@@ -157,18 +218,23 @@ def _quiet_worker():
 
 
 def _problem_job(task: tuple) -> tuple:
-    pid, claims_path, pdf, template_dir = task
+    pid, claims_path, pdf, template_dir, no_html = task
     files: dict[str, bytes] = {}
     try:
-        entry = _build_problem(pid, files, claims_path, pdf, template_dir)
+        if pid == BANK_TASK:
+            files.update(bank_files(_problem(BANK[0]), template_dir))
+            return None, files, None
+        entry = _build_problem(pid, files, claims_path, pdf, template_dir, html=not no_html)
     except DeriveError as e:
         return e.line(), {}, None
     return None, files, entry
 
 
-def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, template_dir) -> dict:
-    """Render one built-in problem into `files` (name → bytes); its entry for the index."""
-    problem = load(pid)
+def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, template_dir,
+                   html: bool = True) -> dict:
+    """Render one built-in problem into `files` (name → bytes); its entry for the index (`html`:
+    with its interactive page)."""
+    problem = _problem(pid)
     solution = problem.solve(digits=DISPLAY_DIGITS)
     names = {}
     contexts: dict = {}          # each language's worked-solution context, shared by md and tex
@@ -205,10 +271,10 @@ def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, te
     # the interactive worked solution, in English only: each page carries KaTeX and its fonts
     # (about 0.6 MB), so both languages would double that in the repository (derive render
     # --format html --lang zh writes the Chinese one)
-    files[f"{pid}.en.html"] = page(problem, lang="en", solution=solution, template_dir=template_dir).encode("utf-8")
-    names["en_html"] = f"{pid}.en.html"
-    if pid == BANK[0]:
-        files.update(bank_files(problem, template_dir))
+    if html:
+        files[f"{pid}.en.html"] = page(problem, lang="en", solution=solution, template_dir=template_dir,
+                                       contexts=contexts).encode("utf-8")
+        names["en_html"] = f"{pid}.en.html"
     return {"id": pid, "title": problem.spec.title, "title_zh": problem.spec.title_in("zh"), "source": problem.spec.source,
             "symbolic": problem.is_symbolic, "files": names}
 
@@ -388,13 +454,14 @@ def _mkdirs(path: Path, created: list) -> None:
 
 
 def build(out_dir, *, pdf: bool = False, template_dir: str | None = None, force: bool = False,
-          warn=None, progress=None, jobs: int = 1) -> list:
+          warn=None, progress=None, jobs: int = 1, skip=()) -> list:
     """Build into `out_dir`; the relative names of the files of the build (the manifest included).
     `warn(line)` is told about changed files of an earlier build that were kept; `progress(done,
-    total)` after each problem rendered; `jobs` worker processes render the problems."""
+    total)` after each problem rendered; `jobs` worker processes render the problems; `skip`:
+    parts left out (render_all)."""
     out = Path(out_dir)
     manifest = inspect(out, force)
-    files = render_all(pdf=pdf, template_dir=template_dir, progress=progress, jobs=jobs)
+    files = render_all(pdf=pdf, template_dir=template_dir, progress=progress, jobs=jobs, skip=skip)
     return _write_tree(out, files, manifest, MANIFEST_HEAD, warn)
 
 

@@ -43,6 +43,15 @@ _jobs = _whole_number("jobs", 1, 64)
 _answer_digits = _whole_number("answer digits", 1, 30)
 
 
+def _parts(text: str) -> tuple:
+    """--skip: comma-separated parts of derive build (html, bank), one-line error otherwise."""
+    parts = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [p for p in parts if p not in ("html", "bank")]
+    if unknown or not parts:
+        raise argparse.ArgumentTypeError(f"expected html and/or bank, comma-separated, got {text!r}")
+    return parts
+
+
 # ---------------------------------------------------------------- output
 def _writes_stdout(args) -> bool:
     return getattr(args, "output", None) in (None, "-")
@@ -261,6 +270,7 @@ def cmd_build(args) -> int:
     progress, close = _progress(len(builtin_ids()), "build", unit="problem")
     try:
         written = build(args.out, pdf=args.pdf, force=args.force, jobs=args.jobs or default_jobs(),
+                        skip=args.skip,
                         warn=lambda line: print(f"derive: warning: {line}", file=sys.stderr),
                         progress=(lambda done, _total: progress(done)) if progress else None)
     finally:
@@ -615,6 +625,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--jobs", type=_jobs, default=None, metavar="N",
                    help="worker processes rendering the problems; the files are the same for every N "
                         "(default: one per CPU, at most 4)")
+    b.add_argument("--skip", type=_parts, default=(), metavar="PARTS",
+                   help="leave out parts, comma-separated: html (the interactive pages), bank (the "
+                        "exercise bank); a quick build of the handouts, errata, sheets and keys is "
+                        "--skip html,bank (their files of an earlier build in DIR are removed, as "
+                        "any build removes what it no longer makes) (default: build everything)")
 
     x = add("exercise", cmd_exercise, "an exercise bank: N variants of a spec with new numbers, drawn from a "
             "seed: one sheet, one key, each variant's spec and claims template, a Moodle quiz")

@@ -7,8 +7,9 @@ arrows (biases written next to the neuron), columns by longest path from the dat
 that only renames another (`y_pred = o1`) is no node of its own: the node it renames is labelled
 with both names.  A target (data that only enters one later node, not as a weighed input) sits
 half a column before that node, beside the output it is compared with, so that its arrow crosses
-none.  A weight label sits on its arrow's midpoint, or near the arrow's target end where the arrow
-crosses another one (two-two-two's w2 and w3).  Mermaid puts a label at its arrow's midpoint,
+none.  A weight label sits where it covers no other arrow, node or label, as
+near its arrow's midpoint as that allows (`label_positions`, from the picture's geometry in cm:
+house-price's arrows converging on h₂ once had w₄ over w₂).  Mermaid puts a label at its arrow's midpoint,
 which is where two crossing arrows meet, so there a neuron entered by a crossing arrow shows its
 weighted sum in its label (`h₁` over `w₁·x₁ + w₄·x₂ + b₁ + b₄`) and its arrows carry no label.
 
@@ -130,6 +131,92 @@ def _linear(tree, params: set):
             return False
 
     return out if term(tree) else None
+
+
+def _clip(box, dx: float, dy: float) -> float:
+    """How far from a node's centre, along the direction (dx, dy) of unit length, its border is."""
+    shape, a, b = box
+    if shape == "circle":
+        return a
+    return min(a / abs(dx) if dx else float("inf"), b / abs(dy) if dy else float("inf"))
+
+
+def _overlap(p: list, q: list) -> bool:
+    """Two convex polygons (a segment is one with two corners) overlap: no separating axis."""
+    if (max(x for x, _ in p) <= min(x for x, _ in q) or max(x for x, _ in q) <= min(x for x, _ in p)
+            or max(y for _, y in p) <= min(y for _, y in q) or max(y for _, y in q) <= min(y for _, y in p)):
+        return False
+    for poly in (p, q):
+        for i in range(len(poly)):
+            (x1, y1), (x2, y2) = poly[i], poly[(i + 1) % len(poly)]
+            nx, ny = y1 - y2, x2 - x1
+            if not nx and not ny:
+                continue
+            a = [nx * x + ny * y for x, y in p]
+            b = [nx * x + ny * y for x, y in q]
+            if max(a) <= min(b) or max(b) <= min(a):
+                return False
+    return True
+
+
+def _rect(cx: float, cy: float, ux: float, uy: float, hw: float, hh: float) -> list:
+    return [(cx + sx * ux * hw - sy * uy * hh, cy + sx * uy * hw + sy * ux * hh)
+            for sx, sy in ((1, 1), (-1, 1), (-1, -1), (1, -1))]
+
+
+def label_positions(labelled, drawn, centre: dict, boxes: dict, widths: dict, extras=()) -> dict:
+    """`_label_positions`, kept per picture (a pure function of its arguments)."""
+    key = (tuple(labelled), tuple(drawn), tuple(sorted(centre.items())), tuple(sorted(boxes.items())),
+           tuple(sorted(widths.items())), tuple(extras))
+    if key not in _PLACED:
+        _PLACED[key] = _label_positions(labelled, drawn, centre, boxes, widths, extras)
+    return dict(_PLACED[key])
+
+
+_PLACED: dict = {}     # the same picture is drawn in every language and mode of a handout
+
+
+def _label_positions(labelled, drawn, centre, boxes, widths, extras) -> dict:
+    """Where along each labelled arrow (src, dst, weight, kind) its label sits, as TikZ's `pos`
+    (0 = the source node's border, 1 = the target's), computed from the picture in cm: a label is a
+    small box sloped along its arrow (`widths[weight]` long), and it must cover no other arrow, no
+    node (nor the space of the arrow tip), no other label and no `extras` ((centre, (half-width,
+    half-height)) of a bias written under a neuron).  Labels of arrows with the fewest free places are
+    placed first; among free places the one nearest the arrow's middle is taken, and where none is
+    free the one with the fewest (lightest) collisions."""
+    segs = {}
+    for e in drawn:
+        (x1, y1), (x2, y2) = centre[e[0]], centre[e[1]]
+        length = ((x2 - x1) ** 2 + (y2 - y1) ** 2) ** 0.5 or 1.0
+        ux, uy = (x2 - x1) / length, (y2 - y1) / length
+        a, b = _clip(boxes[e[0]], ux, uy), _clip(boxes[e[1]], ux, uy)
+        segs[e] = ((x1 + ux * a, y1 + uy * a), (x2 - ux * b, y2 - uy * b), ux, uy)
+    solids = []
+    for n, (cx, cy) in centre.items():
+        shape, a, b = boxes[n]
+        r = a + 0.12
+        solids.append(_rect(cx, cy, 1, 0, r, r if shape == "circle" else b + 0.12))
+    solids += [_rect(cx, cy, 1, 0, hw, hh) for (cx, cy), (hw, hh) in extras]
+    ts = [i / 50 for i in range(5, 46)]
+
+    def place(e, t):
+        (x1, y1), (x2, y2), ux, uy = segs[e]
+        return _rect(x1 + (x2 - x1) * t, y1 + (y2 - y1) * t, ux, uy, widths[e[2]] / 2 + 0.04, 0.17)
+
+    def fixed_cost(e, t):
+        r = place(e, t)
+        return (sum(3 for s in solids if _overlap(r, s))
+                + sum(2 for f in drawn if f != e and _overlap(r, [segs[f][0], segs[f][1]])))
+
+    fixed = {e: [fixed_cost(e, t) for t in ts] for e in labelled}
+    out: dict = {}
+    rects: list = []
+    for e in sorted(labelled, key=lambda e: (sum(c == 0 for c in fixed[e]), labelled.index(e))):
+        best = min(range(len(ts)), key=lambda i: (fixed[e][i] + sum(4 for r in rects if _overlap(place(e, ts[i]), r)),
+                                                  abs(ts[i] - 0.5)))
+        out[e] = ts[best]
+        rects.append(place(e, ts[best]))
+    return out
 
 
 def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagram:
@@ -268,6 +355,22 @@ def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagr
 
     drawn = [e for e in edges if e[3] != "bias"]
     crossed = {e for e in edges if e[2] and any(crosses(e, f) for f in drawn)}
+    font_cm = 1.0 if font == "small" else 0.8      # TikZ's \\small against \\scriptsize node text
+    boxes = {}
+    for n in nodes:
+        if nodes[n] == "bias":
+            continue
+        w = node_cm(n) - 0.5
+        if nodes[n] == "neuron" and not quantities[n].shape:
+            boxes[n] = ("circle", max(0.45, w * font_cm / 2 + 0.05), 0.0)
+        else:
+            boxes[n] = ("box", w * font_cm / 2 + 0.1, 0.42 if quantities[n].shape else 0.3)
+    extras = [((xs[d] * xscale, ys[d] * yscale - boxes[d][1] - 0.18),
+               (0.11 * pr.width(" + ".join(names[b] for b in bs)) + 0.1, 0.16))
+              for d, bs in biases.items() if d in boxes]
+    pos = (label_positions([e for e in drawn if e[2]], drawn, {n: (xs[n] * xscale, ys[n] * yscale) for n in boxes},
+                           boxes, {w: 0.15 * pr.width(names[w]) + 0.12 for *_, w, _ in edges if w}, extras)
+           if labels else {})
     # Mermaid places a label at its arrow's midpoint, where crossing arrows meet: a neuron that such
     # an arrow enters shows its weighted sum (w₁·x₁ + w₄·x₂ + b₁) instead of labels on its arrows
     summed = {d for _, d, _, _ in crossed} if labels else set()
@@ -286,7 +389,7 @@ def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagr
         label = mermaid_label(tex) + (f"<br><small>{small}</small>" if small else "")
         out_nodes.append(Node(ids[n], label, tex, kind, xs[n], round(ys[n], 3), note, bias))
     out_edges = tuple(Edge(ids[s], ids[d], mermaid_label(names[w]) if w and d not in summed else "",
-                           names[w] if w else "", kind, 0.8 if e in crossed else 0.5)
+                           names[w] if w else "", kind, pos.get(e, 0.5))
                       for e in edges for s, d, w, kind in [e])
     pairs = tuple((names[p], names[a]) for p, a in absorbed.items())
     return Diagram(tuple(sorted(out_nodes, key=lambda x: int(x.id[1:]))), out_edges, round(xscale, 2),

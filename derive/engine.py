@@ -35,6 +35,7 @@ source of every printed *formula*; this module is the source of bulk numbers.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -47,7 +48,7 @@ from . import tape
 from .errors import DeriveError, LimitError
 from .exact import ExactContext
 from .limits import EXP_LIMIT, MAX_POWER_DIGITS
-from .rounding import MAX_DIGITS, Number, format_digits, round_fraction, show_fraction
+from .rounding import MAX_DIGITS, Number, format_digits, round_fraction, rounded_parts, show_fraction
 from .spec import Spec
 
 EXACT_LIMIT = 200_000            # multiply-adds per pass above which the exact pass is skipped
@@ -213,10 +214,10 @@ class ExactArrays:
 
 # ---------------------------------------------------------------- ball context (whole arrays)
 def _arb_of(q: Fraction) -> arb:
-    d = q.denominator
-    if d & (d - 1) == 0 and abs(q.numerator) < (1 << 53):   # a binary float: exact
-        return arb(float(q))
-    return arb(fmpq(q.numerator, d))
+    n, d = q.numerator, q.denominator
+    if d & (d - 1) == 0 and -(1 << 53) < n < (1 << 53):     # a binary float: exact
+        return arb(math.ldexp(n, 1 - d.bit_length()))
+    return arb(fmpq(n, d))
 
 
 class BallArrays:
@@ -1243,7 +1244,8 @@ def _rounded(ctx, x, n: int):
     q = x if not isinstance(x, arb) else _ball_exact(x.mid())
     if q is None or q == 0:
         return x
-    return _exact_entry(ctx, Fraction(round_fraction(q, n)))
+    m, e = rounded_parts(q, n)
+    return _exact_entry(ctx, Fraction(m * 10 ** e) if e >= 0 else Fraction(m, 10 ** -e))
 
 
 def _exact_entry(ctx, q: Fraction):

@@ -48,6 +48,7 @@ from .calculus import Calculus
 from .check import Checker
 from .claims import load_claims
 from .formulas import chain_formula
+from .hypotheses import compared, halved
 from .report import plain, summary, summary_line
 from .messages import MESSAGES, full_width
 from .verdicts import VERDICT_NAMES, VERDICTS, diagnosis_name, shown_true, sig_text, text_at
@@ -271,10 +272,11 @@ WORDS = {
         "out": ["The derivative of the activation (", "M:names", ") is taken at the output ", "M:y",
                 " instead of the pre-activation: ", "M:outf", "."],
         "drop": ["The factor ", "M:f'", " of the activation (", "M:names", ") is left out of the chain rule."],
-        "neg": ["The sign is wrong (for example ", "M:t - o", " written for ", "M:o - t", ")."],
+        "neg": ["The sign is wrong (for example ", "M:flipped", " written for ", "M:true", ")."],
         "term": ["The term ", "M:term", " of ", "M:q", " has the wrong sign."],
         "double": ["It is twice the true value (for example the ", "M:\\tfrac{1}{2}", " of ",
-                   "M:\\tfrac{1}{2}(t - o)^{2}", " dropped, or a term counted twice)."],
+                   "M:halved", " dropped, or a term counted twice)."],
+        "double_plain": ["It is twice the true value (for example a term counted twice)."],
         "half": ["It is half the true value (for example ", "M:\\tfrac{1}{2}", " applied twice, or a factor 2 left out)."],
         "plus": ["The update is ", "M:p + \\eta \\cdot \\partial L/\\partial p", "; gradient descent is ",
                  "M:p - \\eta \\cdot \\partial L/\\partial p", "."],
@@ -312,10 +314,11 @@ WORDS = {
         "pre": ["M:names", " 的激活函数导数是在预激活值 ", "M:u", " 处计算的：把 ", "M:true", " 写成了 ", "M:pre", "。"],
         "out": ["M:names", " 的激活函数导数是在输出值 ", "M:y", " 处计算的，而不是在预激活值处：写成了 ", "M:outf", "。"],
         "drop": ["链式法则中漏乘了 ", "M:names", " 的激活函数导数 ", "M:f'", "。"],
-        "neg": ["符号反了（例如把 ", "M:o - t", " 写成了 ", "M:t - o", "）。"],
+        "neg": ["符号反了（例如把 ", "M:true", " 写成了 ", "M:flipped", "）。"],
         "term": ["M:q", " 中的项 ", "M:term", " 符号写反了。"],
-        "double": ["它是真值的 2 倍（例如漏掉了 ", "M:\\tfrac{1}{2}(t - o)^{2}", " 中的 ", "M:\\tfrac{1}{2}",
+        "double": ["它是真值的 2 倍（例如漏掉了 ", "M:halved", " 中的 ", "M:\\tfrac{1}{2}",
                    "，或把一项算了两次）。"],
+        "double_plain": ["它是真值的 2 倍（例如把一项算了两次）。"],
         "half": ["它是真值的一半（例如 ", "M:\\tfrac{1}{2}", " 用了两次，或漏掉了因子 2）。"],
         "plus": ["更新写成了 ", "M:p + \\eta \\cdot \\partial L/\\partial p", "；梯度下降应为 ",
                  "M:p - \\eta \\cdot \\partial L/\\partial p", "。"],
@@ -489,9 +492,16 @@ def _hypothesis_pieces(tex: Tex, hyp, lang: str) -> list:
             q = g.quantities[hyp.term_of]
             term = q.local[0].args[hyp.term]
             return _pieces(w["term"], {"term": tex.sympy(term), "q": tex.name(hyp.term_of)})
-        return _pieces(w["neg"], {})
+        pair = compared(g)
+        o, t = (tex.name(pair[0]), tex.name(pair[1])) if pair else ("o", "t")   # the problem's own symbols
+        return _pieces(w["neg"], {"flipped": f"{t} - {o}", "true": f"{o} - {t}"})
     if hyp.kind == "factor-2":
-        return _pieces(w["double" if hyp.key == "double" else "half"], {})
+        if hyp.key != "double":
+            return _pieces(w["half"], {})
+        half = halved(g)
+        if half is None:
+            return _pieces(w["double_plain"], {})
+        return _pieces(w["double"], {"halved": f"{tex.name(half)} = {tex.tree(g.quantities[half].tree)}"})
     if hyp.kind == "update-sign":
         return _pieces(w["plus"], {})
     if hyp.kind == "update-missing-weight":

@@ -39,10 +39,12 @@ from .diagram import build_diagram
 from .errors import DeriveError
 from .escape import CJK
 from .graph import outline
-from .handout import selected_parameters
+from .handout import selected_parameters, setting
 from .large import LARGE_ENTRIES, SHOWN_ENTRIES, is_large, parameter_entries, picks
 from .layout import LINE_WIDTH, SIZES, Eq, layout, pack
+from .render_context import free_symbol
 from .rounding import round_fraction
+from .sections import Backward
 from .titles import document_title, typeset_parts
 
 MODES = ("exercise", "key")
@@ -61,10 +63,22 @@ FUNCTION_DEFINITIONS = {
     "softmax": ("\\operatorname{softmax}(z)_{i} = \\frac{e^{z_{i}}}{\\sum_{j} e^{z_{j}}}",
                 "\\frac{\\partial \\operatorname{softmax}(z)_{i}}{\\partial z_{j}} = "
                 "\\operatorname{softmax}(z)_{i} \\bigl(\\delta_{ij} - \\operatorname{softmax}(z)_{j}\\bigr)"),
-    "sum": ("\\sum v = \\textstyle\\sum_{i} v_{i}", ""),
-    "mean": ("\\operatorname{mean}(v) = \\frac{1}{n} \\textstyle\\sum_{i=1}^{n} v_{i}", ""),
-    "frobenius": ("\\left\\lVert M \\right\\rVert_{F} = \\sqrt{\\textstyle\\sum_{i,j} M_{ij}^{2}}", ""),
+    "sum": ("\\textstyle\\sum v = v_{1} + v_{2} + \\dots + v_{n}", ""),
+    "mean": ("\\operatorname{mean}(v) = \\frac{v_{1} + v_{2} + \\dots + v_{n}}{n}", ""),
+    "frobenius": ("\\left\\lVert v \\right\\rVert_{F} = \\sqrt{v_{1}^{2} + v_{2}^{2} + \\dots + v_{n}^{2}}", ""),
+    "norm2": ("\\left\\lVert v \\right\\rVert_{2} = \\sqrt{v_{1}^{2} + v_{2}^{2} + \\dots + v_{n}^{2}}", ""),
 }
+ENTRYWISE = ("sum", "mean", "frobenius", "norm2")     # defined on the entries v₁ … vₙ of a vector or matrix
+
+# notation the printed model may use beyond the spec's own names, each with the note (a key of the
+# [exercise] strings and its LaTeX arguments) that defines it; a note is given when the model's
+# LaTeX (its definitions and the functions' formulas) contains the symbol
+NOTATION = (
+    ("\\odot", "note_odot", {"ab": "A \\odot B", "rule": "(A \\odot B)_{ij} = A_{ij} \\, B_{ij}"}),
+    ("^{\\top}", "note_transpose", {"mt": "M^{\\top}", "m": "M", "rule": "(M^{\\top})_{ij} = M_{ji}"}),
+    ("\\delta_{ij}", "note_kronecker", {"d": "\\delta_{ij}", "cond": "i = j"}),
+    ("\\log", "note_log", {"log": "\\log", "e": "e"}),
+)
 
 
 # ---------------------------------------------------------------- the context
@@ -144,6 +158,15 @@ def _functions(spec) -> list:
     for d in spec.forward:
         walk(d.tree)
     return out
+
+
+def _nodes(tree):
+    """Every node of an expression tree (iteratively: long sums are deep)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(_children(node))
 
 
 def _children(node):
@@ -259,6 +282,25 @@ class SheetBuilder:
     def functions(self) -> tuple:
         return tuple(FUNCTION_DEFINITIONS[f] for f in _functions(self.spec) if f in FUNCTION_DEFINITIONS)
 
+    def notes(self, definitions: tuple, functions: tuple) -> tuple:
+        """(key, {name: LaTeX}) of the notes that define the notation the model part prints beyond
+        the spec's own names (⊙, ᵀ, δᵢⱼ, log; vᵢ and n of Σ, mean and the norms; the matrix
+        product), found in the printed LaTeX itself, so that every symbol the sheet uses is defined
+        on it.  ReLU's indicator is `indicator` (a note of its own)."""
+        tex = " ".join([*(line for e in definitions for line in (e.flat or "", *e.lines)),
+                        *(t for pair in functions for t in pair)])
+        out = [(key, args) for sym, key, args in NOTATION if sym in tex]
+        if any(f in ENTRYWISE for f in _functions(self.spec)):
+            out.append(("note_entries", {"v": "v", "vi": "v_{1}, \\dots, v_{n}", "n": "n"}))
+        if any(getattr(node, "op", None) == "@" for d in self.spec.forward for node in _nodes(d.tree)):
+            out.append(("note_matmul", {"dot": "\\cdot"}))
+        return tuple(out)
+
+    def update_symbol(self) -> str:
+        """The placeholder of the update rule θ⁽¹⁾ = θ − η ∂L/∂θ: a letter no name of the spec is
+        displayed as (softmax-3's output is p)."""
+        return free_symbol(self.names)
+
     def given(self) -> dict:
         data, params = [], []
         for name in (*self.spec.data, *self.spec.parameters):
@@ -292,7 +334,7 @@ class SheetBuilder:
             "data_matrices": matrices(data),
             "parameter_matrices": matrices(params),
             "symbols": tuple(self.names[n] for n in self.spec.symbolic),
-            "eta": "\\eta" if lr is None else pr.fraction(lr),
+            "eta": "\\eta" if lr is None else f"\\eta = {pr.fraction(lr)}",
             "updated": tuple(self.names[n] for n in self.params if n in self.spec.update),
             "fixed": tuple(self.names[n] for n in fixed),
             "all_updated": not fixed,
@@ -302,6 +344,7 @@ class SheetBuilder:
     def context(self, strings) -> dict:
         spec = self.spec
         t = title(spec, self.lang, strings)
+        definitions, functions = self.definitions(), self.functions()
         ctx = {
             "id": spec.id,
             "lang": self.lang,
@@ -315,8 +358,10 @@ class SheetBuilder:
             "digits": self.digits,
             "loss": self.L,
             "diagram": build_diagram(self.quantities, self.params, self.loss, self.names),
-            "definitions": self.definitions(),
-            "functions": self.functions(),
+            "definitions": definitions,
+            "functions": functions,
+            "notes": self.notes(definitions, functions),
+            "update_symbol": self.update_symbol(),
             "indicator": pr.indicator("x") if "relu" in _functions(spec) else "",   # ReLU' = 1[x > 0]
             "given": self.given(),
             "stepped": self.stepped,
@@ -341,12 +386,13 @@ def answers(problem, groups: tuple, digits: int) -> tuple:
     """The groups with every answer filled in: numbers from one engine run at `digits` significant
     digits (after one step), formulas (symbolic specs) from the calculus."""
     if problem.is_symbolic:
-        names = pr.display_names(problem.spec, problem.graph)
-        loss = problem.spec.loss
+        # the formulas as the worked solution writes them (its factors in the order of its step
+        # formulas: δ_out · a₁ with δ_out = (a_out − y)·a_out·(1 − a_out)), not in SymPy's order
+        back = Backward(setting(problem, problem.solve(), lang=problem.spec.lang, only=None, mode="solution"))
+        graph = problem.graph
 
         def formula(query):
-            f = problem.eval(f"d{loss}/d{query[1]}")[0].formula
-            return pr.latex(pr.tidy(f), names), ""
+            return back.full_formula(graph.quantities[query[1]].entries[0]), ""
         look = formula
     else:
         numbers = problem.numbers(digits, 1 if any(g.kind == "update" for g in groups) else 0)
@@ -494,9 +540,17 @@ def render_exercises(problem, *, lang: str | None = None, modes=MODES, formats=(
                                                     groups=answers(problem, sheet["groups"], digits))
         for fmt in formats:
             s, x, _ = strings[fmt]
-            text = tpl.render(envs[fmt], f"exercise.{fmt}.j2", dict(ctx, s=s, x=x))
+            text = tpl.render(envs[fmt], f"exercise.{fmt}.j2",
+                              dict(ctx, s=s, x=x, note_texts=note_texts(ctx["notes"], x, envs[fmt], fmt)))
             out[(mode, fmt)] = re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
     return out
+
+
+def note_texts(notes: tuple, x, env, fmt: str) -> tuple:
+    """The sentences of a sheet's notation notes (`SheetBuilder.notes`), their LaTeX as inline math
+    of `fmt` (Markdown's `imath`, the templates' k.m)."""
+    math = (lambda t: f"${t}$") if fmt == "tex" else env.filters["imath"]
+    return tuple(x(key, **{name: math(tex) for name, tex in args.items()}) for key, args in notes)
 
 
 def file_name(pid: str, lang: str, mode: str, fmt: str) -> str:

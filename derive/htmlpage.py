@@ -254,15 +254,23 @@ MESSAGES = ("empty", "invalid", "correct", "rounding", "rounding_unit", "truncat
 def solution_body(problem, *, lang: str | None = None, digits: int = DISPLAY_DIGITS, only=None,
                   interactive: bool = True, math: str = "katex", prefix: str = "", heading: int = 1,
                   title: str | None = None, diagram: bool = True, template_dir: str | None = None,
-                  solution=None) -> str:
+                  solution=None, contexts: dict | None = None) -> str:
     """One worked solution as an HTML <section class="derive-solution">: interactive (answer boxes,
     steps in <details>, its data as JSON) or static (everything shown); math for KaTeX or MathJax.
-    `title` (HTML) replaces the spec's title; `heading` is the level of the title's heading."""
+    `title` (HTML) replaces the spec's title; `heading` is the level of the title's heading.
+    `contexts`: as render.render_text's (derive build: the context the handouts of the language
+    were rendered from, not built again)."""
     lang = lang or problem.spec.lang
     if math not in MATH:
         raise DeriveError(f"math must be one of {', '.join(MATH)}, got {math!r}")
     solution = solution or problem.solve(digits=digits)
-    ctx = build_context(problem, solution, lang=lang, only=only, mode="solution")
+    key = (lang, "solution", tuple(only or ()), id(solution))
+    if contexts is not None and key in contexts:
+        ctx = dict(contexts[key])
+    else:
+        ctx = build_context(problem, solution, lang=lang, only=only, mode="solution")
+        if contexts is not None:
+            contexts[key] = dict(ctx)
     env = environment(math, template_dir)
     s = strings(env, "strings", lang)
     p = strings(env, "page", lang)
@@ -347,13 +355,13 @@ def _page(env, *, lang: str, title: str, body: str, footer: str, intro: str = ""
 
 
 def page(problem, *, lang: str | None = None, digits: int = DISPLAY_DIGITS, only=None,
-         template_dir: str | None = None, solution=None) -> str:
+         template_dir: str | None = None, solution=None, contexts: dict | None = None) -> str:
     """The interactive worked solution of a problem as one self-contained HTML document."""
     lang = lang or problem.spec.lang
     env = environment("katex", template_dir)
     s = strings(env, "strings", lang)
     body = solution_body(problem, lang=lang, digits=digits, only=only, template_dir=template_dir,
-                         solution=solution)
+                         solution=solution, contexts=contexts)
     title = "".join(t for _m, t in typeset_parts(problem.spec.title_in(lang), problem.spec, {})) or problem.spec.id
     return _page(env, lang=lang, title=title, body=body, footer=s("generated_file", id=h(problem.spec.id)))
 

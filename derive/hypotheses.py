@@ -5,6 +5,7 @@ of a sum with the wrong sign)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from itertools import combinations
 
 import sympy as sp
@@ -59,6 +60,35 @@ def _activations(graph) -> list:
                     out.append((q.name, "linear", [(e, None) for e in q.entries], cv))
                     break
     return out
+
+
+def compared(graph) -> tuple | None:
+    """(output, target): the first pair of a forward quantity and a target that one definition
+    compares (a target is data that enters no definition with a parameter: not a network input),
+    e.g. softmax-3's (p, t), house-price's (y_hat, y); None when the loss compares nothing so."""
+    qs = graph.quantities
+    params = set(graph.parameters)
+    inputs = {u for q in qs.values() if q.kind == "forward" and any(u in params for u in q.uses)
+              for u in q.uses if qs[u].kind == "data"}
+    for q in qs.values():
+        if q.kind != "forward":
+            continue
+        targets = [u for u in q.uses if qs[u].kind == "data" and u not in inputs]
+        outputs = [u for u in q.uses if qs[u].kind == "forward"]
+        if targets and outputs:
+            return outputs[0], targets[0]
+    return None
+
+
+def halved(graph) -> str | None:
+    """The first forward quantity whose definition has a factor ½ (½(t − o)², ½‖δ‖²), or None."""
+    for q in graph.quantities.values():
+        if q.kind == "forward" and q.tree is not None and any(
+                (isinstance(n, ex.Num) and n.value == Fraction(1, 2))
+                or (isinstance(n, ex.Bin) and n.op == "/" and isinstance(n.right, ex.Num) and n.right.value == 2)
+                for n in nodes(q.tree)):
+            return q.name
+    return None
 
 
 def _has_matmul(t) -> bool:
@@ -122,8 +152,10 @@ def hypotheses_of(problem: Problem) -> list:
                                (f"the factor f'(·) of {label} left out of the chain",
                                 f"链式法则中漏掉了 {label} 的激活函数导数 f'(·)"),
                                hook))
-    hyps.append(Hypothesis("sign-flip", "neg", ("the negative of the true value (e.g. t − o for o − t)",
-                                                 "符号相反(例如把 o − t 写成 t − o)"),
+    pair = compared(graph)
+    o, t = pair if pair else ("o", "t")           # the problem's own output and target
+    hyps.append(Hypothesis("sign-flip", "neg", (f"the negative of the true value (e.g. {t} − {o} for {o} − {t})",
+                                                 f"符号相反（例如把 {o} − {t} 写成 {t} − {o}）"),
                            transform=lambda t: [-x for x in t]))
     for q in graph.quantities.values():
         if q.kind == "forward" and q.is_scalar and isinstance(q.local[0], sp.Add):
@@ -132,8 +164,12 @@ def hypotheses_of(problem: Problem) -> list:
                                        (f"the term {term} of {q.name} with the wrong sign",
                                         f"{q.name} 中的项 {term} 符号写反"),
                                        term_of=q.name, term=i))
-    hyps.append(Hypothesis("factor-2", "double", ("twice the true value (e.g. the ½ of ½(t − o)² dropped, or "
-                                                  "counted twice)", "真值的 2 倍(例如漏掉 ½(t − o)² 的 ½)"),
+    half = halved(graph)
+    hyps.append(Hypothesis("factor-2", "double",
+                           (f"twice the true value (e.g. the ½ in the definition of {half} dropped, or a term "
+                            "counted twice)", f"真值的 2 倍（例如漏掉了 {half} 定义中的 ½，或把一项算了两次）")
+                           if half else ("twice the true value (e.g. a term counted twice)",
+                                         "真值的 2 倍（例如把一项算了两次）"),
                            transform=lambda t: [2 * x for x in t]))
     hyps.append(Hypothesis("factor-2", "half", ("half the true value (e.g. ½ applied twice, or a factor 2 "
                                                 "missing)", "真值的一半(例如 ½ 用了两次,或漏掉因子 2)"),

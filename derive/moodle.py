@@ -294,13 +294,16 @@ def model_html(ctx: dict, x, s) -> ET.Element:
             _p(ul, _m(f) + ((s("list_sep") + _m(d)) if d else ""), "li")
     if ctx["indicator"]:
         _p(div, x("indicator_note", one=_m(ctx["indicator"]), cond=_m("x > 0")))
+    for key, args in ctx["notes"]:          # the notation the model uses (⊙, δᵢⱼ, log, …)
+        _p(div, x(key, **{name: _m(tex) for name, tex in args.items()}))
     given = ctx["given"]
-    rule = "p^{(1)} = p - \\eta \\, \\partial " + ctx["loss"] + "/\\partial p"
+    sym = ctx["update_symbol"]              # θ: not a name of the model (softmax-3's output is p)
+    rule = f"{sym}^{{(1)}} = {sym} - \\eta \\, \\partial " + ctx["loss"] + f"/\\partial {sym}"
     sp = s("sentence_sep")
     upd = x("updated_all") if given["all_updated"] else x(
         "updated_some", names=s("list_sep").join(_m(n) for n in given["updated"]),
         fixed=s("list_sep").join(_m(n) for n in given["fixed"]))
-    _p(div, x("loss_note", L=_m(ctx["loss"])) + sp + x("learning_rate", eta=_m(given["eta"]), p=_m("p"),
+    _p(div, x("loss_note", L=_m(ctx["loss"])) + sp + x("learning_rate", eta=_m(given["eta"]), p=_m(sym),
                                                      rule=_m(rule)) + sp + upd)
     _p(div, s("h_given"), "h4")
     table = ET.SubElement(div, "table")

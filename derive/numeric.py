@@ -211,8 +211,8 @@ def mpf_to_fraction(x) -> Fraction:
         if exp != 0:  # mpmath's encodings of inf and nan
             raise DeriveError("a value is infinite or not a number")
         return Fraction(0)
-    q = Fraction(man) * Fraction(2) ** exp
-    return -q if sign else q
+    man = -int(man) if sign else int(man)
+    return Fraction(man << exp) if exp >= 0 else Fraction(man, 1 << -exp)
 
 
 def show(value, digits: int, exact: Fraction | None = None) -> Number:

@@ -41,7 +41,7 @@ from .exercise_context import render_exercise
 from .handout import setting
 from .large import LargeBuilder, is_large
 from .layout import group
-from .render_context import after, forward, given, history, step, update_rule, updates
+from .render_context import after, forward, free_symbol, given, history, step, update_rule, updates
 from .remarks import remarks
 from .rounding import DISPLAY_DIGITS
 from .sections import Backward
@@ -101,6 +101,7 @@ class Builder:
             fixed=tuple(s.names[n] for n in g.parameters if n in s.selected and n not in s.derived),
             updates=updates(s) if spec.steps >= 1 else (),
             update_rule=update_rule(s),
+            update_symbol=free_symbol(s.names),
             after=after(s),
             history=history(s),
         )
@@ -162,6 +163,7 @@ def build_context(problem, solution, *, lang: str, only=None, mode: str = "solut
         ctx["given"].setdefault("function_eq", None)
     ctx.setdefault("fixed", ())
     ctx.setdefault("update_rule", "")
+    ctx.setdefault("update_symbol", free_symbol(ctx.get("names") or {}))
     # a derivation in one aligned display; a large network's matrices stay in displays of their own
     together = (lambda eqs: tuple(eqs)) if builder is LargeBuilder else (lambda eqs: tuple(group(eqs)))
     ctx["forward_eqs"] = together(st.eq for st in ctx["forward"])

@@ -156,9 +156,17 @@ def updates(s: Setting) -> tuple:
     return tuple(out)
 
 
+def free_symbol(names: dict) -> str:
+    """The placeholder of the update rule θ⁽¹⁾ = θ − η ∂L/∂θ: a letter no name of the problem is
+    displayed as (softmax-3's output is p, so the rule's parameter cannot be called p)."""
+    taken = set(names.values())
+    return next(c for c in ("\\theta", "\\vartheta", "q", "u") if c not in taken)
+
+
 def update_rule(s: Setting) -> str:
-    """p⁽¹⁾ = p − η ∂L/∂p for a parameter p (inline LaTeX), stated once before the numbers."""
-    return f"{pr.with_step('p', 1)} = p - \\eta \\, {pr.deriv(s.L, 'p', inline=True)}"
+    """θ⁽¹⁾ = θ − η ∂L/∂θ for a parameter θ (inline LaTeX), stated once before the numbers."""
+    p = free_symbol(s.names)
+    return f"{pr.with_step(p, 1)} = {p} - \\eta \\, {pr.deriv(s.L, p, inline=True)}"
 
 
 def after(s: Setting) -> After | None:

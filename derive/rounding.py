@@ -22,21 +22,26 @@ def round_fraction(q: Fraction, digits: int) -> decimal.Decimal:
     """q correctly rounded to `digits` significant digits, half away from zero."""
     if q == 0:
         return decimal.Decimal(0)
-    with decimal.localcontext() as dc:
-        dc.prec = max(digits + 50, 60)
-        num = abs(q.numerator)
-        den = q.denominator
-        e = _decimal_exponent(num, den)
-        shift = digits - 1 - e
-        scaled_num = num * 10 ** max(0, shift)
-        scaled_den = den * 10 ** max(0, -shift)
-        n, r = divmod(scaled_num, scaled_den)
-        if 2 * r >= scaled_den:
-            n += 1
-        if n == 10 ** digits:  # rounding carried into a new leading digit: 9.99… → 10.0…
-            n //= 10
-            shift -= 1
-        return _digits_decimal(-n if q < 0 else n, -shift)
+    n, exp = rounded_parts(q, digits)
+    return _digits_decimal(n, exp)
+
+
+def rounded_parts(q: Fraction, digits: int) -> tuple[int, int]:
+    """(n, e) with n·10^e = q correctly rounded to `digits` significant digits, half away from
+    zero (n has `digits` digits; q ≠ 0): `round_fraction` without building a Decimal."""
+    num = abs(q.numerator)
+    den = q.denominator
+    e = _decimal_exponent(num, den)
+    shift = digits - 1 - e
+    scaled_num = num * 10 ** max(0, shift)
+    scaled_den = den * 10 ** max(0, -shift)
+    n, r = divmod(scaled_num, scaled_den)
+    if 2 * r >= scaled_den:
+        n += 1
+    if n == 10 ** digits:  # rounding carried into a new leading digit: 9.99… → 10.0…
+        n //= 10
+        shift -= 1
+    return (-n if q < 0 else n), -shift
 
 
 def _decimal_exponent(num: int, den: int) -> int:

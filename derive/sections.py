@@ -21,6 +21,7 @@ import re
 from dataclasses import fields, replace
 from fractions import Fraction
 
+from . import expr as ex
 from . import matrixform as mf
 from . import printer as pr
 from .handout import Block, Delta, Grad, Layer, Section, Setting, distances
@@ -57,12 +58,16 @@ class Backward:
             return min(ds) if ds else 10 ** 9
 
         keys = sorted({dist.get(d, 10 ** 9) for d in deltas} | {layer_of(e) for _, e in params})
+        # a layer is named by its place among all the network's layers, as in matrix_layers: with
+        # --only skipping the output layer's parameters, the hidden layer is still the hidden one
+        every = sorted({layer_of(e) for n in g.parameters for e in g.quantities[n].entries} | set(keys))
         out = []
-        for k, key in enumerate(keys):
+        for key in keys:
+            k = every.index(key)
             ds = sorted((d for d in deltas if dist.get(d, 10 ** 9) == key), key=lambda d: order.get(d, 0))
             dlist = tuple(self.delta(d) for d in ds)
             glist = tuple(self.grad(n, e) for n, e in params if layer_of(e) == key)
-            out.append(Layer(k, len(keys), dlist, glist, tuple(group(d.eq for d in dlist)),
+            out.append(Layer(k, len(every), dlist, glist, tuple(group(d.eq for d in dlist)),
                              tuple(group(x.eq for x in glist))))
         return tuple(out)
 
@@ -252,6 +257,12 @@ class Backward:
         d = self.delta_sym[name]
         rule, full = self._mdelta(self._mrule(name), False), self._mdelta(self._mrule(name), True)
         parts = [("=", one(pr.deriv(s.L, s.names[name]))), ("=", sym.chunks(rule)), ("=", sym.chunks(full))]
+        q = s.g.quantities.get(full.name) if isinstance(full, mf.MSym) and not full.adjoint else None
+        if q is not None and q.kind == "forward" and isinstance(q.tree, ex.Bin) and q.tree.op in "+-":
+            # the loss is defined on a difference D = P − T (E = ½‖D‖²): ∂E/∂P = ∂E/∂D = D, and D
+            # written out, so that the line ends in the textbook's P − T and not in a bare name
+            tree = pr.TreePrinter(s.names, lambda n: s.g.quantities[n].shape)
+            parts.append(("=", tree.chunks(q.tree)))
         terms = s.rules[name].terms
         if len(terms) == 1 and terms[0].general is not None:
             # softmax + cross-entropy: p·Σt − t, which is p − t because t is one-hot (Σt = 1)
@@ -287,6 +298,12 @@ class Backward:
         p − t, ŷ − y; see Calculus.closed_form), else []."""
         closed = self.s.calc.closed_form(entry)
         return [] if closed is None else [("=", one(pr.latex(closed, self.s.names)))]
+
+    def full_formula(self, entry) -> str:
+        """dL/d(entry) of a symbolic spec in named quantities, as the worked solution writes it
+        (`_full_chunks`: loss side first, the factors in the order of the step formulas) — the
+        answer key's formula."""
+        return join(self._full_chunks(entry))
 
     def _full_chunks(self, entry) -> list:
         """dL/d(entry) written out in named quantities, loss side first, summed over consumers."""

@@ -255,10 +255,24 @@ def _p(tex: str) -> str:
     return f"({tex})" if tex.startswith("-") else tex
 
 
+_FILES: dict = {}
+
+
 def training_files(spec: Spec, digits: int = 10) -> dict:
-    """{file name: SVG bytes} of the curves the Markdown handouts embed."""
+    """{file name: SVG bytes} of the curves the Markdown handouts embed (and the HTML page
+    inlines): drawn once per spec object and digits."""
     if not shows_training(spec):
         return {}
+    key = (id(spec), digits)
+    hit = _FILES.get(key)
+    if hit is None or hit[0] is not spec:
+        if len(_FILES) > 8:
+            _FILES.clear()
+        hit = _FILES[key] = (spec, _drawn(spec, digits))
+    return dict(hit[1])
+
+
+def _drawn(spec: Spec, digits: int) -> dict:
     tr, runs = _runs(spec, digits)
     out = {}
     if tr is not None:

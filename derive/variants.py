@@ -371,7 +371,8 @@ def variant_part(bank: Bank, i: int, *, fmt: str, lang: str, mode: str, template
             ctx = dict(ctx, key=True, groups=xc.answers(vp, ctx["groups"], bank.digits))
         ctx["title"] = plain("variant_title", title=xc.title(bank.base.spec, lang, plain), n=i + 1)
         ctx["id"] = vp.spec.id
-        text = tpl.render(env, f"exercise.{fmt}.j2", dict(ctx, s=s, x=x))
+        text = tpl.render(env, f"exercise.{fmt}.j2",
+                          dict(ctx, s=s, x=x, note_texts=xc.note_texts(ctx["notes"], x, env, fmt)))
         return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
     return _frame(bank).remember(("part", fmt, lang, mode, template_dir, i), make)
 

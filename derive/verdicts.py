@@ -196,8 +196,19 @@ def as_fraction(x) -> Fraction | None:
     return nm.mpf_to_fraction(x)
 
 
+_TOLERANCE_D = EQUAL_TOLERANCE.denominator // EQUAL_TOLERANCE.numerator    # 10^30
+_TINY_D = 10 ** 40
+
+
 def close_to(a: Fraction, b: Fraction, scale: Fraction = Fraction(0)) -> bool:
-    return abs(a - b) <= EQUAL_TOLERANCE * max(abs(a), abs(b), scale, Fraction(1, 10 ** 40))
+    """|a − b| ≤ EQUAL_TOLERANCE · max(|a|, |b|, scale, 10⁻⁴⁰), exactly, in integers: with
+    a = p/q and b = r/s, |ps − rq| · 10³⁰ ≤ max(…) · qs holds when it holds for one of the four
+    (a check made millions of times on 60-digit binary fractions, whose sum and product with
+    Fraction's own arithmetic reduce by large gcds)."""
+    p, q, r, s = a.numerator, a.denominator, b.numerator, b.denominator
+    lhs = abs(p * s - r * q) * _TOLERANCE_D
+    return (lhs <= abs(p) * s or lhs <= abs(r) * q or lhs * _TINY_D <= q * s
+            or (scale > 0 and lhs * scale.denominator <= scale.numerator * q * s))
 
 
 # ---------------------------------------------------------------- results

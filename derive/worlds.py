@@ -45,6 +45,7 @@ class World:
         self.states: list = []
         self._failed = None
         self._values: dict = {}
+        self._derivs: dict = {}
         self._evals: dict = {}
 
     def state(self, k: int):
@@ -68,20 +69,21 @@ class World:
         return self.mp.ctx.mpf((int(m), int(e)))
 
     def values(self, k: int) -> dict:
-        """Entry -> value at step k, for every entry of the graph."""
+        """Entry -> value at step k, for every entry of the graph (each converted when first
+        read: a query reads a few of them)."""
         if k not in self._values:
-            st = self.state(k)
-            out = {}
-            for q in self.graph.quantities.values():
-                a = st.values.get(q.name)
-                if a is not None:
-                    for e, x in zip(q.entries, self.ctx.entries(a)):
-                        out[e] = self._mpf(x)
-            self._values[k] = out
+            self._values[k] = _StepValues(self, self.state(k))
         return self._values[k]
 
     def deriv(self, k: int, a, w):
         """∂a/∂w at step k (a, w entries)."""
+        key = (k, a, w)
+        got = self._derivs.get(key)
+        if got is None:
+            got = self._derivs[key] = self._deriv(k, a, w)
+        return got
+
+    def _deriv(self, k: int, a, w):
         st = self.state(k)
         try:
             with engine.precision(WORK_BITS):
@@ -109,6 +111,29 @@ class World:
                 _, a, w, k, _g = b
                 env[sym] = self.deriv(k, a, w)
         return [nm.evaluate(e, env, self.mp) for e in query.entries]
+
+
+class _StepValues(dict):
+    """A World's values at one step, entry -> mpf: a dict whose entries are converted from the
+    run's balls when first read (`[]` only: `in`, `get` and iteration see those read so far)."""
+
+    def __init__(self, world: World, step):
+        super().__init__()
+        self._world, self._step = world, step
+        self._entries: dict = {}
+
+    def __missing__(self, e):
+        w = self._world
+        q = w.graph.quantities.get(getattr(e, "quantity", None))
+        a = None if q is None else self._step.values.get(q.name)
+        i = e.flat if a is not None else None
+        if i is None or i >= len(q.entries) or (q.entries[i] is not e and q.entries[i] != e):
+            raise KeyError(e)
+        xs = self._entries.get(q.name)
+        if xs is None:
+            xs = self._entries[q.name] = w.ctx.entries(a)
+        v = self[e] = w._mpf(xs[i])
+        return v
 
 
 def _random_value(k: int, name: str) -> Fraction:

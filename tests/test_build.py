@@ -89,6 +89,27 @@ def test_one_process_renders_the_bytes_of_the_workers(built, monkeypatch):
     assert sorted(n for n in theirs if n.split("/")[-1].split(".")[0] in ids) == names
 
 
+def test_skip_leaves_out_the_pages_and_the_bank_and_nothing_else(built, monkeypatch):
+    """--skip html,bank: every other file is the full build's, byte for byte (two problems, one of
+    them the bank's, rendered here); the index links no page; an unknown part is refused."""
+    ids = ["one-two-one", build_mod.BANK[0]]
+    monkeypatch.setattr(build_mod, "builtin_ids", lambda: list(ids))
+    theirs = _files(built)
+    quick = build_mod.render_all(jobs=1, skip=("html", "bank"))
+    bank = {n for n in theirs if n.startswith(f"exercises/{build_mod.BANK[0]}.variants/")}
+    pages = {f"{pid}.en.html" for pid in ids}
+    ours = {n for n in theirs if n.split("/")[-1].split(".")[0] in ids} | {"README.md"}
+    assert len(bank) > 10 and pages <= ours
+    assert set(quick) == ours - bank - pages
+    assert all(quick[n] == theirs[n] for n in quick if n != "README.md")
+    assert ".en.html" in theirs["README.md"].decode() and ".en.html" not in quick["README.md"].decode()
+    with pytest.raises(build_mod.DeriveError, match="no such part: pdf"):
+        build_mod.render_all(skip=("pdf",))
+    r = run_cli("build", "--skip", "html,pdf", "--out", "never-written")
+    assert r.returncode == 2 and "--skip" in r.stderr and "Traceback" not in r.stderr
+    assert not (ROOT / "never-written").exists()
+
+
 @pytest.mark.slow     # a second whole build (about 8 s); the fast tier has the three-problem check above
 def test_build_with_one_worker_gives_the_same_bytes(built, tmp_path):
     """`derive build` renders problems in worker processes (one per CPU): --jobs 1 (all in one

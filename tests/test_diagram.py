@@ -57,7 +57,7 @@ def test_matrix_linear_mermaid_uses_the_texts_symbols():
     for code in ("input_param", "hidden", "grad_pred", "output", "pred"):
         assert code not in block
     labels = re.findall(r'n\d+[\[(]+"([^"]+)"', block)
-    assert {lab.split("<br>")[0] for lab in labels} == {"X", "H", "P", "T", "δ", "E"}
+    assert {lab.split("<br>")[0] for lab in labels} == {"X", "H", "P", "T", "D", "E"}
     assert '|"W₁"|' in block and '|"W₂"|' in block
     # the target T is in the column of P, the output it is compared with
     cols = re.findall(r'subgraph (c\d+)\[" "\]\n(.*?)\n  end', block, re.S)
@@ -125,8 +125,48 @@ def test_tikz_targets_beside_the_outputs_and_labels_apart(pid):
         assert ((pa[0] - pb[0]) ** 2 + (pa[1] - pb[1]) ** 2) ** 0.5 > 0.45, (pid, a, b)
 
 
-def test_two_two_two_crossing_weights_are_labelled_near_their_targets():
-    nodes, edges = tikz("two-two-two")
-    pos = {lab: p for _, _, p, lab in edges if lab}
-    assert pos["w_{2}"] == pos["w_{3}"] == pos["w_{6}"] == pos["w_{7}"] == 0.8
-    assert pos["w_{1}"] == pos["w_{4}"] == pos["w_{5}"] == pos["w_{8}"] == 0.5
+def _kinds(pid, lang="en") -> dict:
+    tex = (OUTPUT / f"{pid}.{lang}.tex").read_text(encoding="utf-8")
+    pic = tex.split("\\begin{tikzpicture}", 1)[1].split("\\end{tikzpicture}", 1)[0]
+    return {m.group(2): m.group(1) for m in re.finditer(r"\\node\[(\w+)[^\n]*?\] \((n\d+)\)", pic)}
+
+
+def _dist(p, seg) -> float:
+    (ax, ay), (bx, by) = seg
+    t = max(0.0, min(1.0, ((p[0] - ax) * (bx - ax) + (p[1] - ay) * (by - ay)) / ((bx - ax) ** 2 + (by - ay) ** 2)))
+    return ((p[0] - ax - t * (bx - ax)) ** 2 + (p[1] - ay - t * (by - ay)) ** 2) ** 0.5
+
+
+@pytest.mark.parametrize("pid", ["two-two-two", "alice", "house-price", "one-two-one", "linear-2x", "relu-2-4-2",
+                                 "sigmoid-2-4-2", "matrix-linear", "softmax-3"])
+def test_tikz_weight_labels_sit_on_their_own_arrows_apart(pid):
+    """Where TikZ draws a label: `pos` along the arrow between the nodes' borders (a neuron is a
+    circle of at least 9 mm, another node a box about 6 mm high).  Any two labels at least 4 mm
+    apart, and no label on another arrow (its centre 2 mm or more from it) — house-price had w₄
+    over w₂ and w₅ over w₃ where arrows converge on h₂ (both at pos 0.8)."""
+    nodes, edges = tikz(pid)
+    kinds = _kinds(pid)
+
+    def border(n, ux, uy):
+        if kinds[n] == "neuron":
+            return 0.45
+        return min(0.3 / abs(ux) if ux else 9.0, 0.3 / abs(uy) if uy else 9.0)
+    segs = {}
+    for s, d, _, _ in edges:
+        (x1, y1, _), (x2, y2, _) = nodes[s], nodes[d]
+        length = ((x2 - x1) ** 2 + (y2 - y1) ** 2) ** 0.5
+        ux, uy = (x2 - x1) / length, (y2 - y1) / length
+        a, b = border(s, ux, uy), border(d, ux, uy)
+        segs[s, d] = ((x1 + ux * a, y1 + uy * a), (x2 - ux * b, y2 - uy * b))
+    marks = []
+    for s, d, p, lab in edges:
+        if lab:
+            (ax, ay), (bx, by) = segs[s, d]
+            marks.append((lab, (s, d), (ax + p * (bx - ax), ay + p * (by - ay))))
+    assert marks, pid
+    for (a, _, pa), (b, _, pb) in itertools.combinations(marks, 2):
+        assert ((pa[0] - pb[0]) ** 2 + (pa[1] - pb[1]) ** 2) ** 0.5 >= 0.4, (pid, a, b)
+    for lab, mine, p in marks:
+        for other, seg in segs.items():
+            if other != mine:
+                assert _dist(p, seg) >= 0.2, (pid, lab, nodes[other[0]][2], nodes[other[1]][2])

@@ -264,6 +264,50 @@ def _compile(tex: Path) -> str:
     return log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
 
 
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_diagnosis_example_uses_the_problems_own_symbols(lang):
+    """softmax-3's errata explained a sign error with "t − o written for o − t" although its
+    output is p; the example is now written in the problem's own output and target (and the ½
+    example only where a definition has a ½, written as that definition)."""
+    from derive import printer as pr
+    seen = 0
+    for md in sorted((OUTPUT / "errata").glob("*.zh.md" if lang == "zh" else "*[!h].md")):
+        pid = md.name.split(".")[0]
+        if lang == "en" and md.name.endswith(".zh.md"):
+            continue
+        p = load_problem(pid)
+        names = set(pr.display_names(p.spec, p.graph).values())
+        text = md.read_text(encoding="utf-8")
+        pat = (r"for example \$`(.+?) - (.+?)`\$ written for \$`(.+?) - (.+?)`\$" if lang == "en"
+               else r"例如把 \$`(.+?) - (.+?)`\$ 写成了 \$`(.+?) - (.+?)`\$")
+        for m in re.finditer(pat, text):
+            a, b, c, d = m.groups()
+            assert {a, b} <= names and (a, b) == (d, c), (md.name, m.group(0))
+            seen += 1
+        assert "(t - o)" not in text and "t - o" not in text, md.name
+        for m in re.finditer(r"\\tfrac\{1\}\{2\}`\$ of \$`(.+?) = " if lang == "en" else r"漏掉了 \$`(.+?) = ", text):
+            assert m.group(1) in names, (md.name, m.group(0))
+    assert seen, "no sign-error example in any errata"
+
+
+def test_errata_use_one_document_class_per_language():
+    """English errata are `article` (as the English handouts), with xeCJK when their text has
+    Chinese; Chinese ones `ctexart`.  softmax-3's English errata were article and the others
+    ctexart, because the class followed whether the text quoted Chinese (the seeds' sources)."""
+    texs = sorted((OUTPUT / "errata").glob("*.tex"))
+    assert len(texs) >= 14
+    for tex in texs:
+        text = tex.read_text(encoding="utf-8")
+        cls = re.search(r"\\documentclass(?:\[[^\]]*\])?\{(\w+)\}", text).group(1)
+        if tex.name.endswith(".zh.tex"):
+            assert cls == "ctexart", tex.name
+        else:
+            assert cls == "article", tex.name
+            body = text.split("\\begin{document}", 1)[1]
+            if CJK.search(body):
+                assert "\\usepackage{xeCJK}" in text, tex.name
+
+
 @pytest.mark.tex
 @pytest.mark.skipif(not HAVE_XELATEX, reason="xelatex/latexmk not installed (CI installs TeX Live; see .ci/run)")
 def test_every_errata_pdf_fits_the_page(tmp_path):

@@ -100,10 +100,10 @@ def test_multi_letter_display_names(mazur):
 def test_matrix_products_by_shape(matrix):
     spec, graph = matrix
     # \cdot between matrices is the matrix product when the inner sizes agree; ^T is transpose
-    assert parse_latex(r"H^T \cdot \delta", spec, graph) == q("transpose(hidden) @ grad_pred", graph)
+    assert parse_latex(r"H^T \cdot D", spec, graph) == q("transpose(hidden) @ grad_pred", graph)
     assert parse_latex(r"X W_1 W_2", spec, graph) == q("input_param @ w1 @ w2", graph)
-    assert parse_latex(r"\delta \odot \delta", spec, graph) == q("grad_pred * grad_pred", graph)
-    assert parse_latex(r"\frac{1}{2}\delta", spec, graph) == q("1/2*grad_pred", graph)
+    assert parse_latex(r"D \odot D", spec, graph) == q("grad_pred * grad_pred", graph)
+    assert parse_latex(r"\frac{1}{2}D", spec, graph) == q("1/2*grad_pred", graph)
     assert parse_latex(r"P - T", spec, graph) == q("pred - output", graph)
 
 

@@ -13,6 +13,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+import tomllib
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
@@ -362,7 +364,8 @@ def test_matrix_specs_show_the_matrix_form_rule():
     md = text("matrix-linear", "md", "en")
     # the gradient through the layer's error signal δ_P = ∂E/∂P (derived once, before it)
     assert "\\frac{\\partial E}{\\partial W_{2}} = {H}^{\\top} \\cdot \\delta_{P}" in md
-    assert "\\delta_{P} = \\frac{\\partial E}{\\partial P} = \\frac{\\partial E}{\\partial \\delta} = \\delta" in md
+    # the loss is on the difference D = P − T (the spec's grad_pred), written out (it was named δ)
+    assert "\\delta_{P} = \\frac{\\partial E}{\\partial P} = \\frac{\\partial E}{\\partial D} = D = P - T" in md
     # the product written out with the transposed matrix, as the document does
     assert ("\\begin{pmatrix} 7 & 0 \\\\ 15 & 1 \\end{pmatrix} \\cdot \\begin{pmatrix} 2 & 3 \\\\ 2 & 1 "
             "\\end{pmatrix} = \\begin{pmatrix} 14 & 21 \\\\ 32 & 46 \\end{pmatrix}") in md
@@ -447,6 +450,24 @@ def test_only_restricts_the_backward_pass():
     assert "\\frac{\\partial \\mathrm{out}_{o_1}}{\\partial \\mathrm{net}_{o_1}}" in deltas(md1)["h_1"]
     assert "\\approx 1.819119121 \\times 10^{-5}" in only
 
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("pid, only, heads", [
+    ("two-two-two", ("w1",), ["hidden"]),                 # the output layer's weights skipped
+    ("two-two-two", ("w5",), ["output"]),
+    ("house-price", ("w1", "w7"), ["output", "hidden"]),
+    ("house-price", ("w4",), ["hidden"]),
+])
+def test_layers_are_named_by_their_role_whatever_only_selects(pid, only, heads, lang):
+    """`--only w1` on two-two-two headed the hidden layer "Output layer": layers were counted among
+    the selected parameters' layers only.  A layer's role is its distance from the loss among all
+    the network's layers (the one nearest the loss is the output layer)."""
+    md = text(pid, "md", lang, only=only)
+    table = tomllib.loads((ROOT / "templates" / f"strings.{lang}.toml").read_text(encoding="utf-8"))
+    names = {"output": table["h_layer_output"], "hidden": table["h_layer_hidden"]}
+    got = re.findall(r"^### 5\.\d+ (.+)$", md, re.M)
+    assert got == [names[h] for h in heads], (pid, only, got)
 
 def test_digits_option():
     md = text("two-two-two", "md", "en", digits=4)
@@ -852,3 +873,64 @@ def test_no_generated_pdf_has_a_nearly_blank_page(compiled_pages, name):
     texts = compiled_pages[name]
     assert texts is not None, f"{name}: no PDF"
     assert not nearly_blank_pages(texts), f"{name}: {nearly_blank_pages(texts)}"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_diverged_sweep_run_says_the_same_number_of_steps_as_its_column(lang):
+    """matrix-linear's sweep said "diverged in step 6" beside a Steps column of 5 (the steps whose
+    loss is shown); the note now names the last step run, the column's number, and the plot's
+    axis is labelled "Step" (the column's header no longer serves as the axis label)."""
+    md = (ROOT / "output" / f"matrix-linear.{lang}.md").read_text(encoding="utf-8")
+    rows = [r for r in md.splitlines() if r.startswith("| $`0.05`$")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    n = int(cells[4])
+    from derive import train
+    (run,) = [r for r in train.sweep_of(problem("matrix-linear").spec, 6) if r.learning_rate == Fraction(1, 20)]
+    assert n == len(run.training.history) - 1 and run.training.diverged == n + 1     # the engine's run
+    said = re.findall(r"(?:after step|第) (\d+)", cells[1])
+    assert said == [str(n)], cells[1]
+    tex = (ROOT / "output" / f"matrix-linear.{lang}.tex").read_text(encoding="utf-8")
+    labels = re.findall(r"xlabel=\{([^}]*)\}", tex)
+    assert labels and all(lab in ("Step", "步", "Epoch", "轮次") for lab in labels), labels
+
+
+@pytest.mark.parametrize("pid", IDS)
+def test_no_error_signal_line_differentiates_by_a_quantity_named_delta(pid):
+    """matrix-linear named its difference P − T δ, the error signals' letter, and its δ line read
+    δ_P = ∂E/∂P = ∂E/∂δ = δ.  No handout differentiates by a bare δ, and a loss defined on a
+    difference D = P − T gets the difference written out: δ_P = ∂E/∂P = ∂E/∂D = D = P − T = …"""
+    md = text(pid, "md", "en")
+    assert not re.search(r"\\frac\{\\partial [^{}]*\}\{\\partial \\delta\}", md), pid
+    if pid == "matrix-linear":
+        (line,) = [ln for ln in md.splitlines() if ln.startswith("\\delta_{P} = ")]
+        parts = line.split(" = ")
+        assert parts[1:5] == ["\\frac{\\partial E}{\\partial P}", "\\frac{\\partial E}{\\partial D}", "D", "P - T"], parts
+        p = problem(pid)
+        want = [[x - y for x, y in zip(r1, r2)] for r1, r2 in zip(reference_rows(p, "pred"), reference_rows(p, "output"))]
+        assert parts[5] == pr.pmatrix([[pr.number(str(v)) for v in row] for row in want])
+
+
+def reference_rows(p, name):
+    """The rows of a data matrix, or of pred = X·W1·W2 computed here by hand (exact fractions)."""
+    spec = p.spec
+    if name in spec.data:
+        return spec.data[name].rows()
+    X, W1, W2 = spec.data["input_param"].rows(), spec.parameters["w1"].rows(), spec.parameters["w2"].rows()
+
+    def mul(a, b):
+        return [[sum(a[i][k] * b[k][j] for k in range(len(b))) for j in range(len(b[0]))] for i in range(len(a))]
+    return mul(mul(X, W1), W2)
+
+
+@pytest.mark.parametrize("pid", IDS)
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_update_rule_names_no_quantity_of_the_problem(pid, lang):
+    """softmax-3's handout stated the rule as p⁽¹⁾ = p − η ∂L/∂p, p being its softmax output."""
+    md = text(pid, "md", lang)
+    rules = re.findall(r"\$`([^`]*?)\^\{\(1\)\} = \1 - \\eta", md)
+    p = problem(pid)
+    names = set(pr.display_names(p.spec, p.graph).values())
+    if p.spec.steps >= 1 and p.spec.update and not p.is_symbolic:
+        assert rules, pid
+    assert not [r for r in rules if r in names], (pid, rules)

@@ -438,7 +438,7 @@ def test_matrix_linear_handout_and_errata_state_the_verdicts():
     from derive.errata import errata_by_language, builtin_claims
     text = render.render_text(solve.load("matrix-linear"), fmt="md", lang="en")
     rows = [line for line in text.splitlines() if line.startswith("| $`0.0")]
-    assert [r.split("|")[2].strip() for r in rows] == ["**diverging** (diverged in step 6)", "**diverging**",
+    assert [r.split("|")[2].strip() for r in rows] == ["**diverging** (stopped after step 5: the next step diverges)", "**diverging**",
                                                         "**converging**", "**converging**"]
     assert "The source document's remark on these learning rates is right" in text
     docs, _steps = errata_by_language("matrix-linear", dict(builtin_claims())["matrix-linear"], ("en",))["en"]
