@@ -436,7 +436,7 @@ def unchanged(problem, rows: list, digits: int) -> tuple:
     old one rounded: each with the change of the step, Δ = p⁽¹⁾ − p = −η·∂L/∂p, computed by the
     engine (certified, correctly rounded at `digits`), so the key shows that the step did move it."""
     spec = problem.spec
-    names = pr.display_names(spec, outline(spec, problem.program.shapes))
+    names = None             # the quantities' display names (`outline`'s names), when one is unchanged
     deltas: dict = {}
     out = []
     for a in rows:
@@ -448,6 +448,8 @@ def unchanged(problem, rows: list, digits: int) -> tuple:
             continue
         if name not in deltas:
             deltas[name] = problem.eval(f"{name}@1 - {name}", digits=digits)[0].value.values
+        if names is None:
+            names = pr.display_names(spec, (*spec.data, *spec.parameters, *(d.name for d in spec.forward)))
         shape = problem.program.shapes[name]
         sym = pr.with_index(names[name], divmod(flat, shape[1]) if shape else (), shape)
         out.append(Unchanged(a.n, sym, pr.deriv(names[spec.loss], sym, inline=True),

@@ -61,8 +61,10 @@ def _sub_word(text: str) -> str:
     return _word(text)
 
 
+@functools.lru_cache(maxsize=4096)
 def default_display(name: str) -> str:
-    """A display name for an identifier without a [latex] entry."""
+    """A display name for an identifier without a [latex] entry (a pure function of the name, kept
+    per name: every sheet and solution of a bank names the same quantities)."""
     if not name:
         return ""
     lead = len(name) - len(name.lstrip("_"))

@@ -1,7 +1,7 @@
 """Templates, in one place: the Jinja2 environment factory and the prose strings, for the handouts
 (`derive.render`) and the errata (`derive.errata`).
 
-Every template environment is a `jinja2.sandbox.ImmutableSandboxedEnvironment`: a template —
+Every template environment is a `jinja2.sandbox.ImmutableSandboxedEnvironment` (`Sandbox`): a template —
 including one from `--template-dir` — can format the context it is given and nothing else
 (`''.__class__.__mro__`, `cycler.__init__.__globals__` and the like are refused, and so is
 changing a list or dict).  Templates and string tables are read through `files.read_input`
@@ -103,6 +103,28 @@ class _Compiled(jinja2.BytecodeCache):
 _COMPILED: dict = {}
 
 
+class Sandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
+    """The immutable sandbox, its attribute verdicts memoised: `is_safe_attribute`'s answer
+    (jinja2's `is_internal_attribute` and `modifies_known_mutable`) depends on the object only
+    through its type (isinstance checks) — the attribute's value is not read — so it is kept per
+    (type, class, attribute name); at most SAFE_MEMO of them."""
+
+    SAFE_MEMO = 4096
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._safe: dict = {}
+
+    def is_safe_attribute(self, obj, attr, value) -> bool:
+        key = (type(obj), obj.__class__, attr)
+        got = self._safe.get(key)
+        if got is None:
+            got = super().is_safe_attribute(obj, attr, value)
+            if len(self._safe) < self.SAFE_MEMO:
+                self._safe[key] = got
+        return got
+
+
 def environment(fmt: str, paths, filters: dict | None = None) -> jinja2.Environment:
     """The sandboxed Jinja2 environment of a template set ('tex' delimiters for LaTeX).  A Markdown
     one also has the filters `imath` and `dmath`, the only writers of Markdown math delimiters."""
@@ -118,7 +140,7 @@ def environment(fmt: str, paths, filters: dict | None = None) -> jinja2.Environm
                       variable_start_string="\\VAR{", variable_end_string="}",
                       comment_start_string="\\#{", comment_end_string="}",
                       line_statement_prefix=None, line_comment_prefix="%#")
-    env = jinja2.sandbox.ImmutableSandboxedEnvironment(**common)
+    env = Sandbox(**common)
     env.filters.update(filters or {})
     return env
 

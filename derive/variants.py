@@ -37,6 +37,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
+from . import engine
 from . import exercise_context as xc
 from .bankruns import Frame
 from . import templating as tpl
@@ -159,15 +160,26 @@ def answer_texts(problem: Problem, digits: int, groups: tuple | None = None) -> 
     return tuple(a.text for g in xc.answers(problem, groups, digits) for a in g.rows)
 
 
-def degenerate(problem: Problem) -> str | None:
-    """Why a variant is degenerate (a reason tag), or None."""
+def degenerate(problem: Problem, *, full: bool = False) -> str | None:
+    """Why a variant is degenerate (a reason tag), or None.  The numbers judged are certified at
+    CHECK_DIGITS: only those the checks read (the activations' outputs, the updated parameters'
+    gradients, the loss at the start), or (`full`) all of `Problem.numbers`, as first written."""
     spec = problem.spec
-    nums = problem.numbers(CHECK_DIGITS, 1 if spec.update else 0)
-    for d in spec.forward:
-        fn = getattr(d.tree, "fn", None)
-        if fn not in ("sigmoid", "tanh", "relu"):
-            continue
-        for y in nums.forward[d.name]:
+    steps = 1 if spec.update else 0
+    units = [(d.name, fn) for d in spec.forward if (fn := getattr(d.tree, "fn", None)) in ("sigmoid", "tanh", "relu")]
+    if full:
+        nums = problem.numbers(CHECK_DIGITS, steps)
+        forward, gradients, loss = nums.forward, nums.gradients, nums.history[0]
+    else:
+        req = [engine.Request("value", n, 0) for n, _fn in units]
+        req += [engine.Request("adjoint", p, 0) for p in spec.update]
+        req.append(engine.Request("value", spec.loss, 0))
+        got = engine.solve_numbers(problem.program, CHECK_DIGITS, steps, req, problem.runs)
+        forward = {n: got[engine.Request("value", n, 0)] for n, _fn in units}
+        gradients = {p: got[engine.Request("adjoint", p, 0)] for p in spec.update}
+        loss = got[engine.Request("value", spec.loss, 0)][0]
+    for name, fn in units:
+        for y in forward[name]:
             v = y.approx
             if fn == "sigmoid" and v * (1 - v) < MIN_SLOPE:
                 return "saturated unit"
@@ -176,9 +188,9 @@ def degenerate(problem: Problem) -> str | None:
             if fn == "relu" and (y.exact == 0 if y.exact is not None else v == 0):
                 return "dead ReLU"
     for p in spec.update:
-        if any(abs(g.approx) < MIN_GRADIENT for g in nums.gradients[p]):
+        if any(abs(g.approx) < MIN_GRADIENT for g in gradients[p]):
             return "vanishing gradient"
-    if abs(nums.history[0].approx) < MIN_LOSS:
+    if abs(loss.approx) < MIN_LOSS:
         return "loss near 0"
     return None
 

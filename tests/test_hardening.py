@@ -20,6 +20,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import jinja2.sandbox
@@ -542,6 +543,39 @@ def test_every_template_environment_is_sandboxed():
     envs = [render.environment("md"), render.environment("tex"), errata.environment("md"),
             errata.environment("tex")]
     assert all(isinstance(e, jinja2.sandbox.ImmutableSandboxedEnvironment) for e in envs)
+
+
+def test_sandbox_attribute_verdicts_are_jinjas_own():
+    """templating.Sandbox memoises is_safe_attribute per (type, class, name): every verdict, asked
+    first and again from the memo, is the one jinja2's uncached ImmutableSandboxedEnvironment gives."""
+    from derive import templating as tpl
+
+    class Plain:
+        x = 1
+
+        def method(self):
+            return 1
+
+    def fn():
+        return 1
+
+    def gen():
+        yield 1
+    objects = ["", [], {}, set(), (), 1, 1.5, Plain(), Plain, fn, Plain().method, gen(), fn.__code__, str,
+               Fraction(1, 2), render.environment("md")]
+    attrs = ["upper", "append", "pop", "clear", "keys", "items", "update", "add", "mro", "x", "method",
+             "__class__", "__globals__", "_private", "gi_frame", "gi_code", "co_code", "func_globals",
+             "__init__", "numerator", "index", "count", "format", "real", "f_locals"]
+    ours = tpl.Sandbox()
+    theirs = jinja2.sandbox.ImmutableSandboxedEnvironment()
+    for _round in range(2):
+        for obj in objects:
+            for attr in attrs:
+                value = getattr(obj, attr, None)
+                assert ours.is_safe_attribute(obj, attr, value) == theirs.is_safe_attribute(obj, attr, value), \
+                    (obj, attr)
+    assert any(not ours.is_safe_attribute([], "append", None) for _ in range(2))
+    assert ours._safe and len(ours._safe) <= tpl.Sandbox.SAFE_MEMO
 
 
 # ---------------------------------------------------------------- Markdown escaping

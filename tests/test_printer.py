@@ -186,3 +186,18 @@ def test_width_is_the_reference_estimate_to_the_bit(monkeypatch):
     assert len(set(seen)) > 200
     for tex in dict.fromkeys(seen + odd):
         assert inner.__wrapped__(tex) == _reference_width(tex), tex
+
+
+def test_default_display_memo_is_the_function():
+    """printer.default_display is kept per name (lru_cache): for every quantity of the built-in
+    problems and some awkward names, the kept answer is the uncached function's, asked twice."""
+    import derive
+    from derive import printer as pr
+    from derive.spec import builtin_ids
+    names = ["_x", "__a_1", "w1_21", "sigma2", "net_h1", "out_o2", "E_total", "x_hat", "a_", "W_bar"]
+    for pid in builtin_ids():
+        spec = derive.load(pid).spec
+        names += [*spec.data, *spec.parameters, *(d.name for d in spec.forward)]
+    for _round in range(2):
+        for n in names:
+            assert pr.default_display(n) == pr.default_display.__wrapped__(n), n

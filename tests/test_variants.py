@@ -118,6 +118,8 @@ def test_degenerate_draws_are_rejected(tmp_path):
     assert vr.degenerate(derive.load("two-two-two")) is None
     r = run_cli("exercise", "sigmoid-2-4-2", "--variants", "2", "-o", str(tmp_path / "none"))
     assert r.returncode == 2 and r.stderr.count("\n") == 1
+    for q in (p, dead, flat, near):
+        assert vr.degenerate(q) == vr.degenerate(q, full=True)
     assert "saturated unit" in r.stderr and "the spec's own numbers give a saturated unit too" in r.stderr
 
 
@@ -332,3 +334,39 @@ def test_readme_rejection_example(tmp_path):
     assert r.returncode == 0, r.stderr
     said = r.stderr.replace(str(tmp_path) + "/", "")
     assert said == block.group(3)
+
+
+@pytest.mark.parametrize("pid", ["two-two-two", "relu-2-4-2", "sigmoid-2-4-2"])
+def test_degenerate_reads_the_numbers_it_judges_as_the_full_solution_has_them(pid):
+    """degenerate() certifies only the numbers its checks read; on draws of every kind (accepted
+    and rejected, explicit zeros drawn too), its verdict is the one from all of Problem.numbers,
+    and the numbers it reads are those numbers, entry by entry."""
+    import random
+    from derive import engine
+    base = derive.load(pid)
+    frame = vr.Frame(base, 50)
+    names = vr.default_names(base.spec)
+    reasons = set()
+    for seed in range(3):
+        rng = random.Random(seed)
+        for n in range(15):
+            spec = vr._variant_spec(base.spec, rng, names, seed == 2, n + 1)
+            vp, full = frame.problem(spec, (vr.CHECK_DIGITS, DIGITS)), frame.problem(spec, (vr.CHECK_DIGITS,))
+            try:
+                why = vr.degenerate(vp)
+            except (DeriveError, ZeroDivisionError, OverflowError, ValueError):
+                why = "not computable"
+            try:
+                whole = vr.degenerate(full, full=True)
+                nums = full.numbers(vr.CHECK_DIGITS, 1)
+            except (DeriveError, ZeroDivisionError, OverflowError, ValueError):
+                whole = "not computable"
+            assert why == whole, (pid, seed, n)
+            reasons.add(why)
+            if whole != "not computable":
+                got = engine.solve_numbers(vp.program, vr.CHECK_DIGITS, 1,
+                                           [engine.Request("adjoint", u, 0) for u in base.spec.update], vp.runs)
+                for u in base.spec.update:
+                    assert [g.approx for g in got[engine.Request("adjoint", u, 0)]] == \
+                        [g.approx for g in nums.gradients[u]]
+    assert (None in reasons) == (pid != "sigmoid-2-4-2")     # sigmoid-2-4-2: every draw saturated (as its own numbers)
