@@ -13,7 +13,10 @@ Computed once, here, never in the templates: `sheet_context` builds the sheet fr
 — the engine is not asked for a single number, so a sheet cannot leak a result — and
 `key_context` fills the same rows from ONE engine run at the answer precision
 (`Problem.numbers(digits, 1)`: every value exact or certified and correctly rounded, half away
-from zero, by `derive.rounding`; never a rounding of an already rounded number).  A symbolic spec
+from zero, by `derive.rounding`; never a rounding of an already rounded number).  A key also
+gives a short exact value beside its rounding (`exact_value`: 2793 (exactly 2792.5)) and notes
+the updated values and the loss after the step that read as unchanged at the answer digits, with
+their change (`unchanged`).  A symbolic spec
 asks for, and its key gives, the gradients' formulas in the named quantities.
 
 Large networks (`large.is_large`, more than 30 parameter entries) get a stated selection: the
