@@ -13,7 +13,10 @@ Computed once, here, never in the templates: `sheet_context` builds the sheet fr
 — the engine is not asked for a single number, so a sheet cannot leak a result — and
 `key_context` fills the same rows from ONE engine run at the answer precision
 (`Problem.numbers(digits, 1)`: every value exact or certified and correctly rounded, half away
-from zero, by `derive.rounding`; never a rounding of an already rounded number).  A symbolic spec
+from zero, by `derive.rounding`; never a rounding of an already rounded number).  A key also
+gives a short exact value beside its rounding (`exact_value`: 2793 (exactly 2792.5)) and notes
+the updated values and the loss after the step that read as unchanged at the answer digits, with
+their change (`unchanged`).  A symbolic spec
 asks for, and its key gives, the gradients' formulas in the named quantities.
 
 Large networks (`large.is_large`, more than 30 parameter entries) get a stated selection: the
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from fractions import Fraction
 
 from . import printer as pr
@@ -90,6 +93,7 @@ class Answer:
     query: tuple                 # (kind, name, flat index): what the key looks up
     value: str = ""              # '' on a sheet; the answer (a number or a formula) in a key
     text: str = ""               # the answer as the engine printed it ('0.6023', '-3.772e-5'), key only
+    exact: str = ""              # key only: the exact value (LaTeX) when it is short and the rounding is not it
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class Unchanged:
     sym: str                     # LaTeX of the parameter (before the step)
     gradient: str                # LaTeX of its gradient, ∂L/∂p
     delta: str                   # LaTeX of Δ = −η·∂L/∂p, certified and correctly rounded at the key's digits
+    loss: bool = False           # the loss after the step (sym L⁽¹⁾, no gradient; delta = L⁽¹⁾ − L)
 
 
 @dataclass(frozen=True)
@@ -294,7 +299,26 @@ class SheetBuilder:
             out.append(("note_entries", {"v": "v", "vi": "v_{1}, \\dots, v_{n}", "n": "n"}))
         if any(getattr(node, "op", None) == "@" for d in self.spec.forward for node in _nodes(d.tree)):
             out.append(("note_matmul", {"dot": "\\cdot"}))
+        out.extend(self.entry_notes())
         return tuple(out)
+
+    def entry_notes(self) -> list:
+        """The notes that say how an entry of a matrix is written, when the sheet asks for one (H₁₁,
+        W_{1,31}): A_{ij} is row i, column j of A; with a comma when an index has two digits; a name
+        with a subscript of its own (W_{1}) puts the entry's indices after it, W_{1,ij}."""
+        asked = [q for g in self.groups() for a in g.rows for q in [a.query] if q[0] != "formula"]
+        matrices = [name for _, name, _ in asked
+                    if len(self.shapes.get(name, ())) == 2 and min(self.shapes[name]) > 1]
+        if not matrices:
+            return []
+        out = [("note_matrix_entry", {"aij": "A_{ij}", "i": "i", "j": "j", "a": "A",
+                                      "comma": "A_{i,j}"})]
+        sub = next((self.names[n] for n in dict.fromkeys(matrices) if ",11}" in pr.indexed(self.names[n], (1, 1))),
+                   None)
+        if sub is not None:
+            out.append(("note_matrix_entry_sub", {"w": sub, "wij": pr.indexed(sub, (1, 1))[:-3] + "ij}",
+                                                  "i": "i", "j": "j"}))
+        return out
 
     def update_symbol(self) -> str:
         """The placeholder of the update rule θ⁽¹⁾ = θ − η ∂L/∂θ: a letter no name of the spec is
@@ -364,11 +388,12 @@ class SheetBuilder:
             "update_symbol": self.update_symbol(),
             "indicator": pr.indicator("x") if "relu" in _functions(spec) else "",   # ReLU' = 1[x > 0]
             "given": self.given(),
-            "stepped": self.stepped,
+            "stepped": self.stepped and not self.p.is_symbolic,     # new values are asked for (a symbolic sheet asks for formulas only)
             "training": spec.dataset is not None,
             "only": tuple(self.names[n] for n in self.selected) if len(self.selected) < len(self.params) else (),
             "large": None,
             "groups": self.groups(),
+            "short_rows": SHORT_ROWS,
         }
         if self.large:
             ctx["large"] = {
@@ -406,17 +431,45 @@ def answers(problem, groups: tuple, digits: int) -> tuple:
                 n = numbers.history[1]
             else:
                 n = table[kind][name][flat]
-            return pr.number(n.text), n.text
+            return pr.number(n.text), n.text, exact_value(n, digits)
     out = []
     for g in groups:
         rows = []
         for a in g.rows:
-            value, text = look(a.query)
-            rows.append(replace(a, value=value, text=text))
+            value, text, *exact = look(a.query)
+            rows.append(replace(a, value=value, text=text, exact=(exact or [""])[0]))
         rows = one_notation(rows)
-        out.append(Group(g.kind, tuple(rows), () if problem.is_symbolic else unchanged(problem, rows, digits)))
+        out.append(Group(g.kind, tuple(rows), () if problem.is_symbolic else
+                         unchanged(problem, rows, digits, numbers.history[0].text)))
     return tuple(out)
 
+
+SHORT_EXACT = 3         # an exact value with at most this many digits more than asked is also given
+
+
+def exact_value(n, digits: int) -> str:
+    """The exact value of an answer (LaTeX) when its rounding is not it and it is short: a
+    terminating decimal of at most `digits` + SHORT_EXACT significant digits (linear-2x's
+    E = 2792.5, shown 2793 at 4 digits), so that a student who gives it is not contradicted; else ''."""
+    q = n.exact
+    if q is None or q == 0 or Decimal(n.text) == Decimal(q.numerator) / Decimal(q.denominator):
+        return ""
+    d = q.denominator
+    while d % 2 == 0:
+        d //= 2
+    while d % 5 == 0:
+        d //= 5
+    if d != 1:
+        return ""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        exact = (Decimal(q.numerator) / Decimal(q.denominator)).normalize()
+    if len(exact.as_tuple().digits) > digits + SHORT_EXACT:
+        return ""
+    return pr.number(format(exact, "f") if -6 < exact.adjusted() < 15 else str(exact))
+
+
+SHORT_ROWS = 6        # a table of at most this many rows (of the TeX sheet) is never split across pages
 
 SMALL = Decimal("0.001")      # below this, a value in a table of m × 10ⁿ values is written so too
 
@@ -431,16 +484,22 @@ def one_notation(rows: list) -> list:
             and Decimal(a.text) != 0 and abs(Decimal(a.text)) < SMALL else a for a in rows]
 
 
-def unchanged(problem, rows: list, digits: int) -> tuple:
+def unchanged(problem, rows: list, digits: int, loss_text: str = "") -> tuple:
     """The updated parameters among `rows` whose new value, at `digits` significant digits, is the
     old one rounded: each with the change of the step, Δ = p⁽¹⁾ − p = −η·∂L/∂p, computed by the
-    engine (certified, correctly rounded at `digits`), so the key shows that the step did move it."""
+    engine (certified, correctly rounded at `digits`), so the key shows that the step did move it.
+    So too the loss after the step when it reads as the loss before it (`loss_text`, house-price's
+    9.000 × 10¹⁰ twice), with ΔL = L⁽¹⁾ − L."""
     spec = problem.spec
     names = None             # the quantities' display names (`outline`'s names), when one is unchanged
     deltas: dict = {}
     out = []
     for a in rows:
         kind, name, flat = a.query
+        if kind == "after" and loss_text and Decimal(a.text) == Decimal(loss_text):
+            change = problem.eval(f"{name}@1 - {name}", digits=digits)[0].value.values[0]
+            out.append(Unchanged(a.n, a.sym, "", scientific(change.text), loss=True))
+            continue
         if kind != "update":
             continue
         old = spec.parameters[name].entries[flat]

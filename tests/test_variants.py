@@ -185,7 +185,8 @@ def _key_rows(text: str) -> list:
     sections = text.split("\n---\n")
     rows = []
     for sec in sections:
-        rows.append([m for m in re.findall(r"^\| \d+ \| \$`.*?`\$ \| \$`(.*?)`\$ \|$", sec, re.M)])
+        # an answer with its exact value after it (a short exact value: '$`0.1308`$ (exactly $`0.13075`$)')
+        rows.append([m for m in re.findall(r"^\| \d+ \| \$`.*?`\$ \| \$`(.*?)`\$(?: \S[^|]*)? \|$", sec, re.M)])
     return rows
 
 
@@ -206,6 +207,17 @@ def test_every_key_number_against_the_reference(bank, tmp_path):
         assert len(answers) == len(asked) == 28
         for (quantity, flat, _row), shown in zip(asked, answers):
             assert agrees(_latex_number(shown), ref[quantity], DIGITS), (vp.spec.id, quantity, shown)
+    # an exact value given beside an answer is the reference's value
+    text = files["two-two-two.variants.key.en.md"].decode()
+    seen = 0
+    for vp, sec in zip(bank.variants, text.split("\n---\n")):
+        ref = reference_answers(tmp_path / f"{vp.spec.id}.toml")
+        cells = re.findall(r"^\| \d+ \| \$`.*?`\$ \| \$`.*?`\$(?: \(exactly \$`(-?[\d.]+)`\$\))? \|$", sec, re.M)
+        for (quantity, _flat, _row), exact in zip(vr.asked(vp, DIGITS), cells):
+            if exact:
+                seen += 1
+                assert abs(mpmath.mpf(exact) - ref[quantity]) < mpmath.mpf(10) ** -12, (vp.spec.id, quantity, exact)
+    assert seen, "no short exact value in the bank (net_h1 = 0.13075 of variant 1)"
         # the sheet holds the numbers of its variant
     sheet = files["two-two-two.variants.en.md"].decode()
     assert sheet.count("\n---\n") == 4 and "variant 5" in sheet and "variant 6" not in sheet
