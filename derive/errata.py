@@ -12,8 +12,11 @@ Takes the results of `derive.check` for one claims file; gives a document in thr
 2. a lighter list of the differences that are only rounding or truncation, with the rounded chain
    of a `rounding` verdict (`verdicts.RoundingChain`: the intermediate values of the hand
    calculation that reproduces the claim);
-3. the complete claim table (fixed-width columns on A4; wrong rows bold and linked; the true value
-   only where it differs).
+3. the complete claim table (fixed-width columns on A4, rows stretched for stacked fractions; every
+   row that is not correct linked, only the wrong ones bold; the true value only where it differs).
+A wrong claim's block is kept together by one \\Needspace (`Row.block_lines`) when short; true values
+are printed to --digits significant digits (`true_value_tex`: a saturated value as 1 − ε); the source
+is cited by its sections without a hashed file name (`cited_source`); one footer line.
 Numbers are typeset (×10ⁿ, minus signs), verdicts and diagnoses named by `verdicts.VERDICT_NAMES`
 and `DIAGNOSIS_NAMES`.  Templates: `templates/errata/errata.md.j2` (math only through
 templates/macros.md.j2) and `errata.tex.j2` (LaTeX delimiters `\\BLOCK{…}`, `\\VAR{…}`, `\\#{…}`;
@@ -41,6 +44,7 @@ from pathlib import Path
 import sympy as sp
 
 from . import expr as ex
+from . import numeric as nm
 from . import printer as pr
 from . import templating as tpl
 from . import train
@@ -49,9 +53,10 @@ from .check import Checker
 from .claims import load_claims
 from .formulas import chain_formula
 from .hypotheses import compared, halved
+from .render_context import free_symbol
 from .report import plain, summary, summary_line
 from .messages import MESSAGES, full_width
-from .verdicts import VERDICT_NAMES, VERDICTS, diagnosis_name, shown_true, sig_text, text_at
+from .verdicts import VERDICT_NAMES, VERDICTS, diagnosis_name, sig_text, text_at
 from .errors import DeriveError
 from . import texcheck
 from .escape import CJK, md_code, md_text, tex_prose
@@ -153,6 +158,9 @@ def derivation(tex: Tex, checker: Checker, claim) -> list:
     value = tex.shaped(answer.value.nested()) if answer.value.shape != () else \
         tex.number(answer.value.values[0].text)
     approx = "=" if all(v.is_exact for v in answer.value.values) else "\\approx"
+    if answer.value.shape == () and claim.query is not None and pr.rounds_to_one(value):
+        tv, tn = checker.rc.truth(claim.query)          # a saturated unit: 1 − ε, not 1.000000000
+        value = true_value_tex(tv[0], tn[0], digits)
 
     if isinstance(tree, ex.Name) and g.quantities[tree.id].kind == "forward":
         q = g.quantities[tree.id]
@@ -264,6 +272,18 @@ class Row:
     chain: tuple            # rounding: LaTeX lines "h_{1} = 0.0474" of the rounded calculation
     formula: bool           # a formula claim (not a value, not a constant expression)
 
+    @property
+    def block_lines(self) -> int:
+        """About how many lines of the page a wrong claim's block takes (its heading, the items of
+        its description, its corrected derivation): the errata keep a short block on one page."""
+        def lines(text: str) -> int:
+            shown = re.sub(r"\\(left|right|cdot|mathrm|hat|frac|partial|sigma|tfrac|,)|[{}\\]", "", text)
+            return 1 + (len(shown) + sum(map(len, CJK.findall(shown)))) // 90     # a Chinese character: two
+        items = [self.claimed_tex or self.claimed, "".join(p[1] for p in self.note), self.true_tex,
+                 "".join(str(p[1]) for p in self.explain)]
+        n = 3 + sum(lines(x) for x in items if x)
+        return n + (2 + 2 * len(self.derivation) if self.derivation else 0)
+
 
 WORDS = {
     "en": {
@@ -278,11 +298,10 @@ WORDS = {
                    "M:halved", " dropped, or a term counted twice)."],
         "double_plain": ["It is twice the true value (for example a term counted twice)."],
         "half": ["It is half the true value (for example ", "M:\\tfrac{1}{2}", " applied twice, or a factor 2 left out)."],
-        "plus": ["The update is ", "M:p + \\eta \\cdot \\partial L/\\partial p", "; gradient descent is ",
-                 "M:p - \\eta \\cdot \\partial L/\\partial p", "."],
-        "step-only": ["The step ", "M:\\eta \\cdot \\partial L/\\partial p", " alone is given as the new parameter: the ",
-                      "M:p\\,-", " is missing."],
-        "minus-step-only": ["M:-\\eta \\cdot \\partial L/\\partial p", " alone is given as the new parameter: the ",
+        "plus": ["The update is ", "M:wrongrule", "; gradient descent is ", "M:rule", "."],
+        "step-only": ["The step ", "M:step", " alone is given as the new value ", "M:new", ": the ",
+                      "M:p\\,-", " in front of it is missing."],
+        "minus-step-only": ["M:-step", " alone is given as the new value ", "M:new", ": the old value ",
                             "M:p", " is missing."],
         "path": ["The path(s) through ", "M:via", " are left out of ", "M:grad", "."],
         "updated": ["The backward pass uses the parameters already updated in this step (the hidden error "
@@ -291,7 +310,7 @@ WORDS = {
         "carried": "The step itself is right, but it is computed from earlier values that were not correct: ",
         "restated": "It repeats an earlier value that was not correct: ",
         "own_formula": " (with the author's own formula of claim ",
-        "also": "Also consistent with: ",
+        "also": ["The value is also what ", "D", " would give."],
         "not_equivalent": "The formula is not the true one.",
         "given_only": " It agrees at this problem's values but not in general (it depends differently on ",
         "unit": ["One unit off in the last of the ", "N", " stated digits: the true value ", "M:td",
@@ -320,17 +339,16 @@ WORDS = {
                    "，或把一项算了两次）。"],
         "double_plain": ["它是真值的 2 倍（例如把一项算了两次）。"],
         "half": ["它是真值的一半（例如 ", "M:\\tfrac{1}{2}", " 用了两次，或漏掉了因子 2）。"],
-        "plus": ["更新写成了 ", "M:p + \\eta \\cdot \\partial L/\\partial p", "；梯度下降应为 ",
-                 "M:p - \\eta \\cdot \\partial L/\\partial p", "。"],
-        "step-only": ["把步长 ", "M:\\eta \\cdot \\partial L/\\partial p", " 当成了新参数，漏掉了 ", "M:p\\,-", "。"],
-        "minus-step-only": ["把 ", "M:-\\eta \\cdot \\partial L/\\partial p", " 当成了新参数，漏掉了 ", "M:p", "。"],
+        "plus": ["更新写成了 ", "M:wrongrule", "；梯度下降应为 ", "M:rule", "。"],
+        "step-only": ["把步长 ", "M:step", " 当成了新值 ", "M:new", "，漏掉了前面的 ", "M:p\\,-", "。"],
+        "minus-step-only": ["把 ", "M:-step", " 当成了新值 ", "M:new", "，漏掉了原值 ", "M:p", "。"],
         "path": ["M:grad", " 漏掉了经过 ", "M:via", " 的路径。"],
         "updated": ["反向传播时用了本步已经更新过的参数（用新权重计算了隐藏层的误差项）。"],
         "arithmetic": "所检验的各种单一错误都不能重现这个数：是计算错误。",
         "carried": "这一步本身没有算错，但用的是前面不正确的值：",
         "restated": "它重复了前面一个不正确的值：",
         "own_formula": "（并用了作者在断言 ",
-        "also": "也符合：",
+        "also": ["这个值也可以由", "D", "得出。"],
         "not_equivalent": "这个公式不正确。",
         "given_only": "它在本题的数值下成立，但一般不成立（对下列量的依赖不同：",
         "unit": ["所写的 ", "N", " 位有效数字中最后一位差 1：真值 ", "M:td", " 四舍五入后是 ", "M:tr", "。"],
@@ -397,7 +415,7 @@ def mistake(tex: Tex, r, lang: str, results: list) -> list:
     elif d == "arithmetic":
         out.append(("t", w["arithmetic"]))
     elif hyp is not None and getattr(hyp, "kind", None):
-        out += _hypothesis_pieces(tex, hyp, lang)
+        out += _hypothesis_pieces(tex, hyp, lang, r.claim)
     else:
         if r.message.startswith(MESSAGES[lang]["wrong_formula"].split("{tf}")[0]):
             out.append(("t", w["not_equivalent"]))
@@ -415,9 +433,20 @@ def mistake(tex: Tex, r, lang: str, results: list) -> list:
                 out.append(("m", tex.name(n)))
             out.append(("t", ")." if lang == "en" else "）。"))
     if r.also:
-        out.append(("t", " " + w["also"] if lang == "en" else w["also"]))
-        out.append(("t", w["list"].join(diagnosis_name(a, lang) for a in r.also) + w["end"]))
+        out.append(("t", " " if lang == "en" else ""))
+        out += [("t", _also_words(r.also, lang) if x == "D" else x) for x in w["also"]]
     return out
+
+
+def _also_words(tags, lang: str) -> str:
+    """The further diagnoses a wrong value is consistent with, as a noun phrase for WORDS' "also"
+    sentence: "a factor of 2", "an earlier error carried forward" (English: each with its article);
+    Chinese: “相差因子 2”."""
+    if lang == "en":
+        names = [("an " if diagnosis_name(a, lang)[0] in "aeiou" else "a ") + diagnosis_name(a, lang)
+                 if not diagnosis_name(a, lang).startswith(("a ", "an ")) else diagnosis_name(a, lang) for a in tags]
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    return "或".join(f"“{diagnosis_name(a, lang)}”" for a in tags)
 
 
 _QUANTITY_TOKEN = re.compile(r"\bd([A-Za-z][A-Za-z0-9_]*)/d([A-Za-z][A-Za-z0-9_]*)\b|\b[A-Za-z][A-Za-z0-9_]*\b")
@@ -472,7 +501,34 @@ def _claim_ref(tex: Tex, r, lang: str) -> list:
     return out
 
 
-def _hypothesis_pieces(tex: Tex, hyp, lang: str) -> list:
+def _update_fill(tex: Tex, claim) -> dict:
+    """The update rule in the claim's own symbols: its parameter w₁ (the value before the step,
+    w₁⁽¹⁾ after it) and the problem's learning rate as the corrected derivation writes it (the
+    number, η for a symbolic problem) — never a p or η the document does not define (softmax-3's
+    p is its output)."""
+    tree = claim.of_tree if claim is not None else None
+    lr = tex.spec.learning_rate
+    eta = pr.fraction(lr) if lr is not None else "\\eta"
+    index = None
+    if isinstance(tree, ex.Index) and isinstance(tree.base, ex.AtStep):   # W@1[1, 1]: the entry W₁₁
+        tree, index = tree.base, tuple(i - 1 for i in tree.index)
+    if isinstance(tree, ex.AtStep) and tree.name in tex.graph.quantities:
+        shape = tex.graph.quantities[tree.name].shape
+
+        def name(k):
+            n = tex.name(tree.name, k)
+            return pr.with_index(n, index, shape) if index is not None else n
+        p, new = name(tree.step - 1), name(tree.step)
+        grad = pr.deriv(tex.loss, p, inline=True)
+    else:
+        p = free_symbol(tex.names)
+        new, grad = pr.with_step(p, 1), pr.deriv(tex.loss, p, inline=True)
+    step = f"{eta} \\cdot {grad}"
+    return {"p": p, "new": new, "step": step, "-step": f"-{step}",
+            "rule": f"{new} = {p} - {step}", "wrongrule": f"{new} = {p} + {step}"}
+
+
+def _hypothesis_pieces(tex: Tex, hyp, lang: str, claim=None) -> list:
     w = WORDS[lang]
     g = tex.graph
     world = hyp.world
@@ -503,9 +559,11 @@ def _hypothesis_pieces(tex: Tex, hyp, lang: str) -> list:
             return _pieces(w["double_plain"], {})
         return _pieces(w["double"], {"halved": f"{tex.name(half)} = {tex.tree(g.quantities[half].tree)}"})
     if hyp.kind == "update-sign":
-        return _pieces(w["plus"], {})
+        return _pieces(w["plus"], _update_fill(tex, claim))
     if hyp.kind == "update-missing-weight":
-        return _pieces(w[hyp.key if hyp.key in w else "step-only"], {})
+        fill = _update_fill(tex, claim)
+        fill["p\\,-"] = f"{fill['p']}\\,-"
+        return _pieces(w[hyp.key if hyp.key in w else "step-only"], fill)
     if hyp.kind == "dropped-path" and world is not None:
         consumers = sorted({c for c, _e in world.dropped})
         entries = sorted({e for _c, e in world.dropped})
@@ -521,7 +579,7 @@ def _hypothesis_pieces(tex: Tex, hyp, lang: str) -> list:
     return [("t", hyp.text[0 if lang == "en" else 1])]
 
 
-def rounding_pieces(tex: Tex, r, lang: str, const_value=None, shown=None) -> tuple[list, list]:
+def rounding_pieces(tex: Tex, r, lang: str, const_value=None, shown=None, digits: int = 10) -> tuple[list, list]:
     """(why a rounding or truncated claim is only that, as pieces; the rounded chain as LaTeX lines)."""
     w = WORDS[lang]
     c = r.claim
@@ -537,7 +595,7 @@ def rounding_pieces(tex: Tex, r, lang: str, const_value=None, shown=None) -> tup
         out.append(("t", w["end"]))
         return out, []
     stated = c.stated[0] if c.kind == "value" else None
-    td = tex.number(shown if shown is not None else plain(r.true_digits))
+    td = shown if shown is not None else tex.number(plain(r.true_digits))
     tr = tex.number(plain(r.true))
     if r.verdict == "truncated":
         return _pieces(w["truncated"], {"td": td, "tr": tr}), []
@@ -552,14 +610,25 @@ def rounding_pieces(tex: Tex, r, lang: str, const_value=None, shown=None) -> tup
         return _pieces(w["unit"], fill), []
     if rc.kind == "const":
         fill["W"] = _rounded_words({x[0] for x in rc.chain}, lang) if rc.chain else fill["W"]
-        fill["val"] = tex.number(shown_true(const_value, None, max(tex_digits(r), 6))) \
-            if const_value is not None else ""
+        fill["val"] = true_value_tex(const_value, None, digits) if const_value is not None else ""
         return _pieces(w["const" if lines else "const_nochain"], fill), lines
     return _pieces(w["world" if lines else "world_nochain"], fill), lines
 
 
-def tex_digits(r) -> int:
-    return max(len(str(r.true_digits).lstrip("-0.").replace(".", "")), 6)
+def true_value_tex(t, num, digits: int) -> str:
+    """A true value in LaTeX to `digits` significant digits, as the errata's introduction states
+    (an exact short value as it is).  One that rounds to ±1 without being it (a saturated σ) is
+    written honestly as 1 − ε (−1 + ε), ε to `digits` digits, as the handouts do: h₃ = σ(48.7)
+    is 1 − 7.011…×10⁻²², neither 1.000000000 nor 0.999999999999999999999."""
+    if num is not None and num.is_exact:
+        return pr.number(num.text)
+    if t == 0:
+        return "0"
+    text = nm.show(t, digits, exact=t).text if nm.is_short_exact(t, digits) else sig_text(t, digits)
+    if abs(t) != 1 and pr.rounds_to_one(pr.number(text)):
+        eps = pr.number(sig_text(1 - abs(t), digits))
+        return f"-1 + {eps}" if t < 0 else f"1 - {eps}"
+    return pr.number(text)
 
 
 def _chain_line(tex: Tex, item, n: int) -> str:
@@ -805,13 +874,17 @@ def build_rows(checker: Checker, results: list) -> list:
             if c.query is not None and c.query.shape == ():
                 tv, tn = checker.rc.truth(c.query)
                 sig = c.stated[0].sig if c.kind == "value" else 0
-                shown = shown_true(tv[0], tn[0], max(checker.digits, sig + 3))
-            explain, chain = rounding_pieces(tex, r, lang, const, shown)
+                shown = true_value_tex(tv[0], tn[0], max(checker.digits, sig))
+            explain, chain = rounding_pieces(tex, r, lang, const, shown, checker.digits)
         else:
             explain = []
+        true_digits_tex = "" if formula else _tex_value(tex, r.true_digits)
+        if not formula and not problem.is_symbolic and c.query is not None and c.query.shape == () \
+                and true_digits_tex:
+            tv, tn = checker.rc.truth(c.query)
+            true_digits_tex = true_value_tex(tv[0], tn[0], checker.digits)
         rows.append(Row(c.index, f"claim-{c.index}", c.of, of_tex, c.kind, plain(r.claimed), claimed_tex,
-                        plain(r.true), true_tex, plain(r.true_digits),
-                        "" if formula else _tex_value(tex, r.true_digits),
+                        plain(r.true), true_tex, plain(r.true_digits), true_digits_tex,
                         r.verdict, VERDICT_NAMES[lang][r.verdict], r.diagnosis or "",
                         diagnosis_name(r.diagnosis, lang), r.message, note_pieces(c.note, lang, c.note_zh), lines, tuple(r.carries),
                         tuple(explain), tuple(chain), formula))
@@ -859,7 +932,7 @@ def render_report(cf, results: list, fmt: str, lang: str, digits: int, checker: 
         s = {**s, **s.get("demonstration", {})}
     spec = cf.problem.spec
     rows = build_rows(checker, results) if rows is None else rows
-    title, source = document_title(spec, lang) or spec.id, spec.source_in(lang)
+    title, source = document_title(spec, lang) or spec.id, cited_source(spec.source_in(lang))
     names = pr.display_names(spec, cf.problem.graph)
     counts = summary(results)
     ctx = dict(
@@ -875,6 +948,19 @@ def render_report(cf, results: list, fmt: str, lang: str, digits: int, checker: 
     )
     name = "errata.md.j2" if fmt == "md" else "errata.tex.j2"
     return tpl.render(env, name, ctx)
+
+
+# the file name of a source document kept as a hashed copy (seeds/000_3542a7de84a5e77d.txt), in
+# front of the sections the spec's source line cites: a name that tells a reader nothing
+_HASHED_FILE = re.compile(r"^\s*(?:[\w.-]+/)*\d+_[0-9a-f]{8,}\.(?:txt|md|html?)\s*(?:[,，;；:：]\s*|$)")
+
+
+def cited_source(source: str) -> str:
+    """The source as the errata cite it: the spec's source line without the hashed file name in
+    front of it (its sections, §(一)4 权重的梯度 …), so that every errata cites the same way
+    whether the spec writes seeds/001_….txt or 001_….txt; a line that is nothing else is kept."""
+    rest = _HASHED_FILE.sub("", source, count=1)
+    return rest if rest.strip() else source
 
 
 def sweep_claims(spec, digits: int) -> tuple:
