@@ -58,6 +58,7 @@ class Block:
     factors: tuple = ()
     product: Eq | None = None
     consumers: tuple = ()        # displays of X's consumers (branch blocks)
+    one_hot: str = ""            # a one-hot target whose Σⱼ tⱼ = 1 simplifies the rule (its LaTeX)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class Delta:
     of: str                      # display of the quantity (net_{o_1})
     eq: Eq
     value: str = ""              # LaTeX number ('' in symbolic specs)
+    one_hot: str = ""            # a one-hot target whose Σⱼ tⱼ = 1 simplifies the signal (its LaTeX)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,12 @@ FUNCTION_DEFINITIONS = {   # the functions a definition may use that need a word
     "softplus": ("\\operatorname{softplus}(z) = \\ln\\left(1 + e^{z}\\right)",
                  "\\operatorname{softplus}'(z) = \\sigma(z)"),
     "mean": ("\\operatorname{mean}(v) = \\frac{1}{n} \\sum_{i=1}^{n} v_{i}", ""),
+    "softmax": ("\\operatorname{softmax}(z)_{i} = \\frac{e^{z_{i}}}{\\sum_{j} e^{z_{j}}}", ""),
+    "log": ("\\log z = \\ln z", "\\log'(z) = \\frac{1}{z}"),
+    "sum": ("\\sum v = v_{1} + v_{2} + \\dots + v_{n}", ""),
+    "frobenius": ("\\left\\lVert A \\right\\rVert_{F} = \\sqrt{\\textstyle\\sum_{i,j} a_{ij}^{2}}", ""),
+    "norm2": ("\\left\\lVert A \\right\\rVert_{2} = \\sqrt{\\lambda_{\\max}\\left(A^{\\top} A\\right)}", ""),
+    "odot": ("(a \\odot b)_{i} = a_{i} b_{i}", ""),
 }
 
 
@@ -58,6 +64,9 @@ def functions_used(s: Setting) -> tuple:
             n = stack.pop()
             if isinstance(n, ex.Call) and n.fn in FUNCTION_DEFINITIONS and n.fn not in seen:
                 seen.append(n.fn)
+            if isinstance(n, ex.Bin) and n.op == "*" and "odot" not in seen \
+                    and shape_of(s, n.left) and shape_of(s, n.right):    # printed a ⊙ b
+                seen.append("odot")
             stack.extend(reversed(ex.children(n)))
     return tuple(FUNCTION_DEFINITIONS[f] for f in seen)
 

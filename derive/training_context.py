@@ -95,6 +95,11 @@ class TrainingSection:
     sweep_ymax: str = ""            # the axis' top when a curve runs away (pgfplots number)
     sweep_claims: bool = False      # the source document states verdicts
     sweep_agrees: bool = True       # … and every one is what the runs show
+    table_names: tuple = ()         # LaTeX names of the dataset's columns (a small dataset is listed)
+    table_rows: tuple = ()          # one tuple of LaTeX values per sample
+
+
+TABLE_ROWS = 10           # a dataset of at most this many samples is listed in the handout
 
 
 _CACHE: dict = {}
@@ -194,6 +199,7 @@ def training_context(spec: Spec, lang: str, digits: int = 10) -> TrainingSection
             first_loss=pr.number(tr.history[0].text),
             diverged=tr.diverged, reason=tr.reason, output=names[plan.output], predictions=tuple(preds),
             first_step=first, first_param=first_param, certified=tr.certified, precision=tr.precision)
+        section.update(_table(spec, shapes, names))
     else:
         section.update(samples=1, origin="", origin_args=(), epochs=0, mode="sgd", batch_size=None, shuffled=None,
                        optimizer=opts.optimizer, hyper=(), eta=pr.fraction(spec.learning_rate), init=None,
@@ -215,6 +221,17 @@ def training_context(spec: Spec, lang: str, digits: int = 10) -> TrainingSection
             sweep_ymax=_g(top) if (top := plot.clip_top([(None, r.training.history_floats) for r in runs]))
             else "")
     return TrainingSection(**section)
+
+
+def _table(spec: Spec, shapes: dict, names: dict) -> dict:
+    """The samples as a table (column names, rows) when the dataset is small and listed (not drawn
+    at random: a generated one is described by its size and distribution)."""
+    d = spec.dataset
+    if d is None or d.derived or d.n > TABLE_ROWS or not d.columns:
+        return {}
+    cols = list(d.columns)
+    rows = tuple(tuple(_exact_value(shapes.get(c, ()), d.columns[c][i]) for c in cols) for i in range(d.n))
+    return {"table_names": tuple(names[c] for c in cols), "table_rows": rows}
 
 
 _HYPER = {"beta": "\\beta", "beta1": "\\beta_{1}", "beta2": "\\beta_{2}", "eps": "\\varepsilon"}

@@ -1,0 +1,79 @@
+"""Worked solutions after a page-by-page review: what each handout states must be in it, from data.
+
+The training samples of a small dataset are listed; every function a definition uses is defined in
+Given (softmax, log, sum, the norms, ⊙); softmax-3's error signal states the one-hot step in words;
+remarks of one kind are merged; percentages have three significant digits; rounded values take ≈.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from fractions import Fraction
+from functools import lru_cache
+
+import pytest
+
+import derive
+from derive import printer as pr
+from derive import render
+from derive.spec import builtin_ids
+
+from conftest import ROOT
+
+
+@lru_cache(maxsize=None)
+def text(pid, fmt="md", lang="en"):
+    p = derive.load(pid)
+    return render.render_text(p, fmt=fmt, lang=lang, digits=10, solution=p.solve(digits=10))
+
+
+def spec_toml(pid):
+    return tomllib.loads((ROOT / "derive" / "problems" / f"{pid}.toml").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("fmt,lang", [("md", "en"), ("md", "zh"), ("tex", "en"), ("tex", "zh")])
+def test_small_dataset_is_listed_in_the_training_section(fmt, lang):
+    data = spec_toml("alice")["dataset"]
+    out = text("alice", fmt, lang)
+    training = out.split("## 8." if fmt == "md" else "\\section{" + ("Training" if lang == "en" else "训练"), 1)[-1]
+    cols = list(data)
+    for i in range(len(data[cols[0]])):
+        cells = [pr.fraction(Fraction(str(data[c][i]))) for c in cols]
+        if fmt == "md":
+            row = f"| {i + 1} |" + "".join(f" $`{v}`$ |" for v in cells)
+        else:
+            row = f"{i + 1}" + "".join(f" & ${v}$" for v in cells) + " \\\\"
+        assert row in training, row
+    assert "those listed in the problem." not in out
+
+
+FUNCTION_WORDS = {"softmax": "\\operatorname{softmax}(z)_{i} = \\frac{e^{z_{i}}}{\\sum_{j} e^{z_{j}}}",
+                  "log": "\\log z = \\ln z", "sum": "\\sum v = v_{1} + v_{2} + \\dots + v_{n}",
+                  "frobenius": "\\right\\rVert_{F} = \\sqrt{", "mean": "\\operatorname{mean}(v) =",
+                  "odot": "(a \\odot b)_{i} = a_{i} b_{i}"}
+
+
+def _given(out):
+    return out.split("\\section{", 3)[2] if "\\begin{document}" in out else out.split("\n## 2.", 1)[1].split("\n## 3.", 1)[0]
+
+
+@pytest.mark.parametrize("pid", [p for p in builtin_ids() if not derive.load(p).is_symbolic])
+def test_every_function_of_a_definition_is_defined_in_given(pid):
+    forward = " ".join(spec_toml(pid)["forward"].values())
+    used = {f for f in ("softmax", "sum", "mean", "frobenius") if re.search(rf"\b{f}\(", forward)}
+    if re.search(r"\b(ln|log)\(", forward):
+        used.add("log")
+    for fmt in ("md", "tex"):
+        given = _given(text(pid, fmt, "en"))
+        for f in used:
+            assert FUNCTION_WORDS[f] in given, (pid, f)
+
+
+def test_softmax_error_signal_states_the_one_hot_step_in_words():
+    for fmt, lang in (("md", "en"), ("tex", "en"), ("tex", "zh"), ("md", "zh")):
+        out = text("softmax-3", fmt, lang)
+        assert "overset" not in out and "\\operatorname{sum}" not in out
+        assert "p \\cdot \\sum_{j} t_{j} - t = p - t" in out
+        assert "\\sum_{j} t_{j} = 1" in out
+        given = _given(out)
+        assert FUNCTION_WORDS["odot"] in given     # ⊙ defined before the loss uses it
