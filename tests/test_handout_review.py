@@ -77,3 +77,53 @@ def test_softmax_error_signal_states_the_one_hot_step_in_words():
         assert "\\sum_{j} t_{j} = 1" in out
         given = _given(out)
         assert FUNCTION_WORDS["odot"] in given     # ⊙ defined before the loss uses it
+
+
+def test_a_target_outside_the_range_is_named_whole():
+    y_t = spec_toml("sigmoid-2-4-2")["data"]["y_t"]
+    assert all(v > 1 for v in y_t)          # every entry is outside (0, 1): the remark shows the vector
+    vec = " \\\\ ".join(pr.fraction(Fraction(str(v))) for v in y_t)
+    for lang in ("en", "zh"):
+        out = text("sigmoid-2-4-2", "md", lang)
+        assert f"y_{{t}} = \\begin{{pmatrix}} {vec} \\end{{pmatrix}}" in out
+
+
+def test_no_ascii_punctuation_after_a_chinese_string():
+    for fmt in ("md", "tex"):
+        out = text("one-two-one", fmt, "zh")
+        line = next(line for line in out.splitlines() if line.startswith("符号"))
+        assert "）：" in line and line.endswith("。") and "): " not in line
+
+
+def test_remarks_of_one_kind_are_one_remark_naming_every_quantity():
+    from derive.handout import setting
+    from derive.remarks import remarks
+    p = derive.load("linear-2x")
+    rs = remarks(setting(p, p.solve(digits=10), lang="en", only=None, mode="solution"))
+    steps = [r for r in rs if r.kind.startswith("large_step")]
+    assert len(steps) == 1
+    # every entry whose change exceeds 10·max(|p|, 0.1), from the engine's exact values
+    sol = p.solve(digits=10)
+    expected = []
+    for name in p.spec.update:
+        q = p.graph.quantities[name]
+        for e, b, a in zip(q.entries, sol.shaped(name, "value", 0).values, sol.shaped(name, "value", 1).values):
+            if abs(a.approx - b.approx) > 10 * max(abs(b.approx), 0.1):
+                expected.append(e)
+    assert len(steps[0]["param"]) == len(expected) > 3
+    for fmt in ("md", "tex"):
+        assert text("house-price", fmt, "en").count("is saturated") == 0
+        assert text("house-price", fmt, "en").count("are saturated") == 1
+
+
+SIG = re.compile(r"(?:that is|即) \$`?([-\d.]+(?: \\times 10\^\{-?\d+\})?)`?\$ ?(?:percent|\\?%)")
+
+
+@pytest.mark.parametrize("pid", ["house-price", "linear-2x", "alice", "sigmoid-2-4-2", "two-two-two"])
+def test_percentages_have_three_significant_digits(pid):
+    for fmt, lang in (("md", "en"), ("tex", "zh")):
+        found = SIG.findall(text(pid, fmt, lang))
+        assert found, pid
+        for pct in found:
+            mant = pct.split(" ")[0].lstrip("-").replace(".", "").lstrip("0")
+            assert len(mant) <= 3, pct
