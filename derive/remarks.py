@@ -152,8 +152,8 @@ def _unit_remark(s, name, fn, arg, q, i, entry, v):
     eps = _entry_text(s, eps_text, i)
     shown = eps if near == "0" else f"{near} - {eps}" if near == "1" else f"-1 + {eps}"
     formula = f"{unit} \\cdot (1 - {unit})" if fn == "sigmoid" else f"1 - {pr.brace(unit)}^{{2}}"
-    slope = f"{formula} = {_entry_text(s, slope_text, i)}"
-    return Remark("saturated", "forward", (("unit", unit), ("value", f"{unit} = {shown}"), ("slope", slope)))
+    slope = f"{formula} \\approx {_entry_text(s, slope_text, i)}"     # ε and the slope are rounded
+    return Remark("saturated", "forward", (("unit", unit), ("value", f"{unit} \\approx {shown}"), ("slope", slope)))
 
 
 def _arg_positive(s, arg, q, i) -> bool:

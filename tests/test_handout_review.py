@@ -127,3 +127,25 @@ def test_percentages_have_three_significant_digits(pid):
         for pct in found:
             mant = pct.split(" ")[0].lstrip("-").replace(".", "").lstrip("0")
             assert len(mant) <= 3, pct
+
+
+def _rounded_after_equals(out: str) -> list:
+    """'= value' in the forward passes and the update where the value shown has the handout's 6
+    significant digits and the engine's exact value differs (so it should read ≈)."""
+    bad = []
+    for m in re.finditer(r"(?<![\\a-z])= ((?:\\begin\{pmatrix\}.*?\\end\{pmatrix\})|-?\d[\d.]*)", out):
+        nums = re.findall(r"-?\d+\.\d+", m.group(1))
+        if any(len(n.lstrip("-").replace(".", "").lstrip("0")) >= 6 and not n.endswith("0") for n in nums):
+            bad.append(m.group(0)[:60])
+    return bad
+
+
+@pytest.mark.parametrize("pid", ["sigmoid-2-4-2", "alice", "house-price"])
+def test_rounded_values_in_the_forward_passes_take_approx(pid):
+    for lang in ("en", "zh"):
+        out = text(pid, "tex", lang)
+        body = out.split("\\begin{document}", 1)[1]
+        sections = re.split(r"\\section\{", body)
+        forward, after = sections[3], sections[7]       # forward pass; forward pass after the update
+        update = sections[6]
+        assert _rounded_after_equals(forward + update + after) == [], pid

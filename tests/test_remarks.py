@@ -43,10 +43,10 @@ def test_house_price_saturated_units_show_their_distance_from_1_certified():
                v["w3"] * v["x1"] + v["w6"] * v["x2"]]        # every bias is 0
         for r, z in zip(rs, pre):
             h = ref.sig(z)
-            unit, one, eps = r["value"].replace(" = ", " - ", 1).split(" - ", 2)
+            unit, one, eps = r["value"].replace(" \\approx ", " - ", 1).split(" - ", 2)
             assert (unit, one) == (r["unit"], "1")
             assert ref.agrees(mpmath.nstr(value_of(eps), 15), 1 - h, DIGITS)
-            formula, slope = r["slope"].rsplit(" = ", 1)
+            formula, slope = r["slope"].rsplit(" \\approx ", 1)
             assert formula == f"{r['unit']} \\cdot (1 - {r['unit']})"
             assert ref.agrees(mpmath.nstr(value_of(slope), 15), h * (1 - h), DIGITS)
 
