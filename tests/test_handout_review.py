@@ -149,3 +149,67 @@ def test_rounded_values_in_the_forward_passes_take_approx(pid):
         forward, after = sections[3], sections[7]       # forward pass; forward pass after the update
         update = sections[6]
         assert _rounded_after_equals(forward + update + after) == [], pid
+
+
+# ---------------------------------------------------------------- the errata section does not leave a page blank
+ERRATA_HEADINGS = {"en": "Errata", "zh": "原文勘误"}
+LINE = 14.0                    # pt: one line of the body text, about
+
+
+def _words(pdf):
+    import subprocess
+    xml = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, timeout=60).stdout
+    pages = []
+    for page in re.findall(r"<page width=\"([\d.]+)\" height=\"([\d.]+)\">(.*?)</page>", xml, flags=re.S):
+        h = float(page[1])
+        words = [(float(a), float(b), w) for a, b, w in
+                 re.findall(r"<word xMin=\"[\d.]+\" yMin=\"([\d.]+)\" xMax=\"[\d.]+\" yMax=\"([\d.]+)\">(.*?)</word>",
+                            page[2])]
+        # the page number (digits alone at the bottom) and the footer are not body text
+        words = [w for w in words if not (w[0] > 0.88 * h and (w[2].isdigit() or w[0] > 0.9 * h))
+                 and "derive" not in w[2]]
+        pages.append((h, words))
+    return pages
+
+
+@pytest.mark.tex
+@pytest.mark.parametrize("pid,lang", [("alice", "zh"), ("linear-2x", "zh"), ("matrix-linear", "en"),
+                                      ("sigmoid-2-4-2", "zh"), ("linear-2x", "en"), ("house-price", "en")])
+def test_errata_section_does_not_move_whole_to_a_new_page(pid, lang, tmp_path):
+    """A heading block keeps only its first lines with it: when the errata section starts a page, the
+    page before it had no room for its heading, intro and first three lines (~9 lines)."""
+    import shutil
+    import subprocess
+    if not (shutil.which("latexmk") and shutil.which("xelatex") and shutil.which("pdftotext")):
+        pytest.skip("latexmk/xelatex/pdftotext not installed")
+    (tmp_path / "h.tex").write_text((ROOT / "output" / f"{pid}.{lang}.tex").read_text(encoding="utf-8"),
+                                    encoding="utf-8")
+    subprocess.run(["latexmk", "-xelatex", "-interaction=nonstopmode", "-halt-on-error", "h.tex"],
+                   cwd=tmp_path, capture_output=True, timeout=600)
+    pages = _words(tmp_path / "h.pdf")
+    bottom = max(max(w[1] for w in ws) for _, ws in pages if ws)
+    heading = ERRATA_HEADINGS[lang]
+    for i, (_h, ws) in enumerate(pages):
+        hit = [w for w in ws if w[2] == heading or w[2].startswith(heading)]
+        if hit and i > 0 and hit[0][0] <= min(w[0] for w in ws) + 1:        # the page starts with it
+            prev_bottom = max(w[1] for w in pages[i - 1][1])
+            assert bottom - prev_bottom < 8 * LINE, \
+                f"{pid}.{lang}: errata moved to page {i + 1}, {bottom - prev_bottom:.0f} pt free on page {i}"
+
+
+def test_errata_heading_keeps_only_its_first_lines_with_it():
+    """\\needspace before the errata: the heading, its intro (≈ 5 lines) and at most 3 lines of the
+    list — a list of more than 3 items in two columns — not the whole list (alice.zh's 6 items asked
+    for 14 lines and moved the section whole)."""
+    for pid in ("alice", "linear-2x", "sigmoid-2-4-2", "house-price", "two-two-two"):
+        for lang in ("en", "zh"):
+            tex = (ROOT / "output" / f"{pid}.{lang}.tex").read_text(encoding="utf-8")
+            if "\\section{" + ("Errata" if lang == "en" else "原文勘误") not in tex:
+                continue
+            errata = tex.split("\\section{" + ("Errata" if lang == "en" else "原文勘误"), 1)[1].split("\\par\\nopagebreak", 1)[0]
+            items = errata.count("\\item ")
+            need = int(re.findall(r"\\needspace\{(\d+)\\baselineskip\}", tex.split("\\section{" + (
+                "Errata" if lang == "en" else "原文勘误"), 1)[0])[-1])
+            rows = -(-items // 2) if items > 3 else items
+            assert ("\\begin{multicols}{2}" in errata) == (items > 3), (pid, lang)
+            assert need <= 5 + (rows if rows < 6 else 3), (pid, lang, need, items)
