@@ -450,7 +450,7 @@ def test_matrix_linear_handout_and_errata_state_the_verdicts():
     text = render.render_text(solve.load("matrix-linear"), fmt="md", lang="en")
     rows = [line for line in text.splitlines() if line.startswith("| $`0.0")]
     # 0.05 overflows in step 6; 0.005 goes up and down between 10² and 10⁴ without converging
-    assert [r.split("|")[2].strip() for r in rows] == ["**diverges after step 5**", "**oscillating, not converging**",
+    assert [r.split("|")[2].strip() for r in rows] == ["**diverges after step 5**", "**not converging (oscillates)**",
                                                         "**converging**", "**converging**"]
     assert "The source document's remark on these learning rates is right" in text
     docs, _steps = errata_by_language("matrix-linear", dict(builtin_claims())["matrix-linear"], ("en",))["en"]
