@@ -27,6 +27,8 @@ class Row:
     matrix: bool = False
 
 
+PERCENT_DIGITS = 3        # a percentage of the loss is printed to this many significant digits
+
 @dataclass(frozen=True)
 class Step:
     """A forward quantity: its equation (formula, numbers, value)."""
@@ -58,6 +60,7 @@ class Block:
     factors: tuple = ()
     product: Eq | None = None
     consumers: tuple = ()        # displays of X's consumers (branch blocks)
+    one_hot: str = ""            # a one-hot target whose Σⱼ tⱼ = 1 simplifies the rule (its LaTeX)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class Delta:
     of: str                      # display of the quantity (net_{o_1})
     eq: Eq
     value: str = ""              # LaTeX number ('' in symbolic specs)
+    one_hot: str = ""            # a one-hot target whose Σⱼ tⱼ = 1 simplifies the signal (its LaTeX)
 
 
 @dataclass(frozen=True)
@@ -232,8 +236,10 @@ class Setting:
 
     def loss_fall_percent(self, k: int = 1):
         """100·(L − L@k)/L as the engine rounds it (a Number): one computation for the sentence
-        after the step and the remark on a loss that hardly falls (the evals cache serves both)."""
-        return self.eval_text(f"100*({self.loss} - ({self.loss}@{k}))/{self.loss}").values[0]
+        after the step and the remark on a loss that hardly falls (the evals cache serves both)), to
+        PERCENT_DIGITS significant digits: 2.54 percent, not 2.54319."""
+        return self.eval_text(f"100*({self.loss} - ({self.loss}@{k}))/{self.loss}",
+                              min(PERCENT_DIGITS, self.digits)).values[0]
 
     def eval_text(self, text: str, digits: int | None = None):
         """The engine's value of an expression in the spec language (every partial result shown)."""

@@ -490,7 +490,9 @@ class PiecePrinter(Printer):
                 return Piece("-" + bt, NEG)
             return Piece(f"{fraction(c)} {bt}" if not self.numeric else f"{fraction(c)} \\cdot {bt}", MUL,
                          (("", fraction(c)), ("\\cdot", bt)) if self.numeric else ())
-        sym = "\\cdot" if isinstance(m, mf.MMul) else "\\odot"
+        # a reduction (Σt) is a number: p · Σⱼ tⱼ, not an elementwise product
+        scalar = any(isinstance(x, mf.MFun) and x.fn == "sum" for x in (m.a, m.b))
+        sym = "\\cdot" if isinstance(m, mf.MMul) or scalar else "\\odot"
         a, b = self.piece(m.a), self.piece(m.b)
         # a matrix product inside an elementwise one (or the other way round) keeps its
         # parentheses: (Wᵀ · δ) ⊙ a, not Wᵀ · δ ⊙ a
@@ -527,6 +529,8 @@ class PiecePrinter(Printer):
         x = self.piece(m.x)
         if m.fn == "step":
             return Piece(indicator(x.tex), ATOM)
+        if m.fn == "sum" and isinstance(m.x, mf.MSym) and not self.numeric:
+            return Piece(f"\\sum_{{j}} {brace(x.tex)}_{{j}}", ATOM)
         name = {"sigmoid": "\\sigma", "tanh": "\\tanh", "exp": "\\exp", "log": "\\log",
                 "relu": "\\operatorname{ReLU}",
                 "sum": "\\operatorname{sum}"}.get(m.fn, f"\\operatorname{{{m.fn}}}")

@@ -16,7 +16,12 @@ into a sentence of the document's language (`remark_<kind>` in strings.<lang>.to
 - `hidden_step`: updated parameters whose new value looks like the old one at the handout's digits
   (house-price's w₁ changes by 3.8×10⁻⁸): named, with the first one's change;
 - `loss_hardly_falls`: after the steps the loss fell by less than HARDLY_FALLS of itself (a loss
-  that rises needs no remark: the pass after the step says so, and that the rate is too large).
+  that rises needs no remark: the pass after the step says so, and that the rate is too large);
+  after one step `loss_hardly_falls_one`, without the percentage the sentence above it states.
+
+Remarks of one kind among `saturated`, `dead_relu` and `large_step` are merged into one
+`<kind>_many` remark whose arguments are tuples (one entry per quantity), joined by the template's
+list separator: "h₁, h₂, h₃ are saturated", not three near-identical sentences.
 
 Decisions use the engine's floats (only to decide); every number a remark prints is the engine's
 certified text at the handout's digits.
@@ -34,7 +39,9 @@ LARGE_STEP = 10.0       # |Δp| > LARGE_STEP · max(|p|, STEP_FLOOR): a large st
 STEP_FLOOR = 0.1
 HARDLY_FALLS = 1e-4     # the loss fell by less than this fraction of itself
 BOUNDS = {"sigmoid": (0, 1, "(0, 1)"), "tanh": (-1, 1, "(-1, 1)"), "relu": (0, None, "[0, \\infty)")}
-MAX_REMARKS_PER_KIND = 3   # a large network lists the first few and says how many more
+MAX_REMARKS_PER_KIND = 3   # hidden steps: the first few named, then "…"
+MAX_NAMED = 8              # a merged remark names at most this many quantities, then "…"
+MERGED = ("saturated", "dead_relu", "large_step")   # one remark per kind, naming every quantity
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,35 @@ def remarks(s) -> tuple:
     found = _units(s) + _targets(s)
     if s.spec.steps >= 1:
         found += _steps(s) + _loss(s)
-    return tuple(found)
+    return tuple(_merged(found))
+
+
+def _merged(found: list) -> list:
+    """Remarks of one kind (MERGED) as one remark `<kind>_many` whose arguments are tuples, one
+    entry per quantity (at most MAX_NAMED, then "…" among the names), in the place of the first:
+    house-price's h₁, h₂ and h₃ are saturated in one sentence, none picked arbitrarily."""
+    out, groups = [], {}
+    for r in found:
+        if r.kind in MERGED:
+            groups.setdefault(r.kind, []).append(r)
+    done = set()
+    for r in found:
+        group = groups.get(r.kind)
+        if group is None or len(group) == 1:
+            out.append(r)
+            continue
+        if r.kind in done:
+            continue
+        done.add(r.kind)
+        shown = group[:MAX_NAMED]
+        args = []
+        for key, _ in r.args:
+            vals = tuple(g[key] for g in shown)
+            if key in ("unit", "param") and len(group) > len(shown):
+                vals += ("\\ldots",)
+            args.append((key, vals))
+        out.append(Remark(r.kind + "_many", r.where, tuple(args)))
+    return out
 
 
 def for_section(found: tuple, where: str) -> tuple:
@@ -92,7 +127,7 @@ def _units(s) -> list:
             if r is None:
                 continue
             counts[r.kind] = counts.get(r.kind, 0) + 1
-            if counts[r.kind] <= MAX_REMARKS_PER_KIND:
+            if counts[r.kind] <= MAX_NAMED + 1:      # enough for the merged remark to show "…"
                 out.append(r)
     return out
 
@@ -117,8 +152,8 @@ def _unit_remark(s, name, fn, arg, q, i, entry, v):
     eps = _entry_text(s, eps_text, i)
     shown = eps if near == "0" else f"{near} - {eps}" if near == "1" else f"-1 + {eps}"
     formula = f"{unit} \\cdot (1 - {unit})" if fn == "sigmoid" else f"1 - {pr.brace(unit)}^{{2}}"
-    slope = f"{formula} = {_entry_text(s, slope_text, i)}"
-    return Remark("saturated", "forward", (("unit", unit), ("value", f"{unit} = {shown}"), ("slope", slope)))
+    slope = f"{formula} \\approx {_entry_text(s, slope_text, i)}"     # ε and the slope are rounded
+    return Remark("saturated", "forward", (("unit", unit), ("value", f"{unit} \\approx {shown}"), ("slope", slope)))
 
 
 def _arg_positive(s, arg, q, i) -> bool:
@@ -177,11 +212,18 @@ def _target_remark(s, target: str, output: str):
         return None
     lo, hi, interval = BOUNDS[fn]
     value = s.spec.data[target]
-    outside = [t for t in value.entries if t < lo or (hi is not None and t > hi)]
+    outside = [i for i, t in enumerate(value.entries) if t < lo or (hi is not None and t > hi)]
     if not outside:
         return None
+    if len(value.entries) == 1:
+        shown = f"{s.names[target]} = {pr.fraction(value.entries[0])}"
+    elif len(outside) == len(value.entries):      # every entry: the target itself
+        shown = f"{s.names[target]} = {s.value_tex(target)}"
+    else:                                         # the entries outside, each named
+        entries = s.g.quantities[target].entries
+        shown = ", ".join(f"{s.edisp(entries[i])} = {pr.fraction(value.entries[i])}" for i in outside)
     return Remark("target_outside", "forward", (
-        ("target", s.names[target]), ("value", f"{s.names[target]} = {pr.fraction(outside[0])}"),
+        ("target", s.names[target]), ("value", shown),
         ("output", s.names[output]),
         ("range", interval)))
 
@@ -220,7 +262,7 @@ def _steps(s) -> list:
             if abs(a.approx - b.approx) > LARGE_STEP * max(abs(b.approx), STEP_FLOOR):
                 out.append(Remark("large_step", "update", (
                     ("param", s.edisp(entry)), ("before", pr.number(b.text)), ("after", pr.number(a.text)))))
-                if sum(r.kind == "large_step" for r in out) >= MAX_REMARKS_PER_KIND:
+                if sum(r.kind == "large_step" for r in out) > MAX_NAMED:
                     return out
     return out
 
@@ -234,6 +276,8 @@ def _loss(s) -> list:
         return []
     drop = (first.approx - last.approx) / first.approx
     if drop < HARDLY_FALLS:
+        if s.spec.steps == 1:   # the sentence after the step states the percentage already
+            return [Remark("loss_hardly_falls_one", "after")]
         percent = pr.number(s.loss_fall_percent(s.spec.steps).text)   # 100·(L − L@k)/L, certified
         return [Remark("loss_hardly_falls", "after", (("percent", percent),))]
     return []

@@ -124,9 +124,11 @@ def claimed_formula(problem, text: str) -> str:
         return ""
 
 
-def remark_args(remark, math) -> dict:
-    """A remark's arguments as inline math, through the template's own math macro."""
-    return {key: str(math(value)) for key, value in remark.args}
+def remark_args(remark, math, sep: str = ", ") -> dict:
+    """A remark's arguments as inline math, through the template's own math macro; a tuple (a
+    merged remark's one entry per quantity) as a list of inline maths joined by `sep`."""
+    return {key: sep.join(str(math(v)) for v in value) if isinstance(value, tuple) else str(math(value))
+            for key, value in remark.args}
 
 
 def _has_cjk(text: str) -> bool:

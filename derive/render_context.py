@@ -46,6 +46,12 @@ FUNCTION_DEFINITIONS = {   # the functions a definition may use that need a word
     "softplus": ("\\operatorname{softplus}(z) = \\ln\\left(1 + e^{z}\\right)",
                  "\\operatorname{softplus}'(z) = \\sigma(z)"),
     "mean": ("\\operatorname{mean}(v) = \\frac{1}{n} \\sum_{i=1}^{n} v_{i}", ""),
+    "softmax": ("\\operatorname{softmax}(z)_{i} = \\frac{e^{z_{i}}}{\\sum_{j} e^{z_{j}}}", ""),
+    "log": ("\\log z = \\ln z", "\\log'(z) = \\frac{1}{z}"),
+    "sum": ("\\sum v = v_{1} + v_{2} + \\dots + v_{n}", ""),
+    "frobenius": ("\\left\\lVert A \\right\\rVert_{F} = \\sqrt{\\textstyle\\sum_{i,j} a_{ij}^{2}}", ""),
+    "norm2": ("\\left\\lVert A \\right\\rVert_{2} = \\sqrt{\\lambda_{\\max}\\left(A^{\\top} A\\right)}", ""),
+    "odot": ("(a \\odot b)_{i} = a_{i} b_{i}", ""),
 }
 
 
@@ -58,6 +64,9 @@ def functions_used(s: Setting) -> tuple:
             n = stack.pop()
             if isinstance(n, ex.Call) and n.fn in FUNCTION_DEFINITIONS and n.fn not in seen:
                 seen.append(n.fn)
+            if isinstance(n, ex.Bin) and n.op == "*" and "odot" not in seen \
+                    and shape_of(s, n.left) and shape_of(s, n.right):    # printed a ⊙ b
+                seen.append("odot")
             stack.extend(reversed(ex.children(n)))
     return tuple(FUNCTION_DEFINITIONS[f] for f in seen)
 
@@ -83,8 +92,11 @@ def step(s: Setting, name: str, k: int = 0, formula: bool = True) -> Step:
         return Step(name, lhs, layout(lhs, parts))
     subst = pr.TreePrinter(s.names, s.shape, subst=lambda n: s.value_tex(n, k))
     if not isinstance(tree, (ex.Name, ex.Num)):
-        parts.append(("=", subst.chunks(tree)))
-        parts += intermediate(s, tree, k)
+        # "=" marks an exact value: numbers substituted rounded (h₁ ≈ 0.0474259) make the line "≈"
+        exact = all(relation(s.sol.shaped(n, "value", k).values) == "="
+                    for n in sorted(ex.names_in(tree)) if n in s.g.quantities)
+        parts.append(("=" if exact else "\\approx", subst.chunks(tree)))
+        parts += intermediate(s, tree, k, exact)
     shaped = s.sol.shaped(name, "value", k)
     value = pr.shaped_latex(shaped)
     parts.append((relation(shaped.values), one(saturated(s, name, k, value) or value)))
@@ -102,30 +114,33 @@ def saturated(s: Setting, name: str, k: int, value: str) -> str | None:
     return f"1 - {pr.number(s.eval_text(f'1 - {ref}').values[0].text)}"
 
 
-def intermediate(s: Setting, tree, k: int) -> list:
-    """Partial results the documents show: term values of a sum, 1/(1+e^-x) for σ, c·value."""
+def intermediate(s: Setting, tree, k: int, exact: bool = True) -> list:
+    """Partial results the documents show: term values of a sum, 1/(1+e^-x) for σ, c·value; their
+    relation is "=" only when the line before is exact and every value shown is."""
     terms = sum_terms(tree)
     if len(terms) >= 2 and any(not isinstance(t, (ex.Name, ex.Num)) for _, t in terms):
         chunks = []
         for i, (sign, t) in enumerate(terms):
             v = s.eval(t, k)
+            exact = exact and relation(v.values) == "="
             tex = pr.shaped_latex(v)
             if i == 0:
                 chunks.append(("", tex if sign == "+" else "-" + paren(tex)))
             else:
                 chunks.append((sign, paren(tex)))
-        return [("=", chunks)]
+        return [("=" if exact else "\\approx", chunks)]
     if isinstance(tree, ex.Call) and tree.fn == "sigmoid" and not shape_of(s, tree.args[0]):
         x = s.eval(tree.args[0], k).values[0]
         e = s.eval(ex.Call("exp", (ex.Neg(tree.args[0]),)), k).values[0]
         minus_x = x.text[1:] if x.text.startswith("-") else "-" + x.text
-        return [("=", one(f"\\frac{{1}}{{1 + e^{{{pr.number(minus_x)}}}}}")),
-                ("\\approx" if not shown_exact(e) else "=", one(f"\\frac{{1}}{{1 + {pr.number(e.text)}}}"))]
+        return [("=" if exact else "\\approx", one(f"\\frac{{1}}{{1 + e^{{{pr.number(minus_x)}}}}}")),
+                ("\\approx" if not (exact and shown_exact(e)) else "=", one(f"\\frac{{1}}{{1 + {pr.number(e.text)}}}"))]
     if isinstance(tree, ex.Bin) and tree.op == "*" and constant(tree.left) \
             and not isinstance(tree.right, (ex.Name, ex.Num)):
         v = s.eval(tree.right, k)
         const = pr.TreePrinter(s.names, s.shape).tex(tree.left)
-        return [("=", [("", const), ("\\cdot", paren(pr.shaped_latex(v)))])]
+        rel = "=" if exact and relation(v.values) == "=" else "\\approx"
+        return [(rel, [("", const), ("\\cdot", paren(pr.shaped_latex(v)))])]
     return []
 
 
@@ -150,7 +165,8 @@ def updates(s: Setting) -> tuple:
             grad = s.sol.shaped(name, "adjoint", 0)
             new = s.sol.shaped(name, "value", 1)
             # η and the gradient stay on one line: no "− 0.01" dangling before a matrix
-            parts.append(("=", [("", s.value_tex(name)), ("-", f"{eta} \\cdot {paren(pr.shaped_latex(grad))}")]))
+            parts.append((relation(grad.values), [("", s.value_tex(name)),
+                                                   ("-", f"{eta} \\cdot {paren(pr.shaped_latex(grad))}")]))
             parts.append((relation(new.values), one(pr.shaped_latex(new))))
         out.append(Update(name, d, layout(lhs, parts)))
     return tuple(out)

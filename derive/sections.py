@@ -267,8 +267,8 @@ class Backward:
         if len(terms) == 1 and terms[0].general is not None:
             # softmax + cross-entropy: p·Σt − t, which is p − t because t is one-hot (Σt = 1)
             t_name = s.names[terms[0].expr.b.name]
-            parts[1:2] = [("=", sym.chunks(terms[0].general)),
-                          (f"\\overset{{\\operatorname{{sum}}({t_name}) = 1}}{{=}}", sym.chunks(rule))]
+            parts[1:2] = [("=", sym.chunks(terms[0].general)), ("=", sym.chunks(rule))]
+        one_hot = t_name if len(terms) == 1 and terms[0].general is not None else ""
         value = ""
         if num is not None:
             parts = dedupe(parts)
@@ -278,7 +278,7 @@ class Backward:
             parts += [("=", num.chunks(full)), ("=", num.chunks(rule)), (relation(shaped.values), one(value))]
         else:
             first_num = len(dedupe(parts))
-        return Delta(name, d, s.names[name], layout(d, dedupe(parts), (2, first_num)), value)
+        return Delta(name, d, s.names[name], layout(d, dedupe(parts), (2, first_num)), value, one_hot)
 
     def matrix_grad(self, name: str) -> Grad:
         s = self.s
@@ -358,11 +358,11 @@ class Backward:
             self.ensure_madj(t.consumer, prereqs)
         sym = pr.MatrixPrinter(self.s.names, self.s.L)
         parts = [("=", sum_chunks([sym.chunks(t.expr) for t in rule.terms]))]
+        t_name = ""
         if len(rule.terms) == 1 and rule.terms[0].general is not None:
             # softmax + cross-entropy: p·Σt − t, which is p − t because t is one-hot (Σt = 1)
             t_name = self.s.names[rule.terms[0].expr.b.name]
-            parts = [("=", sym.chunks(rule.terms[0].general)),
-                     (f"\\overset{{\\operatorname{{sum}}({t_name}) = 1}}{{=}}", parts[0][1])]
+            parts = [("=", sym.chunks(rule.terms[0].general)), ("=", parts[0][1])]
         if self.s.numeric:
             num = pr.MatrixPrinter(self.s.names, self.s.L,
                                    value=lambda n: self.s.sol.shaped(n, "value", 0),
@@ -373,7 +373,7 @@ class Backward:
         self.reg_adj[name] = self.where
         shown_rule = parts[:2] if len(rule.terms) == 1 and rule.terms[0].general is not None else parts[:1]
         return Block(target, inline, X, "matrix", layout(target, shown_rule), (), layout(target, parts),
-                     tuple(self.s.names[t.consumer] for t in rule.terms))
+                     tuple(self.s.names[t.consumer] for t in rule.terms), t_name)
 
 
 

@@ -54,6 +54,7 @@ class SweepRow:
     steps: int              # epochs run (fewer when it diverged)
     diverged: int | None
     claimed: str            # the source document's verdict ("" when it says none)
+    shown: str = ""         # the handout's word: converging | diverging | oscillating (shown_verdict)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,11 @@ class TrainingSection:
     sweep_ymax: str = ""            # the axis' top when a curve runs away (pgfplots number)
     sweep_claims: bool = False      # the source document states verdicts
     sweep_agrees: bool = True       # … and every one is what the runs show
+    table_names: tuple = ()         # LaTeX names of the dataset's columns (a small dataset is listed)
+    table_rows: tuple = ()          # one tuple of LaTeX values per sample
+
+
+TABLE_ROWS = 10           # a dataset of at most this many samples is listed in the handout
 
 
 _CACHE: dict = {}
@@ -194,6 +200,7 @@ def training_context(spec: Spec, lang: str, digits: int = 10) -> TrainingSection
             first_loss=pr.number(tr.history[0].text),
             diverged=tr.diverged, reason=tr.reason, output=names[plan.output], predictions=tuple(preds),
             first_step=first, first_param=first_param, certified=tr.certified, precision=tr.precision)
+        section.update(_table(spec, shapes, names))
     else:
         section.update(samples=1, origin="", origin_args=(), epochs=0, mode="sgd", batch_size=None, shuffled=None,
                        optimizer=opts.optimizer, hyper=(), eta=pr.fraction(spec.learning_rate), init=None,
@@ -204,7 +211,8 @@ def training_context(spec: Spec, lang: str, digits: int = 10) -> TrainingSection
         section.update(
             sweep=tuple(SweepRow(pr.fraction(r.learning_rate), r.verdict, pr.number(r.training.history[0].text),
                                  pr.number(r.training.history[-1].text), len(r.training.history) - 1,
-                                 r.training.diverged, c)
+                                 r.training.diverged, c,
+                                 shown_verdict(r.verdict, r.training.history_floats, r.training.diverged))
                         for r, c in zip(runs, opts.sweep.claimed or ("",) * len(runs))),
             sweep_claims=bool(opts.sweep.claimed),
             sweep_agrees=all(c in ("", r.verdict) for r, c in zip(runs, opts.sweep.claimed)),
@@ -215,6 +223,37 @@ def training_context(spec: Spec, lang: str, digits: int = 10) -> TrainingSection
             sweep_ymax=_g(top) if (top := plot.clip_top([(None, r.training.history_floats) for r in runs]))
             else "")
     return TrainingSection(**section)
+
+
+def _table(spec: Spec, shapes: dict, names: dict) -> dict:
+    """The samples as a table (column names, rows) when the dataset is small and listed (not drawn
+    at random: a generated one is described by its size and distribution)."""
+    d = spec.dataset
+    if d is None or d.derived or d.n > TABLE_ROWS or not d.columns:
+        return {}
+    cols = list(d.columns)
+    rows = tuple(tuple(_exact_value(shapes.get(c, ()), d.columns[c][i]) for c in cols) for i in range(d.n))
+    return {"table_names": tuple(names[c] for c in cols), "table_rows": rows}
+
+
+OSCILLATES = 3            # a run whose loss changes direction this often neither converges nor diverges
+
+
+def shown_verdict(verdict: str, history: tuple, diverged) -> str:
+    """The handout's word for a run, from its losses: `converging` as train.verdict has it (final
+    loss below the initial one, no rise over the last quarter); `diverging` when the loss overflows
+    (the run stops) or keeps growing (it changes direction fewer than OSCILLATES times); else
+    `oscillating` — it goes up and down without converging (matrix-linear at 0.005: 10² to 10⁴).
+    The source document's two-valued claims are compared with train.verdict, whose "diverging"
+    means "not converging"."""
+    if verdict == "converging":
+        return "converging"
+    xs = [x for x in history if math.isfinite(x)]
+    if diverged is not None or len(xs) < len(history):
+        return "diverging"
+    d = [b - a for a, b in zip(xs, xs[1:]) if b != a]
+    turns = sum(1 for a, b in zip(d, d[1:]) if (a > 0) != (b > 0))
+    return "oscillating" if turns >= OSCILLATES else "diverging"
 
 
 _HYPER = {"beta": "\\beta", "beta1": "\\beta_{1}", "beta2": "\\beta_{2}", "eps": "\\varepsilon"}
@@ -279,7 +318,9 @@ def _drawn(spec: Spec, digits: int) -> dict:
         out[f"{spec.id}.loss.svg"] = plot.loss_plot([(None, list(tr.history_floats))], "svg")
     if runs:
         out[f"{spec.id}.sweep.svg"] = plot.loss_plot(
-            [(f"η = {train.fraction_text(r.learning_rate)} ({r.verdict})", list(r.training.history_floats))
+            [(f"η = {train.fraction_text(r.learning_rate)} "
+              f"({shown_verdict(r.verdict, r.training.history_floats, r.training.diverged)})",
+              list(r.training.history_floats))
              for r in runs], "svg", xlabel="step",
             ymax=plot.clip_top([(None, r.training.history_floats) for r in runs]))
     return out

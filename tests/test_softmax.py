@@ -178,7 +178,7 @@ def test_ln_is_log():
 
 
 # ∂L/∂z = p ⊙ sum(t) − t, as the printer writes it (aligned or not, with or without \left)
-SUM_T = r"\\frac\{\\partial L\}\{\\partial z\} &?= p \\odot \\operatorname\{sum\}(\\left)?\(t(\\right)?\) - t"
+SUM_T = r"\\frac\{\\partial L\}\{\\partial z\} &?= p \\cdot \\sum_\{j\} t_\{j\} - t"   # p·Σⱼtⱼ − t
 
 
 def test_cli_solve_render_and_entry_eval():
@@ -190,7 +190,8 @@ def test_cli_solve_render_and_entry_eval():
     assert lines[1].endswith(sol["gradients"]["b"][1])      # dL/db = dL/dz
     md = run_cli("render", "softmax-3", "--lang", "en").stdout
     assert "\\operatorname{softmax}" in md
-    assert re.search(SUM_T + r" \\overset\{\\operatorname\{sum\}\(t\) = 1\}\{=\} p - t", md), md
+    assert re.search(SUM_T + r" = p - t", md), md          # the one-hot step: a sentence after it
+    assert "uses that $`t`$ is one-hot" in md
     # the gradient through the layer's error signal δ_z = ∂L/∂z = p − t, derived once before it
     assert "\\delta_{z} = \\frac{\\partial L}{\\partial z} = " in md
     assert "\\frac{\\partial L}{\\partial W} &= \\delta_{z} \\cdot {x}^{\\top}" in md

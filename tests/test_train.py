@@ -300,6 +300,17 @@ def test_matrix_linear_sweep_reproduces_the_remark():
     assert runs[1].training.diverged is None and runs[1].training.history[-1].approx > 9
 
 
+def test_shown_verdict_tells_oscillating_from_diverging():
+    from derive.training_context import shown_verdict
+    runs = train.sweep(sp_.load("matrix-linear"), (Fraction(1, 20), Fraction(1, 200), Fraction(3, 1000)), 50)
+    ref = matrix_linear_reference(Fraction(1, 200), 50)       # independent: mpmath
+    turns = sum(1 for a, b, c in zip(ref, ref[1:], ref[2:]) if (b > a) != (c > b))
+    assert turns >= 3 and max(ref[1:]) < 10 ** 5 and ref[-1] > ref[0]   # bounded, not below the start
+    assert [shown_verdict(r.verdict, r.training.history_floats, r.training.diverged) for r in runs] == \
+        ["diverging", "oscillating", "converging"]
+    assert shown_verdict("diverging", (1.0, 2.0, 4.0, 8.0, 16.0), None) == "diverging"     # keeps growing
+
+
 def test_verdict_rule():
     n = lambda xs: tuple(show_fraction(Fraction(x), 5) for x in xs)  # noqa: E731
     assert train.verdict(n([9, 5, 3, 2, 1]), None) == "converging"
@@ -441,7 +452,8 @@ def test_matrix_linear_handout_and_errata_state_the_verdicts():
     from derive.errata import errata_by_language, builtin_claims
     text = render.render_text(solve.load("matrix-linear"), fmt="md", lang="en")
     rows = [line for line in text.splitlines() if line.startswith("| $`0.0")]
-    assert [r.split("|")[2].strip() for r in rows] == ["**diverging** (stopped after step 5: the next step diverges)", "**diverging**",
+    # 0.05 overflows in step 6; 0.005 goes up and down between 10² and 10⁴ without converging
+    assert [r.split("|")[2].strip() for r in rows] == ["**diverges after step 5**", "**not converging (oscillates)**",
                                                         "**converging**", "**converging**"]
     assert "The source document's remark on these learning rates is right" in text
     docs, _steps = errata_by_language("matrix-linear", dict(builtin_claims())["matrix-linear"], ("en",))["en"]
