@@ -469,7 +469,7 @@ class _Parser:
 
     # ---- derivatives
     def fraction(self):
-        t = self.take()
+        self.take()
         num_t = self.tok
         num = self.group_tokens() if self.at("op", "{") else [self.take()]
         den_t = self.tok

@@ -209,7 +209,7 @@ def sum_chunks(lists) -> list:
         if i == 0:
             out += chunks
         else:
-            (op, t), rest = chunks[0], chunks[1:]
+            (_op, t), rest = chunks[0], chunks[1:]
             out.append(("+", t if not t.startswith("-") else f"\\left({t}\\right)"))
             out += rest
     return out

@@ -810,6 +810,7 @@ def mazur_claims() -> tuple[str, dict]:
     add("E_o1", ("wrong", "factor-2"), value=dec((t1 - out_o1) ** 2, 9))
     add("w5@1", ("wrong", "update-sign"), value=dec(w["w5"] + lr * g5, 9))
     add("w6@1", ("wrong", "update-missing-weight"), value=dec(lr * g6, 9))
+    add("dE_total/dw1", ("correct", None), value=dec(g1, 12))     # δ_h1·i1, by hand
     add("dE_total/dw1", ("wrong", "dropped-path"),
         value=dec(d_o1 * w["w5"] * out_h1 * (1 - out_h1) * Fraction("0.05"), 12))
     w5n, w7n = w["w5"] - lr * g5, w["w7"] - lr * g7
