@@ -1201,7 +1201,21 @@ def adjoints_from(program: Program, ctx, step: Step, seed, k: int = 0) -> dict:
     return adjoints
 
 
+_ONE_HOTS: dict = {}     # (shape, i) -> the ball one-hot of a small shape (exact: any precision)
+SMALL_ONE_HOT = 64
+
+
 def _one_hot(ctx, shape: tuple, i: int) -> Arr:
+    if isinstance(ctx, BallArrays) and _size(shape) <= SMALL_ONE_HOT:
+        # a Jacobian seeds one backward pass per entry of each definition, run after run
+        got = _ONE_HOTS.get((shape, i))
+        if got is None:
+            got = _ONE_HOTS[(shape, i)] = _make_one_hot(ctx, shape, i)
+        return got
+    return _make_one_hot(ctx, shape, i)
+
+
+def _make_one_hot(ctx, shape: tuple, i: int) -> Arr:
     if shape == ():
         return ctx.const(Fraction(1))
     return ctx.from_fractions(shape, [Fraction(int(j == i)) for j in range(_size(shape))])
