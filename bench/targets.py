@@ -18,6 +18,10 @@ ratio says how much derive adds to starting Python.  Appends its table to bench/
     python3 bench/targets.py [--runs 5]
     python3 bench/targets.py --build-only --baseline ../other-checkout [--runs 5]
 
+Every run starts cold: with no compiled template (derive's bytecode cache, DERIVE_TEMPLATE_CACHE, a
+new empty directory each run); `--build-only` adds a row of full builds that find the templates an
+earlier run compiled (warm), for comparison only — the target is the cold build.
+
 `--build-only`: the build rows alone (full, --skip html,bank, --jobs 1), each run next to the same
 command of the checkout `--baseline` names (another clone of the repository at the revision to
 compare with: its `python -m derive`, run from its root, in the same Python), the two alternating
@@ -44,15 +48,17 @@ STEPS_SCRIPT = ("import derive; n = derive.load('two-two-two').numbers(digits=30
 NO_TAPE_SCRIPT = "from derive import tape; tape.run = lambda *args: None; " + STEPS_SCRIPT
 
 
-def wall(cmd: list[str], runs: int) -> tuple:
+def wall(cmd: list[str], runs: int, tmp: str | None = None) -> tuple:
     """(median wall-clock s, median CPU s of the child: user + system, fastest wall-clock s) over
     `runs` runs.  On a machine shared with other work the wall time grows with the load; the CPU
     time much less; the fastest run is the one the others disturbed least."""
     times, cpu = [], []
-    for _ in range(runs):
+    for i in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        # every run with no compiled template (derive's bytecode cache, a new empty directory)
+        env = {**os.environ, CACHE_ENV: str(Path(tmp) / f"cache-{time.monotonic_ns()}-{i}")} if tmp else None
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=env)
         times.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -61,16 +67,22 @@ def wall(cmd: list[str], runs: int) -> tuple:
 
 BUILDS = [("derive build (no PDF)", []),
           ("derive build --skip html,bank", ["--skip", "html,bank"]),
-          ("derive build --jobs 1", ["--jobs", "1"])]
+          ("derive build --jobs 1", ["--jobs", "1"]),
+          ("derive build, templates compiled by an earlier run", [])]
 BASELINE_HEAD = "\n## derive build against a baseline\n"
+WARM = "earlier run"           # the row whose runs find the templates compiled (the bytecode cache)
+CACHE_ENV = "DERIVE_TEMPLATE_CACHE"
 
 
-def one_run(cmd: list[str], cwd: str) -> tuple:
-    """(wall s, CPU s of the child: user + system) of one run of `cmd` in `cwd`."""
+def one_run(cmd: list[str], cwd: str, cache: str | None = None) -> tuple:
+    """(wall s, CPU s of the child: user + system) of one run of `cmd` in `cwd`; `cache`: the
+    directory of compiled templates (derive's bytecode cache; a new, empty one for a cold run)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
-                   env={**os.environ, "PYTHONPATH": cwd})
+    env = {**os.environ, "PYTHONPATH": cwd}
+    if cache is not None:
+        env[CACHE_ENV] = cache
+    subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=env)
     took = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return took, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
@@ -89,14 +101,20 @@ def builds_against(baseline: str, runs: int, results: str) -> int:
                           text=True).stdout.strip()[:70]
     load = os.getloadavg()[0]
     got: dict = {}
+    skip_ok = "--skip" in (Path(there) / "derive" / "cli.py").read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory() as tmp:
+        warm = str(Path(tmp) / "cache-warm")
+        one_run([py, "-m", "derive", "build", "-o", str(Path(tmp) / "prime")], here, warm)
         for r in range(runs):
             for label, extra in BUILDS:
                 for who, cwd in (("baseline", there), ("this", here)):
-                    if who == "baseline" and "--skip" in extra:
+                    if who == "baseline" and ("--skip" in extra and not skip_ok or WARM in label):
                         continue        # a baseline before --skip has no such option
                     out = str(Path(tmp) / f"{who}{r}{len(got)}")
-                    got.setdefault((label, who), []).append(one_run([py, "-m", "derive", "build", *extra, "-o", out], cwd))
+                    # cold: every run of a build here starts with no compiled template
+                    cache = warm if WARM in label else str(Path(tmp) / f"cache{r}{len(got)}")
+                    got.setdefault((label, who), []).append(
+                        one_run([py, "-m", "derive", "build", *extra, "-o", out], cwd, cache))
                     print(label, who, *(f"{x:.2f}" for x in got[(label, who)][-1]), flush=True)
     med = {k: (statistics.median(w for w, _ in v), min(w for w, _ in v), statistics.median(c for _, c in v))
            for k, v in got.items()}
@@ -111,7 +129,8 @@ def builds_against(baseline: str, runs: int, results: str) -> int:
              f"Measured by `python3 bench/targets.py --build-only --baseline …` on {time.strftime('%Y-%m-%d')}: "
              f"median of {runs} whole-process runs of each, this checkout ({ours}) and the baseline "
              f"({rev}) alternating; wall s, CPU s (the child's user + system), the baseline's median over "
-             f"this one's. Load average at the start and the end: {load:.1f}, {os.getloadavg()[0]:.1f} "
+             f"this one's. Every run starts with no compiled template (an empty {CACHE_ENV}) but those "
+             f"of the last row, which find the templates an earlier run compiled. Load average at the start and the end: {load:.1f}, {os.getloadavg()[0]:.1f} "
              f"(on {os.cpu_count()} cores).", "",
              "| command | baseline wall s | baseline CPU s | wall s | fastest s | CPU s | baseline / this, wall | "
              "baseline / this, CPU |", "|---|---:|---:|---:|---:|---:|---:|---:|", *body]
@@ -167,7 +186,7 @@ def main() -> int:
             slow = "10 000" in label or "build" in label or "tape" in label
             if "build" in label:   # a new directory each run
                 cmd = cmd[:-1] + [str(Path(tmp) / f"out{len(body)}")]
-            t, cpu, fastest = wall(cmd, min(3, args.runs) if slow else args.runs)
+            t, cpu, fastest = wall(cmd, min(3, args.runs) if slow else args.runs, tmp)
             base = base or t
             body.append(f"| {label} | {t:.2f} | {fastest:.2f} | {cpu:.2f} | {t / base:.1f} | "
                         f"{'' if target is None else f'≤ {target:g}'} |")

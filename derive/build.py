@@ -25,6 +25,7 @@ directory as it was (the staging directory is removed); one during the swap is a
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -63,12 +64,35 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 SKIPPABLE = ("html", "bank")     # the parts `derive build --skip` may leave out
 
 
+@contextlib.contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector off for the block (and in the workers forked inside it),
+    then as it was.  A build allocates millions of short-lived objects (balls, Fractions, SymPy
+    expressions, template frames) over a heap of about a million long-lived ones (SymPy, the
+    problems, the compiled templates): the collector's passes over that heap were about a tenth of
+    the build's CPU time, for about 20 MB of cyclic garbage that reference counting does not free
+    (measured on the full build: 211 MB peak with the collector off, 189 MB with it on)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def render_all(pdf: bool = False, template_dir: str | None = None, progress=None, jobs: int = 1,
                skip=()) -> dict:
     """{relative name: bytes} of every file of a build (the manifest aside); `progress(done, total)`
     is told after each problem.  `jobs` > 1: the problems are rendered by that many worker
     processes (forked, so nothing is imported again); the files are the same, byte for byte.
-    `skip`: parts left out (SKIPPABLE: "html", the interactive pages; "bank", the exercise bank)."""
+    `skip`: parts left out (SKIPPABLE: "html", the interactive pages; "bank", the exercise bank).
+    The cyclic garbage collector is paused meanwhile (`collector_paused`)."""
+    with collector_paused():
+        return _render_all(pdf, template_dir, progress, jobs, skip)
+
+
+def _render_all(pdf: bool, template_dir: str | None, progress, jobs: int, skip) -> dict:
     skip = frozenset(skip)
     if skip - set(SKIPPABLE):
         raise DeriveError(f"--skip: no such part: {', '.join(sorted(skip - set(SKIPPABLE)))} "

@@ -1201,7 +1201,21 @@ def adjoints_from(program: Program, ctx, step: Step, seed, k: int = 0) -> dict:
     return adjoints
 
 
+_ONE_HOTS: dict = {}     # (shape, i) -> the ball one-hot of a small shape (exact: any precision)
+SMALL_ONE_HOT = 64
+
+
 def _one_hot(ctx, shape: tuple, i: int) -> Arr:
+    if isinstance(ctx, BallArrays) and _size(shape) <= SMALL_ONE_HOT:
+        # a Jacobian seeds one backward pass per entry of each definition, run after run
+        got = _ONE_HOTS.get((shape, i))
+        if got is None:
+            got = _ONE_HOTS[(shape, i)] = _make_one_hot(ctx, shape, i)
+        return got
+    return _make_one_hot(ctx, shape, i)
+
+
+def _make_one_hot(ctx, shape: tuple, i: int) -> Arr:
     if shape == ():
         return ctx.const(Fraction(1))
     return ctx.from_fractions(shape, [Fraction(int(j == i)) for j in range(_size(shape))])
@@ -1240,8 +1254,30 @@ class WhatIf:
     updated_weights: bool = False
 
 
+_ROUNDED: dict = {}      # (mantissa, exponent, n, precision) -> the ball of the rounded value
+MAX_ROUNDED = 200_000
+
+
 def _rounded(ctx, x, n: int):
-    """A ball (or Fraction) rounded to n significant digits, as an exact value."""
+    """A ball (or Fraction) rounded to n significant digits, as an exact value.  A ball's result
+    is a function of its midpoint, n and the working precision alone, and the checker's what-if
+    runs round the same values again and again (every rounding world at the same digits, the
+    Jacobians of every world whose forward values are the true ones): memoised on those."""
+    if isinstance(x, arb) and isinstance(ctx, BallArrays):
+        m, e = x.mid().man_exp()
+        m = int(m)
+        if m == 0:
+            return x
+        key = (m, int(e), n, flint.ctx.prec)
+        got = _ROUNDED.get(key)
+        if got is None:
+            if len(_ROUNDED) >= MAX_ROUNDED:
+                _ROUNDED.clear()
+            e = key[1]
+            q = Fraction(m * 2 ** e) if e >= 0 else Fraction(m, 2 ** -e)
+            r, d = rounded_parts(q, n)
+            got = _ROUNDED[key] = _exact_entry(ctx, Fraction(r * 10 ** d) if d >= 0 else Fraction(r, 10 ** -d))
+        return got
     q = x if not isinstance(x, arb) else _ball_exact(x.mid())
     if q is None or q == 0:
         return x

@@ -100,7 +100,10 @@ _ESCAPES = {
 
 def escape_text(text: str) -> str:
     """Escape user prose for LaTeX: every special character becomes a harmless literal."""
-    return "".join(_ESCAPES.get(ch, ch) for ch in str(text)).replace("\n", " ")
+    return str(text).translate(_ESCAPE_TABLE).replace("\n", " ")
+
+
+_ESCAPE_TABLE = str.maketrans(_ESCAPES)     # each character by itself, as _ESCAPES maps it
 
 
 CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]+")

@@ -80,8 +80,11 @@ def _decimal_of(q: Fraction) -> decimal.Decimal:
 
 def _digits_decimal(n: int, exp: int) -> decimal.Decimal:
     """n·10^exp as a Decimal, built from its digits: exact whatever the decimal context's
-    precision (the default of 28 digits rounds, and quantize beyond it raises InvalidOperation)."""
-    return decimal.Decimal((1 if n < 0 else 0, tuple(int(ch) for ch in str(abs(n))), exp))
+    precision (the default of 28 digits rounds, and quantize beyond it raises InvalidOperation).
+    From the text 'nEexp': Decimal's string constructor keeps every digit and the exponent as
+    written (no context is involved), the same Decimal as from the digit tuple, in a tenth of
+    the time."""
+    return decimal.Decimal(f"{n}E{exp}")
 
 
 def exact_decimal(q: Fraction) -> decimal.Decimal | None:

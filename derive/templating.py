@@ -7,7 +7,8 @@ including one from `--template-dir` — can format the context it is given and n
 changing a list or dict).  Templates and string tables are read through `files.read_input`
 (regular files only, at most `MAX_TEMPLATE_BYTES`); a template name is a path below one of the
 template directories (never `..`).  Any failure while loading or rendering a template is one
-DeriveError line naming the template.
+DeriveError line naming the template.  Compiled templates are kept in memory for the process and
+on disk between runs (`cache_directory`, ~/.cache/derive/templates; README says how to clear it).
 
 LaTeX templates use the delimiters `\\BLOCK{…}`, `\\VAR{…}`, `\\#{…}` (no clash with TeX braces);
 every environment has StrictUndefined and no autoescape: prose is escaped by the filters the caller
@@ -17,7 +18,13 @@ A leaf: imports nothing of derive but `errors`, `files` and `escape`.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import re
+import stat
+import sys
+import tempfile
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -83,21 +90,100 @@ class Loader(jinja2.BaseLoader):
 
 
 class _Compiled(jinja2.BytecodeCache):
-    """Compiled templates kept for the process, by template name and file, used again only for
-    the same source text (Jinja2 compares its checksum): `derive build` renders each template
-    many times, and compiling it was a third of the build.  One per set of delimiters and
-    filter names (what compiling a template depends on besides its text)."""
+    """Compiled templates, by template name and file, used again only for the same source text
+    (Jinja2 compares its checksum): kept for the process (`derive build` renders each template many
+    times, and compiling it was a third of the build), and on disk in `directory` (the next run
+    loads the compiled code instead of compiling the template again; see `cache_directory`).  One
+    per set of delimiters and filter names (what compiling a template depends on besides its
+    text); the directory is named by those, the options and the Jinja2 and Python versions."""
 
-    def __init__(self):
+    def __init__(self, directory: Path | None = None):
         self.code: dict = {}
+        self.directory = directory
 
     def load_bytecode(self, bucket):
         kept = self.code.get(bucket.key)
         if kept is not None and kept[0] == bucket.checksum:
             bucket.code = kept[1]
+            return
+        path = self._path(bucket)
+        if path is None:
+            return
+        try:
+            with open(path, "rb") as f:
+                bucket.load_bytecode(f)      # resets itself on another checksum or Jinja2 magic
+        except Exception:                    # a missing, unreadable or damaged file: compiled again
+            bucket.reset()
+        if bucket.code is not None:
+            self.code[bucket.key] = (bucket.checksum, bucket.code)
 
     def dump_bytecode(self, bucket):
         self.code[bucket.key] = (bucket.checksum, bucket.code)
+        path = self._path(bucket, create=True)
+        if path is None:
+            return
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+            with os.fdopen(fd, "wb") as f:
+                bucket.write_bytecode(f)
+            os.replace(tmp, path)
+            tmp = None
+        except Exception:                    # no cache then; the template is compiled next time
+            pass
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+    def _path(self, bucket, create: bool = False) -> Path | None:
+        if self.directory is None or not all(_private_directory(d, create) for d in (self.directory.parent,
+                                                                                     self.directory)):
+            return None
+        return self.directory / f"{bucket.key}.cache"
+
+
+CACHE_ENV = "DERIVE_TEMPLATE_CACHE"
+
+
+def cache_directory() -> Path | None:
+    """Where compiled templates are kept between runs: $DERIVE_TEMPLATE_CACHE, else
+    $XDG_CACHE_HOME/derive/templates, else ~/.cache/derive/templates; none when
+    DERIVE_TEMPLATE_CACHE is set to "" or "off".  Removing the directory clears it."""
+    value = os.environ.get(CACHE_ENV)
+    if value is not None:
+        return None if value.strip() in ("", "off") else Path(value)
+    base = os.environ.get("XDG_CACHE_HOME")
+    try:
+        root = Path(base) if base else Path.home() / ".cache"
+    except (RuntimeError, KeyError):         # no home directory
+        return None
+    return root / "derive" / "templates"
+
+
+def _private_directory(path: Path, create: bool) -> bool:
+    """`path` is a directory of this user that no one else may write (compiled code is run from
+    it: the cache directory and its subdirectory are checked), made (mode 0700) when `create`;
+    False otherwise — the cache is then not used."""
+    try:
+        if create:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def _compiled(options: dict, filters) -> _Compiled:
+    """The bytecode cache of one environment configuration (one per process)."""
+    config = repr((jinja2.__version__, sys.implementation.cache_tag, Sandbox.__name__,
+                   sorted(options.items()), sorted(filters)))
+    got = _COMPILED.get(config)
+    if got is None:
+        root = cache_directory()
+        sub = hashlib.sha256(config.encode("utf-8")).hexdigest()[:24]
+        got = _COMPILED[config] = _Compiled(None if root is None else root / sub)
+    return got
 
 
 _COMPILED: dict = {}
@@ -132,14 +218,16 @@ def environment(fmt: str, paths, filters: dict | None = None) -> jinja2.Environm
         filters = {**MD_MATH_FILTERS, **(filters or {})}
     # optimized=False: Jinja2's constant folding at compile time saves nothing measurable when
     # rendering these templates and costs 15-20 % of compiling them (a build compiles 18)
-    common = dict(loader=Loader(paths), undefined=jinja2.StrictUndefined, autoescape=False,
-                  trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, auto_reload=False, optimized=False,
-                  bytecode_cache=_COMPILED.setdefault((fmt == "tex", tuple(sorted(filters or {}))), _Compiled()))
+    common = dict(undefined=jinja2.StrictUndefined, autoescape=False,
+                  trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, auto_reload=False, optimized=False)
     if fmt == "tex":
         common.update(block_start_string="\\BLOCK{", block_end_string="}",
                       variable_start_string="\\VAR{", variable_end_string="}",
                       comment_start_string="\\#{", comment_end_string="}",
                       line_statement_prefix=None, line_comment_prefix="%#")
+    options = {k: v if isinstance(v, (str, bool, type(None))) else getattr(v, "__name__", repr(v))
+               for k, v in common.items()}
+    common.update(loader=Loader(paths), bytecode_cache=_compiled(options, filters or {}))
     env = Sandbox(**common)
     env.filters.update(filters or {})
     return env

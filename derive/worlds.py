@@ -110,7 +110,9 @@ class World:
             else:
                 _, a, w, k, _g = b
                 env[sym] = self.deriv(k, a, w)
-        return [nm.evaluate(e, env, self.mp) for e in query.entries]
+        # an entry that is one placeholder (a value or a derivative asked for as it is: most
+        # queries) is its value; nm.evaluate gives the same, and the error of a symbol unbound
+        return [env[e] if e.is_Symbol and e in env else nm.evaluate(e, env, self.mp) for e in query.entries]
 
 
 class _StepValues(dict):

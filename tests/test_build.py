@@ -1,5 +1,6 @@
 """End-to-end: `derive build` with errata linked from the handouts, errata that compile, and the
 package installed for real (not editable) finding its templates and problems."""
+import gc
 import re
 import shutil
 import subprocess
@@ -164,3 +165,27 @@ def test_installed_package_renders_from_anywhere(tmp_path):
     r = subprocess.run([sys.executable, "-m", "derive", "render", "two-two-two"], capture_output=True, text=True,
                        cwd=work, env=env)
     assert "0.0281337" in r.stdout      # dE/dw6 = 0.02813366886… at the handouts' 6 digits
+
+
+def test_the_collector_is_paused_while_rendering_and_restored(monkeypatch):
+    """render_all runs with the cyclic garbage collector off (build.collector_paused) and gives it
+    back as it was, also when rendering fails."""
+    seen = []
+    monkeypatch.setattr(build_mod, "_render_all", lambda *a: seen.append(gc.isenabled()) or {"x": b""})
+    assert gc.isenabled()
+    assert build_mod.render_all() == {"x": b""}
+    assert seen == [False] and gc.isenabled()
+
+    def fails(*a):
+        raise build_mod.DeriveError("no")
+    monkeypatch.setattr(build_mod, "_render_all", fails)
+    with pytest.raises(build_mod.DeriveError):
+        build_mod.render_all()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        monkeypatch.setattr(build_mod, "_render_all", lambda *a: {})
+        build_mod.render_all()
+        assert not gc.isenabled()           # off before: still off
+    finally:
+        gc.enable()

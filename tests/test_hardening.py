@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -29,6 +30,7 @@ import pytest
 from conftest import ROOT, run_cli, run_python, source_env
 from derive import build as build_mod
 from derive import errata, render
+from derive.escape import _ESCAPES, escape_text
 from derive.errors import DeriveError
 from derive.escape import check_display_name, md_code, md_text
 from derive.tex import compile_pdf
@@ -855,3 +857,15 @@ def test_signal_during_a_parallel_build_leaves_no_worker(tmp_path, sig):
     assert stderr.strip().splitlines() == [f"derive: interrupted by {name}; nothing was left half-written"]
     time.sleep(0.2)
     assert _processes_naming(str(out)) == [] and not out.exists()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_latex_escaping_maps_each_character_by_itself(seed):
+    """escape.escape_text (a translation table) gives, for every text, each character's escape
+    from _ESCAPES in turn and a space for a newline: the character-by-character mapping."""
+    rng = random.Random(seed)
+    alphabet = list(_ESCAPES) + ["a", "Z", "0", " ", "\n", "汉", "é", "\\\\", "{}"]
+    for _ in range(500):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        assert escape_text(text) == "".join(_ESCAPES.get(ch, ch) for ch in text).replace("\n", " ")
+    assert escape_text(12) == "12" and escape_text("a_b\n#") == "a\\_b \\#"

@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 import derive
 from derive import numeric as nm
+from derive import rounding
 from reference import agrees
 
 
@@ -113,3 +114,13 @@ def test_claim_text_at_many_places():
     s = parse_stated("0.35000000000000000000000000001")
     assert text_at(s, F(7, 20)) == "0.35000000000000000000000000000"
     assert text_at(parse_stated("3e-29"), F(7, 20)) == "0.35000000000000000000000000000"
+
+
+@given(st.integers(min_value=-10 ** 80, max_value=10 ** 80), st.integers(min_value=-400, max_value=400))
+@settings(max_examples=300, deadline=None)
+def test_digits_decimal_is_the_digit_tuple_decimal(n, exp):
+    """rounding._digits_decimal (built from the text nEexp) is the Decimal of n's digits and exp,
+    digit for digit, exponent for exponent, whatever the decimal context's precision."""
+    want = Decimal((1 if n < 0 else 0, tuple(int(ch) for ch in str(abs(n))), exp))
+    got = rounding._digits_decimal(n, exp)
+    assert got.as_tuple() == want.as_tuple() and str(got) == str(want)
