@@ -252,25 +252,40 @@ def built(tmp_path_factory):
     Under pytest-xdist the workers of one session share it: the first to ask builds (holding a
     lock on a file in the session's temporary root), the others wait and read the same directory
     (the tests only read it)."""
+    return _shared_build(tmp_path_factory, "shared-build", lambda out: run_exec("build", "--out", out))
+
+
+@pytest.fixture(scope="session")
+def built_one_process(tmp_path_factory):
+    """A second `derive build` of the session, with `--jobs 1` (every problem in one process, no
+    workers), in another process than `built` (a `python -m derive` forked from the CLI server):
+    tests/test_build.py compares it with `built` byte for byte (one process renders what the
+    workers render) and tests/test_render.py (a second build writes the same bytes).  Shared by
+    the workers of a pytest-xdist session like `built`."""
+    return _shared_build(tmp_path_factory, "shared-build-jobs-1",
+                         lambda out: run_cli("build", "--jobs", "1", "--out", out))
+
+
+def _shared_build(tmp_path_factory, name: str, run) -> Path:
     if not os.environ.get("PYTEST_XDIST_WORKER"):
-        out = tmp_path_factory.mktemp("build") / "output"
-        _build_into(out)
+        out = tmp_path_factory.mktemp(name) / "output"
+        _build_into(out, run)
         return out
     root = tmp_path_factory.getbasetemp().parent          # the session's root, shared by its workers
-    out, done = root / "shared-build" / "output", root / "shared-build" / "done"
+    out, done = root / name / "output", root / name / "done"
     out.parent.mkdir(exist_ok=True)
-    with open(root / "shared-build.lock", "w") as lock:
+    with open(root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)                   # released when the file is closed
         if not done.exists():
             if out.exists():                               # a worker's build that failed half-way
                 shutil.rmtree(out)
-            _build_into(out)
+            _build_into(out, run)
             done.write_text("ok\n")
     return out
 
 
-def _build_into(out: Path) -> None:
-    r = run_exec("build", "--out", out)
+def _build_into(out: Path, run) -> None:
+    r = run(out)
     assert r.returncode == 0, r.stderr
 
 

@@ -99,12 +99,11 @@ def test_skip_leaves_out_the_pages_and_the_bank_and_nothing_else(built, monkeypa
 
 
 @pytest.mark.slow     # a second whole build (about 8 s); the fast tier has the three-problem check above
-def test_build_with_one_worker_gives_the_same_bytes(built, tmp_path):
+def test_build_with_one_worker_gives_the_same_bytes(built, built_one_process):
     """`derive build` renders problems in worker processes (one per CPU): --jobs 1 (all in one
-    process) writes the same files, byte for byte."""
-    out = tmp_path / "one"
-    r = run_cli("build", "--jobs", "1", "--out", out)
-    assert r.returncode == 0, r.stderr
+    process) writes the same files, byte for byte.  (The session's `derive build --jobs 1`,
+    conftest's `built_one_process`: tests/test_render.py's determinism check reads it too.)"""
+    out = built_one_process
     files = lambda d: {p.relative_to(d).as_posix(): p.read_bytes() for p in d.rglob("*") if p.is_file()}  # noqa: E731
     assert files(out) == files(built)
 

@@ -97,6 +97,7 @@ def test_eval_shows_short_closed_form():
     assert r.stdout.strip() == "out_h1 = sigmoid(83/200) ≈ 0.6022861769"
 
 
+@pytest.mark.xdist_group("hash-seeds")   # one worker starts the CLI servers of the seeds (--dist loadgroup)
 @pytest.mark.parametrize("pid", ["two-two-two", "matrix-linear", "one-two-one"])
 def test_output_is_identical_across_hash_seeds(pid):
     outs = {run_cli("solve", pid, "--json", env={"PYTHONHASHSEED": seed}).stdout for seed in ("0", "1", "12345")}

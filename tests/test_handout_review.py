@@ -175,18 +175,17 @@ def _words(pdf):
 @pytest.mark.tex
 @pytest.mark.parametrize("pid,lang", [("alice", "zh"), ("linear-2x", "zh"), ("matrix-linear", "en"),
                                       ("sigmoid-2-4-2", "zh"), ("linear-2x", "en"), ("house-price", "en")])
-def test_errata_section_does_not_move_whole_to_a_new_page(pid, lang, tmp_path):
+def test_errata_section_does_not_move_whole_to_a_new_page(pid, lang, latexmk):
     """A heading block keeps only its first lines with it: when the errata section starts a page, the
-    page before it had no room for its heading, intro and first three lines (~9 lines)."""
+    page before it had no room for its heading, intro and first three lines (~9 lines).  (The PDF
+    of output/PID.LANG.tex is the session's compilation, by the `latexmk` fixture of
+    tests/conftest.py, which tests/test_render.py's checks of the same handout read too.)"""
     import shutil
-    import subprocess
     if not (shutil.which("latexmk") and shutil.which("xelatex") and shutil.which("pdftotext")):
         pytest.skip("latexmk/xelatex/pdftotext not installed")
-    (tmp_path / "h.tex").write_text((ROOT / "output" / f"{pid}.{lang}.tex").read_text(encoding="utf-8"),
-                                    encoding="utf-8")
-    subprocess.run(["latexmk", "-xelatex", "-interaction=nonstopmode", "-halt-on-error", "h.tex"],
-                   cwd=tmp_path, capture_output=True, timeout=600)
-    pages = _words(tmp_path / "h.pdf")
+    pdf = latexmk((ROOT / "output" / f"{pid}.{lang}.tex").read_text(encoding="utf-8"), "xelatex").pdf
+    assert pdf.is_file(), f"{pid}.{lang}: no PDF"
+    pages = _words(pdf)
     bottom = max(max(w[1] for w in ws) for _, ws in pages if ws)
     heading = ERRATA_HEADINGS[lang]
     for i, (_h, ws) in enumerate(pages):

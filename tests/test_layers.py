@@ -2,6 +2,8 @@
 imports live at the top of each module (only cli.py imports stages inside its command functions),
 and the leaf modules import no stage."""
 import ast
+import copy
+import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "derive"
@@ -29,7 +31,14 @@ def _target(node, module: str) -> list[tuple[str, bool]]:
 
 
 def import_graph() -> tuple[dict, dict]:
-    """({module: set of derive modules it imports}, {module: [function-level imports]})."""
+    """({module: set of derive modules it imports}, {module: [function-level imports]}): a copy
+    of the graph parsed once per test process (five tests read it; parsing every module of
+    derive/ takes about a second)."""
+    return copy.deepcopy(_parsed_import_graph())
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed_import_graph() -> tuple[dict, dict]:
     graph, local = {}, {}
     for name in MODULES:
         tree = ast.parse((PACKAGE / f"{name}.py").read_text(encoding="utf-8"))

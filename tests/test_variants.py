@@ -313,16 +313,18 @@ def test_bank_tex_compiles(base):
         assert pdf.startswith(b"%PDF")
 
 
-def test_build_writes_the_bank_derive_exercise_writes(tmp_path):
+def test_build_writes_the_bank_derive_exercise_writes(tmp_path, built):
     """derive build's 5-variant two-two-two bank (exercises/two-two-two.variants/) is what
     `derive exercise two-two-two --variants 5 --seed 7 --format moodle` writes, in each language,
-    the same bytes at every build, and output/ holds it."""
+    the same bytes at every build (here and in the session's `derive build`, another process),
+    and output/ holds it."""
     from derive import build
     from conftest import ROOT
     pid, n, seed = build.BANK
     files = build.bank_files(derive.load(pid))
-    assert files == build.bank_files(derive.load(pid))
     prefix = f"exercises/{pid}.variants/"
+    assert files == {p.relative_to(built).as_posix(): p.read_bytes()
+                     for p in (built / prefix).rglob("*") if p.is_file()}
     for lang in ("en", "zh"):
         r = run_cli("exercise", pid, "--variants", str(n), "--seed", str(seed), "--format", "moodle",
                     "--lang", lang, "-o", str(tmp_path / lang))
