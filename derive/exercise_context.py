@@ -394,6 +394,8 @@ class SheetBuilder:
             "large": None,
             "groups": self.groups(),
             "short_rows": SHORT_ROWS,
+            "first_rows": FIRST_ROWS,
+            "last_rows": LAST_ROWS,
         }
         if self.large:
             ctx["large"] = {
@@ -469,7 +471,13 @@ def exact_value(n, digits: int) -> str:
     return pr.number(format(exact, "f") if -6 < exact.adjusted() < 15 else str(exact))
 
 
-SHORT_ROWS = 6        # a table of at most this many rows (of the TeX sheet) is never split across pages
+# Where a TeX answer table may break across pages: after its first FIRST_ROWS rows (a table starts
+# with its heading and three rows) and before its last LAST_ROWS (two rows under the repeated head
+# at the least), so a table of SHORT_ROWS rows or fewer is never split.  Kept whole, a table of five
+# or six rows once left a quarter of a page empty above it (matrix-linear's key, sigmoid-2-4-2).
+FIRST_ROWS = 3
+LAST_ROWS = 2
+SHORT_ROWS = FIRST_ROWS + LAST_ROWS - 1
 
 SMALL = Decimal("0.001")      # below this, a value in a table of m × 10ⁿ values is written so too
 
