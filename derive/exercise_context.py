@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal, localcontext
 from fractions import Fraction
 
+from . import expr as ex
 from . import printer as pr
 from . import templating as tpl
 from .diagram import build_diagram
@@ -295,12 +296,29 @@ class SheetBuilder:
         tex = " ".join([*(line for e in definitions for line in (e.flat or "", *e.lines)),
                         *(t for pair in functions for t in pair)])
         out = [(key, args) for sym, key, args in NOTATION if sym in tex]
-        if any(f in ENTRYWISE for f in _functions(self.spec)):
+        powers = self.entrywise_powers()
+        if powers or any(f in ENTRYWISE for f in _functions(self.spec)):
             out.append(("note_entries", {"v": "v", "vi": "v_{1}, \\dots, v_{n}", "n": "n"}))
+        if powers:
+            k = powers[0] if len(set(powers)) == 1 else "k"
+            out.append(("note_power", {"rule": f"(v^{{{k}}})_{{i}} = v_{{i}}^{{{k}}}"}))
         if any(getattr(node, "op", None) == "@" for d in self.spec.forward for node in _nodes(d.tree)):
             out.append(("note_matmul", {"dot": "\\cdot"}))
         out.extend(self.entry_notes())
         return tuple(out)
+
+    def entrywise_powers(self) -> list:
+        """The exponents (LaTeX) of the powers the definitions take of a vector or matrix, such as
+        the (y_t − y_m)² of linear-2x's loss: taken entry by entry, which the sheet must say (a
+        square of a matrix could be read as a matrix product).  A power of a norm or a sum is a
+        power of a number and is not one of them."""
+        out = []
+        for d in self.spec.forward:
+            for node in _nodes(d.tree):
+                if (isinstance(node, ex.Bin) and node.op == "^"
+                        and ex.tree_shape(node.left, lambda n: self.shapes.get(n, ())) != ()):
+                    out.append(node.right.text if isinstance(node.right, ex.Num) else "k")
+        return out
 
     def entry_notes(self) -> list:
         """The notes that say how an entry of a matrix is written, when the sheet asks for one (H₁₁,

@@ -841,6 +841,30 @@ def test_a_sheet_that_asks_for_a_matrix_entry_says_how_one_is_written(pid, lang)
         assert (row_col in tex) == bool(asked)
 
 
+@pytest.mark.parametrize("pid", IDS)
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_power_of_a_vector_is_said_to_be_taken_entry_by_entry(pid, lang):
+    """linear-2x's loss ½ Σ (y_t − y_m)² squares a vector, and its sheet never said how (a square
+    of a matrix may be read as a matrix product): a sheet whose model raises a vector or matrix to
+    a power says, beside the other notation, that the power is taken entry by entry, and defines
+    the entries it names.  matrix-linear's ½ ‖D‖²_F squares a number (the norm), the networks of
+    scalars square numbers: their sheets say nothing of it."""
+    vector_powers = {"linear-2x", "relu-2-4-2", "sigmoid-2-4-2"}
+    phrase = {"en": "A power of a vector or matrix is taken entry by entry", "zh": "向量或矩阵的幂按元素逐个计算"}[lang]
+    entries = {"en": "are its entries", "zh": "是它的各个元素"}[lang]
+    for mode in xc.MODES:
+        for fmt in ("md", "tex"):
+            text = docs(pid, lang)[(mode, fmt)]
+            assert (phrase in text) == (pid in vector_powers), (pid, mode, fmt)
+            if pid in vector_powers:
+                after = text.split(phrase, 1)[1]
+                assert re.match(r"[:：] ?\$`?\(v\^\{2\}\)_\{i\} = v_\{i\}\^\{2\}`?\$", after), (pid, after[:60])
+                assert text.index(entries) < text.index(phrase)
+    if pid in vector_powers:            # the model does square a vector: its definitions print (…)²
+        md = docs(pid, lang)[("exercise", "md")]
+        assert re.search(r"\\right\)\^\{2\}", md.split("```math", 1)[1].split("```", 1)[0])
+
+
 def test_the_loss_that_looks_unchanged_is_noted_with_its_change():
     """house-price's key printed L = 9.000 × 10¹⁰ and L⁽¹⁾ = 9.000 × 10¹⁰ with no word: the note
     below the table now gives ΔL = L⁽¹⁾ − L, checked against tests/reference.py."""
