@@ -325,6 +325,11 @@ def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagr
         nodes[q.name] = kind
         tree = quantities[neurons[q.name]].tree if q.name in neurons else q.tree
         lin = _linear(tree, params)
+        if (lin is None and isinstance(tree, ex.Call) and tree.fn in ex.ELEMENTWISE_FUNCTIONS
+                and len(tree.args) == 1):
+            # an activation of an unnamed weighted sum (relu-2-4-2's h = relu(W_hidden @ x)) is drawn
+            # as a named one is (linear-2x's h = 2 (W_hidden @ x)): arrows from its inputs, weighted
+            lin = _linear(tree.args[0], params)
         if lin is not None:
             for src, w in lin:
                 if src is not None:

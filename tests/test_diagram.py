@@ -257,3 +257,28 @@ def test_tikz_bias_labels_keep_clear_of_every_arrow(latexmk, pid):
             for a, b, p, q in arrows:
                 d = _segment_box_distance(p, q, box)
                 assert d >= BIAS_CLEARANCE_PT, (pid, f"bias label under {node}", f"arrow {a} -> {b}", round(d, 2))
+
+
+def _drawing(path: Path) -> tuple:
+    """What a TikZ picture shows, independent of node ids and of the order it is written in: the
+    scale, the nodes (kind, text, place) and the arrows (from, to, label, style)."""
+    tex = path.read_text(encoding="utf-8")
+    pic = tex.split("\\begin{tikzpicture}", 1)[1].split("\\end{tikzpicture}", 1)[0]
+    nodes = {m.group(2): (m.group(1), m.group(5), float(m.group(3)), float(m.group(4)))
+             for m in re.finditer(r"\\node\[([\w, ]+)\] \((n\d+)\) at \(([-\d.]+), ([-\d.]+)\) \{(.*)\};", pic)}
+    arrows = {(nodes[a][1], nodes[b][1], lab, style)
+              for style, a, lab, b in re.findall(r"\\draw\[([^\]]*)\] \((n\d+)\) -- (?:node\[[^\]]*\] \{(.*?)\} )?\((n\d+)\);", pic)}
+    return pic.split("]", 1)[0], sorted(nodes.values()), sorted(arrows)
+
+
+@pytest.mark.parametrize("where", ["", "exercises/"])
+def test_relu_and_linear_2x_draw_their_2_4_2_network_alike(where):
+    """relu-2-4-2 (h = relu(W_hidden x)) drew W_hidden as a dashed parameter box beside the arrow
+    x → h, linear-2x (h = 2 W_hidden x, the same 2-4-2 matrices) as the label of that arrow: an
+    activation of an unnamed weighted sum is drawn as linear-2x's is, so the two pictures (worked
+    solution and sheet) are the same."""
+    relu, linear = (_drawing(OUTPUT / f"{where}{pid}.en.tex") for pid in ("relu-2-4-2", "linear-2x"))
+    assert relu == linear
+    assert ("$x$\\\\[-2pt]{\\scriptsize $2\\times 1$}", "$h$\\\\[-2pt]{\\scriptsize $4\\times 1$}",
+            "$W_{\\mathrm{hidden}}$", "->") in relu[2]
+    assert not [n for n in relu[1] if n[0].startswith("param")]
