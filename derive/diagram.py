@@ -9,7 +9,10 @@ with both names.  A target (data that only enters one later node, not as a weigh
 half a column before that node, beside the output it is compared with, so that its arrow crosses
 none.  A weight label sits where it covers no other arrow, node or label, as
 near its arrow's midpoint as that allows (`label_positions`, from the picture's geometry in cm:
-house-price's arrows converging on h₂ once had w₄ over w₂).  Mermaid puts a label at its arrow's midpoint,
+house-price's arrows converging on h₂ once had w₄ over w₂); a bias label sits under its neuron,
+moved aside or over it where an arrow would pass it too close (`bias_positions`: house-price's w₄
+ran into the '+ b₁ + b₄' under h₁).  An activation of an unnamed weighted sum (relu(W @ x)) gets
+the weighted arrows of a named one.  Mermaid puts a label at its arrow's midpoint,
 which is where two crossing arrows meet, so there a neuron entered by a crossing arrow shows its
 weighted sum in its label (`h₁` over `w₁·x₁ + w₄·x₂ + b₁ + b₄`) and its arrows carry no label.
 
@@ -260,7 +263,7 @@ def _label_positions(labelled, drawn, centre, boxes, widths, extras) -> dict:
     (0 = the source node's border, 1 = the target's), computed from the picture in cm: a label is a
     small box sloped along its arrow (`widths[weight]` long), and it must cover no other arrow, no
     node (nor the space of the arrow tip), no other label and no `extras` ((centre, (half-width,
-    half-height)) of a bias written under a neuron).  Labels of arrows with the fewest free places are
+    half-height)) of a bias label, placed by `bias_positions`).  Labels of arrows with the fewest free places are
     placed first; among free places the one nearest the arrow's middle is taken, and where none is
     free the one with the fewest (lightest) collisions."""
     segs = _segments(drawn, centre, boxes)
