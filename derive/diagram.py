@@ -9,7 +9,10 @@ with both names.  A target (data that only enters one later node, not as a weigh
 half a column before that node, beside the output it is compared with, so that its arrow crosses
 none.  A weight label sits where it covers no other arrow, node or label, as
 near its arrow's midpoint as that allows (`label_positions`, from the picture's geometry in cm:
-house-price's arrows converging on h₂ once had w₄ over w₂).  Mermaid puts a label at its arrow's midpoint,
+house-price's arrows converging on h₂ once had w₄ over w₂); a bias label sits under its neuron,
+moved aside or over it where an arrow would pass it too close (`bias_positions`: house-price's w₄
+ran into the '+ b₁ + b₄' under h₁).  An activation of an unnamed weighted sum (relu(W @ x)) gets
+the weighted arrows of a named one.  Mermaid puts a label at its arrow's midpoint,
 which is where two crossing arrows meet, so there a neuron entered by a crossing arrow shows its
 weighted sum in its label (`h₁` over `w₁·x₁ + w₄·x₂ + b₁ + b₄`) and its arrows carry no label.
 
@@ -164,6 +167,85 @@ def _rect(cx: float, cy: float, ux: float, uy: float, hw: float, hh: float) -> l
             for sx, sy in ((1, 1), (-1, 1), (-1, -1), (1, -1))]
 
 
+def _segments(drawn, centre: dict, boxes: dict) -> dict:
+    """{arrow: (start, end, ux, uy)}: each arrow from its source's border to its target's, in cm,
+    with its direction of unit length."""
+    segs = {}
+    for e in drawn:
+        (x1, y1), (x2, y2) = centre[e[0]], centre[e[1]]
+        length = ((x2 - x1) ** 2 + (y2 - y1) ** 2) ** 0.5 or 1.0
+        ux, uy = (x2 - x1) / length, (y2 - y1) / length
+        a, b = _clip(boxes[e[0]], ux, uy), _clip(boxes[e[1]], ux, uy)
+        segs[e] = ((x1 + ux * a, y1 + uy * a), (x2 - ux * b, y2 - uy * b), ux, uy)
+    return segs
+
+
+def _point_segment(p, a, b) -> float:
+    (px, py), (ax, ay), (bx, by) = p, a, b
+    dx, dy = bx - ax, by - ay
+    t = max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / ((dx * dx + dy * dy) or 1.0)))
+    return ((px - ax - t * dx) ** 2 + (py - ay - t * dy) ** 2) ** 0.5
+
+
+def _segment_box(a, b, box) -> float:
+    """The distance between the segment ab and the rectangle box (x0, y0, x1, y1): 0 when they meet."""
+    x0, y0, x1, y1 = box
+    corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+    if _overlap([a, b], corners) or any(x0 <= x <= x1 and y0 <= y <= y1 for x, y in (a, b)):
+        return 0.0
+    sides = [(corners[i], corners[(i + 1) % 4]) for i in range(4)]
+    return min([_point_segment(c, a, b) for c in corners] + [_point_segment(p, *side) for p in (a, b) for side in sides])
+
+
+BIAS_CLEAR = 0.2       # cm an arrow keeps from a bias label (the estimate of its box is rough)
+BIAS_HEIGHT = 0.32     # cm: a \\scriptsize bias label with its inner sep
+# (above, dx, dy) of a bias label, in the order tried: under its node, at most 3 mm sideways and
+# 0.5 mm lower, the least shift first; then over it, the same way
+_BIAS_PLACES = [(above, dx / 20, (dy if above else -dy) / 20)
+                for above in (False, True)
+                for dx, dy in sorted(((dx, dy) for dx in range(-6, 7) for dy in (0, 1)),
+                                     key=lambda s: (abs(s[0]) + abs(s[1]), -s[0]))]
+
+
+def bias_positions(biased: dict, drawn, centre: dict, boxes: dict) -> tuple:
+    """Where each bias label goes, from the picture in cm: ({node: (above, dx, dy)}, {node: box}),
+    the label under its node (`south`; over it, `north`, when `above`) shifted by (dx, dy), and its
+    box (x0, y0, x1, y1); `biased[node]` is the label's estimated half-width.  A label is written
+    under its neuron, touching it; where an arrow would pass within BIAS_CLEAR of it (house-price's
+    w₄ ran into the '+ b₁ + b₄' under h₁: it reaches h₁ from below on the left, and w₇ leaves it
+    below on the right) it moves sideways, at most 3 mm, or goes over the neuron; it covers no
+    node and no other bias label.  Where no place keeps clear, the one farthest from the arrows."""
+    segs = _segments(drawn, centre, boxes)
+    placed: dict = {}
+    places: dict = {}
+    for n, hw in biased.items():
+        cx, cy = centre[n]
+        shape, a, b = boxes[n]
+        half = a if shape == "circle" else b
+
+        def box(place):
+            above, dx, dy = place
+            edge = cy + half + dy if above else cy - half + dy
+            return (cx + dx - hw, edge if above else edge - BIAS_HEIGHT, cx + dx + hw,
+                    edge + BIAS_HEIGHT if above else edge)
+
+        def fits(bx) -> bool:
+            for m, (mx, my) in centre.items():
+                shape_m, am, bm = boxes[m]
+                hh = am if shape_m == "circle" else bm
+                if m != n and bx[0] < mx + am and mx - am < bx[2] and bx[1] < my + hh and my - hh < bx[3]:
+                    return False
+            return not any(bx[0] < o[2] and o[0] < bx[2] and bx[1] < o[3] and o[1] < bx[3] for o in placed.values())
+
+        def clearance(bx) -> float:
+            return min((_segment_box(p, q, bx) for p, q, _, _ in segs.values()), default=float("inf"))
+        free = [pl for pl in _BIAS_PLACES if fits(box(pl))] or [_BIAS_PLACES[0]]
+        good = [pl for pl in free if clearance(box(pl)) >= BIAS_CLEAR]
+        places[n] = good[0] if good else max(free, key=lambda pl: clearance(box(pl)))
+        placed[n] = box(places[n])
+    return places, placed
+
+
 def label_positions(labelled, drawn, centre: dict, boxes: dict, widths: dict, extras=()) -> dict:
     """`_label_positions`, kept per picture (a pure function of its arguments)."""
     key = (tuple(labelled), tuple(drawn), tuple(sorted(centre.items())), tuple(sorted(boxes.items())),
@@ -181,16 +263,10 @@ def _label_positions(labelled, drawn, centre, boxes, widths, extras) -> dict:
     (0 = the source node's border, 1 = the target's), computed from the picture in cm: a label is a
     small box sloped along its arrow (`widths[weight]` long), and it must cover no other arrow, no
     node (nor the space of the arrow tip), no other label and no `extras` ((centre, (half-width,
-    half-height)) of a bias written under a neuron).  Labels of arrows with the fewest free places are
+    half-height)) of a bias label, placed by `bias_positions`).  Labels of arrows with the fewest free places are
     placed first; among free places the one nearest the arrow's middle is taken, and where none is
     free the one with the fewest (lightest) collisions."""
-    segs = {}
-    for e in drawn:
-        (x1, y1), (x2, y2) = centre[e[0]], centre[e[1]]
-        length = ((x2 - x1) ** 2 + (y2 - y1) ** 2) ** 0.5 or 1.0
-        ux, uy = (x2 - x1) / length, (y2 - y1) / length
-        a, b = _clip(boxes[e[0]], ux, uy), _clip(boxes[e[1]], ux, uy)
-        segs[e] = ((x1 + ux * a, y1 + uy * a), (x2 - ux * b, y2 - uy * b), ux, uy)
+    segs = _segments(drawn, centre, boxes)
     solids = []
     for n, (cx, cy) in centre.items():
         shape, a, b = boxes[n]
@@ -252,6 +328,11 @@ def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagr
         nodes[q.name] = kind
         tree = quantities[neurons[q.name]].tree if q.name in neurons else q.tree
         lin = _linear(tree, params)
+        if (lin is None and isinstance(tree, ex.Call) and tree.fn in ex.ELEMENTWISE_FUNCTIONS
+                and len(tree.args) == 1):
+            # an activation of an unnamed weighted sum (relu-2-4-2's h = relu(W_hidden @ x)) is drawn
+            # as a named one is (linear-2x's h = 2 (W_hidden @ x)): arrows from its inputs, weighted
+            lin = _linear(tree.args[0], params)
         if lin is not None:
             for src, w in lin:
                 if src is not None:
@@ -365,10 +446,12 @@ def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagr
             boxes[n] = ("circle", max(0.45, w * font_cm / 2 + 0.05), 0.0)
         else:
             boxes[n] = ("box", w * font_cm / 2 + 0.1, 0.42 if quantities[n].shape else 0.3)
-    extras = [((xs[d] * xscale, ys[d] * yscale - boxes[d][1] - 0.18),
-               (0.11 * pr.width(" + ".join(names[b] for b in bs)) + 0.1, 0.16))
-              for d, bs in biases.items() if d in boxes]
-    pos = (label_positions([e for e in drawn if e[2]], drawn, {n: (xs[n] * xscale, ys[n] * yscale) for n in boxes},
+    centre_cm = {n: (xs[n] * xscale, ys[n] * yscale) for n in boxes}
+    shifts, bias_boxes = bias_positions({d: 0.08 * pr.width(" ".join(f"+ {names[b]}" for b in bs)) + 0.03
+                                         for d, bs in biases.items() if d in boxes}, drawn, centre_cm, boxes)
+    extras = [(((x0 + x1) / 2, (y0 + y1) / 2), ((x1 - x0) / 2 + 0.04, (y1 - y0) / 2))
+              for x0, y0, x1, y1 in bias_boxes.values()]
+    pos = (label_positions([e for e in drawn if e[2]], drawn, centre_cm,
                            boxes, {w: 0.15 * pr.width(names[w]) + 0.12 for *_, w, _ in edges if w}, extras)
            if labels else {})
     # Mermaid places a label at its arrow's midpoint, where crossing arrows meet: a neuron that such
@@ -387,7 +470,10 @@ def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagr
         plus = " + ".join(terms) + (f"<br>{added}" if added else "") if terms else added
         small = " ".join(filter(None, [note, plus]))
         label = mermaid_label(tex) + (f"<br><small>{small}</small>" if small else "")
-        out_nodes.append(Node(ids[n], label, tex, kind, xs[n], round(ys[n], 3), note, bias))
+        above, *shift = shifts.get(n, (False, 0.0, 0.0))
+        shift = tuple(round(v, 2) + 0.0 for v in shift)
+        out_nodes.append(Node(ids[n], label, tex, kind, xs[n], round(ys[n], 3), note, bias,
+                              shift if any(shift) else (), above))
     out_edges = tuple(Edge(ids[s], ids[d], mermaid_label(names[w]) if w and d not in summed else "",
                            names[w] if w else "", kind, pos.get(e, 0.5))
                       for e in edges for s, d, w, kind in [e])

@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal, localcontext
 from fractions import Fraction
 
+from . import expr as ex
 from . import printer as pr
 from . import templating as tpl
 from .diagram import build_diagram
@@ -295,12 +296,29 @@ class SheetBuilder:
         tex = " ".join([*(line for e in definitions for line in (e.flat or "", *e.lines)),
                         *(t for pair in functions for t in pair)])
         out = [(key, args) for sym, key, args in NOTATION if sym in tex]
-        if any(f in ENTRYWISE for f in _functions(self.spec)):
+        powers = self.entrywise_powers()
+        if powers or any(f in ENTRYWISE for f in _functions(self.spec)):
             out.append(("note_entries", {"v": "v", "vi": "v_{1}, \\dots, v_{n}", "n": "n"}))
+        if powers:
+            k = powers[0] if len(set(powers)) == 1 else "k"
+            out.append(("note_power", {"rule": f"(v^{{{k}}})_{{i}} = v_{{i}}^{{{k}}}"}))
         if any(getattr(node, "op", None) == "@" for d in self.spec.forward for node in _nodes(d.tree)):
             out.append(("note_matmul", {"dot": "\\cdot"}))
         out.extend(self.entry_notes())
         return tuple(out)
+
+    def entrywise_powers(self) -> list:
+        """The exponents (LaTeX) of the powers the definitions take of a vector or matrix, such as
+        the (y_t − y_m)² of linear-2x's loss: taken entry by entry, which the sheet must say (a
+        square of a matrix could be read as a matrix product).  A power of a norm or a sum is a
+        power of a number and is not one of them."""
+        out = []
+        for d in self.spec.forward:
+            for node in _nodes(d.tree):
+                if (isinstance(node, ex.Bin) and node.op == "^"
+                        and ex.tree_shape(node.left, lambda n: self.shapes.get(n, ())) != ()):
+                    out.append(node.right.text if isinstance(node.right, ex.Num) else "k")
+        return out
 
     def entry_notes(self) -> list:
         """The notes that say how an entry of a matrix is written, when the sheet asks for one (H₁₁,
@@ -394,6 +412,8 @@ class SheetBuilder:
             "large": None,
             "groups": self.groups(),
             "short_rows": SHORT_ROWS,
+            "first_rows": FIRST_ROWS,
+            "last_rows": LAST_ROWS,
         }
         if self.large:
             ctx["large"] = {
@@ -469,7 +489,13 @@ def exact_value(n, digits: int) -> str:
     return pr.number(format(exact, "f") if -6 < exact.adjusted() < 15 else str(exact))
 
 
-SHORT_ROWS = 6        # a table of at most this many rows (of the TeX sheet) is never split across pages
+# Where a TeX answer table may break across pages: after its first FIRST_ROWS rows (a table starts
+# with its heading and three rows) and before its last LAST_ROWS (two rows under the repeated head
+# at the least), so a table of SHORT_ROWS rows or fewer is never split.  Kept whole, a table of five
+# or six rows once left a quarter of a page empty above it (matrix-linear's key, sigmoid-2-4-2).
+FIRST_ROWS = 3
+LAST_ROWS = 2
+SHORT_ROWS = FIRST_ROWS + LAST_ROWS - 1
 
 SMALL = Decimal("0.001")      # below this, a value in a table of m × 10ⁿ values is written so too
 

@@ -126,6 +126,8 @@ class Node:
     y: float
     note: str = ""               # '2×3' for matrices
     bias: str = ""               # '+ b_{1}': biases added in this neuron (TikZ writes them below it)
+    bias_shift: tuple = ()       # (dx, dy) cm: TikZ moves the bias label so from its place (diagram.bias_positions)
+    bias_above: bool = False     # TikZ writes the biases over the node, not under it
 
 
 @dataclass(frozen=True)

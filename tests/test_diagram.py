@@ -6,11 +6,13 @@ sit on top of each other.
 """
 import itertools
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
 from derive.diagram import mermaid_label
+from derive.spec import builtin_ids
 
 OUTPUT = Path(__file__).resolve().parent.parent / "output"
 
@@ -170,3 +172,113 @@ def test_tikz_weight_labels_sit_on_their_own_arrows_apart(pid):
         for other, seg in segs.items():
             if other != mine:
                 assert _dist(p, seg) >= 0.2, (pid, lab, nodes[other[0]][2], nodes[other[1]][2])
+
+# ---------------------------------------------------------------- bias labels, measured by TikZ itself
+BIAS_CLEARANCE_PT = 4.0     # the least distance from a bias label's box to any arrow (about 1.4 mm)
+
+
+def _pictures(pid) -> list:
+    """[(preamble, picture)] of the TikZ pictures with bias labels in the English worked solution
+    and exercise sheet of a problem (one of each distinct picture)."""
+    out = []
+    for path in (OUTPUT / f"{pid}.en.tex", OUTPUT / "exercises" / f"{pid}.en.tex"):
+        if not path.exists():
+            continue
+        tex = path.read_text(encoding="utf-8")
+        pre = tex.split("\\begin{document}", 1)[0]
+        for pic in re.findall(r"\\begin\{tikzpicture\}.*?\\end\{tikzpicture\}", tex, re.S):
+            if "biaslabel, anchor" in pic and pic not in [p for _, p in out]:
+                out.append((pre, pic))
+    return out
+
+
+def _measured(latexmk, pre: str, pic: str):
+    """TikZ's own geometry of a picture, in pt: {bias label: (x0, y0, x1, y1)} of each bias label's
+    box (its white fill), and [(src, dst, (x1, y1), (x2, y2))] of each arrow from border to border
+    (where TikZ starts and ends it), read from the log of a document of the picture alone."""
+    labels = []
+
+    def name(m):
+        labels.append(m.group(2))
+        return f"\\node[{m.group(1)}] (bl{len(labels) - 1}) at"
+    pic = re.sub(r"\\node\[(biaslabel[^\]]*)\] at(?= \(\[?[^)]*?(n\d+)\.south)", name, pic)
+    arrows = re.findall(r"\\draw\[[^\]]*\] \((n\d+)\) -- (?:node\[[^\]]*\] \{.*?\} )?\((n\d+)\);", pic)
+    show = ["\\makeatletter"]
+    for i in range(len(labels)):
+        for corner in ("south west", "north east"):
+            show.append(f"\\pgfpointanchor{{bl{i}}}{{{corner}}}\\typeout{{BOX {i} {corner} \\the\\pgf@x\\space\\the\\pgf@y}}")
+    for a, b in arrows:
+        show.append(f"\\pgfpointshapeborder{{{a}}}{{\\pgfpointanchor{{{b}}}{{center}}}}"
+                    f"\\typeout{{ARROW {a} {b} start \\the\\pgf@x\\space\\the\\pgf@y}}")
+        show.append(f"\\pgfpointshapeborder{{{b}}}{{\\pgfpointanchor{{{a}}}{{center}}}}"
+                    f"\\typeout{{ARROW {a} {b} end \\the\\pgf@x\\space\\the\\pgf@y}}")
+    show.append("\\makeatother")
+    pic = pic.replace("\\end{tikzpicture}", "\n".join(show) + "\n\\end{tikzpicture}")
+    log = latexmk(f"{pre}\\begin{{document}}\n{pic}\n\\end{{document}}\n", "xelatex").log
+    boxes = {}
+    for i, corner, x, y in re.findall(r"^BOX (\d+) (south west|north east) ([-\d.]+)pt ([-\d.]+)pt", log, re.M):
+        boxes.setdefault(int(i), {})[corner] = (float(x), float(y))
+    ends = {}
+    for a, b, which, x, y in re.findall(r"^ARROW (n\d+) (n\d+) (start|end) ([-\d.]+)pt ([-\d.]+)pt", log, re.M):
+        ends.setdefault((a, b), {})[which] = (float(x), float(y))
+    assert len(boxes) == len(labels) and len(ends) == len(set(arrows)), log[-2000:]
+    return ({(i, labels[i]): (*c["south west"], *c["north east"]) for i, c in boxes.items()},
+            [(a, b, e["start"], e["end"]) for (a, b), e in ends.items()])
+
+
+def _segment_box_distance(p, q, box) -> float:
+    """The least distance between the segment pq and the rectangle box (x0, y0, x1, y1); 0 when
+    they meet."""
+    x0, y0, x1, y1 = box
+    corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+    if any(x0 <= x <= x1 and y0 <= y <= y1 for x, y in (p, q)):
+        return 0.0
+    if any(_cross(p, q, corners[i], corners[(i + 1) % 4]) for i in range(4)):
+        return 0.0
+    return min([_dist(c, (p, q)) for c in corners]
+               + [_dist(e, (corners[i], corners[(i + 1) % 4])) for e in (p, q) for i in range(4)])
+
+
+@pytest.mark.tex
+@pytest.mark.parametrize("pid", builtin_ids())
+def test_tikz_bias_labels_keep_clear_of_every_arrow(latexmk, pid):
+    """house-price's w₄ arrow into h₁ grazed the '+ b₁ + b₄' written under h₁ (it passed the label's
+    left end within a fraction of a millimetre, and the label's white fill cut its tip).  Measured
+    by TikZ itself (each bias label's box and each arrow from border to border, from the log of the
+    picture compiled alone): every arrow keeps BIAS_CLEARANCE_PT or more from every bias label."""
+    if not shutil.which("latexmk") or not shutil.which("xelatex"):
+        pytest.skip("xelatex/latexmk not installed")
+    pictures = _pictures(pid)
+    if pid == "house-price":
+        assert len(pictures) == 1, pid            # the worked solution's picture is the sheet's
+    for pre, pic in pictures:
+        boxes, arrows = _measured(latexmk, pre, pic)
+        for (i, node), box in boxes.items():
+            for a, b, p, q in arrows:
+                d = _segment_box_distance(p, q, box)
+                assert d >= BIAS_CLEARANCE_PT, (pid, f"bias label under {node}", f"arrow {a} -> {b}", round(d, 2))
+
+
+def _drawing(path: Path) -> tuple:
+    """What a TikZ picture shows, independent of node ids and of the order it is written in: the
+    scale, the nodes (kind, text, place) and the arrows (from, to, label, style)."""
+    tex = path.read_text(encoding="utf-8")
+    pic = tex.split("\\begin{tikzpicture}", 1)[1].split("\\end{tikzpicture}", 1)[0]
+    nodes = {m.group(2): (m.group(1), m.group(5), float(m.group(3)), float(m.group(4)))
+             for m in re.finditer(r"\\node\[([\w, ]+)\] \((n\d+)\) at \(([-\d.]+), ([-\d.]+)\) \{(.*)\};", pic)}
+    arrows = {(nodes[a][1], nodes[b][1], lab, style)
+              for style, a, lab, b in re.findall(r"\\draw\[([^\]]*)\] \((n\d+)\) -- (?:node\[[^\]]*\] \{(.*?)\} )?\((n\d+)\);", pic)}
+    return pic.split("]", 1)[0], sorted(nodes.values()), sorted(arrows)
+
+
+@pytest.mark.parametrize("where", ["", "exercises/"])
+def test_relu_and_linear_2x_draw_their_2_4_2_network_alike(where):
+    """relu-2-4-2 (h = relu(W_hidden x)) drew W_hidden as a dashed parameter box beside the arrow
+    x → h, linear-2x (h = 2 W_hidden x, the same 2-4-2 matrices) as the label of that arrow: an
+    activation of an unnamed weighted sum is drawn as linear-2x's is, so the two pictures (worked
+    solution and sheet) are the same."""
+    relu, linear = (_drawing(OUTPUT / f"{where}{pid}.en.tex") for pid in ("relu-2-4-2", "linear-2x"))
+    assert relu == linear
+    assert ("$x$\\\\[-2pt]{\\scriptsize $2\\times 1$}", "$h$\\\\[-2pt]{\\scriptsize $4\\times 1$}",
+            "$W_{\\mathrm{hidden}}$", "->") in relu[2]
+    assert not [n for n in relu[1] if n[0].startswith("param")]
