@@ -7,14 +7,13 @@ arrows (biases written next to the neuron), columns by longest path from the dat
 that only renames another (`y_pred = o1`) is no node of its own: the node it renames is labelled
 with both names.  A target (data that only enters one later node, not as a weighed input) sits
 half a column before that node, beside the output it is compared with, so that its arrow crosses
-none.  A weight label sits where it covers no other arrow, node or label, as
+none.  A TikZ weight label sits where it covers no other arrow, node or label, as
 near its arrow's midpoint as that allows (`label_positions`, from the picture's geometry in cm:
 house-price's arrows converging on h₂ once had w₄ over w₂); a bias label sits under its neuron,
 moved aside or over it where an arrow would pass it too close (`bias_positions`: house-price's w₄
 ran into the '+ b₁ + b₄' under h₁).  An activation of an unnamed weighted sum (relu(W @ x)) gets
-the weighted arrows of a named one.  Mermaid puts a label at its arrow's midpoint,
-which is where two crossing arrows meet, so there a neuron entered by a crossing arrow shows its
-weighted sum in its label (`h₁` over `w₁·x₁ + w₄·x₂ + b₁ + b₄`) and its arrows carry no label.
+the weighted arrows of a named one.  Mermaid's layout (dagre, which the Markdown asks for) makes
+room for every arrow's label, so there too every weighted arrow carries its weight.
 
 Mermaid labels (`Node.name`, `Edge.label`) are the display names written with Unicode sub- and
 superscripts where they are digits and at most one letter (`w₁`, `outₕ₁`, `ŷ`, `δ`), else with
@@ -425,17 +424,7 @@ def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagr
     weighted = sum(1 for e in edges if e[2])
     labels = weighted <= 24
 
-    def crosses(e, f) -> bool:
-        """Two arrows cross: between the same two columns, in opposite vertical order; or a long one."""
-        (s1, d1), (s2, d2) = e[:2], f[:2]
-        if len({s1, d1, s2, d2}) < 4:
-            return False
-        if (xs[s1], xs[d1]) != (xs[s2], xs[d2]):
-            return min(xs[d1], xs[d2]) > max(xs[s1], xs[s2]) and (xs[d1] - xs[s1] > 1 or xs[d2] - xs[s2] > 1)
-        return (ys[s1] - ys[s2]) * (ys[d1] - ys[d2]) < 0
-
     drawn = [e for e in edges if e[3] != "bias"]
-    crossed = {e for e in edges if e[2] and any(crosses(e, f) for f in drawn)}
     font_cm = 1.0 if font == "small" else 0.8      # TikZ's \\small against \\scriptsize node text
     boxes = {}
     for n in nodes:
@@ -454,9 +443,9 @@ def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagr
     pos = (label_positions([e for e in drawn if e[2]], drawn, centre_cm,
                            boxes, {w: 0.15 * pr.width(names[w]) + 0.12 for *_, w, _ in edges if w}, extras)
            if labels else {})
-    # Mermaid places a label at its arrow's midpoint, where crossing arrows meet: a neuron that such
-    # an arrow enters shows its weighted sum (w₁·x₁ + w₄·x₂ + b₁) instead of labels on its arrows
-    summed = {d for _, d, _, _ in crossed} if labels else set()
+    # Mermaid (laid out by dagre, see templates/macros.md.j2) gives each arrow's label a place of its
+    # own, so every weighted arrow carries its weight as in TikZ; a neuron's small second line has
+    # its shape (a matrix layer) and its biases, each on a line of its own
     ids = {n: f"n{i}" for i, n in enumerate(sorted(nodes, key=order.index))}
     out_nodes = []
     for n, kind in nodes.items():
@@ -464,17 +453,14 @@ def build_diagram(quantities: dict, parameters, loss: str, names: dict) -> Diagr
         note = f"{q.shape[0]}×{q.shape[1]}" if q.shape else ""
         bias = " ".join(f"+ {names[x]}" for x in biases.get(n, ()))
         tex = texts[n]
-        terms = [mermaid_label(f"{names[w]} \\cdot {names[s_]}").replace(" · ", "·") for s_, d, w, _ in edges if d == n and w] \
-            if n in summed else []
         added = " ".join(mermaid_label(f"+ {names[x]}") for x in biases.get(n, ()))
-        plus = " + ".join(terms) + (f"<br>{added}" if added else "") if terms else added
-        small = " ".join(filter(None, [note, plus]))
+        small = "<br>".join(filter(None, [note, added]))
         label = mermaid_label(tex) + (f"<br><small>{small}</small>" if small else "")
         above, *shift = shifts.get(n, (False, 0.0, 0.0))
         shift = tuple(round(v, 2) + 0.0 for v in shift)
         out_nodes.append(Node(ids[n], label, tex, kind, xs[n], round(ys[n], 3), note, bias,
                               shift if any(shift) else (), above))
-    out_edges = tuple(Edge(ids[s], ids[d], mermaid_label(names[w]) if w and d not in summed else "",
+    out_edges = tuple(Edge(ids[s], ids[d], mermaid_label(names[w]) if w else "",
                            names[w] if w else "", kind, pos.get(e, 0.5))
                       for e in edges for s, d, w, kind in [e])
     pairs = tuple((names[p], names[a]) for p, a in absorbed.items())

@@ -61,40 +61,39 @@ def test_matrix_linear_mermaid_uses_the_texts_symbols():
     labels = re.findall(r'n\d+[\[(]+"([^"]+)"', block)
     assert {lab.split("<br>")[0] for lab in labels} == {"X", "H", "P", "T", "D", "E"}
     assert '|"W₁"|' in block and '|"W₂"|' in block
-    # the target T is in the column of P, the output it is compared with
-    cols = re.findall(r'subgraph (c\d+)\[" "\]\n(.*?)\n  end', block, re.S)
-    col_of = {lab.split("<br>")[0]: c for c, body in cols for lab in re.findall(r'"([^"]+)"', body)}
-    assert col_of["T"] == col_of["P"] != col_of["H"]
+    # the target T gets a column of its own just before D, beside the (one column longer) arrow P -> D
+    ids = {lab.split("<br>")[0]: n for n, lab in re.findall(r'(n\d+)[\[(/]+"([^"]+)"', block)}
+    assert f"{ids['T']} --> {ids['D']}" in block and f"{ids['P']} ---> {ids['D']}" in block
 
 
 def test_house_price_mermaid_has_no_bias_boxes_and_y_beside_the_output():
     block = mermaid("house-price")
     assert "b₁" in block and not re.search(r'n\d+\[/"b', block)            # biases only as small text
     assert len(re.findall(r"<small>[^<]*(?:<br>)?\+ b", block)) == 3     # in each hidden neuron's small text
-    cols = re.findall(r'subgraph (c\d+)\[" "\]\n(.*?)\n  end', block, re.S)
-    col_of = {lab.split("<br>")[0]: c for c, body in cols for lab in re.findall(r'"([^"]+)"', body)}
-    assert col_of["y"] == col_of["ŷ"] and len(cols) == 4
+    ids = {lab.split("<br>")[0]: n for n, lab in re.findall(r'(n\d+)[\[(/]+"([^"]+)"', block)}
+    assert f"{ids['y']} --> {ids['L']}" in block and f"{ids['ŷ']} ---> {ids['L']}" in block   # y beside ŷ's arrow
 
 
 @pytest.mark.parametrize("pid", ["house-price", "two-two-two", "alice"])
-def test_mermaid_crossing_arrows_leave_their_weights_to_the_neuron(pid):
-    """Mermaid sets a label at its arrow's midpoint, where two crossing arrows meet: a neuron that a
-    crossing arrow enters shows its weighted sum (w₁·x₁ + w₄·x₂) and its arrows carry no label;
-    arrows that cross nothing keep theirs (house-price's w₇, w₈, w₉).  TikZ labels every arrow."""
+def test_mermaid_arrows_carry_their_weights_as_in_tikz(pid):
+    """Mermaid's dagre layout gives every arrow's label a place of its own (the block asks for
+    dagre), so every weighted arrow carries its weight in Mermaid as in TikZ, crossing arrows too
+    (house-price's w₁…w₆ into h₁…h₃); no neuron writes out a weighted sum instead."""
     block = mermaid(pid)
+    assert block.startswith("---\nconfig:\n  layout: dagre\n")
     labels = dict(re.findall(r'(n\d+)[\[(]+"([^"]+)"', block))
-    arrows = re.findall(r'(n\d+) -->(?:\|"([^"]+)"\|)? (n\d+)', block)
-    summed = [n for n, lab in labels.items() if "·" in lab]
-    assert summed, pid
-    for src, lab, dst in arrows:
-        if dst in summed:
-            assert not lab, (pid, src, dst, lab)
-            assert labels[src].split("<br>")[0] in labels[dst], (pid, labels[src], labels[dst])
-    if pid == "house-price":
-        assert {lab for _, lab, _ in arrows if lab} == {"w₇", "w₈", "w₉"}
-        assert "h₁<br><small>w₁·x₁ + w₄·x₂<br>+ b₁ + b₄</small>" in block
+    arrows = re.findall(r'(n\d+) -+>(?:\|"([^"]+)"\|)? (n\d+)', block)
+    assert not [lab for lab in labels.values() if "·" in lab], pid
     nodes, edges = tikz(pid)
-    assert all(label for *_, label in edges if label is not None) and any(label for *_, label in edges)
+    tikz_weights = sorted(label for *_, label in edges if label)
+    assert all(label for *_, label in edges if label is not None) and tikz_weights
+    assert sorted(mermaid_label(w) for w in tikz_weights) == sorted(lab for _, lab, _ in arrows if lab)
+    for src, lab, dst in arrows:
+        if re.search(rf"^  {dst}\(\(", block, re.M):         # an arrow into a neuron (a circle)
+            assert lab, (pid, labels[src], labels[dst])
+    if pid == "house-price":
+        assert {lab for _, lab, _ in arrows if lab} == {f"w{c}" for c in "₁₂₃₄₅₆₇₈₉"}
+        assert "h₁<br><small>+ b₁ + b₄</small>" in block
 
 
 def test_alice_draws_no_node_for_the_renamed_output():

@@ -19,6 +19,7 @@ where .ci/run installs both and a missing one is a failure.  The check of the ma
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import os
 import re
@@ -218,6 +219,136 @@ def test_the_browser_check_reports_a_broken_formula_and_a_broken_diagram(rendere
     assert math["math"] == 2 and len(math["errors"]) == 1 and math["errors"][0].startswith("KaTeX:")
     assert "\\frac{1}{2 + \\left(x" in math["errors"][0]
     assert diagram["svgs"] == 0 and len(diagram["errors"]) == 1 and diagram["errors"][0].startswith("Mermaid:")
+
+
+# ------------------------------------------------------------------ the diagrams' geometry
+_NUM = r"(-?[\d.]+(?:e-?\d+)?)"
+CLEARANCE = 4      # px an arrow keeps from a node that is not its end
+RUN_TOGETHER = 20  # px two arrows may run side by side (within about 2 BAND px), away from the nodes
+BAND = 3
+
+
+def _path_points(d: str, step: int = 24) -> list:
+    """Points along an SVG path of M, L, Q and C commands (absolute, as Mermaid writes them)."""
+    pts, cur = [], (0.0, 0.0)
+    for cmd, args in re.findall(r"([MLQC])([^MLQC]*)", d):
+        v = [float(x) for x in re.findall(r"-?[\d.]+(?:e-?\d+)?", args)]
+        if cmd == "M":
+            cur = (v[0], v[1])
+            pts.append(cur)
+        elif cmd == "L":
+            for i in range(0, len(v), 2):
+                (x0, y0), (x1, y1) = cur, (v[i], v[i + 1])
+                pts += [(x0 + (x1 - x0) * t / step, y0 + (y1 - y0) * t / step) for t in range(1, step + 1)]
+                cur = (x1, y1)
+        elif cmd == "Q":
+            for i in range(0, len(v), 4):
+                (x0, y0), (x1, y1), (x2, y2) = cur, v[i:i + 2], v[i + 2:i + 4]
+                pts += [((1 - t) ** 2 * x0 + 2 * (1 - t) * t * x1 + t * t * x2,
+                         (1 - t) ** 2 * y0 + 2 * (1 - t) * t * y1 + t * t * y2) for t in (k / step for k in range(1, step + 1))]
+                cur = (x2, y2)
+        else:
+            for i in range(0, len(v), 6):
+                (x0, y0), (x1, y1), (x2, y2), (x3, y3) = cur, v[i:i + 2], v[i + 2:i + 4], v[i + 4:i + 6]
+                for k in range(1, step + 1):
+                    t = k / step
+                    a, b, c, e = (1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t ** 2, t ** 3
+                    pts.append((a * x0 + b * x1 + c * x2 + e * x3, a * y0 + b * y1 + c * y2 + e * y3))
+                cur = (x3, y3)
+    return pts
+
+
+def _resample(pts: list, gap: float = 2.0) -> list:
+    """The polyline through `pts` as points `gap` px apart."""
+    out = pts[:1]
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        n = max(1, int(((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5 / gap))
+        out += [(x0 + (x1 - x0) * k / n, y0 + (y1 - y0) * k / n) for k in range(1, n + 1)]
+    return out
+
+
+def drawing_geometry(svg: str):
+    """({node: inside(x, y, margin)}, [(src, dst, points)], [(edge, (x0, y0, x1, y1))]) of a Mermaid
+    flowchart SVG, in the drawing's own coordinates (its nodes, arrows and labels sit in one group)."""
+    nodes = {}
+    for m in re.finditer(r'<g class="node[^"]*" id="[^"]*-flowchart-(n\d+)-\d+"[^>]*transform="translate\('
+                         + _NUM + r", " + _NUM + r'\)">(.*?)<g class="label"', svg, re.S):
+        n, cx, cy, shape = m.group(1), float(m.group(2)), float(m.group(3)), m.group(4)
+        if c := re.search(r'<circle[^>]* r="' + _NUM + '"', shape):
+            r = float(c.group(1))
+            nodes[n] = lambda x, y, mg, cx=cx, cy=cy, r=r: (x - cx) ** 2 + (y - cy) ** 2 < (r - mg) ** 2
+        elif b := re.search(r'<rect[^>]* x="' + _NUM + '" y="' + _NUM + '" width="' + _NUM + '" height="' + _NUM + '"', shape):
+            x0, y0, w, h = (float(v) for v in b.groups())
+            nodes[n] = lambda x, y, mg, a=cx + x0, b=cy + y0, w=w, h=h: a + mg < x < a + w - mg and b + mg < y < b + h - mg
+        else:           # a polygon or path: its bounding box
+            v = [float(t) for t in re.findall(r"-?\d+(?:\.\d+)?", " ".join(re.findall(r'(?:points|d)="([^"]*)"', shape)))]
+            xs, ys = v[0::2], v[1::2]
+            nodes[n] = lambda x, y, mg, a=cx + min(xs), b=cy + min(ys), c=cx + max(xs), d=cy + max(ys): \
+                a + mg < x < c - mg and b + mg < y < d - mg
+    edges = [(m.group(2), m.group(3), _path_points(m.group(1)))
+             for m in re.finditer(r'<path d="([^"]*)" id="[^"]*-L_(n\d+)_(n\d+)_\d+"', svg)]
+    labels = []
+    for m in re.finditer(r'<g class="edgeLabel" transform="translate\(' + _NUM + ", " + _NUM + r'\)"><g class="label" '
+                         r'data-id="L_(n\d+_n\d+)_\d+" transform="translate\(' + _NUM + ", " + _NUM
+                         + r'\)"><foreignObject width="' + _NUM + '" height="' + _NUM + '"', svg):
+        x, y, e, dx, dy, w, h = m.groups()
+        if float(w) > 0:
+            x0, y0 = float(x) + float(dx), float(y) + float(dy)
+            labels.append((tuple(e.split("_")), (x0, y0, x0 + float(w), y0 + float(h))))
+    return nodes, edges, labels
+
+
+def drawing_faults(svg: str) -> list:
+    """What makes a diagram hard to follow: an arrow through a node that is not its end, two arrows
+    without a common end running along each other, two arrow labels on top of each other or a
+    label on a node, an arrow through another arrow's label."""
+    nodes, edges, labels = drawing_geometry(svg)
+    faults = []
+    for src, dst, pts in edges:
+        for n, inside in nodes.items():
+            if n not in (src, dst) and any(inside(x, y, -CLEARANCE) for x, y in pts):
+                faults.append(f"arrow {src}->{dst} runs through {n}")
+    # two arrows that run along each other away from the nodes (ELK's shared channels)
+    dense = {(s_, d): [(x, y) for x, y in _resample(pts) if not any(inside(x, y, -12) for inside in nodes.values())]
+             for s_, d, pts in edges}
+    for (e, p), (f, q) in itertools.combinations(dense.items(), 2):
+        cells = {(round(x / BAND), round(y / BAND)) for x, y in q}
+        near = sum(1 for x, y in p if any((round(x / BAND) + i, round(y / BAND) + j) in cells
+                                         for i in (-1, 0, 1) for j in (-1, 0, 1)))
+        if near * 2 > RUN_TOGETHER:
+            faults.append(f"arrows {e[0]}->{e[1]} and {f[0]}->{f[1]} run together for {near * 2} px")
+    for i, (e, (a0, b0, a1, b1)) in enumerate(labels):
+        for f, (c0, d0, c1, d1) in labels[i + 1:]:
+            if a0 < c1 - 1 and c0 < a1 - 1 and b0 < d1 - 1 and d0 < b1 - 1:
+                faults.append(f"labels of {e} and {f} overlap")
+        for n, inside in nodes.items():
+            if any(inside(x, y, 0) for x in (a0, (a0 + a1) / 2, a1) for y in (b0, (b0 + b1) / 2, b1)):
+                faults.append(f"label of {e} lies on {n}")
+        for src, dst, pts in edges:
+            if (src, dst) != e and any(a0 + 1 < x < a1 - 1 and b0 + 1 < y < b1 - 1 for x, y in pts):
+                faults.append(f"arrow {src}->{dst} runs through the label of {e}")
+    return faults
+
+
+@pytest.mark.browser
+def test_no_arrow_runs_through_a_node_or_a_label_and_labels_stand_apart(rendered):
+    """The drawn diagrams, as Mermaid lays them out: house-price's w7 arrow once ran under the box
+    of the target y, and ELK ran a layer's arrows together as parallel lines."""
+    drawings = {n: d["drawings"] for n, d in rendered.items() if n not in BROKEN}
+    assert sum(len(v) for v in drawings.values()) >= 54
+    faults = {n: f for n, v in drawings.items() for svg in v if (f := drawing_faults(svg))}
+    assert not faults, json.dumps(faults, ensure_ascii=False, indent=1)[:4000]
+    nodes, edges, labels = drawing_geometry(drawings["house-price.en.md"][0])
+    assert len(nodes) == 8 and len(edges) == 11 and len(labels) == 9
+
+
+def test_the_geometry_check_finds_an_arrow_through_a_node():
+    svg = ('<g class="node default" id="m0-flowchart-n1-0" transform="translate(50, 50)"><rect class="basic" '
+           'style="" x="-20" y="-10" width="40" height="20"></rect><g class="label"></g></g>'
+           '<path d="M0,50L100,50" id="m0-L_n0_n2_0" class="flowchart-link"></path>'
+           '<g class="edgeLabel" transform="translate(80, 50)"><g class="label" data-id="L_n3_n4_0" '
+           'transform="translate(-5, -5)"><foreignObject width="10" height="10"></foreignObject></g></g>')
+    assert drawing_faults(svg) == ["arrow n0->n2 runs through n1", "arrow n0->n2 runs through the label of ('n3', 'n4')"]
 
 
 def screenshot(md_file: Path, png: Path, width: int = 1100, height: int = 6000):

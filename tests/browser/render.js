@@ -62,7 +62,7 @@
     md.renderer.rules.math_inline = (tokens, idx) => katexHtml(tokens[idx].content, false);
     let serial = 0;
     for (const doc of docs) {
-      current = { name: doc.name, math: 0, errors: [], warnings: [], mermaid: [], svgs: 0 };
+      current = { name: doc.name, math: 0, errors: [], warnings: [], mermaid: [], svgs: 0, drawings: [] };
       const div = document.createElement("article");
       div.className = "markdown-body";
       div.innerHTML = md.render(doc.text);
@@ -75,6 +75,8 @@
           if (/aria-roledescription="error"|Syntax error in text/.test(svg)) throw new Error("Mermaid drew its error picture");
           slot.innerHTML = svg;
           current.svgs += 1;
+          // the drawing without its style sheet and markers, for the test's geometry checks
+          current.drawings.push(svg.replace(/<style>[\s\S]*?<\/style>/g, "").replace(/<marker[\s\S]*?<\/marker>/g, ""));
         } catch (e) {
           current.errors.push("Mermaid: " + (e && e.message ? e.message : String(e)).slice(0, 300));
         }
