@@ -43,6 +43,7 @@ from .summary import Shaped
 MAX_JOBS = 4                     # worker processes of `parallel_map`, at most
 WORK_BITS = int(60 * 3.33) + 64      # the checker's what-if precision (worlds.WORK_BITS)
 TAPE_VARIANTS = 10               # fewer variants: the engine's own runs (recording ≈ 5 of its runs)
+CHUNK = 2                        # tasks a worker takes at a time: a short tail where one worker waits
 FAILURES = (DeriveError, ArithmeticError, ValueError, engine.Imprecise)
 
 
@@ -306,7 +307,7 @@ def parallel_map(fn, state, n: int, jobs: int, start: int = 0) -> list:
     try:
         pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_start)
         try:
-            out = pool.map(_call, [(fn, i) for i in range(start, n)], chunksize=max(1, (n - start) // (4 * jobs)))
+            out = pool.map(_call, [(fn, i) for i in range(start, n)], chunksize=CHUNK)
             pool.close()
         finally:
             pool.terminate()

@@ -295,7 +295,7 @@ def cmd_exercise(args) -> int:
     fmt = "md" if args.format == "html" else args.format
     if fmt in ("md", "moodle"):      # each variant's share in worker processes (a large bank)
         from .moodle import prepare
-        prepare(bank, lang=lang, fmt="md", command=command, moodle=fmt == "moodle")
+        prepare(bank, lang=lang, fmt="md", command=command, moodle=fmt == "moodle", style=args.moodle)
     files = vr.bank_files(bank, fmt=fmt, lang=lang, command=command)
     if args.format == "html":
         from .htmlpage import exercise_page

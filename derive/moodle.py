@@ -331,11 +331,11 @@ def _html(el: ET.Element) -> str:
     return ET.tostring(el, encoding="unicode", method="html")
 
 
-def _with_file(q, tag: str, html: str, svg: bytes) -> None:
-    """<TAG format="html"> (questiontext, generalfeedback) with the diagram as its file (base64)."""
+def _with_file(q, tag: str, html: str, svg: str) -> None:
+    """<TAG format="html"> (questiontext, generalfeedback) with the diagram (`svg`: its base64) as its file."""
     el = _text(q, tag, html, "html")
     f = ET.SubElement(el, "file", name=DIAGRAM, path="/", encoding="base64")
-    f.text = base64.b64encode(svg).decode("ascii")
+    f.text = svg
 
 
 def _img(alt: str) -> str:
@@ -393,8 +393,10 @@ class _variant_task:
     """One variant's whole share of a bank's files (see `prepare`) as a function of (bank, i):
     {frame key: value} of what it worked out."""
 
-    def __init__(self, lang: str, fmt: str, command: str, moodle: bool, template_dir: str | None):
+    def __init__(self, lang: str, fmt: str, command: str, moodle: bool, template_dir: str | None,
+                 style: str = "cloze"):
         self.lang, self.fmt, self.command, self.moodle, self.template_dir = lang, fmt, command, moodle, template_dir
+        self.style = style
 
     def __call__(self, bank, i: int) -> dict:
         memo = bank.frame.memo
@@ -405,12 +407,13 @@ class _variant_task:
         if self.moodle:
             variant_blanks(bank, i, self.lang, self.template_dir)
             variant_fragment(bank, i, self.lang, self.template_dir)
+            variant_questions(bank, i, self.lang, self.style, self.template_dir)
         # what the parent reads: the texts, the given numbers, the blanks (not the runs behind them)
         return {k: memo[k] for k in memo.keys() - before if k[0] in ("part", "files", "given", "moodle")}
 
 
 def prepare(bank, *, lang: str, fmt: str = "md", command: str = "", moodle: bool = True,
-            template_dir: str | None = None, jobs: int | None = None) -> None:
+            style: str = "cloze", template_dir: str | None = None, jobs: int | None = None) -> None:
     """Work out each variant's share of the bank's files — its sheet and key in `fmt` (Markdown
     for the quiz), its spec file and claims template, and for the quiz (`moodle`) its blanks and
     its worked solution — one variant per task, in worker processes for a bank of PARALLEL or
@@ -426,7 +429,7 @@ def prepare(bank, *, lang: str, fmt: str = "md", command: str = "", moodle: bool
     # the first variant here: what every variant shares and is made on first use (the catalogued
     # mistakes, their what-if tapes, the sheet's context, the compiled templates and quantities)
     # is then made once, and the workers inherit it
-    task = _variant_task(lang, fmt, command, moodle, template_dir)
+    task = _variant_task(lang, fmt, command, moodle, template_dir, style)
     task(bank, 0)
     for got in br.parallel_map(task, bank, n, jobs, start=1):
         for k, v in got.items():
@@ -434,69 +437,115 @@ def prepare(bank, *, lang: str, fmt: str = "md", command: str = "", moodle: bool
 
 
 def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = None) -> bytes:
-    """The Moodle XML (UTF-8 bytes) of a bank (`variants.Bank`)."""
+    """The Moodle XML (UTF-8 bytes) of a bank (`variants.Bank`): the category, then each variant's
+    questions (`variant_questions`, worked out by worker processes for a large bank unless
+    `prepare` has), as one ElementTree indented with `ET.indent` would write them."""
+    x = vr.document_strings(bank, "md", lang, template_dir)[3]
+    root = ET.Element("quiz")
+    cat = ET.SubElement(root, "question", type="category")
+    _text(cat, "category", "$course$/top/" + x("moodle_category", id=bank.base.spec.id))
+    n = len(bank.variants)
+    if bank.frame is not None and all(_key(("questions", style), lang, template_dir, i) in bank.frame.memo
+                                      for i in range(n)):
+        questions = [variant_questions(bank, i, lang, style, template_dir) for i in range(n)]
+    else:
+        questions = br.parallel_map(_questions_task(lang, style, template_dir), bank, n, br.jobs_for(n, PARALLEL))
+    return (b'<?xml version="1.0" encoding="UTF-8"?>\n<quiz>' + _SEP + _serialized(cat)
+            + b"".join(_SEP + q for qs in questions for q in qs) + b"\n</quiz>\n")
+
+
+_SEP = b"\n  "                  # before each question of the quiz (ET.indent's, at level 1)
+
+
+def _serialized(q: ET.Element) -> bytes:
+    """A question as it is written inside the indented <quiz> (`ET.indent` at level 1, no tail)."""
+    ET.indent(q, level=1)
+    return ET.tostring(q, encoding="utf-8", xml_declaration=False)
+
+
+def _diagram_base64(bank, lang: str) -> str:
+    """Every variant's network (`svgdiagram.network_svg` of the base problem) as base64, made once."""
+    return _remember(bank, ("moodle", "svg", lang), lambda: base64.b64encode(
+        network_svg(bank.base, lang).encode("utf-8")).decode("ascii"))
+
+
+def variant_questions(bank, i: int, lang: str, style: str = "cloze", template_dir: str | None = None) -> tuple:
+    """Variant i's (0-based) questions as bytes, each as `quiz` writes it (one cloze question, or
+    one numerical question per blank), kept in the bank's frame."""
+    return _remember(bank, _key(("questions", style), lang, template_dir, i),
+                     lambda: tuple(_serialized(q) for q in _questions(bank, i, lang, style, template_dir)))
+
+
+def _questions(bank, i: int, lang: str, style: str, template_dir: str | None) -> list:
     _env, s, _x, x = vr.document_strings(bank, "md", lang, template_dir)
     base = bank.base.spec
     digits = bank.digits
-    root = ET.Element("quiz")
-    cat = ET.SubElement(root, "question", type="category")
-    _text(cat, "category", "$course$/top/" + x("moodle_category", id=base.id))
-    svg = network_svg(bank.base, lang).encode("utf-8")        # every variant's network
-    solutions = feedback_html(bank, lang=lang, template_dir=template_dir)
-    for n, vp in enumerate(bank.variants, 1):
-        ctx = variant_context(bank, vp, lang=lang, strings=x, key=("md", template_dir))
-        intro = model_html(ctx, x, s)
-        bl = variant_blanks(bank, n - 1, lang, template_dir)
-        answers_div = ET.Element("div")
-        _p(answers_div, x("moodle_answers", digits=digits))
-        ul = ET.SubElement(answers_div, "ul")
-        for b in bl:
-            _p(ul, _m(b.sym + " = " + b.choices[0].value), "li")
-        _p(answers_div, x("moodle_solution"))
-        general = _html(answers_div) + _solution_with_diagram(solutions[n - 1], x("moodle_diagram_alt"))
-        if style == "cloze":
-            body = ET.Element("div")
-            body.append(intro)
-            _p(body, x("h_tasks"), "h4")
-            _p(body, x("precision", digits=digits))
-            table = ET.SubElement(body, "table")
-            for i, b in enumerate(bl, 1):
-                tr = ET.SubElement(table, "tr")
-                _p(tr, str(i), "td")
-                _p(tr, _m(b.sym), "td")
-                _p(tr, cloze_blank(b), "td")
-            q = ET.SubElement(root, "question", type="cloze")
-            _text(q, "name", x("moodle_name", id=base.id, n=n))
-            _with_file(q, "questiontext", _html(body), svg)
-            _with_file(q, "generalfeedback", general, svg)
-            ET.SubElement(q, "penalty").text = PENALTY
-            ET.SubElement(q, "hidden").text = "0"
-            ET.SubElement(q, "idnumber").text = f"{vp.spec.id}"
-            continue
-        for i, b in enumerate(bl, 1):
-            body = ET.Element("div")
-            body.append(intro)
-            _p(body, x("moodle_task", quantity=_m(b.sym), digits=digits))
-            q = ET.SubElement(root, "question", type="numerical")
-            _text(q, "name", x("moodle_name_quantity", id=base.id, n=n, quantity=b.quantity))
-            _with_file(q, "questiontext", _html(body), svg)
-            _with_file(q, "generalfeedback", general, svg)
-            ET.SubElement(q, "defaultgrade").text = "1"
-            ET.SubElement(q, "penalty").text = PENALTY
-            ET.SubElement(q, "hidden").text = "0"
-            ET.SubElement(q, "idnumber").text = f"{vp.spec.id}-{i}"
-            for c in b.choices:
-                a = ET.SubElement(q, "answer", fraction=str(c.fraction), format="moodle_auto_format")
-                ET.SubElement(a, "text").text = c.value
-                ET.SubElement(a, "tolerance").text = c.tolerance
-                _text(a, "feedback", c.feedback, "html")
-            ET.SubElement(q, "unitgradingtype").text = "0"
-            ET.SubElement(q, "unitpenalty").text = "0.1000000"
-            ET.SubElement(q, "showunits").text = "3"
-            ET.SubElement(q, "unitsleft").text = "0"
-    ET.indent(root)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8",
-                                                                     xml_declaration=False) + b"\n"
+    svg = _diagram_base64(bank, lang)
+    n, vp = i + 1, bank.variants[i]
+    ctx = variant_context(bank, vp, lang=lang, strings=x, key=("md", template_dir))
+    intro = model_html(ctx, x, s)
+    bl = variant_blanks(bank, i, lang, template_dir)
+    answers_div = ET.Element("div")
+    _p(answers_div, x("moodle_answers", digits=digits))
+    ul = ET.SubElement(answers_div, "ul")
+    for b in bl:
+        _p(ul, _m(b.sym + " = " + b.choices[0].value), "li")
+    _p(answers_div, x("moodle_solution"))
+    general = _html(answers_div) + _solution_with_diagram(variant_fragment(bank, i, lang, template_dir),
+                                                          x("moodle_diagram_alt"))
+    if style == "cloze":
+        body = ET.Element("div")
+        body.append(intro)
+        _p(body, x("h_tasks"), "h4")
+        _p(body, x("precision", digits=digits))
+        table = ET.SubElement(body, "table")
+        for k, b in enumerate(bl, 1):
+            tr = ET.SubElement(table, "tr")
+            _p(tr, str(k), "td")
+            _p(tr, _m(b.sym), "td")
+            _p(tr, cloze_blank(b), "td")
+        q = ET.Element("question", type="cloze")
+        _text(q, "name", x("moodle_name", id=base.id, n=n))
+        _with_file(q, "questiontext", _html(body), svg)
+        _with_file(q, "generalfeedback", general, svg)
+        ET.SubElement(q, "penalty").text = PENALTY
+        ET.SubElement(q, "hidden").text = "0"
+        ET.SubElement(q, "idnumber").text = f"{vp.spec.id}"
+        return [q]
+    out = []
+    for k, b in enumerate(bl, 1):
+        body = ET.Element("div")
+        body.append(intro)
+        _p(body, x("moodle_task", quantity=_m(b.sym), digits=digits))
+        q = ET.Element("question", type="numerical")
+        _text(q, "name", x("moodle_name_quantity", id=base.id, n=n, quantity=b.quantity))
+        _with_file(q, "questiontext", _html(body), svg)
+        _with_file(q, "generalfeedback", general, svg)
+        ET.SubElement(q, "defaultgrade").text = "1"
+        ET.SubElement(q, "penalty").text = PENALTY
+        ET.SubElement(q, "hidden").text = "0"
+        ET.SubElement(q, "idnumber").text = f"{vp.spec.id}-{k}"
+        for c in b.choices:
+            a = ET.SubElement(q, "answer", fraction=str(c.fraction), format="moodle_auto_format")
+            ET.SubElement(a, "text").text = c.value
+            ET.SubElement(a, "tolerance").text = c.tolerance
+            _text(a, "feedback", c.feedback, "html")
+        ET.SubElement(q, "unitgradingtype").text = "0"
+        ET.SubElement(q, "unitpenalty").text = "0.1000000"
+        ET.SubElement(q, "showunits").text = "3"
+        ET.SubElement(q, "unitsleft").text = "0"
+        out.append(q)
+    return out
+
+
+class _questions_task:
+    """variant_questions(bank, i, lang, style, template_dir) as a picklable function of (bank, i)."""
+
+    def __init__(self, lang: str, style: str, template_dir: str | None):
+        self.lang, self.style, self.template_dir = lang, style, template_dir
+
+    def __call__(self, bank, i: int) -> tuple:
+        return variant_questions(bank, i, self.lang, self.style, self.template_dir)
 
 
 __all__ = ["Blank", "Choice", "STYLES", "blanks", "feedback_html", "prepare", "variant_blanks", "variant_fragment", "cloze_blank", "cloze_escape", "exponent", "quiz",
