@@ -348,17 +348,23 @@ def test_prepared_bank_is_byte_identical_to_the_plain_path(n, seed, lang, style)
     plain = _bank_bytes(vr.draw(derive.load("two-two-two"), n, seed), lang, style)
     for jobs in (2, 3):
         bank = vr.draw(derive.load("two-two-two"), n, seed)
-        moodle.prepare(bank, lang=lang, command="derive exercise t", jobs=jobs)
+        moodle.prepare(bank, lang=lang, command="derive exercise t", style=style, jobs=jobs)
         memo = bank.frame.memo
+        question = ("moodle", ("questions", style), lang, None)
         for i in range(n):
-            assert ("moodle", "fragment", lang, None, i) in memo and ("moodle", "blanks", lang, None, i) in memo
+            # the quiz's questions (their blanks and worked solution inside) come from the workers
+            questions = 1 if style == "cloze" else len(vr.asked(bank.variants[i], bank.digits))
+            assert (*question, i) in memo and len(memo[(*question, i)]) == questions
             assert ("part", "md", lang, "key", None, i) in memo and ("files", "derive exercise t", i) in memo
         # what the files read is what prepare's workers sent: a changed text shows up in the bytes
         memo[("part", "md", lang, "key", None, 0)] += "CHANGED\n"
+        last = memo[(*question, n - 1)]
+        memo[(*question, n - 1)] = (*last[:-1], last[-1].replace(b"</question>", b"<!--CHANGED--></question>"))
         got = _bank_bytes(bank, lang, style)
         key = f"two-two-two.variants.key.{lang}.md"
-        assert b"CHANGED" in got[key]
+        assert b"CHANGED" in got[key] and got["quiz"].count(b"<!--CHANGED--></question>\n</quiz>") == 1
         got[key] = got[key].replace(b"CHANGED\n", b"")
+        got["quiz"] = got["quiz"].replace(b"<!--CHANGED-->", b"")
         assert got == plain
 
 
