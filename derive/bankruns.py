@@ -317,4 +317,20 @@ def parallel_map(fn, state, n: int, jobs: int, start: int = 0) -> list:
         _FORKED.clear()
 
 
-__all__ = ["Frame", "Runs", "jobs_for", "parallel_map", "Variant", "WORK_BITS", "exponent", "exponent_of", "is_zero", "midpoint", "rounded", "term_value", "value"]
+def ordered(fn, state, indices, jobs: int):
+    """fn(state, i) for i in `indices`, in order, as they come from `jobs` forked worker processes
+    (as `parallel_map`'s); closing the generator before its end stops the workers."""
+    _FORKED[:] = [state]
+    try:
+        pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_start)
+    finally:
+        _FORKED.clear()              # the workers have it; the parent need not keep it
+    try:
+        yield from pool.imap(_call, [(fn, i) for i in indices], chunksize=CHUNK)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+__all__ = ["Frame", "Runs", "jobs_for", "ordered", "parallel_map", "Variant", "WORK_BITS", "exponent", "exponent_of", "is_zero", "midpoint", "rounded", "term_value", "value"]

@@ -29,9 +29,10 @@ what those functions compute in one process, byte for byte, for every number of 
 from __future__ import annotations
 
 import base64
+import contextlib
 import decimal
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from . import bankruns as br
@@ -439,6 +440,76 @@ def prepare(bank, *, lang: str, fmt: str = "md", command: str = "", moodle: bool
             bank.frame.memo.setdefault(k, v)
 
 
+def draw_prepared(problem, n: int, seed: int, *, vary: str | None = None, digits: int = xc.DEFAULT_ANSWER_DIGITS,
+                  lang: str, fmt: str = "md", command: str = "", moodle: bool = True, style: str = "cloze",
+                  template_dir: str | None = None, jobs: int | None = None):
+    """`variants.draw` and `prepare` at once, the draws judged by the worker processes too: the
+    same Bank (same variants, draws and rejections) with each variant's share in its frame.
+
+    The first variant is drawn, and its share worked out (what every variant shares with it), here;
+    then each worker judges the draw the next variants would be if no draw were rejected (the draws
+    are known ahead: `variants.Drawing.ahead`), and works out its share when it is not degenerate.
+    This process takes their verdicts in order (`Drawing.accept`, which also rejects answers the
+    same as an earlier variant's); at the first draw rejected (or whose share failed), the rest
+    is drawn here as `variants.draw` does, and the variants from there are worked out as `prepare`
+    does."""
+    d = vr.Drawing(problem, n, seed, vary=vary, digits=digits)
+    jobs = br.jobs_for(n, PARALLEL) if jobs is None else jobs
+    task = _variant_task(lang, fmt, command, moodle, template_dir, style)
+    while not d.variants:
+        d.step()
+    if jobs < 2 or d.done:
+        while not d.done:
+            d.step()
+        bank = d.bank()
+        prepare(bank, lang=lang, fmt=fmt, command=command, moodle=moodle, style=style,
+                template_dir=template_dir, jobs=jobs)
+        return bank
+    first = d.bank()
+    task(first, 0)
+    memo = d.frame.memo
+    shared = 1                       # variants whose share is in the frame
+    state = (first, d, d.ahead(n - 1))
+    with contextlib.closing(br.ordered(_judged_task(task), state, range(1, n), jobs)) as results:
+        for j, (why, texts, got) in zip(range(1, n), results):
+            if why is None and got is None:
+                break                # its share failed: judged again and worked out below
+            vspec = vr.numbered(problem.spec, d.next_values(), j + 1)
+            if not d.accept(d.frame.problem(vspec) if why is None else None, why, texts):
+                break                # the later variants' numbers are not those speculated
+            for k, v in got.items():
+                memo.setdefault(k, v)
+            shared += 1
+    while not d.done:
+        d.step()
+    bank = d.bank()
+    for got in br.parallel_map(task, bank, n, jobs if n - shared >= 2 else 1, start=shared):
+        for k, v in got.items():
+            memo.setdefault(k, v)
+    return bank
+
+
+class _judged_task:
+    """For `draw_prepared`: the draw of variant j + 1 (0-based j) if none were rejected before it,
+    judged, and its share worked out when it is not degenerate, as a function of (state, j):
+    (why it is degenerate or None, its answer texts, the share's {frame key: value} or None when
+    working it out failed)."""
+
+    def __init__(self, task):
+        self.task = task
+
+    def __call__(self, state, j: int) -> tuple:
+        first, drawing, values = state
+        vp, why, texts = drawing.judge(vr.numbered(first.base.spec, values[j - 1], j + 1))
+        if why is not None:
+            return why, None, None
+        bank = replace(first, variants=(*first.variants, *([None] * (j - 1)), vp))    # variant j at j
+        try:
+            return None, texts, self.task(bank, j)
+        except Exception:            # noqa: BLE001 - the plain path works it out again and reports it
+            return None, texts, None
+
+
 def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = None) -> bytes:
     """The Moodle XML (UTF-8 bytes) of a bank (`variants.Bank`): the category, then each variant's
     questions (`variant_questions`, worked out by worker processes for a large bank unless
@@ -551,5 +622,5 @@ class _questions_task:
         return variant_questions(bank, i, self.lang, self.style, self.template_dir)
 
 
-__all__ = ["Blank", "Choice", "STYLES", "blanks", "feedback_html", "prepare", "variant_blanks", "variant_fragment", "cloze_blank", "cloze_escape", "exponent", "quiz",
+__all__ = ["Blank", "Choice", "STYLES", "blanks", "draw_prepared", "feedback_html", "prepare", "variant_blanks", "variant_fragment", "cloze_blank", "cloze_escape", "exponent", "quiz",
            "tolerance"]
