@@ -13,7 +13,7 @@ balls; any other program, or a replay that fails, gets the engine's own run.
 
 A variant is a `Variant`: the base problem's engine program and per-scalar graph with the
 variant's spec, its compiled quantities shared by the frame.  `parallel_map` runs a function of
-(state, i) over variants in forked worker processes, results in order.
+(state, i) over variants in forked worker processes, results in order (`ordered`: as they come).
 
 Every value is used through `rounded` and `exponent`: the correctly rounded decimal and ⌊log₁₀|x|⌋
 of a value, exact for a Fraction, certified for a ball (both ends of the ball agree), else None —

@@ -20,11 +20,15 @@ with math as \\( … \\) and \\[ … \\], which Moodle's MathJax filter reads, a
 shown by `<img src="@@PLUGINFILE@@/network.svg">`).  The general feedback is the answers at the digits
 asked, then the variant's worked solution (`htmlpage.solution_fragment`, static HTML).
 
-A bank of PARALLEL or more variants is worked out by worker processes (`prepare`, called by
-`derive exercise` for Markdown and Moodle): one task per variant does its whole share — its sheet
-and key, spec file and claims template, blanks and worked solution — and the parent keeps the
-results in the bank's frame, where `variants.bank_files` and `quiz` read them, so what is written is
-what those functions compute in one process, byte for byte, for every number of workers.
+A bank of PARALLEL or more variants is worked out by worker processes (`prepare`): one task per
+variant does its whole share — its sheet and key, spec file and claims template, blanks, worked
+solution and its questions serialized as the quiz writes them (`variant_questions`) — and the
+parent keeps the results in the bank's frame, where `variants.bank_files` and `quiz` read them, so
+what is written is what those functions compute in one process, byte for byte, for every number of
+workers.  `derive exercise` (Markdown, HTML, Moodle) calls `draw_prepared`, where the workers also
+judge the draws (speculatively: the draws a bank with no rejection would accept; at the first
+rejection the rest is drawn as `variants.draw` does), so that only the imports, the first variant
+(and the work every variant shares with it) and the writing of the files are the parent's alone.
 """
 from __future__ import annotations
 
@@ -351,7 +355,7 @@ def _solution_with_diagram(fragment: str, alt: str) -> str:
 def feedback_html(bank, *, lang: str, template_dir: str | None = None) -> list:
     """The general feedback's worked solution of each variant (`htmlpage.solution_fragment`, no
     inline diagram: the question shows it), computed by worker processes for a large bank (unless
-    `prepare` has)."""
+    they are in the bank's frame; `prepare` sends the parent the questions they are in, not them)."""
     n = len(bank.variants)
     if bank.frame is not None and all(_key("fragment", lang, template_dir, i) in bank.frame.memo for i in range(n)):
         return [variant_fragment(bank, i, lang, template_dir) for i in range(n)]

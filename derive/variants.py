@@ -25,7 +25,8 @@ claims templates (`claims_template`: every asked quantity with an empty value, f
 once a student fills it in); `render_bank` renders the sheet or key of all variants in one document
 with exercise_context's contexts and templates.  Each variant's part of those (`variant_part`,
 `variant_files`) is kept in the frame, so that worker processes can work them out
-(`moodle.prepare`) and the files read them.
+(`moodle.prepare`) and the files read them.  `Drawing` is `draw` step by step, its draws known
+ahead, so that worker processes can judge them too (`moodle.draw_prepared`).
 """
 from __future__ import annotations
 
@@ -461,7 +462,7 @@ def variant_files(bank: Bank, i: int, command: str = "") -> tuple:
     return _frame(bank).remember(("files", command, i), make)
 
 
-__all__ = ["Bank", "bank_files", "moodle_name", "MAX_VARIANTS", "answer_texts", "asked", "claims_template", "default_names", "degenerate",
+__all__ = ["Bank", "Drawing", "bank_files", "moodle_name", "MAX_VARIANTS", "answer_texts", "numbered", "asked", "claims_template", "default_names", "degenerate",
            "document_strings", "draw", "grid", "quantity_text", "rejection_line", "render_bank", "resolve_names", "spec_toml",
            "variant_files", "variant_id", "variant_part"]
 
