@@ -297,12 +297,15 @@ def _worker_start() -> None:
 def _pool(jobs: int):
     """`jobs` forked worker processes.  What this process holds is frozen for the cyclic garbage
     collector as they fork (`gc.freeze`): a worker's collections then skip the inherited objects
-    (the modules, the frame: half of the 7 % of a variant's time its collections took)."""
+    (the modules, the frame: half of the 7 % of a variant's time its collections took); unfrozen
+    here afterwards unless the caller had frozen it (`derive exercise`)."""
+    frozen = gc.get_freeze_count()
     gc.freeze()
     try:
         return multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_start)
     finally:
-        gc.unfreeze()
+        if not frozen:
+            gc.unfreeze()
 
 
 def _call(task):
