@@ -202,7 +202,11 @@ class Variant(Problem):
 
     @cached_property
     def graph(self):
-        return replace(self.frame.graph, spec=self.spec)
+        g = replace(self.frame.graph, spec=self.spec)
+        # the chain-rule structure (`calculus.Calculus`, kept in a graph: its formulas, closed forms)
+        # is of the structure alone, which is the base graph's: worked out once for the bank
+        g.__dict__["_calculus"] = self.frame.graph.__dict__.setdefault("_calculus", {})
+        return g
 
     def value_of(self, tree, digits: int, text: str):
         compiled = self.frame.compiled
