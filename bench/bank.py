@@ -12,8 +12,12 @@ extrapolated to 200 (plus the process's start-up, measured).  The
 ratio says what building the structure once and replaying the engine's runs saves.  With
 `--against DIR` (another checkout, e.g. main's), the same command is run from DIR too, its runs
 interleaved with this checkout's (so both see the same load), and the table gets its row and the
-ratio of the two.  The load average is sampled around every run.  Appends its table to
-bench/RESULTS.md.
+ratio of the two.  Each run's CPU is also split into the parent process's own and its worker
+processes' (the command runs through a wrapper that reads both from `resource` as it ends): on 2
+idle cores the wall time is about the parent's part (what it does alone, before and after the
+workers, and beside them) plus the workers' / 2, so under load, where the wall time says little,
+the two CPU parts say what the wall time would be.  The load average is sampled around every run.
+Appends its table to bench/RESULTS.md.
 
     python3 bench/bank.py [--runs 5] [--sample 8] [--against DIR]
 """
@@ -60,14 +64,32 @@ print((time.perf_counter() - t) / k)
 
 ROOT = HERE.parent
 
+# `python -m derive ARGS` in this process, then (parent CPU s, workers' CPU s) into the file argv[1]
+WRAPPER = """
+import resource, runpy, sys
+out = sys.argv.pop(1)
+sys.argv[0] = "derive"
+try:
+    runpy.run_module("derive", run_name="__main__", alter_sys=True)
+except SystemExit as e:
+    code = e.code
+else:
+    code = 0
+own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(out, "w") as f:
+    f.write(f"{own.ru_utime + own.ru_stime} {kids.ru_utime + kids.ru_stime}")
+sys.exit(code)
+"""
+
 
 HANG = 600                       # s: a run still going then is stopped (with its worker processes)
 
 
-def one_run(cmd: list, cwd: Path) -> tuple:
-    """(wall s, CPU s of the child: user + system, load average before, after) of one run; a run
-    that hangs (older checkouts: a worker stopped by the pool could leave the others waiting on a
-    lock) is stopped with its process group after HANG s and fails."""
+def one_run(cmd: list, cwd: Path, split: Path | None = None) -> tuple:
+    """(wall s, CPU s of the child: user + system, load average before, after[, parent CPU s,
+    workers' CPU s: read from `split`, where the WRAPPER writes them]) of one run; a run that hangs
+    (older checkouts: a worker stopped by the pool could leave the others waiting on a lock) is
+    stopped with its process group after HANG s and fails."""
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
@@ -83,7 +105,11 @@ def one_run(cmd: list, cwd: Path) -> tuple:
         raise SystemExit(f"bench/bank.py: {' '.join(map(str, cmd))} (in {cwd}) failed with {code}")
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, load, os.getloadavg()[0]
+    got = (wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, load, os.getloadavg()[0])
+    if split is None:
+        return got
+    own, kids = map(float, split.read_text().split())
+    return got + (own, kids)
 
 
 def timed(cmd: list, runs: int, cwd: Path = ROOT) -> tuple:
@@ -93,8 +119,9 @@ def timed(cmd: list, runs: int, cwd: Path = ROOT) -> tuple:
 
 
 def summary(got: list) -> tuple:
-    """(min wall, median wall, median CPU) of one_run results."""
-    return min(g[0] for g in got), statistics.median(g[0] for g in got), statistics.median(g[1] for g in got)
+    """(min wall, median wall, median CPU, median parent CPU, median workers' CPU) of one_run results."""
+    return (min(g[0] for g in got), statistics.median(g[0] for g in got), statistics.median(g[1] for g in got),
+            statistics.median(g[4] for g in got), statistics.median(g[5] for g in got))
 
 
 def main() -> int:
@@ -106,33 +133,36 @@ def main() -> int:
     py = sys.executable
     loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [py, "-m", "derive", "exercise", "two-two-two", "--variants", str(VARIANTS), "--seed", str(SEED),
-               "--format", "moodle", "-o", str(Path(tmp) / "bank")]
+        split = Path(tmp) / "cpu"
+        cmd = [py, "-c", WRAPPER, str(split), "exercise", "two-two-two", "--variants", str(VARIANTS), "--seed",
+               str(SEED), "--format", "moodle", "-o", str(Path(tmp) / "bank")]
         ours, theirs = [], []
         for _ in range(args.runs):
-            ours.append(one_run(cmd, ROOT))
+            ours.append(one_run(cmd, ROOT, split))
             if args.against:
-                theirs.append(one_run(cmd, args.against))
-        loads += [x for g in ours + theirs for x in g[2:]]
+                theirs.append(one_run(cmd, args.against, split))
+        loads += [x for g in ours + theirs for x in g[2:4]]
         start, _ = timed([py, "-c", "import derive.variants, derive.moodle"], args.runs)
         per = [float(subprocess.run([py, "-c", BASELINE, str(args.sample)], check=True, capture_output=True,
                                     text=True, cwd=ROOT).stdout) for _ in range(max(1, args.runs // 2))]
     loads.append(os.getloadavg()[0])
     baseline = statistics.median(start) + VARIANTS * min(per)
-    best, med, cpu = summary(ours)
+    best, med, cpu, own, kids = summary(ours)
     command = f"derive exercise two-two-two --variants {VARIANTS} --seed {SEED} --format moodle"
     rows = [
-        "| command | runs | min s | median s | CPU s (median) | baseline s | baseline / min | target s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {command} | {args.runs} | {best:.2f} | {med:.2f} | {cpu:.2f} | {baseline:.1f} | {baseline / best:.1f} | "
-        f"≤ {TARGET:g} |",
+        "| command | runs | min s | median s | CPU s (median) | parent CPU s | workers' CPU s | parent + workers / 2 s "
+        "| baseline s | baseline / min | target s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {command} | {args.runs} | {best:.2f} | {med:.2f} | {cpu:.2f} | {own:.2f} | {kids:.2f} | "
+        f"{own + kids / 2:.2f} | {baseline:.1f} | {baseline / best:.1f} | ≤ {TARGET:g} |",
     ]
     if theirs:
-        tbest, tmed, tcpu = summary(theirs)
+        tbest, tmed, tcpu, town, tkids = summary(theirs)
         rows.append(f"| the same from {args.against} (runs interleaved) | {args.runs} | {tbest:.2f} | {tmed:.2f} | "
-                    f"{tcpu:.2f} | | | |")
+                    f"{tcpu:.2f} | {town:.2f} | {tkids:.2f} | {town + tkids / 2:.2f} | | | |")
         rows += ["", f"This checkout against {args.against}: wall {tmed / med:.2f}× faster (medians), "
-                 f"CPU {tcpu / cpu:.2f}× less (medians)."]
+                 f"CPU {tcpu / cpu:.2f}× less, the parent's CPU {town / own:.2f}× less, parent + workers / 2 "
+                 f"{(town + tkids / 2) / (own + kids / 2):.2f}× less (medians)."]
     text = "\n".join([
         "", "## Exercise bank", "",
         f"Measured by `python3 bench/bank.py` on {time.strftime('%Y-%m-%d')}: {platform.machine()}, "

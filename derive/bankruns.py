@@ -13,7 +13,7 @@ balls; any other program, or a replay that fails, gets the engine's own run.
 
 A variant is a `Variant`: the base problem's engine program and per-scalar graph with the
 variant's spec, its compiled quantities shared by the frame.  `parallel_map` runs a function of
-(state, i) over variants in forked worker processes, results in order.
+(state, i) over variants in forked worker processes, results in order (`ordered`: as they come).
 
 Every value is used through `rounded` and `exponent`: the correctly rounded decimal and ⌊log₁₀|x|⌋
 of a value, exact for a Fraction, certified for a ball (both ends of the ball agree), else None —
@@ -23,6 +23,7 @@ where (an exact tie) the midpoint's rounding is taken, as `engine.certified` doe
 from __future__ import annotations
 
 import decimal
+import gc
 import multiprocessing
 import os
 import signal
@@ -43,6 +44,7 @@ from .summary import Shaped
 MAX_JOBS = 4                     # worker processes of `parallel_map`, at most
 WORK_BITS = int(60 * 3.33) + 64      # the checker's what-if precision (worlds.WORK_BITS)
 TAPE_VARIANTS = 10               # fewer variants: the engine's own runs (recording ≈ 5 of its runs)
+CHUNK = 2                        # tasks a worker takes at a time: a short tail where one worker waits
 FAILURES = (DeriveError, ArithmeticError, ValueError, engine.Imprecise)
 
 
@@ -200,7 +202,11 @@ class Variant(Problem):
 
     @cached_property
     def graph(self):
-        return replace(self.frame.graph, spec=self.spec)
+        g = replace(self.frame.graph, spec=self.spec)
+        # the chain-rule structure (`calculus.Calculus`, kept in a graph: its formulas, closed forms)
+        # is of the structure alone, which is the base graph's: worked out once for the bank
+        g.__dict__["_calculus"] = self.frame.graph.__dict__.setdefault("_calculus", {})
+        return g
 
     def value_of(self, tree, digits: int, text: str):
         compiled = self.frame.compiled
@@ -292,6 +298,20 @@ def _worker_start() -> None:
         signal.signal(s, signal.SIG_DFL)
 
 
+def _pool(jobs: int):
+    """`jobs` forked worker processes.  What this process holds is frozen for the cyclic garbage
+    collector as they fork (`gc.freeze`): a worker's collections then skip the inherited objects
+    (the modules, the frame: half of the 7 % of a variant's time its collections took); unfrozen
+    here afterwards unless the caller had frozen it (`derive exercise`)."""
+    frozen = gc.get_freeze_count()
+    gc.freeze()
+    try:
+        return multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_start)
+    finally:
+        if not frozen:
+            gc.unfreeze()
+
+
 def _call(task):
     fn, i = task
     return fn(_FORKED[0], i)
@@ -304,9 +324,9 @@ def parallel_map(fn, state, n: int, jobs: int, start: int = 0) -> list:
         return [fn(state, i) for i in range(start, n)]
     _FORKED[:] = [state]
     try:
-        pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_start)
+        pool = _pool(jobs)
         try:
-            out = pool.map(_call, [(fn, i) for i in range(start, n)], chunksize=max(1, (n - start) // (4 * jobs)))
+            out = pool.map(_call, [(fn, i) for i in range(start, n)], chunksize=CHUNK)
             pool.close()
         finally:
             pool.terminate()
@@ -316,4 +336,20 @@ def parallel_map(fn, state, n: int, jobs: int, start: int = 0) -> list:
         _FORKED.clear()
 
 
-__all__ = ["Frame", "Runs", "jobs_for", "parallel_map", "Variant", "WORK_BITS", "exponent", "exponent_of", "is_zero", "midpoint", "rounded", "term_value", "value"]
+def ordered(fn, state, indices, jobs: int):
+    """fn(state, i) for i in `indices`, in order, as they come from `jobs` forked worker processes
+    (as `parallel_map`'s); closing the generator before its end stops the workers."""
+    _FORKED[:] = [state]
+    try:
+        pool = _pool(jobs)
+    finally:
+        _FORKED.clear()              # the workers have it; the parent need not keep it
+    try:
+        yield from pool.imap(_call, [(fn, i) for i in indices], chunksize=CHUNK)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+__all__ = ["Frame", "Runs", "jobs_for", "ordered", "parallel_map", "Variant", "WORK_BITS", "exponent", "exponent_of", "is_zero", "midpoint", "rounded", "term_value", "value"]

@@ -20,18 +20,23 @@ with math as \\( … \\) and \\[ … \\], which Moodle's MathJax filter reads, a
 shown by `<img src="@@PLUGINFILE@@/network.svg">`).  The general feedback is the answers at the digits
 asked, then the variant's worked solution (`htmlpage.solution_fragment`, static HTML).
 
-A bank of PARALLEL or more variants is worked out by worker processes (`prepare`, called by
-`derive exercise` for Markdown and Moodle): one task per variant does its whole share — its sheet
-and key, spec file and claims template, blanks and worked solution — and the parent keeps the
-results in the bank's frame, where `variants.bank_files` and `quiz` read them, so what is written is
-what those functions compute in one process, byte for byte, for every number of workers.
+A bank of PARALLEL or more variants is worked out by worker processes (`prepare`): one task per
+variant does its whole share — its sheet and key, spec file and claims template, blanks, worked
+solution and its questions serialized as the quiz writes them (`variant_questions`) — and the
+parent keeps the results in the bank's frame, where `variants.bank_files` and `quiz` read them, so
+what is written is what those functions compute in one process, byte for byte, for every number of
+workers.  `derive exercise` (Markdown, HTML, Moodle) calls `draw_prepared`, where the workers also
+judge the draws (speculatively: the draws a bank with no rejection would accept; at the first
+rejection the rest is drawn as `variants.draw` does), so that only the imports, the first variant
+(and the work every variant shares with it) and the writing of the files are the parent's alone.
 """
 from __future__ import annotations
 
 import base64
+import contextlib
 import decimal
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from . import bankruns as br
@@ -331,11 +336,11 @@ def _html(el: ET.Element) -> str:
     return ET.tostring(el, encoding="unicode", method="html")
 
 
-def _with_file(q, tag: str, html: str, svg: bytes) -> None:
-    """<TAG format="html"> (questiontext, generalfeedback) with the diagram as its file (base64)."""
+def _with_file(q, tag: str, html: str, svg: str) -> None:
+    """<TAG format="html"> (questiontext, generalfeedback) with the diagram (`svg`: its base64) as its file."""
     el = _text(q, tag, html, "html")
     f = ET.SubElement(el, "file", name=DIAGRAM, path="/", encoding="base64")
-    f.text = base64.b64encode(svg).decode("ascii")
+    f.text = svg
 
 
 def _img(alt: str) -> str:
@@ -350,7 +355,7 @@ def _solution_with_diagram(fragment: str, alt: str) -> str:
 def feedback_html(bank, *, lang: str, template_dir: str | None = None) -> list:
     """The general feedback's worked solution of each variant (`htmlpage.solution_fragment`, no
     inline diagram: the question shows it), computed by worker processes for a large bank (unless
-    `prepare` has)."""
+    they are in the bank's frame; `prepare` sends the parent the questions they are in, not them)."""
     n = len(bank.variants)
     if bank.frame is not None and all(_key("fragment", lang, template_dir, i) in bank.frame.memo for i in range(n)):
         return [variant_fragment(bank, i, lang, template_dir) for i in range(n)]
@@ -393,8 +398,10 @@ class _variant_task:
     """One variant's whole share of a bank's files (see `prepare`) as a function of (bank, i):
     {frame key: value} of what it worked out."""
 
-    def __init__(self, lang: str, fmt: str, command: str, moodle: bool, template_dir: str | None):
+    def __init__(self, lang: str, fmt: str, command: str, moodle: bool, template_dir: str | None,
+                 style: str = "cloze"):
         self.lang, self.fmt, self.command, self.moodle, self.template_dir = lang, fmt, command, moodle, template_dir
+        self.style = style
 
     def __call__(self, bank, i: int) -> dict:
         memo = bank.frame.memo
@@ -405,12 +412,16 @@ class _variant_task:
         if self.moodle:
             variant_blanks(bank, i, self.lang, self.template_dir)
             variant_fragment(bank, i, self.lang, self.template_dir)
-        # what the parent reads: the texts, the given numbers, the blanks (not the runs behind them)
-        return {k: memo[k] for k in memo.keys() - before if k[0] in ("part", "files", "given", "moodle")}
+            variant_questions(bank, i, self.lang, self.style, self.template_dir)
+        # what the parent reads: the texts, the given numbers, the questions (not the blanks and the
+        # worked solution in them, nor the runs behind them: unpickling a variant's Blanks cost the
+        # parent about 1.5 ms)
+        return {k: memo[k] for k in memo.keys() - before
+                if k[0] in ("part", "files", "given") or k[:2] == ("moodle", ("questions", self.style))}
 
 
 def prepare(bank, *, lang: str, fmt: str = "md", command: str = "", moodle: bool = True,
-            template_dir: str | None = None, jobs: int | None = None) -> None:
+            style: str = "cloze", template_dir: str | None = None, jobs: int | None = None) -> None:
     """Work out each variant's share of the bank's files — its sheet and key in `fmt` (Markdown
     for the quiz), its spec file and claims template, and for the quiz (`moodle`) its blanks and
     its worked solution — one variant per task, in worker processes for a bank of PARALLEL or
@@ -426,78 +437,194 @@ def prepare(bank, *, lang: str, fmt: str = "md", command: str = "", moodle: bool
     # the first variant here: what every variant shares and is made on first use (the catalogued
     # mistakes, their what-if tapes, the sheet's context, the compiled templates and quantities)
     # is then made once, and the workers inherit it
-    task = _variant_task(lang, fmt, command, moodle, template_dir)
+    task = _variant_task(lang, fmt, command, moodle, template_dir, style)
     task(bank, 0)
     for got in br.parallel_map(task, bank, n, jobs, start=1):
         for k, v in got.items():
             bank.frame.memo.setdefault(k, v)
 
 
+def draw_prepared(problem, n: int, seed: int, *, vary: str | None = None, digits: int = xc.DEFAULT_ANSWER_DIGITS,
+                  lang: str, fmt: str = "md", command: str = "", moodle: bool = True, style: str = "cloze",
+                  template_dir: str | None = None, jobs: int | None = None):
+    """`variants.draw` and `prepare` at once, the draws judged by the worker processes too: the
+    same Bank (same variants, draws and rejections) with each variant's share in its frame.
+
+    The first variant is drawn, and its share worked out (what every variant shares with it), here;
+    then each worker judges the draw the next variants would be if no draw were rejected (the draws
+    are known ahead: `variants.Drawing.ahead`), and works out its share when it is not degenerate.
+    This process takes their verdicts in order (`Drawing.accept`, which also rejects answers the
+    same as an earlier variant's); at the first draw rejected (or whose share failed), the rest
+    is drawn here as `variants.draw` does, and the variants from there are worked out as `prepare`
+    does."""
+    d = vr.Drawing(problem, n, seed, vary=vary, digits=digits)
+    jobs = br.jobs_for(n, PARALLEL) if jobs is None else jobs
+    task = _variant_task(lang, fmt, command, moodle, template_dir, style)
+    while not d.variants:
+        d.step()
+    if jobs < 2 or d.done:
+        while not d.done:
+            d.step()
+        bank = d.bank()
+        prepare(bank, lang=lang, fmt=fmt, command=command, moodle=moodle, style=style,
+                template_dir=template_dir, jobs=jobs)
+        return bank
+    first = d.bank()
+    task(first, 0)
+    memo = d.frame.memo
+    shared = 1                       # variants whose share is in the frame
+    state = (first, d, d.ahead(n - 1))
+    with contextlib.closing(br.ordered(_judged_task(task), state, range(1, n), jobs)) as results:
+        for j, (why, texts, got) in zip(range(1, n), results):
+            if why is None and got is None:
+                break                # its share failed: judged again and worked out below
+            vspec = vr.numbered(problem.spec, d.next_values(), j + 1)
+            if not d.accept(d.frame.problem(vspec) if why is None else None, why, texts):
+                break                # the later variants' numbers are not those speculated
+            for k, v in got.items():
+                memo.setdefault(k, v)
+            shared += 1
+    while not d.done:
+        d.step()
+    bank = d.bank()
+    for got in br.parallel_map(task, bank, n, jobs if n - shared >= 2 else 1, start=shared):
+        for k, v in got.items():
+            memo.setdefault(k, v)
+    return bank
+
+
+class _judged_task:
+    """For `draw_prepared`: the draw of variant j + 1 (0-based j) if none were rejected before it,
+    judged, and its share worked out when it is not degenerate, as a function of (state, j):
+    (why it is degenerate or None, its answer texts, the share's {frame key: value} or None when
+    working it out failed)."""
+
+    def __init__(self, task):
+        self.task = task
+
+    def __call__(self, state, j: int) -> tuple:
+        first, drawing, values = state
+        vp, why, texts = drawing.judge(vr.numbered(first.base.spec, values[j - 1], j + 1))
+        if why is not None:
+            return why, None, None
+        bank = replace(first, variants=(*first.variants, *([None] * (j - 1)), vp))    # variant j at j
+        try:
+            return None, texts, self.task(bank, j)
+        except Exception:            # noqa: BLE001 - the plain path works it out again and reports it
+            return None, texts, None
+
+
 def quiz(bank, *, lang: str, style: str = "cloze", template_dir: str | None = None) -> bytes:
-    """The Moodle XML (UTF-8 bytes) of a bank (`variants.Bank`)."""
+    """The Moodle XML (UTF-8 bytes) of a bank (`variants.Bank`): the category, then each variant's
+    questions (`variant_questions`, worked out by worker processes for a large bank unless
+    `prepare` has), as one ElementTree indented with `ET.indent` would write them."""
+    x = vr.document_strings(bank, "md", lang, template_dir)[3]
+    root = ET.Element("quiz")
+    cat = ET.SubElement(root, "question", type="category")
+    _text(cat, "category", "$course$/top/" + x("moodle_category", id=bank.base.spec.id))
+    n = len(bank.variants)
+    if bank.frame is not None and all(_key(("questions", style), lang, template_dir, i) in bank.frame.memo
+                                      for i in range(n)):
+        questions = [variant_questions(bank, i, lang, style, template_dir) for i in range(n)]
+    else:
+        questions = br.parallel_map(_questions_task(lang, style, template_dir), bank, n, br.jobs_for(n, PARALLEL))
+    return (b'<?xml version="1.0" encoding="UTF-8"?>\n<quiz>' + _SEP + _serialized(cat)
+            + b"".join(_SEP + q for qs in questions for q in qs) + b"\n</quiz>\n")
+
+
+_SEP = b"\n  "                  # before each question of the quiz (ET.indent's, at level 1)
+
+
+def _serialized(q: ET.Element) -> bytes:
+    """A question as it is written inside the indented <quiz> (`ET.indent` at level 1, no tail)."""
+    ET.indent(q, level=1)
+    return ET.tostring(q, encoding="utf-8", xml_declaration=False)
+
+
+def _diagram_base64(bank, lang: str) -> str:
+    """Every variant's network (`svgdiagram.network_svg` of the base problem) as base64, made once."""
+    return _remember(bank, ("moodle", "svg", lang), lambda: base64.b64encode(
+        network_svg(bank.base, lang).encode("utf-8")).decode("ascii"))
+
+
+def variant_questions(bank, i: int, lang: str, style: str = "cloze", template_dir: str | None = None) -> tuple:
+    """Variant i's (0-based) questions as bytes, each as `quiz` writes it (one cloze question, or
+    one numerical question per blank), kept in the bank's frame."""
+    return _remember(bank, _key(("questions", style), lang, template_dir, i),
+                     lambda: tuple(_serialized(q) for q in _questions(bank, i, lang, style, template_dir)))
+
+
+def _questions(bank, i: int, lang: str, style: str, template_dir: str | None) -> list:
     _env, s, _x, x = vr.document_strings(bank, "md", lang, template_dir)
     base = bank.base.spec
     digits = bank.digits
-    root = ET.Element("quiz")
-    cat = ET.SubElement(root, "question", type="category")
-    _text(cat, "category", "$course$/top/" + x("moodle_category", id=base.id))
-    svg = network_svg(bank.base, lang).encode("utf-8")        # every variant's network
-    solutions = feedback_html(bank, lang=lang, template_dir=template_dir)
-    for n, vp in enumerate(bank.variants, 1):
-        ctx = variant_context(bank, vp, lang=lang, strings=x, key=("md", template_dir))
-        intro = model_html(ctx, x, s)
-        bl = variant_blanks(bank, n - 1, lang, template_dir)
-        answers_div = ET.Element("div")
-        _p(answers_div, x("moodle_answers", digits=digits))
-        ul = ET.SubElement(answers_div, "ul")
-        for b in bl:
-            _p(ul, _m(b.sym + " = " + b.choices[0].value), "li")
-        _p(answers_div, x("moodle_solution"))
-        general = _html(answers_div) + _solution_with_diagram(solutions[n - 1], x("moodle_diagram_alt"))
-        if style == "cloze":
-            body = ET.Element("div")
-            body.append(intro)
-            _p(body, x("h_tasks"), "h4")
-            _p(body, x("precision", digits=digits))
-            table = ET.SubElement(body, "table")
-            for i, b in enumerate(bl, 1):
-                tr = ET.SubElement(table, "tr")
-                _p(tr, str(i), "td")
-                _p(tr, _m(b.sym), "td")
-                _p(tr, cloze_blank(b), "td")
-            q = ET.SubElement(root, "question", type="cloze")
-            _text(q, "name", x("moodle_name", id=base.id, n=n))
-            _with_file(q, "questiontext", _html(body), svg)
-            _with_file(q, "generalfeedback", general, svg)
-            ET.SubElement(q, "penalty").text = PENALTY
-            ET.SubElement(q, "hidden").text = "0"
-            ET.SubElement(q, "idnumber").text = f"{vp.spec.id}"
-            continue
-        for i, b in enumerate(bl, 1):
-            body = ET.Element("div")
-            body.append(intro)
-            _p(body, x("moodle_task", quantity=_m(b.sym), digits=digits))
-            q = ET.SubElement(root, "question", type="numerical")
-            _text(q, "name", x("moodle_name_quantity", id=base.id, n=n, quantity=b.quantity))
-            _with_file(q, "questiontext", _html(body), svg)
-            _with_file(q, "generalfeedback", general, svg)
-            ET.SubElement(q, "defaultgrade").text = "1"
-            ET.SubElement(q, "penalty").text = PENALTY
-            ET.SubElement(q, "hidden").text = "0"
-            ET.SubElement(q, "idnumber").text = f"{vp.spec.id}-{i}"
-            for c in b.choices:
-                a = ET.SubElement(q, "answer", fraction=str(c.fraction), format="moodle_auto_format")
-                ET.SubElement(a, "text").text = c.value
-                ET.SubElement(a, "tolerance").text = c.tolerance
-                _text(a, "feedback", c.feedback, "html")
-            ET.SubElement(q, "unitgradingtype").text = "0"
-            ET.SubElement(q, "unitpenalty").text = "0.1000000"
-            ET.SubElement(q, "showunits").text = "3"
-            ET.SubElement(q, "unitsleft").text = "0"
-    ET.indent(root)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8",
-                                                                     xml_declaration=False) + b"\n"
+    svg = _diagram_base64(bank, lang)
+    n, vp = i + 1, bank.variants[i]
+    ctx = variant_context(bank, vp, lang=lang, strings=x, key=("md", template_dir))
+    intro = model_html(ctx, x, s)
+    bl = variant_blanks(bank, i, lang, template_dir)
+    answers_div = ET.Element("div")
+    _p(answers_div, x("moodle_answers", digits=digits))
+    ul = ET.SubElement(answers_div, "ul")
+    for b in bl:
+        _p(ul, _m(b.sym + " = " + b.choices[0].value), "li")
+    _p(answers_div, x("moodle_solution"))
+    general = _html(answers_div) + _solution_with_diagram(variant_fragment(bank, i, lang, template_dir),
+                                                          x("moodle_diagram_alt"))
+    if style == "cloze":
+        body = ET.Element("div")
+        body.append(intro)
+        _p(body, x("h_tasks"), "h4")
+        _p(body, x("precision", digits=digits))
+        table = ET.SubElement(body, "table")
+        for k, b in enumerate(bl, 1):
+            tr = ET.SubElement(table, "tr")
+            _p(tr, str(k), "td")
+            _p(tr, _m(b.sym), "td")
+            _p(tr, cloze_blank(b), "td")
+        q = ET.Element("question", type="cloze")
+        _text(q, "name", x("moodle_name", id=base.id, n=n))
+        _with_file(q, "questiontext", _html(body), svg)
+        _with_file(q, "generalfeedback", general, svg)
+        ET.SubElement(q, "penalty").text = PENALTY
+        ET.SubElement(q, "hidden").text = "0"
+        ET.SubElement(q, "idnumber").text = f"{vp.spec.id}"
+        return [q]
+    out = []
+    for k, b in enumerate(bl, 1):
+        body = ET.Element("div")
+        body.append(intro)
+        _p(body, x("moodle_task", quantity=_m(b.sym), digits=digits))
+        q = ET.Element("question", type="numerical")
+        _text(q, "name", x("moodle_name_quantity", id=base.id, n=n, quantity=b.quantity))
+        _with_file(q, "questiontext", _html(body), svg)
+        _with_file(q, "generalfeedback", general, svg)
+        ET.SubElement(q, "defaultgrade").text = "1"
+        ET.SubElement(q, "penalty").text = PENALTY
+        ET.SubElement(q, "hidden").text = "0"
+        ET.SubElement(q, "idnumber").text = f"{vp.spec.id}-{k}"
+        for c in b.choices:
+            a = ET.SubElement(q, "answer", fraction=str(c.fraction), format="moodle_auto_format")
+            ET.SubElement(a, "text").text = c.value
+            ET.SubElement(a, "tolerance").text = c.tolerance
+            _text(a, "feedback", c.feedback, "html")
+        ET.SubElement(q, "unitgradingtype").text = "0"
+        ET.SubElement(q, "unitpenalty").text = "0.1000000"
+        ET.SubElement(q, "showunits").text = "3"
+        ET.SubElement(q, "unitsleft").text = "0"
+        out.append(q)
+    return out
 
 
-__all__ = ["Blank", "Choice", "STYLES", "blanks", "feedback_html", "prepare", "variant_blanks", "variant_fragment", "cloze_blank", "cloze_escape", "exponent", "quiz",
+class _questions_task:
+    """variant_questions(bank, i, lang, style, template_dir) as a picklable function of (bank, i)."""
+
+    def __init__(self, lang: str, style: str, template_dir: str | None):
+        self.lang, self.style, self.template_dir = lang, style, template_dir
+
+    def __call__(self, bank, i: int) -> tuple:
+        return variant_questions(bank, i, self.lang, self.style, self.template_dir)
+
+
+__all__ = ["Blank", "Choice", "STYLES", "blanks", "draw_prepared", "feedback_html", "prepare", "variant_blanks", "variant_fragment", "cloze_blank", "cloze_escape", "exponent", "quiz",
            "tolerance"]

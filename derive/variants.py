@@ -25,7 +25,8 @@ claims templates (`claims_template`: every asked quantity with an empty value, f
 once a student fills it in); `render_bank` renders the sheet or key of all variants in one document
 with exercise_context's contexts and templates.  Each variant's part of those (`variant_part`,
 `variant_files`) is kept in the frame, so that worker processes can work them out
-(`moodle.prepare`) and the files read them.
+(`moodle.prepare`) and the files read them.  `Drawing` is `draw` step by step, its draws known
+ahead, so that worker processes can judge them too (`moodle.draw_prepared`).
 """
 from __future__ import annotations
 
@@ -141,11 +142,22 @@ def _draw_value(rng: random.Random, v: Value, explicit: bool) -> Value:
     return Value(v.shape, tuple(out), v.flat_list)
 
 
-def _variant_spec(spec: Spec, rng: random.Random, names: tuple, explicit: bool, n: int) -> Spec:
+def _drawn_values(spec: Spec, rng: random.Random, names: tuple, explicit: bool) -> tuple:
+    """(data, parameters) of one draw: one `rng` choice per varied entry (a kept 0: none), so every
+    draw takes as many from `rng` whatever was accepted before it."""
     data = {k: (_draw_value(rng, v, explicit) if k in names else v) for k, v in spec.data.items()}
     params = {k: (_draw_value(rng, v, explicit) if k in names else v) for k, v in spec.parameters.items()}
+    return data, params
+
+
+def numbered(spec: Spec, values: tuple, n: int) -> Spec:
+    """The spec of variant n (1-based) with the drawn (data, parameters) `values`."""
     vid = variant_id(spec.id, n)
-    return replace(spec, id=vid, path=f"{vid}.toml", data=data, parameters=params, warnings=())
+    return replace(spec, id=vid, path=f"{vid}.toml", data=values[0], parameters=values[1], warnings=())
+
+
+def _variant_spec(spec: Spec, rng: random.Random, names: tuple, explicit: bool, n: int) -> Spec:
+    return numbered(spec, _drawn_values(spec, rng, names, explicit), n)
 
 
 def variant_id(base_id: str, n: int) -> str:
@@ -198,40 +210,89 @@ def degenerate(problem: Problem, *, full: bool = False) -> str | None:
 def draw(problem: Problem, n: int, seed: int, *, vary: str | None = None,
          digits: int = xc.DEFAULT_ANSWER_DIGITS) -> Bank:
     """N non-degenerate variants of `problem`, reproducibly from `seed`."""
-    spec = problem.spec
-    if not 1 <= n <= MAX_VARIANTS:
-        raise DeriveError(f"--variants must be between 1 and {MAX_VARIANTS}, got {n}")
-    if not 0 <= seed <= MAX_SEED:
-        raise DeriveError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {seed}")
-    _check_spec(spec)
-    names = resolve_names(spec, vary)
-    rng = random.Random(seed)
-    frame = Frame(problem, n)
-    rows = xc.SheetBuilder(problem, lang="en", digits=digits, only=None).groups()
-    variants, seen, reasons = [], set(), Counter()
-    draws, limit = 0, 20 * n + 100
-    while len(variants) < n:
-        if draws >= limit:
-            own = degenerate(problem)
+    d = Drawing(problem, n, seed, vary=vary, digits=digits)
+    while not d.done:
+        d.step()
+    return d.bank()
+
+
+class Drawing:
+    """Drawing a bank (`draw`): the draws in order — each from the same `random.Random(seed)`, as
+    many choices per draw whatever was accepted, so a draw's numbers can be known ahead (`ahead`)
+    and judged elsewhere (`judge`: a worker process, `moodle.draw_prepared`) —, the variants
+    accepted in order (`accept`), the rejections by reason."""
+
+    def __init__(self, problem: Problem, n: int, seed: int, *, vary: str | None = None,
+                 digits: int = xc.DEFAULT_ANSWER_DIGITS):
+        spec = problem.spec
+        if not 1 <= n <= MAX_VARIANTS:
+            raise DeriveError(f"--variants must be between 1 and {MAX_VARIANTS}, got {n}")
+        if not 0 <= seed <= MAX_SEED:
+            raise DeriveError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {seed}")
+        _check_spec(spec)
+        self.problem, self.n, self.seed, self.digits, self.vary = problem, n, seed, digits, vary
+        self.names = resolve_names(spec, vary)
+        self.rng = random.Random(seed)
+        self.frame = Frame(problem, n)
+        self.rows = xc.SheetBuilder(problem, lang="en", digits=digits, only=None).groups()
+        self.variants: list = []
+        self.seen: set = set()
+        self.reasons: Counter = Counter()
+        self.draws, self.limit = 0, 20 * n + 100
+        self._ahead: list = []           # the values of the next draws, made ahead
+
+    @property
+    def done(self) -> bool:
+        return len(self.variants) >= self.n
+
+    def ahead(self, k: int) -> list:
+        """The (data, parameters) of the next k draws (not yet made): the draws `step` makes next."""
+        spec = self.problem.spec
+        while len(self._ahead) < k:
+            self._ahead.append(_drawn_values(spec, self.rng, self.names, self.vary is not None))
+        return self._ahead[:k]
+
+    def next_values(self) -> tuple:
+        """The (data, parameters) of the next draw, counted (the limit: DeriveError)."""
+        if self.draws >= self.limit:
+            own = degenerate(self.problem)
             note = f"; the spec's own numbers give a {own} too" if own else ""
-            raise DeriveError(f"only {len(variants)} of {n} variants are not degenerate after {draws} draws "
-                              f"({_reason_text(reasons)}{note}); vary other names or ask for fewer")
-        draws += 1
-        vspec = _variant_spec(spec, rng, names, vary is not None, len(variants) + 1)
+            raise DeriveError(f"only {len(self.variants)} of {self.n} variants are not degenerate after "
+                              f"{self.draws} draws ({_reason_text(self.reasons)}{note}); vary other names or "
+                              f"ask for fewer")
+        self.draws += 1
+        self.ahead(1)
+        return self._ahead.pop(0)
+
+    def judge(self, vspec: Spec) -> tuple:
+        """(variant, why it is degenerate or None, its answer texts or None) of a drawn spec."""
         try:
-            vp = frame.problem(vspec, (CHECK_DIGITS, digits))
+            vp = self.frame.problem(vspec, (CHECK_DIGITS, self.digits))
             why = degenerate(vp)
-            texts = answer_texts(vp, digits, rows) if why is None else None
+            texts = answer_texts(vp, self.digits, self.rows) if why is None else None
         except (DeriveError, ZeroDivisionError, OverflowError, ValueError):
-            why, texts = "not computable", None
-        if why is None and texts in seen:
+            vp, why, texts = None, "not computable", None
+        return vp, why, texts
+
+    def accept(self, vp, why: str | None, texts) -> bool:
+        """Take a judged draw as the next variant (True), or count why it is rejected."""
+        if why is None and texts in self.seen:
             why = "same answers as an earlier variant"
         if why is not None:
-            reasons[why] += 1
-            continue
-        seen.add(texts)
-        variants.append(vp)
-    return Bank(problem, seed, digits, names, tuple(variants), draws, tuple(sorted(reasons.items())), frame)
+            self.reasons[why] += 1
+            return False
+        self.seen.add(texts)
+        self.variants.append(vp)
+        return True
+
+    def step(self) -> bool:
+        """Make the next draw and judge it here."""
+        values = self.next_values()
+        return self.accept(*self.judge(numbered(self.problem.spec, values, len(self.variants) + 1)))
+
+    def bank(self) -> Bank:
+        return Bank(self.problem, self.seed, self.digits, self.names, tuple(self.variants), self.draws,
+                    tuple(sorted(self.reasons.items())), self.frame)
 
 
 def _reason_text(reasons: Counter) -> str:
@@ -401,7 +462,7 @@ def variant_files(bank: Bank, i: int, command: str = "") -> tuple:
     return _frame(bank).remember(("files", command, i), make)
 
 
-__all__ = ["Bank", "bank_files", "moodle_name", "MAX_VARIANTS", "answer_texts", "asked", "claims_template", "default_names", "degenerate",
+__all__ = ["Bank", "Drawing", "bank_files", "moodle_name", "MAX_VARIANTS", "answer_texts", "numbered", "asked", "claims_template", "default_names", "degenerate",
            "document_strings", "draw", "grid", "quantity_text", "rejection_line", "render_bank", "resolve_names", "spec_toml",
            "variant_files", "variant_id", "variant_part"]
 

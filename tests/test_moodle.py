@@ -348,17 +348,23 @@ def test_prepared_bank_is_byte_identical_to_the_plain_path(n, seed, lang, style)
     plain = _bank_bytes(vr.draw(derive.load("two-two-two"), n, seed), lang, style)
     for jobs in (2, 3):
         bank = vr.draw(derive.load("two-two-two"), n, seed)
-        moodle.prepare(bank, lang=lang, command="derive exercise t", jobs=jobs)
+        moodle.prepare(bank, lang=lang, command="derive exercise t", style=style, jobs=jobs)
         memo = bank.frame.memo
+        question = ("moodle", ("questions", style), lang, None)
         for i in range(n):
-            assert ("moodle", "fragment", lang, None, i) in memo and ("moodle", "blanks", lang, None, i) in memo
+            # the quiz's questions (their blanks and worked solution inside) come from the workers
+            questions = 1 if style == "cloze" else len(vr.asked(bank.variants[i], bank.digits))
+            assert (*question, i) in memo and len(memo[(*question, i)]) == questions
             assert ("part", "md", lang, "key", None, i) in memo and ("files", "derive exercise t", i) in memo
         # what the files read is what prepare's workers sent: a changed text shows up in the bytes
         memo[("part", "md", lang, "key", None, 0)] += "CHANGED\n"
+        last = memo[(*question, n - 1)]
+        memo[(*question, n - 1)] = (*last[:-1], last[-1].replace(b"</question>", b"<!--CHANGED--></question>"))
         got = _bank_bytes(bank, lang, style)
         key = f"two-two-two.variants.key.{lang}.md"
-        assert b"CHANGED" in got[key]
+        assert b"CHANGED" in got[key] and got["quiz"].count(b"<!--CHANGED--></question>\n</quiz>") == 1
         got[key] = got[key].replace(b"CHANGED\n", b"")
+        got["quiz"] = got["quiz"].replace(b"<!--CHANGED-->", b"")
         assert got == plain
 
 
@@ -380,3 +386,66 @@ def test_a_large_bank_stops_its_workers_quietly(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stderr.splitlines() == [f"derive: {moodle.PARALLEL} variants drawn from seed 2, none rejected",
                                      f"derive: wrote {2 * moodle.PARALLEL + 4} files to {tmp_path / 'bank'}"]
+
+
+SATURATING = """title = "r"
+[data]
+x = 12
+y = 0.5
+[parameters]
+w = 0.5
+b = 0.1
+[forward]
+h = "sigmoid(w*x + b)"
+E = "1/2*(h - y)^2"
+[train]
+loss = "E"
+learning_rate = 0.5
+update = ["w", "b"]
+"""
+
+
+def _same_bank(got, plain) -> None:
+    assert [vp.spec for vp in got.variants] == [vp.spec for vp in plain.variants]
+    assert (got.draws, got.rejected, got.varied) == (plain.draws, plain.rejected, plain.varied)
+
+
+@pytest.mark.parametrize("case", ["none rejected", "rejected", "same answers"])
+def test_drawn_by_workers_is_the_plain_draw(case, tmp_path):
+    """`moodle.draw_prepared` (draws judged and worked out by 2 worker processes, speculatively)
+    gives the bank of `variants.draw` — the same variants, draws and rejections — and the bytes of
+    the plain path; with draws rejected as saturated (19 of 34 for this seed) or as the same
+    answers as an earlier variant, where the rest is drawn and worked out again."""
+    path = tmp_path / "r.toml"
+    path.write_text(SATURATING, encoding="utf-8")
+    spec, n, seed, vary, reason = {
+        "none rejected": ("two-two-two", moodle.PARALLEL, 4, None, None),
+        "rejected": (str(path), 15, 2, "w,b,y", "saturated unit"),
+        "same answers": (str(path.with_name("r8.toml")), 12, 1, "w,b", "same answers as an earlier variant"),
+    }[case]
+    path.with_name("r8.toml").write_text(SATURATING.replace("x = 12", "x = 8"), encoding="utf-8")
+    plain = vr.draw(derive.load(spec), n, seed, vary=vary)
+    assert [r for r, _c in plain.rejected] == ([reason] if reason else [])
+    got = moodle.draw_prepared(derive.load(spec), n, seed, vary=vary, lang="en", command="derive exercise t", jobs=2)
+    _same_bank(got, plain)
+    memo = got.frame.memo
+    assert all(("moodle", ("questions", "cloze"), "en", None, i) in memo for i in range(n))
+    assert _bank_bytes(got, "en") == _bank_bytes(plain, "en")
+
+
+def test_drawn_by_workers_when_a_share_fails(monkeypatch):
+    """A variant whose share fails in the speculating workers is judged and worked out again by the
+    plain path (which would report the error): the same bank and bytes."""
+    real = moodle._variant_task.__call__
+
+    def flaky(self, bank, i):
+        if i == 3 and None in bank.variants:         # the speculating workers' bank only
+            raise ValueError("only while speculating")
+        return real(self, bank, i)
+
+    monkeypatch.setattr(moodle._variant_task, "__call__", flaky)
+    plain = vr.draw(derive.load("two-two-two"), moodle.PARALLEL, 6)
+    got = moodle.draw_prepared(derive.load("two-two-two"), moodle.PARALLEL, 6, lang="zh", style="numerical",
+                               command="derive exercise t", jobs=2)
+    _same_bank(got, plain)
+    assert _bank_bytes(got, "zh", "numerical") == _bank_bytes(plain, "zh", "numerical")

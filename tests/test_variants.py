@@ -15,6 +15,8 @@ import pytest
 import derive
 from derive import variants as vr
 from derive.errors import DeriveError
+from derive.render import render_text
+from derive.solve import Problem
 from derive.spec import load as load_spec
 from conftest import run_cli
 from reference import agrees, sig
@@ -384,3 +386,17 @@ def test_degenerate_reads_the_numbers_it_judges_as_the_full_solution_has_them(pi
                     assert [g.approx for g in got[engine.Request("adjoint", u, 0)]] == \
                         [g.approx for g in nums.gradients[u]]
     assert (None in reasons) == (pid != "sigmoid-2-4-2")     # sigmoid-2-4-2: every draw saturated (as its own numbers)
+
+
+@pytest.mark.parametrize("pid", ["matrix-linear", "softmax-3"])
+def test_variants_share_the_calculus_and_keep_their_own_worked_solutions(pid):
+    """A bank's variants share the base graph's chain-rule structure (`calculus.Calculus`: its
+    formulas and closed forms, the one-hot cancellation of softmax-3 among them, worked out once),
+    and each variant's worked solution is still that of its spec loaded as a problem of its own."""
+    bank = vr.draw(derive.load(pid), 12, 3)        # a large bank: tapes replayed
+    a, b = bank.variants[1], bank.variants[2]
+    assert a.calculus is b.calculus and a.graph is not b.graph and a.graph.spec is a.spec
+    for vp in (a, b):
+        for lang in ("en", "zh"):
+            own = Problem(vp.spec)
+            assert render_text(vp, fmt="md", lang=lang) == render_text(own, fmt="md", lang=lang)
