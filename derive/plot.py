@@ -83,7 +83,7 @@ _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 def _power_of_ten(y: float, _pos) -> str:
     """A log axis's tick label 10ⁿ in plain text (matplotlib's own is mathtext, which costs
     half a second to set up in every process)."""
-    if not y > 0:
+    if not (y > 0 and math.isfinite(y)):     # a log axis of losses near the float range ticks at inf
         return ""
     n = math.log10(y)
     if abs(n - round(n)) > 1e-9:

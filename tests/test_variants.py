@@ -400,3 +400,23 @@ def test_variants_share_the_calculus_and_keep_their_own_worked_solutions(pid):
         for lang in ("en", "zh"):
             own = Problem(vp.spec)
             assert render_text(vp, fmt="md", lang=lang) == render_text(own, fmt="md", lang=lang)
+
+
+def test_a_log_axis_ticking_at_infinity_has_no_label():
+    """A sweep whose loss runs towards the float range gets a log axis that matplotlib ticks up to
+    inf; the tick label was round(log10(inf)): an OverflowError traceback from `derive exercise
+    matrix-linear --variants 4 --seed 2 --format moodle` (the test below)."""
+    from derive.plot import _power_of_ten
+    assert _power_of_ten(float("inf"), 0) == ""
+    assert _power_of_ten(float("nan"), 0) == ""
+    assert _power_of_ten(1e-3, 0) == "10⁻³"
+    assert _power_of_ten(1.0, 0) == "1"
+
+
+@pytest.mark.slow
+def test_a_bank_whose_variant_diverges_towards_the_float_range_is_written(tmp_path):
+    r = run_cli("exercise", "matrix-linear", "--variants", "4", "--seed", "2", "--format", "moodle",
+                "-o", str(tmp_path / "bank"))
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert (tmp_path / "bank" / "matrix-linear.moodle.zh.xml").is_file()
