@@ -207,6 +207,19 @@ _BIAS_PLACES = [(above, dx / 20, (dy if above else -dy) / 20)
 
 
 def bias_positions(biased: dict, drawn, centre: dict, boxes: dict) -> tuple:
+    """`_bias_positions`, kept per picture (a pure function of its arguments: every variant of a
+    bank, every language and mode of a handout draws the same picture)."""
+    key = (tuple(biased.items()), tuple(drawn), tuple(sorted(centre.items())), tuple(sorted(boxes.items())))
+    if key not in _BIASES:
+        _BIASES[key] = _bias_positions(biased, drawn, centre, boxes)
+    places, placed = _BIASES[key]
+    return dict(places), dict(placed)
+
+
+_BIASES: dict = {}
+
+
+def _bias_positions(biased: dict, drawn, centre: dict, boxes: dict) -> tuple:
     """Where each bias label goes, from the picture in cm: ({node: (above, dx, dy)}, {node: box}),
     the label under its node (`south`; over it, `north`, when `above`) shifted by (dx, dy), and its
     box (x0, y0, x1, y1); `biased[node]` is the label's estimated half-width.  A label is written

@@ -281,3 +281,18 @@ def test_relu_and_linear_2x_draw_their_2_4_2_network_alike(where):
     assert ("$x$\\\\[-2pt]{\\scriptsize $2\\times 1$}", "$h$\\\\[-2pt]{\\scriptsize $4\\times 1$}",
             "$W_{\\mathrm{hidden}}$", "->") in relu[2]
     assert not [n for n in relu[1] if n[0].startswith("param")]
+
+
+def test_bias_places_are_computed_once_per_picture():
+    """Every variant of a bank draws the same picture: the bias labels' places are kept per picture
+    (they were computed again for each variant's sheet, key and worked solution, 60 ms of CPU a
+    variant), and a caller changing its copy does not change the kept one."""
+    from derive import diagram as dg
+    centre = {"x": (0.0, 0.0), "h": (2.0, 0.0), "y": (4.0, 0.5)}
+    boxes = {"x": ("circle", 0.45, 0.0), "h": ("circle", 0.45, 0.0), "y": ("circle", 0.45, 0.0)}
+    drawn = [("x", "h", "w1", "weight"), ("h", "y", "w2", "weight")]
+    args = ({"h": 0.4, "y": 0.4}, drawn, centre, boxes)
+    first = dg.bias_positions(*args)
+    assert first == dg._bias_positions(*args)             # the kept answer is the computed one
+    first[0]["h"] = "changed"
+    assert dg.bias_positions(*args) == dg._bias_positions(*args)
