@@ -250,6 +250,11 @@ def given_pieces(tex: Tex, lang: str, s: dict) -> tuple:
                 a = problem.eval(n, digits=10)[0]
             except DeriveError:
                 continue
+            if a.value.shape != () and a.value.shape[1] == 1 and a.value.shape[0] > 1:
+                # a column vector on one line of the paragraph: its transpose, a row
+                row = pr.pmatrix([[tex.number(x.text) for x in a.value.values]])
+                values.append(f"{tex.name(n)} = {row}^{{\\top}}")
+                continue
             v = a.value.nested() if a.value.shape != () else a.value.values[0].text
             values.append(f"{tex.name(n)} = {tex.shaped(v)}")
     out: list = []
@@ -432,7 +437,7 @@ WORDS = {
         "path": ["M:grad", " 漏掉了经过 ", "M:via", " 的路径。"],
         "updated": ["反向传播时用了本步已经更新过的参数（用新权重计算了隐藏层的误差项）。"],
         "arithmetic": "所检验的各种单一错误都不能重现这个数：是计算错误。",
-        "same_mistake": ["错误与", "相同。"],
+        "same_mistake": ["错误与", " 相同。"],
         "carried": "这一步本身没有算错，但用的是前面不正确的值：",
         "restated": "它重复了前面一个不正确的值：",
         "restated_entries": ["它的分量 ", "E", " 重复了前面一个不正确的值："],
@@ -498,9 +503,9 @@ def mistake(tex: Tex, r, lang: str, results: list) -> list:
     out: list = []
     if d == "carried-forward" and isinstance(hyp, dict):
         if hyp.get("entries"):
-            which = (w["list"] if lang == "en" else "、").join(
-                f"({ex.index_text(r.claim.shape, i)})" for i in hyp["entries"])
-            out += [("t", x) if x != "E" else ("m", which) for x in w["restated_entries"]]
+            which = [f"({ex.index_text(r.claim.shape, i)})" for i in hyp["entries"]]
+            for x in w["restated_entries"]:
+                out += _entry_list(which, lang) if x == "E" else [("t", x)]
         else:
             out.append(("t", w["restated" if hyp.get("restated") else "carried"]))
         for j, i in enumerate(r.carries):
@@ -537,6 +542,17 @@ def mistake(tex: Tex, r, lang: str, results: list) -> list:
     return out
 
 
+def _entry_list(which: list, lang: str) -> list:
+    """Entry indices, (2), (4), as pieces: each a formula, the separator text between them (a
+    Chinese 、 is prose, not math: the math font has no such character)."""
+    out: list = []
+    for j, x in enumerate(which):
+        if j:
+            out.append(("t", WORDS[lang]["list"]))
+        out.append(("m", x))
+    return out
+
+
 def _other_entries(r, lang: str) -> list:
     """For a vector or matrix claim that is wrong in some entries: the entries that are only cut
     off or rounded, as a sentence (sigmoid-2-4-2's a_hidden: one entry carried forward, two
@@ -552,7 +568,7 @@ def _other_entries(r, lang: str) -> list:
             out += [("t", w["sep"] if out else (" " if lang == "en" else "")),
                     ("t", w["entry" if one else "entries"] if not out or lang != "en" else
                      w["entry" if one else "entries"].lower()),
-                    ("m", (w["list"] if lang == "en" else "、").join(which)), ("t", w[f"other_{v}{one}"])]
+                    *_entry_list(which, lang), ("t", w[f"other_{v}{one}"])]
     return out + [("t", w["end"])] if out else []
 
 
@@ -755,8 +771,7 @@ def rounding_pieces(tex: Tex, r, lang: str, const_value=None, shown=None, digits
             if which:
                 if out:
                     out.append(("t", w["sep"]))
-                out += [("t", w["entries"]), ("m", w["list"].join(which) if lang == "en" else "、".join(which)),
-                        ("t", w[f"entries_{v}"])]
+                out += [("t", w["entries"]), *_entry_list(which, lang), ("t", w[f"entries_{v}"])]
         out.append(("t", w["end"]))
         return out, []
     stated = c.stated[0] if c.kind == "value" else None
@@ -1149,7 +1164,7 @@ def render_report(cf, results: list, fmt: str, lang: str, digits: int, checker: 
         minor=[r for r in rows if r.verdict in ("rounding", "truncated")],
         cjk=any(CJK.search(x) for x in [title, source] + [r.message for r in rows]
                 + [p[1] for r in rows for p in r.note]),
-        given=given_pieces(Tex(cf.problem), lang, s),
+        given=given_pieces(Tex(cf.problem), lang, s), table_lead=table_lead(rows),
         sweep=sweep_rows(sweep_claims(spec, digits) if sweep is None else sweep, lang), sweep_steps=spec.training.sweep.steps if spec.training.sweep else 0,
     )
     name = "errata.md.j2" if fmt == "md" else "errata.tex.j2"
@@ -1159,6 +1174,18 @@ def render_report(cf, results: list, fmt: str, lang: str, digits: int, checker: 
 # the file name of a source document kept as a hashed copy (seeds/000_3542a7de84a5e77d.txt), in
 # front of the sections the spec's source line cites: a name that tells a reader nothing
 _HASHED_FILE = re.compile(r"^\s*(?:[\w.-]+/)*\d+_[0-9a-f]{8,}\.(?:txt|md|html?)\s*(?:[,，;；:：]\s*|$)")
+
+
+def table_lead(rows: list) -> int:
+    """The lines the claim table's heading, introduction, head and first row take (a \\Needspace,
+    so that the heading never ends a page alone nor with one row): 10, and two more per further row
+    of a matrix in the first row."""
+    if not rows:
+        return 10
+    r = rows[0]
+    cells = [r.claimed_tex, r.true_tex if r.verdict != "correct" else ""]
+    extra = max((x.count("\\\\") for x in cells if "pmatrix" in x), default=0)
+    return 10 + 2 * extra
 
 
 def source_head(title: str, author: str, s: dict, more: bool) -> str:

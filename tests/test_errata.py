@@ -708,10 +708,10 @@ def test_an_entry_repeating_an_earlier_wrong_claim_is_carried_forward_from_it():
     assert r.entries == ("correct", "truncated", "wrong", "truncated")
     for lang, head, said in (("en", "### Claim 10: $`a_{\\mathrm{hidden}}`$ — carried forward from claim 8",
                               ["Its entry $`(3)`$ repeats an earlier value", "[Claim 8](#claim-8)",
-                               "Entries $`(2), (4)`$ are cut off instead of rounded."]),
+                               "Entries $`(2)`$, $`(4)`$ are cut off instead of rounded."]),
                              ("zh", "### 断言 10：$`a_{\\mathrm{hidden}}`$ — 沿用了断言 8 的错误",
                               ["它的分量 $`(3)`$ 重复了前面一个不正确的值", "[断言 8](#claim-8)",
-                               "分量 $`(2)、(4)`$ 被截断而不是四舍五入"])):
+                               "分量 $`(2)`$、$`(4)`$ 被截断而不是四舍五入"])):
         md = _errata("sigmoid-2-4-2", lang)
         assert head in md, lang
         line = next(ln for ln in md.split(head, 1)[1].splitlines() if ln.startswith(("- **The mistake**", "- **错在哪里**")))
@@ -780,8 +780,8 @@ def test_the_errata_state_the_problems_data():
     for lang, word, lr in (("en", "Given: ", "learning rate "), ("zh", "已知：", "学习率 ")):
         md = _errata("softmax-3", lang)
         line = next(ln for ln in md.splitlines() if ln.startswith(word))
-        assert "$`x = \\begin{pmatrix} 1 \\\\ -2 \\end{pmatrix}`$" in line
-        assert "$`t = \\begin{pmatrix} 0 \\\\ 1 \\\\ 0 \\end{pmatrix}`$" in line
+        assert "$`x = \\begin{pmatrix} 1 & -2 \\end{pmatrix}^{\\top}`$" in line      # a column as a row
+        assert "$`t = \\begin{pmatrix} 0 & 1 & 0 \\end{pmatrix}^{\\top}`$" in line
         assert "0.5 & -0.25 \\\\ 0.1 & 0.3 \\\\ -0.4 & 0.2" in line
         assert "$`p = \\operatorname{softmax}(z)`$" in line and "$`z = W \\cdot x + b`$" in line
         assert spec.learning_rate == Fraction(1, 10) and f"{lr}$`\\eta = 0.1`$" in line
