@@ -64,7 +64,9 @@ Decisions (beyond the issue's text):
 - `carried-forward` tries the author's earlier values in three sets — all of them, then only
   those not `correct`, then only the `wrong` ones — because an author who rounds every number
   and also slips once is still carrying the slip.  A restatement of an earlier value that was not
-  correct carries that claim.  A claimed dA/dB replaces, in the recomputation, the part of dL/dB
+  correct carries that claim, and so does a vector or matrix claim whose every wrong entry restates
+  an earlier one-number claim about the same value that was not correct (sigmoid-2-4-2's a_hidden:
+  its third entry is claim 8's σ(5.2) = 0.9933).  A claimed dA/dB replaces, in the recomputation, the part of dL/dB
   that flows through A (dL/dB itself when A is the loss).
 - A layer written `c*(… @ …)` with a constant c ≠ 1 (seed 002's f(x) = 2x) counts as an activation
   with f' = c, so leaving the 2 out of ∂E/∂W_hidden is `missing-activation-derivative` (and

@@ -64,6 +64,8 @@ class ClaimsFile:
     problem: Problem
     claims: list
     demonstration: bool = False     # claims written for the example, not taken from a source document
+    source_title: str = ""          # the source document's title as it gives it ([source] title)
+    source_author: str = ""         # its author, when the document names one ([source] author)
 
 
 def nest(items: list, shape: tuple, flat: bool = True):
@@ -166,11 +168,12 @@ def load_claims(path, known: Problem | None = None) -> ClaimsFile:
     except tomllib.TOMLDecodeError as e:
         raise DeriveError(f"not valid TOML: {e}", file=display) from None
     for k in doc:
-        if k not in ("spec", "claim", "demonstration"):
-            raise DeriveError("unknown key (allowed: spec, claim, demonstration)", file=display, key=k)
+        if k not in ("spec", "claim", "demonstration", "source"):
+            raise DeriveError("unknown key (allowed: spec, claim, demonstration, source)", file=display, key=k)
     demonstration = doc.get("demonstration", False)
     if not isinstance(demonstration, bool):
         raise DeriveError("expected true or false", file=display, key="demonstration")
+    title, author = _source(doc.get("source", {}), display)
     problem = _resolve_spec(doc.get("spec"), p, display, known)
     raw_claims = doc.get("claim", [])
     if not isinstance(raw_claims, list) or not all(isinstance(c, dict) for c in raw_claims):
@@ -180,7 +183,29 @@ def load_claims(path, known: Problem | None = None) -> ClaimsFile:
     if len(raw_claims) > MAX_CLAIMS:
         raise LimitError(f"more than {MAX_CLAIMS} claims", file=display)
     claims = [_make_claim(i, c, problem, display) for i, c in enumerate(raw_claims, 1)]
-    return ClaimsFile(display, problem, claims, demonstration)
+    return ClaimsFile(display, problem, claims, demonstration, title, author)
+
+
+SOURCE_KEYS = ("title", "author")
+MAX_SOURCE_CHARS = 200
+
+
+def _source(table, display: str) -> tuple[str, str]:
+    """([source] title, author): the source document's title and author, as the errata cite them;
+    one line of text each, at most MAX_SOURCE_CHARS characters."""
+    if not isinstance(table, dict):
+        raise DeriveError("expected a [source] table with title and author", file=display, key="source")
+    out = []
+    for k in table:
+        if k not in SOURCE_KEYS:
+            raise DeriveError(f"unknown key {k!r} (allowed: {', '.join(SOURCE_KEYS)})", file=display, key=f"source.{k}")
+    for k in SOURCE_KEYS:
+        v = table.get(k, "")
+        if not isinstance(v, str) or len(v) > MAX_SOURCE_CHARS or any(ord(ch) < 32 for ch in v):
+            raise DeriveError(f"expected one line of text (at most {MAX_SOURCE_CHARS} characters)",
+                              file=display, key=f"source.{k}")
+        out.append(v.strip())
+    return out[0], out[1]
 
 
 def _make_claim(index: int, c: dict, problem: Problem, display: str) -> Claim:

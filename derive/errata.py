@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import sympy as sp
@@ -54,6 +56,7 @@ from .claims import load_claims
 from .formulas import chain_formula
 from .hypotheses import compared, halved
 from .render_context import free_symbol
+from .training_context import shown_verdict
 from .report import plain, summary, summary_line
 from .messages import MESSAGES, full_width
 from .verdicts import VERDICT_NAMES, VERDICTS, diagnosis_name, sig_text, text_at
@@ -232,6 +235,75 @@ def derivation(tex: Tex, checker: Checker, claim) -> list:
     return [f"{tex.tree(tree)} &{approx} {value}"]
 
 
+def given_pieces(tex: Tex, lang: str, s: dict) -> tuple:
+    """The problem's data as the errata state it before the claims, so that every symbol a claim
+    uses is defined: the inputs and parameters with their values, the definitions of the network
+    (z = W·x + b, p = softmax(z), L = …) and the learning rate, as pieces."""
+    g, problem = tex.graph, tex.problem
+    sep = ", " if lang == "en" else "，"
+    values, defs = [], []
+    for n, q in g.quantities.items():
+        if q.kind == "forward":
+            defs.append(f"{tex.name(n)} = {_tree_printer(tex).tex(q.tree)}")
+        elif not problem.is_symbolic:
+            try:
+                a = problem.eval(n, digits=10)[0]
+            except DeriveError:
+                continue
+            if a.value.shape != () and a.value.shape[1] == 1 and a.value.shape[0] > 1:
+                # a column vector on one line of the paragraph: its transpose, a row
+                row = pr.pmatrix([[tex.number(x.text) for x in a.value.values]])
+                values.append(f"{tex.name(n)} = {row}^{{\\top}}")
+                continue
+            v = a.value.nested() if a.value.shape != () else a.value.values[0].text
+            values.append(f"{tex.name(n)} = {tex.shaped(v)}")
+    out: list = []
+    for group in (values, defs):
+        if not group:
+            continue
+        if out:
+            out.append(("t", "; " if lang == "en" else "；"))
+        for j, m in enumerate(group):
+            if j:
+                out.append(("t", sep))
+            out.append(("m", m))
+    lr = tex.spec.learning_rate
+    if tex.spec.update and lr is not None:
+        out += [("t", ("; " if lang == "en" else "；") + s["given_lr"]), ("m", f"\\eta = {pr.fraction(lr)}")]
+    if out:
+        out.append(("t", "." if lang == "en" else "。"))
+    return tuple(out)
+
+
+def unaligned(line: str) -> str:
+    """A display line without its alignment point: the first & that is not a matrix's column."""
+    depth = 0
+    for m in re.finditer(r"\\begin\{|\\end\{|&", line):
+        if m.group() == "&" and depth == 0:
+            return (line[:m.start()] + line[m.end():]).strip()
+        depth += {"\\begin{": 1, "\\end{": -1}.get(m.group(), 0)
+    return line
+
+
+DERIVATION_WIDTH = 64.0     # a line of a corrected derivation, in printer.width units (layout.LINE_WIDTH: 75)
+
+
+def packed(lines: tuple) -> tuple:
+    """A derivation's display lines with as many steps to a line as fit DERIVATION_WIDTH: the chain
+    rule, its formula and its numbers of a short derivation on one or two lines instead of four
+    (each step keeps its relation: `= ŷ(1 − ŷ)·w₇ = 0.2288 · 0.1 ≈ 0.02288`)."""
+    out: list = []
+    for line in lines:
+        step = line.strip()
+        if out and step.startswith("&"):
+            joined = f"{out[-1]} {step[1:].strip()}"
+            if pr.width(joined) <= DERIVATION_WIDTH:
+                out[-1] = joined
+                continue
+        out.append(step)
+    return tuple(out)
+
+
 def _tree_printer(tex: Tex, subst=None):
     shapes = lambda n: tex.graph.quantities[n].shape if n in tex.graph.quantities else ()  # noqa: E731
     return pr.TreePrinter(tex.names, shapes, subst=subst)
@@ -271,6 +343,14 @@ class Row:
     explain: tuple          # pieces: the mistake (wrong) or why it is only rounding
     chain: tuple            # rounding: LaTeX lines "h_{1} = 0.0474" of the rounded calculation
     formula: bool           # a formula claim (not a value, not a constant expression)
+    same_as: int = 0        # the claim under which the same corrected derivation is shown (not repeated)
+
+    @property
+    def inline_derivation(self) -> str:
+        """A derivation of one line without its alignment point (the first & outside a matrix)."""
+        if len(self.derivation) != 1:
+            return ""
+        return unaligned(self.derivation[0])
 
     @property
     def block_lines(self) -> int:
@@ -282,6 +362,10 @@ class Row:
         items = [self.claimed_tex or self.claimed, "".join(p[1] for p in self.note), self.true_tex,
                  "".join(str(p[1]) for p in self.explain)]
         n = 3 + sum(lines(x) for x in items if x)
+        if self.same_as:
+            return n + 1
+        if len(self.derivation) == 1:           # an item of the block, in display style
+            return n + 2
         return n + (2 + 2 * len(self.derivation) if self.derivation else 0)
 
 
@@ -307,26 +391,34 @@ WORDS = {
         "updated": ["The backward pass uses the parameters already updated in this step (the hidden error "
                     "terms from the new weights)."],
         "arithmetic": "No single mistake that was tested reproduces this number: an arithmetic slip.",
+        "same_mistake": ["The same mistake as in ", "."],
         "carried": "The step itself is right, but it is computed from earlier values that were not correct: ",
         "restated": "It repeats an earlier value that was not correct: ",
+        "restated_entries": ["Its entry ", "E", " repeats an earlier value that was not correct: "],
         "own_formula": " (with the author's own formula of claim ",
         "also": ["The value is also what ", "D", " would give."],
         "not_equivalent": "The formula is not the true one.",
         "given_only": " It agrees at this problem's values but not in general (it depends differently on ",
         "unit": ["One unit off in the last of the ", "N", " stated digits: the true value ", "M:td",
                  " rounds to ", "M:tr", "."],
+        "unit_same": ["One unit off in the last of the ", "N", " stated digits: the true value, correctly rounded "
+                      "to them, is ", "M:tr", "."],
         "world": ["The true value ", "M:td", " rounds to ", "M:tr", "; a hand calculation that rounds its ",
                   "W", " to ", "N", " significant digits as it goes gives ", "M:alt", ":"],
         "world_nochain": ["The true value ", "M:td", " rounds to ", "M:tr", "; a hand calculation with ",
                           "W", " rounded to ", "N", " significant digits gives ", "M:alt", "."],
-        "const": ["The expression equals ", "M:val", "; its numbers are the ", "W",
-                  " of a hand calculation at ", "N", " significant digits:"],
-        "const_nochain": ["The expression equals ", "M:val", " (the true value is ", "M:td",
-                          "); its numbers are intermediate values rounded to ", "N", " significant digits."],
+        "const": ["The source's expression, with its rounded inputs, gives ", "M:val", "; the true value is ",
+                  "M:td", ". Its numbers are the ", "W", " of a hand calculation at ", "N", " significant digits:"],
+        "const_nochain": ["The source's expression, with its rounded inputs, gives ", "M:val",
+                          "; the true value is ", "M:td", ". Its numbers are intermediate values rounded to ",
+                          "N", " significant digits."],
         "truncated": ["The true value ", "M:td", " was cut off at the stated digits instead of rounded; rounded it is ",
                       "M:tr", "."],
         "entries": "Entries ", "entries_wrong": " wrong", "entries_truncated": " cut off instead of rounded",
         "entries_rounding": " off by rounding", "sep": "; ", "list": ", ", "end": ".",
+        "other_truncated": " are cut off instead of rounded", "other_rounding": " are off only by rounding",
+        "other_truncated_1": " is cut off instead of rounded", "other_rounding_1": " is off only by rounding",
+        "entry": "Entry ",
         "values": "values", "local": "local derivatives", "adjoint": "backpropagated derivatives", "and": " and ",
     },
     "zh": {
@@ -345,23 +437,29 @@ WORDS = {
         "path": ["M:grad", " 漏掉了经过 ", "M:via", " 的路径。"],
         "updated": ["反向传播时用了本步已经更新过的参数（用新权重计算了隐藏层的误差项）。"],
         "arithmetic": "所检验的各种单一错误都不能重现这个数：是计算错误。",
+        "same_mistake": ["错误与", " 相同。"],
         "carried": "这一步本身没有算错，但用的是前面不正确的值：",
         "restated": "它重复了前面一个不正确的值：",
+        "restated_entries": ["它的分量 ", "E", " 重复了前面一个不正确的值："],
         "own_formula": "（并用了作者在断言 ",
         "also": ["这个值也可以由", "D", "得出。"],
         "not_equivalent": "这个公式不正确。",
         "given_only": "它在本题的数值下成立，但一般不成立（对下列量的依赖不同：",
         "unit": ["所写的 ", "N", " 位有效数字中最后一位差 1：真值 ", "M:td", " 四舍五入后是 ", "M:tr", "。"],
+        "unit_same": ["所写的 ", "N", " 位有效数字中最后一位差 1：真值正确四舍五入到这些位数是 ", "M:tr", "。"],
         "world": ["真值 ", "M:td", " 四舍五入后是 ", "M:tr", "；手算时把", "W", "随时保留 ", "N",
                   " 位有效数字，得到的正是 ", "M:alt", "："],
         "world_nochain": ["真值 ", "M:td", " 四舍五入后是 ", "M:tr", "；把", "W", "保留 ", "N",
                           " 位有效数字来手算，得到的正是 ", "M:alt", "。"],
-        "const": ["该式等于 ", "M:val", "；式中的数是保留 ", "N", " 位有效数字手算时的", "W", "："],
-        "const_nochain": ["该式等于 ", "M:val", "（真值为 ", "M:td", "）；式中的数是保留 ", "N",
-                          " 位有效数字的中间结果。"],
+        "const": ["原文的式子代入它四舍五入后的数，得 ", "M:val", "；真值为 ", "M:td", "。式中的数是保留 ", "N",
+                  " 位有效数字手算时的", "W", "："],
+        "const_nochain": ["原文的式子代入它四舍五入后的数，得 ", "M:val", "；真值为 ", "M:td", "。式中的数是保留 ",
+                          "N", " 位有效数字的中间结果。"],
         "truncated": ["真值 ", "M:td", " 在所写的位数处被截断了，而不是四舍五入；四舍五入应为 ", "M:tr", "。"],
         "entries": "分量 ", "entries_wrong": " 错误", "entries_truncated": " 被截断而不是四舍五入",
         "entries_rounding": " 只差舍入", "sep": "；", "list": "、", "end": "。",
+        "other_truncated": " 被截断而不是四舍五入", "other_rounding": " 只差舍入",
+        "other_truncated_1": " 被截断而不是四舍五入", "other_rounding_1": " 只差舍入", "entry": "分量 ",
         "values": "中间值", "local": "局部导数", "adjoint": "反向传播的导数", "and": "和",
     },
 }
@@ -404,7 +502,12 @@ def mistake(tex: Tex, r, lang: str, results: list) -> list:
     hyp, d = r.hypothesis, r.diagnosis
     out: list = []
     if d == "carried-forward" and isinstance(hyp, dict):
-        out.append(("t", w["restated" if hyp.get("restated") else "carried"]))
+        if hyp.get("entries"):
+            which = [f"({ex.index_text(r.claim.shape, i)})" for i in hyp["entries"]]
+            for x in w["restated_entries"]:
+                out += _entry_list(which, lang) if x == "E" else [("t", x)]
+        else:
+            out.append(("t", w["restated" if hyp.get("restated") else "carried"]))
         for j, i in enumerate(r.carries):
             if j:
                 out.append(("t", w["list"]))
@@ -412,6 +515,7 @@ def mistake(tex: Tex, r, lang: str, results: list) -> list:
         if hyp.get("formula"):
             out += [("t", w["own_formula"]), ("ref", hyp["formula"]), ("t", ")" if lang == "en" else " 中的公式）")]
         out.append(("t", w["end"]))
+        out += _other_entries(r, lang)
     elif d == "arithmetic":
         out.append(("t", w["arithmetic"]))
     elif hyp is not None and getattr(hyp, "kind", None):
@@ -434,19 +538,96 @@ def mistake(tex: Tex, r, lang: str, results: list) -> list:
             out.append(("t", ")." if lang == "en" else "）。"))
     if r.also:
         out.append(("t", " " if lang == "en" else ""))
-        out += [("t", _also_words(r.also, lang) if x == "D" else x) for x in w["also"]]
+        out += [("t", _also_words(r.also, lang, r.carries) if x == "D" else x) for x in w["also"]]
     return out
 
 
-def _also_words(tags, lang: str) -> str:
-    """The further diagnoses a wrong value is consistent with, as a noun phrase for WORDS' "also"
-    sentence: "a factor of 2", "an earlier error carried forward" (English: each with its article);
-    Chinese: “相差因子 2”."""
+def _entry_list(which: list, lang: str) -> list:
+    """Entry indices, (2), (4), as pieces: each a formula, the separator text between them (a
+    Chinese 、 is prose, not math: the math font has no such character)."""
+    out: list = []
+    for j, x in enumerate(which):
+        if j:
+            out.append(("t", WORDS[lang]["list"]))
+        out.append(("m", x))
+    return out
+
+
+def _other_entries(r, lang: str) -> list:
+    """For a vector or matrix claim that is wrong in some entries: the entries that are only cut
+    off or rounded, as a sentence (sigmoid-2-4-2's a_hidden: one entry carried forward, two
+    truncated) — nothing when there are none."""
+    if len(r.entries) < 2 or r.claim.shape == ():
+        return []
+    w = WORDS[lang]
+    out: list = []
+    for v in ("truncated", "rounding"):
+        which = [f"({ex.index_text(r.claim.shape, i)})" for i, x in enumerate(r.entries) if x == v]
+        if which:
+            one = "_1" if len(which) == 1 else ""
+            out += [("t", w["sep"] if out else (" " if lang == "en" else "")),
+                    ("t", w["entry" if one else "entries"] if not out or lang != "en" else
+                     w["entry" if one else "entries"].lower()),
+                    *_entry_list(which, lang), ("t", w[f"other_{v}{one}"])]
+    return out + [("t", w["end"])] if out else []
+
+
+UNDIAGNOSED = {   # the heading of a wrong claim that no catalogued mistake explains, by what is wrong
+    "en": {"of_error": "undefined quantity", "formula_error": "undefined formula",
+           "shape": "shape mismatch", "formula": "wrong formula"},
+    "zh": {"of_error": "所断言的量没有定义", "formula_error": "公式无意义", "shape": "形状不符", "formula": "公式错误"},
+}
+
+
+def heading_name(r, lang: str) -> str:
+    """What a wrong claim's heading names after it: its diagnosis (the claims it carries named),
+    or, for a claim no catalogued mistake explains, what is wrong with it (an undefined quantity,
+    an undefined formula, a formula of the wrong shape, a formula not equivalent to the true one)."""
+    c = r.claim
+    if r.diagnosis == "carried-forward":
+        return carried_name(r.carries, lang)
+    if r.diagnosis or r.verdict != "wrong":
+        return diagnosis_name(r.diagnosis, lang) if r.diagnosis else ""
+    words = UNDIAGNOSED[lang]
+    if c.of_error is not None:
+        return words["of_error"]
+    if getattr(c, "formula_error", None) is not None:
+        return words["formula_error"]
+    fq, q = getattr(c, "formula_query", None), c.query
+    if fq is not None and q is not None and fq.shape != q.shape and fq.shape != ():
+        return words["shape"]
+    return words["formula"] if c.kind != "value" and not c.constant else ""
+
+
+def carried_name(carries, lang: str) -> str:
+    """The diagnosis of a claim that carries an earlier error, naming the claims it carries:
+    "carried forward from claim 7" (claims 42, 43 and 44), “沿用了断言 7 的错误”."""
+    if not carries:
+        return diagnosis_name("carried-forward", lang)
+    nums = [str(i) for i in carries]
     if lang == "en":
-        names = [("an " if diagnosis_name(a, lang)[0] in "aeiou" else "a ") + diagnosis_name(a, lang)
-                 if not diagnosis_name(a, lang).startswith(("a ", "an ")) else diagnosis_name(a, lang) for a in tags]
+        listed = nums[0] if len(nums) == 1 else ", ".join(nums[:-1]) + " and " + nums[-1]
+        return f"carried forward from claim{'s' if len(nums) > 1 else ''} {listed}"
+    return f"沿用了断言 {'、'.join(nums)} 的错误"
+
+
+def _also_words(tags, lang: str, carries=()) -> str:
+    """The further diagnoses a wrong value is consistent with, as a noun phrase for WORDS' "also"
+    sentence: "a factor of 2", "the error of claim 12 carried forward" (English: each with its
+    article); Chinese: “相差因子 2”."""
+    def name(a):
+        if a == "carried-forward" and carries:
+            nums = [str(i) for i in carries]
+            if lang == "en":
+                listed = nums[0] if len(nums) == 1 else ", ".join(nums[:-1]) + " and " + nums[-1]
+                return f"the error{'s' if len(nums) > 1 else ''} of claim{'s' if len(nums) > 1 else ''} {listed} carried forward"
+            return f"沿用断言 {'、'.join(nums)} 的错误"
+        return diagnosis_name(a, lang)
+    if lang == "en":
+        names = [("an " if name(a)[0] in "aeiou" else "a ") + name(a)
+                 if not name(a).startswith(("a ", "an ", "the ")) else name(a) for a in tags]
         return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-    return "或".join(f"“{diagnosis_name(a, lang)}”" for a in tags)
+    return "或".join(f"“{name(a)}”" for a in tags)
 
 
 _QUANTITY_TOKEN = re.compile(r"\bd([A-Za-z][A-Za-z0-9_]*)/d([A-Za-z][A-Za-z0-9_]*)\b|\b[A-Za-z][A-Za-z0-9_]*\b")
@@ -590,8 +771,7 @@ def rounding_pieces(tex: Tex, r, lang: str, const_value=None, shown=None, digits
             if which:
                 if out:
                     out.append(("t", w["sep"]))
-                out += [("t", w["entries"]), ("m", w["list"].join(which) if lang == "en" else "、".join(which)),
-                        ("t", w[f"entries_{v}"])]
+                out += [("t", w["entries"]), *_entry_list(which, lang), ("t", w[f"entries_{v}"])]
         out.append(("t", w["end"]))
         return out, []
     stated = c.stated[0] if c.kind == "value" else None
@@ -607,7 +787,7 @@ def rounding_pieces(tex: Tex, r, lang: str, const_value=None, shown=None, digits
             else (tex.number(sig_text(rc.value, rc.digits)) if rc.value is not None else "")}
     lines = [_chain_line(tex, x, rc.digits) for x in rc.chain]
     if rc.kind == "unit":
-        return _pieces(w["unit"], fill), []
+        return _pieces(w["unit" if shown is None or shown else "unit_same"], fill), []
     if rc.kind == "const":
         fill["W"] = _rounded_words({x[0] for x in rc.chain}, lang) if rc.chain else fill["W"]
         fill["val"] = true_value_tex(const_value, None, digits) if const_value is not None else ""
@@ -629,6 +809,28 @@ def true_value_tex(t, num, digits: int) -> str:
         eps = pr.number(sig_text(1 - abs(t), digits))
         return f"-1 + {eps}" if t < 0 else f"1 - {eps}"
     return pr.number(text)
+
+
+def evident_value_tex(t, num, sig: int, digits: int) -> str:
+    """The true value of a claim one unit off in its last stated digit, written so that its rounding
+    to the stated `sig` digits is evident: cut off after one digit more, with an ellipsis
+    (0.3358298904… rounds to 0.335829890; its 10-digit rounding 0.3358298905 reads as if it
+    rounded to 0.335829891) — "" when that digit is beyond the `digits` the document promises (the
+    sentence then gives the rounding alone), the value itself when exact and short."""
+    if t == 0 or (num is not None and num.is_exact and nm.is_short_exact(t, sig + 1)):
+        return true_value_tex(t, num, sig)
+    if sig + 1 > digits:
+        return ""
+    m = sig + 1
+    a = abs(t)
+    e = len(str(a.numerator // a.denominator)) - 1 if a >= 1 else -len(str(a.denominator // a.numerator))
+    while Fraction(10) ** e > a:
+        e -= 1
+    while Fraction(10) ** (e + 1) <= a:
+        e += 1
+    n = int(a / Fraction(10) ** (e - m + 1))          # the first m digits, cut off
+    text = nm.format_decimal(Decimal(("-" if t < 0 else "") + str(n) + f"E{e - m + 1}"), m)
+    return pr.number(text) + "\\ldots"
 
 
 def _chain_line(tex: Tex, item, n: int) -> str:
@@ -843,6 +1045,8 @@ def build_rows(checker: Checker, results: list) -> list:
         sol = problem.solve(digits=checker.digits)
     tex = Tex(problem, sol)
     rows = []
+    shown_derivations: dict = {}        # a derivation already shown: {its lines: the claim it is under}
+    shown_mistakes: dict = {}           # the same for the explanation of a mistake
     for r in results:
         c = r.claim
         try:
@@ -861,12 +1065,23 @@ def build_rows(checker: Checker, results: list) -> list:
         lines: tuple = ()
         if r.verdict == "wrong" and not problem.is_symbolic and c.of_error is None:
             try:
-                lines = checker.rc.memo(("errata-derivation", c.index), lambda: tuple(derivation(tex, checker, c)))
+                lines = checker.rc.memo(("errata-derivation", c.index),
+                                        lambda: packed(tuple(derivation(tex, checker, c))))
             except (DeriveError, KeyError, TypeError):
                 lines = ()
+        same_as = shown_derivations.get(lines, 0) if lines else 0
+        if lines and not same_as:
+            shown_derivations[lines] = c.index
         chain: list = []
         if r.verdict == "wrong":
             explain = mistake(tex, r, lang, results)
+            # a catalogued mistake word for word an earlier claim's (not an arithmetic slip, which is
+            # no one mistake, nor a carried error, which names its own claims)
+            first = shown_mistakes.setdefault(tuple(explain), c.index) \
+                if r.diagnosis not in ("arithmetic", "carried-forward", None, "") else c.index
+            if first != c.index:            # word for word an earlier claim's: named, not repeated
+                explain = _pieces(WORDS[lang]["same_mistake"], {}) [:1] + [("ref", first)] + \
+                    _pieces(WORDS[lang]["same_mistake"], {})[1:]
         elif r.verdict in ("rounding", "truncated"):
             const = shown = None
             if c.constant and c.formula_query is not None and c.formula_query.shape == ():
@@ -875,6 +1090,8 @@ def build_rows(checker: Checker, results: list) -> list:
                 tv, tn = checker.rc.truth(c.query)
                 sig = c.stated[0].sig if c.kind == "value" else 0
                 shown = true_value_tex(tv[0], tn[0], max(checker.digits, sig))
+                if r.rounding is not None and r.rounding.kind == "unit" and sig:
+                    shown = evident_value_tex(tv[0], tn[0], sig, checker.digits)
             explain, chain = rounding_pieces(tex, r, lang, const, shown, checker.digits)
         else:
             explain = []
@@ -886,8 +1103,8 @@ def build_rows(checker: Checker, results: list) -> list:
         rows.append(Row(c.index, f"claim-{c.index}", c.of, of_tex, c.kind, plain(r.claimed), claimed_tex,
                         plain(r.true), true_tex, plain(r.true_digits), true_digits_tex,
                         r.verdict, VERDICT_NAMES[lang][r.verdict], r.diagnosis or "",
-                        diagnosis_name(r.diagnosis, lang), r.message, note_pieces(c.note, lang, c.note_zh), lines, tuple(r.carries),
-                        tuple(explain), tuple(chain), formula))
+                        heading_name(r, lang), r.message, note_pieces(c.note, lang, c.note_zh), lines, tuple(r.carries),
+                        tuple(explain), tuple(chain), formula, same_as))
     return rows
 
 
@@ -934,17 +1151,21 @@ def render_report(cf, results: list, fmt: str, lang: str, digits: int, checker: 
     rows = build_rows(checker, results) if rows is None else rows
     title, source = document_title(spec, lang) or spec.id, cited_source(spec.source_in(lang))
     names = pr.display_names(spec, cf.problem.graph)
+    head = source_head(getattr(cf, "source_title", ""), getattr(cf, "source_author", ""), s, bool(source))
+    source_parts = (((False, head),) if head else ()) + tuple(typeset_parts(source, spec, names))
+    source = head + source
     counts = summary(results)
     ctx = dict(
         s=s, lang=lang, title=title, source=source, spec_id=spec.id, digits=digits,
-        title_parts=typeset_parts(title, spec, names), source_parts=typeset_parts(source, spec, names),
+        title_parts=typeset_parts(title, spec, names), source_parts=source_parts,
         claims_file=Path(cf.path).name, rows=rows, summary=counts, verdicts=VERDICTS,
         summary_line=summary_line(results, lang, demonstration), symbolic=cf.problem.is_symbolic,
         wrong=[r for r in rows if r.verdict == "wrong"],
         minor=[r for r in rows if r.verdict in ("rounding", "truncated")],
         cjk=any(CJK.search(x) for x in [title, source] + [r.message for r in rows]
                 + [p[1] for r in rows for p in r.note]),
-        sweep=sweep_claims(spec, digits) if sweep is None else sweep, sweep_steps=spec.training.sweep.steps if spec.training.sweep else 0,
+        given=given_pieces(Tex(cf.problem), lang, s), table_lead=table_lead(rows),
+        sweep=sweep_rows(sweep_claims(spec, digits) if sweep is None else sweep, lang), sweep_steps=spec.training.sweep.steps if spec.training.sweep else 0,
     )
     name = "errata.md.j2" if fmt == "md" else "errata.tex.j2"
     return tpl.render(env, name, ctx)
@@ -953,6 +1174,29 @@ def render_report(cf, results: list, fmt: str, lang: str, digits: int, checker: 
 # the file name of a source document kept as a hashed copy (seeds/000_3542a7de84a5e77d.txt), in
 # front of the sections the spec's source line cites: a name that tells a reader nothing
 _HASHED_FILE = re.compile(r"^\s*(?:[\w.-]+/)*\d+_[0-9a-f]{8,}\.(?:txt|md|html?)\s*(?:[,，;；:：]\s*|$)")
+
+
+def table_lead(rows: list) -> int:
+    """The lines the claim table's heading, introduction, head and first row take (a \\Needspace,
+    so that the heading never ends a page alone nor with one row): 10, and two more per further row
+    of a matrix in the first row."""
+    if not rows:
+        return 10
+    r = rows[0]
+    cells = [r.claimed_tex, r.true_tex if r.verdict != "correct" else ""]
+    extra = max((x.count("\\\\") for x in cells if "pmatrix" in x), default=0)
+    return 10 + 2 * extra
+
+
+def source_head(title: str, author: str, s: dict, more: bool) -> str:
+    """The source document named in front of its sections: its title (and author, when the claims
+    file's [source] gives one), “人工神经网络与梯度下降法”, then the separator when sections follow."""
+    if not title:
+        return ""
+    head = s["source_title"].replace("{title}", title)
+    if author:
+        head += s["source_author"].replace("{author}", author)
+    return head + (s["source_sep"] if more else "")
 
 
 def cited_source(source: str) -> str:
@@ -965,14 +1209,43 @@ def cited_source(source: str) -> str:
 
 def sweep_claims(spec, digits: int) -> tuple:
     """The source's verdicts on learning rates (train.sweep.claimed) against the runs: one dict per
-    stated verdict (learning rate, claimed, found, the loss at the end), () when none is stated."""
+    stated verdict (learning rate, claimed, found — train.verdict, which the source's two-valued
+    words are compared with —, shown — the worked solution's word for the run,
+    `training_context.shown_verdict`: converging, diverging or oscillating —, the last loss computed
+    and its step, the step in which the run stopped and whether its loss passed the float64 range
+    there), () when none is stated."""
     sw = spec.training.sweep
     if spec.is_symbolic or sw is None or not any(sw.claimed):
         return ()
     return tuple({"eta": train.fraction_text(r.learning_rate), "claimed": c, "found": r.verdict,
+                  "shown": shown_verdict(r.verdict, r.training.history_floats, r.training.diverged),
                   "last": r.training.history[-1].text, "last_tex": pr.number(r.training.history[-1].text),
-                  "diverged": r.training.diverged}
+                  "last_step": len(r.training.history) - 1,
+                  "diverged": r.training.diverged,
+                  "overflow": r.training.diverged is not None and "overflow" in (r.training.reason or "")}
                  for r, c in zip(train.sweep_of(spec, digits), sw.claimed) if c)
+
+
+OVERFLOW_TEX = "2^{1024} \\approx 1.8 \\times 10^{308}"     # train.OVERFLOW: beyond the float64 range
+
+
+def sweep_rows(sweep: tuple, lang: str) -> tuple:
+    """The sweep's rows for a document in `lang`: each with `shows`, what training shows, as pieces
+    (the worked solution's verdict; for a run that stopped, in which step and why: its loss passed
+    train.OVERFLOW, or the step could not be computed)."""
+    s = strings(lang)
+    out = []
+    for r in sweep:
+        shows = [("t", s["shown_" + r["shown"]])]
+        if r["diverged"] is not None:
+            n = str(r["diverged"])
+            if r["overflow"]:
+                a, b = s["diverged_in"].replace("{n}", n).split("{limit}")
+                shows += [("t", a), ("m", OVERFLOW_TEX), ("t", b)]
+            else:
+                shows.append(("t", s["diverged_other"].replace("{n}", n)))
+        out.append({**r, "shows": tuple(p for p in shows if p[1])})
+    return tuple(out)
 
 
 # ---------------------------------------------------------------- every built-in problem

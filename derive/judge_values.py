@@ -149,18 +149,18 @@ class ValueJudge:
             alt = self.rc.hyp_alt(hyp, q, None, truth=T)
             if explains(alt):
                 found.append((hyp.kind, hyp))
-        carried = self.carried_forward(claim, explains)
+        carried = self.carried_forward(claim, explains, stated, T, wrong_idx)
         if carried is not None:
             found.append(("carried-forward", carried))
         if not found:
             return "arithmetic", (), (), None
         kind, info = found[0]
         also = tuple(k for k, _ in found[1:])
-        if kind == "carried-forward":
-            return kind, tuple(info["carries"]), also, info
-        return kind, (), also, info
+        # the claims whose error is carried, also when carrying is only consistent (in `also`)
+        carries = tuple(carried["carries"]) if carried is not None else ()
+        return kind, carries, also, info
 
-    def carried_forward(self, claim: Claim, explains):
+    def carried_forward(self, claim: Claim, explains, stated=(), T=(), wrong_idx=()):
         """The claim recomputed from the author's earlier claimed values (and own formula)."""
         earlier = [r for r in self.results]
         # a restatement of an earlier claim that was not correct
@@ -168,6 +168,9 @@ class ValueJudge:
             if r.claim.of == claim.of and r.claim.is_value and r.verdict != "correct" \
                     and r.claimed == (claim.claimed_display()):
                 return {"carries": (r.claim.index,), "restated": True, "formula": None}
+        restated = self.restated_entries(stated, T, wrong_idx)
+        if restated is not None:
+            return restated
         own_keys = set(claim_keys(claim, self.rc.graph))
         overrides: dict = {}
         for r in earlier:
@@ -201,6 +204,31 @@ class ValueJudge:
             if found is not None:
                 return found
         return None
+
+    def restated_entries(self, stated, T, wrong_idx):
+        """A vector or matrix claim whose every wrong entry restates an earlier claim of one number
+        that was not correct, about the same value (sigmoid-2-4-2: a_hidden's third entry 0.9933 is
+        claim 8's σ(5.2) = 0.9933): {carries, restated, entries}, else None."""
+        if len(stated) < 2 or not wrong_idx:
+            return None
+        carries = {}
+        for i in wrong_idx:
+            for r in reversed(self.results):
+                c = r.claim
+                if r.verdict == "correct" or c.kind != "value" or c.query is None or c.of_error is not None \
+                        or len(c.stated) != 1 or c.stated[0].value != stated[i].value:
+                    continue
+                try:
+                    t = self.rc.truth(c.query)[0]
+                except DeriveError:
+                    continue
+                if len(t) == 1 and close_to(t[0], T[i]):
+                    carries[i] = c.index
+                    break
+            else:
+                return None
+        return {"carries": tuple(sorted(set(carries.values()))), "restated": True, "formula": None,
+                "entries": tuple(sorted(carries))}
 
     def _carried_with(self, claim: Claim, overrides: dict, formulas: list, explains):
         try:

@@ -473,8 +473,14 @@ def test_matrix_linear_handout_and_errata_state_the_verdicts():
                                                         "**converging**", "**converging**"]
     assert "The source document's remark on these learning rates is right" in text
     docs, _steps = errata_by_language("matrix-linear", dict(builtin_claims())["matrix-linear"], ("en",))["en"]
-    assert "| 0.05 | diverging | diverging (overflows in step 6) |" in docs["md"]
-    assert docs["md"].split("## The remark on learning rates")[1].count("| **correct** |") == 3
+    # the errata in the handout's words: the loss of step 6 passes the float64 range, 0.005 oscillates;
+    # only a wrong verdict would be bold ("overflows in step 6" beside a finite loss and a bold
+    # "correct" were fixed in the third page review)
+    assert "| 0.05 | diverging | diverging: its loss passes $`2^{1024} \\approx 1.8 \\times 10^{308}`$ in step 6, " \
+        "and the run stops |" in docs["md"]
+    assert "| 0.005 | diverging | not converging (it oscillates) |" in docs["md"]
+    sweep = docs["md"].split("## The remark on learning rates")[1].split("\n## ")[0]
+    assert sweep.count(" | correct |") == 3 and "**correct**" not in sweep
 
 
 MOMENTUM = LINEAR + 'epochs = 2\noptimizer = "momentum"\nbeta = 0.5\n'
