@@ -148,6 +148,21 @@ def call(name: str, arg: str) -> str:
     return f"{name}({arg})"
 
 
+def function_name(fn: str) -> str:
+    """The LaTeX of the name of a function of the spec's [functions]: f, \\phi, \\operatorname{act}."""
+    if fn in GREEK:
+        return "\\" + fn
+    if len(fn) == 1:
+        return fn
+    escaped = fn.replace("_", "\\_")
+    return f"\\operatorname{{{escaped}}}"
+
+
+def function_prime(fn: str) -> str:
+    """f′'s name: f', \\operatorname{act}'."""
+    return function_name(fn) + "'"
+
+
 def indicator(arg: str) -> str:
     """The derivative of ReLU, the indicator 1[x > 0] (0 at x = 0, derive's stated convention)."""
     if "\\begin{pmatrix}" in arg:    # brackets as tall as the matrices inside them
@@ -324,7 +339,7 @@ class PiecePrinter(Printer):
     `Shaped` each), with the engine's matrices substituted.
     """
     _default_settings = {"names": {}, "shapes": None, "subst": None, "step": 0, "stepped": frozenset(),
-                         "loss": "L", "value": None, "adjoint": None}
+                         "loss": "L", "value": None, "adjoint": None, "local": None}
 
     def __init__(self, settings=None):
         super().__init__(settings)
@@ -443,7 +458,7 @@ class PiecePrinter(Printer):
             return Piece(f"\\sum {at}", MUL)
         name = {"sigmoid": "\\sigma", "tanh": "\\tanh", "log": "\\log", "relu": "\\operatorname{ReLU}",
                 "softplus": "\\operatorname{softplus}", "mean": "\\operatorname{mean}",
-                "softmax": "\\operatorname{softmax}"}[fn]
+                "softmax": "\\operatorname{softmax}"}.get(fn) or function_name(fn)   # else one of [functions]
         if _is_pmatrix(a.tex):  # σ of a written-out matrix: its own parentheses suffice
             return Piece(f"{name} {a.tex}", ATOM)
         chunks = ()
@@ -534,7 +549,19 @@ class PiecePrinter(Printer):
         name = {"sigmoid": "\\sigma", "tanh": "\\tanh", "exp": "\\exp", "log": "\\log",
                 "relu": "\\operatorname{ReLU}",
                 "sum": "\\operatorname{sum}"}.get(m.fn, f"\\operatorname{{{m.fn}}}")
+        if m.fn not in ex.FUNCTIONS and m.fn not in ("ones", "step"):
+            name = function_name(m.fn)    # one of the spec's [functions]
         return Piece(call(name, x.tex), ATOM)
+
+    def _print_MDer(self, m) -> Piece:
+        """f′(A) of a function of [functions]; with numbers, its value (`local(m)`, a Shaped)."""
+        if self.numeric and self._settings["local"] is not None:
+            shaped = self._settings["local"](m)
+            if shaped is not None:
+                tex = shaped_latex(shaped)
+                return Piece(tex, NEG if tex.startswith("-") else ATOM)
+        x = self.piece(m.x)
+        return Piece(call(function_prime(m.fn), x.tex), ATOM)
 
 
 class TreePrinter(PiecePrinter):
@@ -560,8 +587,8 @@ def _is_pmatrix(tex: str) -> bool:
 class MatrixPrinter(PiecePrinter):
     """A `PiecePrinter` for matrix-form rules (see there for the arguments)."""
 
-    def __init__(self, names: dict, loss: str, value=None, adjoint=None):
-        super().__init__({"names": names, "loss": loss, "value": value, "adjoint": adjoint})
+    def __init__(self, names: dict, loss: str, value=None, adjoint=None, local=None):
+        super().__init__({"names": names, "loss": loss, "value": value, "adjoint": adjoint, "local": local})
 
 
 # ---------------------------------------------------------------- claims as written
@@ -840,6 +867,9 @@ class TextPrinter(Printer):
         if m.fn == "ones":
             return "1"
         return f"{m.fn}({self._print(m.x)})"
+
+    def _print_MDer(self, m):
+        return f"{m.fn}'({self._print(m.x)})"
 
 
 def text(formula, **settings) -> str:

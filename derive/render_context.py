@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import expr as ex
 from . import printer as pr
+from .graph import derivative_tree, function_sympy
 from .handout import After, Row, Setting, Step, Update
 from .layout import Eq, layout, one, pack, paren, relation, shown, shown_exact
 
@@ -56,19 +57,39 @@ FUNCTION_DEFINITIONS = {   # the functions a definition may use that need a word
 
 
 def functions_used(s: Setting) -> tuple:
-    """(definition, derivative) LaTeX of the functions the definitions use, in order of first use."""
+    """(definition, derivative) LaTeX of the functions the definitions use, in order of first use:
+    the spec's own [functions] too (f(x) = 2·x, f′(x) = 2), and the functions their bodies use."""
     seen: list = []
-    for d in s.spec.forward:
-        stack = [d.tree]
+    own = s.spec.functions
+
+    def walk(tree, in_body: bool):
+        stack = [tree]
         while stack:
             n = stack.pop()
+            if isinstance(n, ex.Call) and n.fn in own and n.fn not in seen:
+                seen.append(n.fn)
+                walk(own[n.fn].body, True)
             if isinstance(n, ex.Call) and n.fn in FUNCTION_DEFINITIONS and n.fn not in seen:
                 seen.append(n.fn)
-            if isinstance(n, ex.Bin) and n.op == "*" and "odot" not in seen \
+            if not in_body and isinstance(n, ex.Bin) and n.op == "*" and "odot" not in seen \
                     and shape_of(s, n.left) and shape_of(s, n.right):    # printed a ⊙ b
                 seen.append("odot")
             stack.extend(reversed(ex.children(n)))
-    return tuple(FUNCTION_DEFINITIONS[f] for f in seen)
+
+    for d in s.spec.forward:
+        walk(d.shown, False)
+    return tuple(own_function(own[f]) if f in own else FUNCTION_DEFINITIONS[f] for f in seen)
+
+
+def own_function(fn) -> tuple:
+    """(f(x) = body, f′(x) = its derivative) of a function of [functions], the derivative by
+    sympy.diff (`graph.function_sympy`), written in the expression language where it can be."""
+    x = fn.param
+    tree = pr.TreePrinter({x: x}, lambda n: ())
+    name = pr.function_name(fn.name)
+    d = derivative_tree(fn)
+    d_tex = tree.tex(d) if d is not None else pr.latex(function_sympy(fn)[1], {})
+    return (f"{pr.call(name, x)} = {tree.tex(fn.body)}", f"{pr.call(pr.function_prime(fn.name), x)} = {d_tex}")
 
 
 def function_eq(defs) -> Eq | None:
@@ -82,7 +103,7 @@ def function_eq(defs) -> Eq | None:
 # ---------------------------------------------------------------- forward pass
 def step(s: Setting, name: str, k: int = 0, formula: bool = True) -> Step:
     q = s.g.quantities[name]
-    tree = q.tree
+    tree = q.shown      # as written: h = f(W x), not f's body
     lhs = s.disp(name, k)
     parts = []
     sym = pr.TreePrinter(s.names, s.shape, step=k, stepped=s.changes)
@@ -141,6 +162,12 @@ def intermediate(s: Setting, tree, k: int, exact: bool = True) -> list:
         const = pr.TreePrinter(s.names, s.shape).tex(tree.left)
         rel = "=" if exact and relation(v.values) == "=" else "\\approx"
         return [(rel, [("", const), ("\\cdot", paren(pr.shaped_latex(v)))])]
+    if isinstance(tree, ex.Call) and tree.fn in s.spec.functions and not isinstance(tree.args[0], (ex.Name, ex.Num)):
+        # f(W x) = f(its value), then the value: the argument's numbers before f is applied
+        v = s.eval(tree.args[0], k)
+        rel = "=" if exact and relation(v.values) == "=" else "\\approx"
+        arg, name = pr.shaped_latex(v), pr.function_name(tree.fn)
+        return [(rel, one(f"{name} {arg}" if v.shape else pr.call(name, arg)))]
     return []
 
 

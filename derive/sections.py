@@ -249,7 +249,8 @@ class Backward:
         def value(n):
             return s.sol.shaped(n[len(DELTA):], "adjoint", 0) if n.startswith(DELTA) else s.sol.shaped(n, "value", 0)
 
-        return sym, pr.MatrixPrinter(names, s.L, value=value, adjoint=lambda n: s.sol.shaped(n, "adjoint", 0))
+        return sym, pr.MatrixPrinter(names, s.L, value=value, adjoint=lambda n: s.sol.shaped(n, "adjoint", 0),
+                                     local=lambda m: local_value(s, m))
 
     def matrix_delta(self, name: str) -> Delta:
         s = self.s
@@ -375,6 +376,46 @@ class Backward:
         return Block(target, inline, X, "matrix", layout(target, shown_rule), (), layout(target, parts),
                      tuple(self.s.names[t.consumer] for t in rule.terms), t_name)
 
+
+
+def local_value(s: Setting, m):
+    """The engine's value of f′(A) (a `matrixform.MDer`, f of the spec's [functions]) at the
+    start, in A's shape (a constant f′ too: f(x) = 2x gives a matrix of 2s), or None when A is
+    not an expression of the language."""
+    arg = _tree_of_m(m.x)
+    d = mf.derivative_tree(s.spec.functions[m.fn])
+    if arg is None or d is None:
+        return None
+    at = s.eval(arg, 0)
+    v = s.eval(ex.substitute(d, s.spec.functions[m.fn].param, arg), 0)
+    if v.shape == () and at.shape != ():
+        v = replace(at, values=v.values * len(at.values))
+    return v
+
+
+def _tree_of_m(m):
+    """A matrix expression of quantities (no adjoints) as a tree of the expression language."""
+    if isinstance(m, mf.MSym):
+        return None if m.adjoint or m.name.startswith(DELTA) else ex.Name(m.name)
+    if isinstance(m, mf.MNum):
+        q = m.value
+        n = ex.Num(Fraction(abs(q.numerator)), str(abs(q.numerator)))
+        t = n if q.denominator == 1 else ex.Bin("/", n, ex.Num(Fraction(q.denominator), str(q.denominator)))
+        return ex.Neg(t) if q < 0 else t
+    if isinstance(m, mf.MT):
+        x = _tree_of_m(m.x)
+        return None if x is None else ex.Call("transpose", (x,))
+    if isinstance(m, (mf.MMul, mf.MHad, mf.MAdd)):
+        a, b = _tree_of_m(m.a), _tree_of_m(m.b)
+        op = "@" if isinstance(m, mf.MMul) else "*" if isinstance(m, mf.MHad) else "+" if m.sign > 0 else "-"
+        return None if a is None or b is None else ex.Bin(op, a, b)
+    if isinstance(m, mf.MPow):
+        x = _tree_of_m(m.x)
+        return None if x is None else ex.Bin("^", x, _tree_of_m(mf.MNum(m.n)))
+    if isinstance(m, mf.MFun) and m.fn not in ("ones", "step"):
+        x = _tree_of_m(m.x)
+        return None if x is None else ex.Call(m.fn, (x,))
+    return None
 
 
 def _has_closed_delta(back, terms) -> bool:
