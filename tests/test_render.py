@@ -891,3 +891,55 @@ def test_the_update_rule_names_no_quantity_of_the_problem(pid, lang):
     if p.spec.steps >= 1 and p.spec.update and not p.is_symbolic:
         assert rules, pid
     assert not [r for r in rules if r in names], (pid, rules)
+
+
+# ---------------------------------------------------------------- review 3 (session 19) fixes
+@pytest.mark.parametrize("pid", NUMERIC)
+def test_remark_label_is_closed_emphasis_in_markdown(pid):
+    """*提示*：… — the colon outside the emphasis: CommonMark (GitHub) leaves '*提示：*' before a CJK
+    letter unclosed and shows the asterisks (house-price.zh.md, sigmoid-2-4-2.zh.md)."""
+    for lang, label in (("en", "*Remark*:"), ("zh", "*提示*：")):
+        md = text(pid, lang=lang, digits=6)
+        assert not re.search(r"^\*[^*\n]*[:：]\*", md, re.M), pid
+        if "\n*" in md and pid in ("house-price", "sigmoid-2-4-2"):
+            assert label in md
+
+
+def _relation_lines(md: str) -> list:
+    return [ln for ln in backward_part(md).splitlines() if ln.startswith("&") or "&=" in ln or "&\\approx" in ln]
+
+
+def test_equals_only_before_exact_numbers_in_the_backward_pass():
+    """'=' marks an exact value (the solution's own convention): a line substituting rounded
+    numbers follows '≈', from the first substituted line on (review 3: every δ and gradient line
+    of two-two-two had '= (0.748598 − 0.5)·…')."""
+    md = text("two-two-two", digits=6)
+    back = backward_part(md)
+    assert "&\\approx \\left(0.748598 - 0.5\\right) \\cdot 0.748598 \\cdot \\left(1 - 0.748598\\right) " \
+           "\\approx 0.248598 \\cdot 0.188199 \\approx 0.0467859" in back
+    assert "\\delta_{o_1} \\cdot \\mathrm{out}_{h_1} \\approx 0.0467859 \\cdot 0.602286 \\approx 0.0281785" in back
+    for ln in back.splitlines():     # no '=' followed by a rounded 6-digit number of the run
+        assert not re.search(r"(?<![<>\\])= \\left\(0\.748598|= 0\.0467859 \\cdot", ln), ln
+    # a run whose every number is exact keeps '=' (matrix-linear: integers and short decimals)
+    lin = backward_part(text("matrix-linear", digits=6))
+    assert "\\approx" not in lin and " = " in lin
+    # matrix form: the substituted vectors of sigmoid-2-4-2 are rounded
+    sig = backward_part(text("sigmoid-2-4-2", digits=6))
+    assert "&= \\left(\\begin{pmatrix} 0.985140" not in sig
+    assert "&\\approx \\left(\\begin{pmatrix} 0.985140" in sig
+
+
+def test_saturated_delta_names_the_merged_local_factor():
+    """house-price's δ_h1 skips the line 1.00000·(1 − 1.00000) of a saturated unit; the line of
+    values then labels σ′'s value by its formula h₁·(1 − h₁), so no factor goes missing between
+    the formula (four factors) and the numbers (three).  The value against mpmath's σ′(z_h1)."""
+    md = text("house-price", digits=6)
+    m = re.search(r"\\underbrace\{([^{}]*\{-?\d+\}[^{}]*)\}_\{h_\{1\} \\cdot \\left\(1 - h_\{1\}\\right\)\}", md)
+    assert m, backward_part(md)[:2000]
+    q = Fraction(solution("house-price", 30).forward["z_h1"].text)
+    with mpmath.workdps(40):
+        z = mpmath.mpf(q.numerator) / q.denominator
+        s = 1 / (1 + mpmath.exp(-z))
+        want = mpmath.nstr(s * (1 - s), 6, min_fixed=0, max_fixed=0)
+    mant, exp = want.split("e")
+    assert m.group(1) == f"{mant} \\times 10^{{{int(exp)}}}"
