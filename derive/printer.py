@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 
 import sympy as sp
@@ -213,10 +214,29 @@ def shaped_latex(shaped, transpose: bool = False) -> str:
     if shaped.shape == ():
         return number(shaped.values[0].text)
     r, c = shaped.shape
-    cells = [[number(shaped.values[i * c + j].text) for j in range(c)] for i in range(r)]
+    texts = [v.text for v in shaped.values]
+    if any("e" in t for t in texts):   # one style per matrix: no −0.000162118 beside −6.16643×10⁻⁵
+        texts = [_scientific(t) if "e" not in t and _below_thousandth(t) else t for t in texts]
+    cells = [[number(texts[i * c + j]) for j in range(c)] for i in range(r)]
     if transpose:
         cells = [list(col) for col in zip(*cells)]
     return pmatrix(cells)
+
+
+def _below_thousandth(text: str) -> bool:
+    """A plain decimal of size below 10⁻³ (0.000162118), not 0."""
+    t = text.lstrip("-")
+    return t.startswith("0.000") and t.strip("0.") != ""
+
+
+def _scientific(text: str) -> str:
+    """A plain decimal in scientific notation with the same significant digits:
+    −0.000162118 → −1.62118e-4 (trailing zeros kept: they are significant)."""
+    d = Decimal(text)
+    sign, digits, exp = d.as_tuple()
+    ds = "".join(map(str, digits)).lstrip("0")
+    mant = ds[0] + ("." + ds[1:] if len(ds) > 1 else "")
+    return f"{'-' if sign else ''}{mant}e{d.adjusted()}"
 
 
 # ---------------------------------------------------------------- SymPy expressions
@@ -541,6 +561,10 @@ class PiecePrinter(Printer):
     def _print_MFun(self, m) -> Piece:
         if m.fn == "ones":
             return Piece("1", ATOM)
+        if m.fn == "step" and self.numeric and self._settings["local"] is not None:
+            shaped = self._settings["local"](m)     # ReLU′'s 0s and 1s, not 1[(W)·(x) > 0] unevaluated
+            if shaped is not None:
+                return Piece(shaped_latex(shaped), ATOM)
         x = self.piece(m.x)
         if m.fn == "step":
             return Piece(indicator(x.tex), ATOM)

@@ -217,8 +217,12 @@ def _target_remark(s, target: str, output: str):
         return None
     if len(value.entries) == 1:
         shown = f"{s.names[target]} = {pr.fraction(value.entries[0])}"
-    elif len(outside) == len(value.entries):      # every entry: the target itself
-        shown = f"{s.names[target]} = {s.value_tex(target)}"
+    elif len(outside) == len(value.entries):      # every entry: the target itself, on the line:
+        # a vector as (2, 3)ᵀ (a display-size pmatrix pushed the line of text apart)
+        r, c = value.shape
+        row = ", ".join(pr.fraction(q) for q in value.entries)
+        shown = f"{s.names[target]} = " + (f"\\left({row}\\right)^{{\\top}}" if c == 1 else
+                                           f"\\left({row}\\right)" if r == 1 else s.value_tex(target))
     else:                                         # the entries outside, each named
         entries = s.g.quantities[target].entries
         shown = ", ".join(f"{s.edisp(entries[i])} = {pr.fraction(value.entries[i])}" for i in outside)

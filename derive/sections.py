@@ -27,6 +27,7 @@ from . import expr as ex
 from . import matrixform as mf
 from . import printer as pr
 from .handout import Block, Delta, Grad, Layer, Section, Setting, distances
+from .rounding import Number
 from .layout import dedupe, group, join, layout, one, paren, relation, shown, sum_chunks
 
 DELTA = "\x00δ:"            # marks a matrix rule's name that stands for an error signal (see _mdelta)
@@ -421,9 +422,16 @@ class Backward:
 
 def local_value(s: Setting, m):
     """The engine's value of f′(A) (a `matrixform.MDer`, f of the spec's [functions]) at the
-    start, in A's shape (a constant f′ too: f(x) = 2x gives a matrix of 2s), or None when A is
-    not an expression of the language."""
+    start, in A's shape (a constant f′ too: f(x) = 2x gives a matrix of 2s), or of relu′(A) =
+    1[A > 0] (`MFun("step")`), or None when A is not an expression of the language."""
     arg = _tree_of_m(m.x)
+    if isinstance(m, mf.MFun) and m.fn == "step":     # relu′(A) = 1[A > 0], with relu′(0) = 0
+        if arg is None:
+            return None
+        at = s.eval(arg, 0)
+        one, zero = Number("1", Fraction(1), 1.0, True), Number("0", Fraction(0), 0.0, True)
+        return replace(at, values=tuple(one if (v.exact > 0 if v.exact is not None else v.approx > 0) else zero
+                                        for v in at.values))
     d = mf.derivative_tree(s.spec.functions[m.fn])
     if arg is None or d is None:
         return None

@@ -1013,3 +1013,63 @@ def test_hidden_update_remark_lists_every_unchanged_looking_parameter_in_order()
     shown = [x.strip() for x in m.group(1).split(",")]
     want = [pr.default_display(n) for n in hidden[:3]] + (["\\ldots"] if len(hidden) > 3 else [])
     assert shown == want, (shown, hidden)
+
+
+def test_relu_indicator_is_evaluated_in_the_numbers(write_spec):
+    """relu-2-4-2 wrote 1[(matrix)·(vector) > 0] in its line of numbers, never evaluated: the line
+    now shows relu′'s 0s and 1s, each the sign of W_hidden·x computed here (one unit made dead)."""
+    src = (ROOT / "derive/problems/relu-2-4-2.toml").read_text(encoding="utf-8")
+    src = src.replace("W_hidden = [[1, 2], [2, 3], [1, 1], [3, 1]]", "W_hidden = [[1, 2], [-2, -3], [1, 1], [3, 1]]")
+    assert "[-2, -3]" in src
+    p = derive.load(str(write_spec(src, "relu.toml")))
+    spec = p.spec
+    W, x = spec.parameters["W_hidden"].rows(), [r[0] for r in spec.data["x"].rows()]
+    z = [sum(w * xi for w, xi in zip(row, x)) for row in W]
+    want = " \\\\ ".join("1" if zi > 0 else "0" for zi in z)
+    assert "0" in want
+    md = render.render_text(p, fmt="md", lang="en")
+    line = next(ln for ln in md.splitlines() if ln.startswith("\\frac{\\partial E}{\\partial W_{\\mathrm{hidden}}}"))
+    assert "\\mathbf{1}[W_{\\mathrm{hidden}} \\cdot x > 0]" in line             # the formula
+    assert f"\\odot \\begin{{pmatrix}} {want} \\end{{pmatrix}}\\right)" in line   # its value
+
+
+@pytest.mark.parametrize("pid", NUMERIC)
+def test_no_remark_typesets_a_display_matrix_in_its_line(pid):
+    """sigmoid-2-4-2's remark 'The target y_t = (2 3)ᵀ lies outside…' set a display-size pmatrix in a
+    line of text; a vector target is written (2, 3)ᵀ, its entries those of the spec."""
+    for lang in LANGS:
+        md = text(pid, lang=lang, digits=6)
+        for ln in md.splitlines():
+            if ln.startswith(("*Remark*", "*提示*")):
+                assert "pmatrix" not in ln, ln
+    if pid == "sigmoid-2-4-2":
+        y = problem(pid).spec.data["y_t"].entries
+        row = ", ".join(str(v) for v in y)
+        assert f"y_{{t}} = \\left({row}\\right)^{{\\top}}" in text(pid, digits=6)
+
+
+def test_one_number_style_per_matrix():
+    """sigmoid-2-4-2's ∂E/∂W_hidden showed −0.000162118 beside −6.16643×10⁻⁵: in a matrix with an
+    entry in scientific notation, every entry below 10⁻³ is in scientific notation too, with the
+    same digits (the engine's text, read back as the same decimal)."""
+    from decimal import Decimal
+    md = text("sigmoid-2-4-2", digits=6)
+    sol = solution("sigmoid-2-4-2", 6)
+    grad = sol.shaped("W_hidden", "adjoint", 0)
+    tex = pr.shaped_latex(grad)
+    cells = re.findall(r"-?[\d.]+(?: \\times 10\^\{-?\d+\})?", tex.split("\\begin{pmatrix}")[1])
+    assert len(cells) == 8 and all("\\times" in c for c in cells), cells
+    for c, v in zip(cells, grad.values):
+        m = re.fullmatch(r"(-?[\d.]+) \\times 10\^\{(-?\d+)\}", c)
+        assert Decimal(m.group(1)).scaleb(int(m.group(2))) == Decimal(v.text)
+    assert tex in md
+    assert "0.000162118" not in md
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_training_rule_says_what_p_and_g_are(lang):
+    """alice's training section wrote p ← p − η g with p never introduced (the worked step uses θ)."""
+    md = text("alice", lang=lang, digits=6)
+    assert "p \\leftarrow p - \\eta\\, g" in md
+    said = "every parameter p" if lang == "en" else "每个参数 p"
+    assert said in md.split("p \\leftarrow p - \\eta\\, g")[0].rsplit("\n\n", 2)[-2]
