@@ -46,11 +46,17 @@ FUNCTION_DEFINITIONS = {   # the functions a definition may use that need a word
              f"\\operatorname{{ReLU}}'(z) = {pr.indicator('z')} = \\begin{{cases}} 1 & z > 0 \\\\ 0 & z \\le 0 \\end{{cases}}"),
     "softplus": ("\\operatorname{softplus}(z) = \\ln\\left(1 + e^{z}\\right)",
                  "\\operatorname{softplus}'(z) = \\sigma(z)"),
-    "mean": ("\\operatorname{mean}(v) = \\frac{1}{n} \\sum_{i=1}^{n} v_{i}", ""),
-    "softmax": ("\\operatorname{softmax}(z)_{i} = \\frac{e^{z_{i}}}{\\sum_{j} e^{z_{j}}}", ""),
+    "mean": ("\\operatorname{mean}(v) = \\frac{1}{n} \\sum_{i=1}^{n} v_{i}",
+             "\\frac{\\partial \\operatorname{mean}(v)}{\\partial v_{i}} = \\frac{1}{n}"),
+    "softmax": ("\\operatorname{softmax}(z)_{i} = \\frac{e^{z_{i}}}{\\sum_{j} e^{z_{j}}}",
+                "\\frac{\\partial \\operatorname{softmax}(z)_{i}}{\\partial z_{j}} = "
+                "\\operatorname{softmax}(z)_{i} \\left(\\mathbf{1}[i = j] - \\operatorname{softmax}(z)_{j}\\right)"),
     "log": ("\\log z = \\ln z", "\\log'(z) = \\frac{1}{z}"),
-    "sum": ("\\sum v = v_{1} + v_{2} + \\dots + v_{n}", ""),
-    "frobenius": ("\\left\\lVert A \\right\\rVert_{F} = \\sqrt{\\textstyle\\sum_{i,j} a_{ij}^{2}}", ""),
+    "sum": ("\\sum v = v_{1} + v_{2} + \\dots + v_{n}", "\\frac{\\partial \\sum v}{\\partial v_{i}} = 1"),
+    "frobenius": ("\\left\\lVert A \\right\\rVert_{F} = \\sqrt{\\textstyle\\sum_{i,j} a_{ij}^{2}} "
+                  "\\ \\left(A = (a_{ij})\\right)",
+                  "\\frac{\\partial \\left\\lVert A \\right\\rVert_{F}}{\\partial a_{ij}} = "
+                  "\\frac{a_{ij}}{\\left\\lVert A \\right\\rVert_{F}}"),
     "norm2": ("\\left\\lVert A \\right\\rVert_{2} = \\sqrt{\\lambda_{\\max}\\left(A^{\\top} A\\right)}", ""),
     "odot": ("(a \\odot b)_{i} = a_{i} b_{i}", ""),
 }

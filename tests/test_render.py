@@ -1073,3 +1073,26 @@ def test_training_rule_says_what_p_and_g_are(lang):
     assert "p \\leftarrow p - \\eta\\, g" in md
     said = "every parameter p" if lang == "en" else "每个参数 p"
     assert said in md.split("p \\leftarrow p - \\eta\\, g")[0].rsplit("\n\n", 2)[-2]
+
+
+@pytest.mark.parametrize("pid", NUMERIC)
+def test_every_function_in_given_has_its_derivative(pid):
+    """'The functions used, with their derivatives:' listed Σ, mean, ‖A‖_F and softmax without one
+    (review 3); each now has its derivative (⊙, an operation, has none).  The formulas checked
+    against sympy.diff."""
+    import sympy as sp_
+    md = text(pid, digits=6)
+    given = md.split("\n## 2.", 1)[1].split("\n## 3.", 1)[0]
+    if "```math" not in given.split("The functions used", 1)[-1]:
+        return
+    block = given.split("The functions used", 1)[1].split("```math", 1)[1].split("```", 1)[0]
+    items = [ln.strip().lstrip("&").rstrip("\\").strip() for ln in block.splitlines()
+             if ln.strip() and not ln.strip().startswith("\\begin") and not ln.strip().startswith("\\end")]
+    for it in items:
+        assert "\\qquad" in it or it.startswith("(a \\odot b)"), (pid, it)
+    a, b = sp_.symbols("a b", real=True)
+    assert sp_.simplify(sp_.diff(sp_.sqrt(a ** 2 + b ** 2), a) - a / sp_.sqrt(a ** 2 + b ** 2)) == 0
+    z = sp_.symbols("z1:4")
+    p = [sp_.exp(zi) / sum(sp_.exp(zj) for zj in z) for zi in z]
+    assert all(sp_.simplify(sp_.diff(p[i], z[j]) - p[i] * ((1 if i == j else 0) - p[j])) == 0
+               for i in range(3) for j in range(3))
