@@ -518,7 +518,8 @@ def _tree_of(e, param: str):
         num, den = sp.fraction(e)
         if den != 1:
             return ex.Bin("/", _tree_of(num, param), _tree_of(den, param))
-        factors = [_tree_of(f, param) for f in e.as_ordered_factors()]
+        # σ(x)·(1 − σ(x)) as textbooks write it: sums after the other factors
+        factors = [_tree_of(f, param) for f in sorted(e.as_ordered_factors(), key=lambda f: isinstance(f, sp.Add))]
         out = factors[0]
         for f in factors[1:]:
             out = ex.Bin("*", out, f)

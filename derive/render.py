@@ -105,6 +105,8 @@ class Builder:
             after=after(s),
             history=history(s),
         )
+        # the backward pass's intro explains ⊙ only where a rule of the page uses it (matrix-linear has none)
+        ctx["odot_used"] = "\\odot" in repr(ctx["layers"])
         return ctx
 
 

@@ -107,6 +107,16 @@ class Backward:
         self.seen = []
         return rel
 
+    def _own_prime(self, of, wrt):
+        """The name of the function of [functions] when entry `of` is that function of the entry
+        `wrt` alone (out = f(net), or h = f(z) entry by entry), else None."""
+        q = self.s.g.quantities[of.quantity]
+        t = q.written
+        if isinstance(t, ex.Call) and t.fn in self.s.spec.functions and isinstance(t.args[0], ex.Name) \
+                and t.args[0].id == wrt.quantity and (q.is_scalar or wrt.index == of.index):
+            return t.fn
+        return None
+
     def _tex(self, terms, mode: str, label: bool = False) -> list:
         """Chunks of a sum of products: mode 'sym' (∂-notation), 'formula', 'num' (the formulas with
         the numbers substituted) or 'val' (every factor by its value; with `label`, a local
@@ -131,6 +141,12 @@ class Backward:
                 else:
                     formula = f[3]
                     if formula == 1:
+                        continue
+                    own = self._own_prime(f[1], f[2])
+                    if own is not None and mode in ("formula", "num"):
+                        # out = f(net) with f of [functions]: the factor is f′(net), f′(0.15)
+                        arg = s.edisp(f[2]) if mode == "formula" else pr.number(self._shown(s.sol.value(f[2], 0)))
+                        parts.append(pr.call(pr.function_prime(own), arg))
                         continue
                     if mode == "val":
                         tex = self._shown(s.sol.local(f[4]))

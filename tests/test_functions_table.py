@@ -202,3 +202,31 @@ def test_bad_table_on_the_command_line(write_spec, cli):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0
     assert r.stderr.startswith(f"derive: {path}: functions.f: ") and "W_output" in r.stderr
+
+
+def test_scalar_chain_rule_names_f_prime_with_its_value(write_spec):
+    """A scalar spec: ∂out/∂net of out = act(net) is written act′(net), then act′(0.15), then its
+    value — act′ = 2x + σ(x)(1 − σ(x)) by sympy.diff, evaluated here at 0.15."""
+    text = '''
+title = "s"
+[data]
+i1 = 0.5
+t = 0.2
+[parameters]
+w1 = 0.3
+w2 = 0.4
+[functions]
+act = "x^2 + sigmoid(x)"
+[forward]
+net = "w1*i1"
+out = "act(net)"
+o2 = "w2*out"
+E = "1/2*(o2 - t)^2"
+'''
+    md = _md(derive.load(str(write_spec(text))))
+    assert "\\operatorname{act}(x) = x^{2} + \\sigma(x), \\qquad \\operatorname{act}'(x) = 2 \\cdot x + " \
+           "\\sigma(x) \\cdot \\left(1 - \\sigma(x)\\right)" in md
+    assert "&= \\delta_{2} \\cdot w_{2} \\cdot \\operatorname{act}'(\\mathrm{net})" in md
+    x = sp.Rational(3, 20)
+    want = sp.N(sp.diff(sp.Symbol("x") ** 2 + 1 / (1 + sp.exp(-sp.Symbol("x"))), "x").subs("x", x), 6)
+    assert f"\\operatorname{{act}}'(0.15) \\approx 0.0239719 \\cdot 0.4 \\cdot {want}" in md

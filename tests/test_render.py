@@ -1096,3 +1096,14 @@ def test_every_function_in_given_has_its_derivative(pid):
     p = [sp_.exp(zi) / sum(sp_.exp(zj) for zj in z) for zi in z]
     assert all(sp_.simplify(sp_.diff(p[i], z[j]) - p[i] * ((1 if i == j else 0) - p[j])) == 0
                for i in range(3) for j in range(3))
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_odot_is_explained_only_where_the_page_uses_it(lang):
+    """matrix-linear's backward pass announced '⊙ is the elementwise product' and never used it."""
+    for pid in ("matrix-linear", "sigmoid-2-4-2", "linear-2x"):
+        back = backward_part(text(pid, lang=lang, digits=6))
+        intro, rest = back.split("\n\n### ", 1) if "\n\n### " in back else (back, "")
+        uses = "\\odot" in rest
+        assert ("$`\\odot`$" in intro) == uses, (pid, uses)
+    assert "\\odot" not in backward_part(text("matrix-linear", lang=lang, digits=6)).split("\n\n### ", 1)[1]
