@@ -1270,6 +1270,7 @@ class ErrataStep:
     verdict: str
     diagnosis: str | None
     anchor: str            # claim-<index>
+    stated: str = ""       # a scalar value claim's stated number (the handout's list shows it)
 
 
 def errata_name(pid: str, lang: str, fmt: str) -> str:
@@ -1298,7 +1299,9 @@ def errata_by_language(pid: str, path: str, langs, digits: int = 10, problem=Non
         # claims written for the example (no source document) are not listed in the handout as a
         # source's errors
         steps = [] if cf.demonstration else \
-            [ErrataStep(r.claim.index, r.claim.of, r.verdict, r.diagnosis, f"claim-{r.claim.index}")
+            [ErrataStep(r.claim.index, r.claim.of, r.verdict, r.diagnosis, f"claim-{r.claim.index}",
+                        r.claim.stated[0].text if r.claim.kind == "value" and r.claim.stated
+                        and len(r.claim.stated) == 1 else "")
              for r in results if r.verdict != "correct"]
         out[lang] = (docs, steps)
     return out

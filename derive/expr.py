@@ -335,13 +335,14 @@ def _hint_for(ch: str) -> str:
 
 # ---------------------------------------------------------------- parser
 class _Parser:
-    def __init__(self, text: str, quantities: bool, known=None):
+    def __init__(self, text: str, quantities: bool, known=None, functions=()):
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
         self.depth = 0
         self.quantities = quantities
         self.known = known  # callable name -> bool, for telling dE/dw5 from a division
+        self.functions = frozenset(functions)   # the spec's own [functions], one argument each
 
     # token helpers
     @property
@@ -466,9 +467,10 @@ class _Parser:
     def name_or_call(self):
         tok = self.take()
         if self.tok.kind == "op" and self.tok.text == "(":
-            if tok.text not in FUNCTIONS:
+            if tok.text not in FUNCTIONS and tok.text not in self.functions:
+                own = f"; the spec's [functions]: {', '.join(sorted(self.functions))}" if self.functions else ""
                 raise self.error(
-                    f"unknown function {tok.text!r} (known: {', '.join(FUNCTIONS)})", tok)
+                    f"unknown function {tok.text!r} (known: {', '.join(FUNCTIONS)}{own})", tok)
             self.take()
             self.nest()
             args = [self.expr()]
@@ -482,7 +484,7 @@ class _Parser:
                 count = "one argument" if want == 1 else "two arguments"
                 raise self.error(f"{tok.text}() takes {count}, not {len(args)}", tok)
             return Call(SYNONYMS.get(tok.text, tok.text), tuple(args))
-        if tok.text in FUNCTIONS:
+        if tok.text in FUNCTIONS or tok.text in self.functions:
             raise self.error(f"function {tok.text!r} used without an argument", tok)
         if self.quantities:
             deriv = self.maybe_derivative(tok)
@@ -547,9 +549,71 @@ def _number(tok: Token) -> Num:
     return Num(Fraction(mantissa) * Fraction(10) ** int(exponent or 0), tok.text)
 
 
-def parse(text: str) -> object:
-    """Parse a [forward] definition (names, numbers, operators, functions)."""
-    return _Parser(text, quantities=False).parse()
+def parse(text: str, functions=()) -> object:
+    """Parse a [forward] definition (names, numbers, operators, functions); `functions` are the
+    names of the spec's own [functions] (each called with one argument)."""
+    return _Parser(text, quantities=False, functions=functions).parse()
+
+
+# ---------------------------------------------------------------- the spec's own functions
+def rebuild(root, replace):
+    """The tree with each node n for which replace(n, kids) gives a node swapped for it
+    (bottom-up, without recursion); replace returns None to keep n (with rebuilt children)."""
+    built: dict = {}
+    order, stack = [], [root]
+    while stack:   # preorder; reversed it lists every node after its children
+        n = stack.pop()
+        order.append(n)
+        stack.extend(children(n))
+    for n in reversed(order):
+        kids = tuple(built[id(k)] for k in children(n))
+        new = replace(n, kids)
+        if new is None:
+            if isinstance(n, Bin):
+                new = n if kids[0] is n.left and kids[1] is n.right else Bin(n.op, *kids)
+            elif isinstance(n, Neg):
+                new = n if kids[0] is n.operand else Neg(kids[0])
+            elif isinstance(n, Call):
+                new = n if all(k is a for k, a in zip(kids, n.args)) else Call(n.fn, kids)
+            elif isinstance(n, Index):
+                new = n if kids[0] is n.base else Index(kids[0], n.index)
+            else:
+                new = n
+        built[id(n)] = new
+    return built[id(root)]
+
+
+def substitute(tree, name: str, value):
+    """The tree with every Name(name) replaced by the tree `value`."""
+    return rebuild(tree, lambda n, kids: value if isinstance(n, Name) and n.id == name else None)
+
+
+def inline(tree, functions: dict):
+    """The tree with every call of a spec's own function (`functions`: name -> an object with
+    `param` and `tree`, its body with its own calls already inlined) replaced by its body, the
+    argument put in for the parameter: with f(x) = 2*x, f(W @ x) becomes 2*(W @ x)."""
+    if not functions:
+        return tree
+
+    def replace(n, kids):
+        if isinstance(n, Call) and n.fn in functions:
+            fn = functions[n.fn]
+            return substitute(fn.tree, fn.param, kids[0])
+        return None
+
+    return rebuild(tree, replace)
+
+
+def calls(tree, functions) -> list:
+    """The names of `functions` that a tree calls, in order of first appearance."""
+    out: list = []
+    stack = [tree]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Call) and n.fn in functions and n.fn not in out:
+            out.append(n.fn)
+        stack.extend(reversed(children(n)))
+    return out
 
 
 def parse_quantity(text: str, known) -> object:

@@ -10,8 +10,10 @@ Backpropagation (stage `calculus`) only ever multiplies and adds these local der
 """
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
+from fractions import Fraction
 
 import sympy as sp
 
@@ -73,7 +75,13 @@ class Quantity:
     local: tuple = ()          # forward only: a SymPy expression per entry
     uses: tuple = ()           # forward only: names used directly, in order of first use
     text: str = ""             # forward only: the definition as written
-    tree: object = None        # forward only: the parsed definition
+    tree: object = None        # forward only: the parsed definition ([functions] calls inlined)
+    written: object = None     # forward only: the tree as written, when it calls [functions]
+
+    @property
+    def shown(self):
+        """The definition's tree as written (f(W @ x)), for the documents."""
+        return self.written if self.written is not None else self.tree
 
     @property
     def is_scalar(self) -> bool:
@@ -293,7 +301,7 @@ def outline(spec: Spec, shapes: dict) -> dict:
     out.update({n: Quantity(n, "parameter", shapes[n], ()) for n in spec.parameters})
     for d in spec.forward:
         out[d.name] = Quantity(d.name, "forward", shapes[d.name], (), (), tuple(ex.ordered_names(d.tree)),
-                               d.text, d.tree)
+                               d.text, d.tree, d.written)
     return out
 
 
@@ -351,7 +359,7 @@ def build(spec: Spec) -> Graph:
             entries = tuple(Entry(d.name, (i, j), shape) for i in range(shape[0]) for j in range(shape[1]))
             locals_ = tuple(value)
         used_names = ex.ordered_names(d.tree)
-        q = Quantity(d.name, "forward", shape, entries, locals_, tuple(used_names), d.text, d.tree)
+        q = Quantity(d.name, "forward", shape, entries, locals_, tuple(used_names), d.text, d.tree, d.written)
         quantities[d.name] = q
         # a softmax's derivatives p_k(δ_kj − p_j) are written in the softmax's own entries
         own = {local: entry for local, entry in zip(locals_, entries) if isinstance(local, softmax)}
@@ -453,3 +461,76 @@ def parameters_feeding(graph: Graph, name: str | None) -> list:
             used.add(n)
             stack.extend(graph.quantities[n].uses)
     return [e for n, q in graph.quantities.items() if n in update and n in used for e in q.entries]
+
+
+# ---------------------------------------------------------------- the spec's own functions
+def function_sympy(fn) -> tuple:
+    """(body, derivative) of a function of [functions] (`spec.UserFunction`) as SymPy
+    expressions in the symbol of its argument; the derivative by `sympy.diff`."""
+    x = sp.Symbol(fn.param, real=True)
+    body = to_sympy(fn.tree, lambda n: x)
+    return body, sp.diff(body, x)
+
+
+@functools.lru_cache(maxsize=256)
+def derivative_tree(fn):
+    """f′ of a function of [functions] as a tree of the expression language in its argument
+    (`sympy.diff` of the body, written back), or None when the derivative needs a function the
+    language does not have (the step function of relu′, the sign of abs′)."""
+    _body, d = function_sympy(fn)
+    try:
+        return _tree_of(d, fn.param)
+    except _NotWritable:
+        return None
+
+
+class _NotWritable(Exception):
+    pass
+
+
+_TREE_FUNCTIONS = {sigmoid: "sigmoid", relu: "relu", sp.tanh: "tanh", sp.exp: "exp", sp.log: "log",
+                   softplus: "softplus", sp.Abs: "abs"}
+
+
+def _tree_of(e, param: str):
+    """A SymPy expression (numbers, the argument, + · powers and the language's functions) as a tree."""
+    if e.is_Integer:
+        v = int(e)
+        return ex.Neg(ex.Num(Fraction(-v), str(-v))) if v < 0 else ex.Num(Fraction(v), str(v))
+    if e.is_Rational:
+        num = _tree_of(sp.Integer(abs(e.p)), param)
+        out = ex.Bin("/", num, ex.Num(Fraction(e.q), str(e.q)))
+        return ex.Neg(out) if e.p < 0 else out
+    if isinstance(e, sp.Symbol):
+        if e.name != param:
+            raise _NotWritable(e)
+        return ex.Name(param)
+    if isinstance(e, sp.Add):
+        terms = [_tree_of(t, param) for t in e.as_ordered_terms()]
+        out = terms[0]
+        for t in terms[1:]:
+            out = ex.Bin("-", out, t.operand) if isinstance(t, ex.Neg) else ex.Bin("+", out, t)
+        return out
+    if isinstance(e, sp.Mul):
+        coeff, rest = e.as_coeff_Mul()
+        if coeff < 0:
+            return ex.Neg(_tree_of(-e, param))
+        num, den = sp.fraction(e)
+        if den != 1:
+            return ex.Bin("/", _tree_of(num, param), _tree_of(den, param))
+        # σ(x)·(1 − σ(x)) as textbooks write it: sums after the other factors
+        factors = [_tree_of(f, param) for f in sorted(e.as_ordered_factors(), key=lambda f: isinstance(f, sp.Add))]
+        out = factors[0]
+        for f in factors[1:]:
+            out = ex.Bin("*", out, f)
+        return out
+    if isinstance(e, sp.Pow):
+        b, n = e.args
+        if n == sp.Rational(1, 2):
+            return ex.Call("sqrt", (_tree_of(b, param),))
+        if n.is_number and n < 0:
+            return ex.Bin("/", ex.Num(Fraction(1), "1"), _tree_of(b ** -n, param))
+        return ex.Bin("^", _tree_of(b, param), _tree_of(n, param))
+    if e.func in _TREE_FUNCTIONS:
+        return ex.Call(_TREE_FUNCTIONS[e.func], (_tree_of(e.args[0], param),))
+    raise _NotWritable(e)

@@ -231,6 +231,7 @@ class Setting:
     def eval(self, node, k: int):
         """The engine's value of a sub-expression of a definition at step k (a Shaped): from the
         tree itself, not from text parsed again (which could nest deeper than the user wrote)."""
+        node = ex.inline(node, self.spec.functions)   # f(W x) of [functions]: its body, computed
         text = pr.text(at_step(node, k))   # names the value in the cache (and in messages)
         if (text, self.digits) not in self.evals:
             self.evals[(text, self.digits)] = self.problem.value_of(at_step(node, k), self.digits, text)

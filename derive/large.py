@@ -457,7 +457,7 @@ def _mshape(m, shapes: dict) -> tuple:
         return _mshape(m.a, shapes) or _mshape(m.b, shapes)
     if isinstance(m, mf.MFun) and m.fn == "sum":
         return ()
-    if isinstance(m, (mf.MFun, mf.MPow)):
+    if isinstance(m, (mf.MFun, mf.MPow, mf.MDer)):
         return _mshape(m.x, shapes)
     raise TypeError(m)
 

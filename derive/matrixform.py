@@ -19,7 +19,7 @@ from fractions import Fraction
 from . import expr as ex
 from .calculus import Calculus
 from .engine import depends_on
-from .graph import Graph, outline, shape_of, to_sympy
+from .graph import Graph, derivative_tree, outline, shape_of, to_sympy
 
 
 class Unsupported(Exception):
@@ -70,6 +70,12 @@ class MPow:              # elementwise power by a number
 
 @dataclass(frozen=True)
 class MFun:              # elementwise function or reduction: sigmoid, step, sum, ones, …
+    fn: str
+    x: object
+
+
+@dataclass(frozen=True)
+class MDer:              # f′(x) elementwise, f a function of the spec's [functions]
     fn: str
     x: object
 
@@ -146,7 +152,7 @@ def _derive_rules(graph: Graph) -> tuple:
     reaches = Calculus(graph).reaches
     on_path = {e.quantity for e in reaches}
     rules = _rules_of(graph.quantities.values(), graph.loss, on_path, lambda t: _shape(t, graph),
-                      graph.spec.one_hot)
+                      graph.spec.one_hot, graph.spec.functions)
     for rule in rules:
         object.__setattr__(rule, "_graph", graph)
     return rules
@@ -180,10 +186,15 @@ def softmax_cross_entropy(quantities, loss: str, one_hot=()) -> tuple | None:
     return None
 
 
-def _rules_of(quantities, loss: str, on_path: set, shape, one_hot=()) -> tuple:
-    """The rules of quantities (objects with name, kind, tree) given the names on the way to the
-    loss and `shape(tree)`; Unsupported when a definition is outside the rules."""
+def _rules_of(quantities, loss: str, on_path: set, shape, one_hot=(), functions=None) -> tuple:
+    """The rules of quantities (objects with name, kind, tree, shown) given the names on the way
+    to the loss and `shape(tree)`; Unsupported when a definition is outside the rules (or calls a
+    function of [functions] whose derivative the expression language cannot write)."""
     quantities = list(quantities)
+    for q in quantities:
+        for fn in ex.calls(q.shown, functions or {}) if q.kind == "forward" else ():
+            if derivative_tree(functions[fn]) is None:
+                raise Unsupported(f"the derivative of {fn}")
     contributions: dict[str, list] = {}
     fused = softmax_cross_entropy(quantities, loss, one_hot)
     for q in reversed(quantities):
@@ -200,7 +211,7 @@ def _rules_of(quantities, loss: str, on_path: set, shape, one_hot=()) -> tuple:
                                                               general if hot else None))
             continue
         G = MNum(Fraction(1)) if q.name == loss else MSym(q.name, adjoint=True)
-        for name, contrib in _vjp(q.tree, G, shape, whole=q.name):
+        for name, contrib in _vjp(q.shown, G, shape, whole=q.name):
             if name in on_path:
                 contributions.setdefault(name, []).append(MatrixTerm(q.name, contrib))
     return tuple(MatrixRule(q.name, tuple(contributions[q.name])) for q in quantities
@@ -216,13 +227,13 @@ def spec_rules(spec, shapes: dict) -> tuple:
     on_path = depends_on(spec, spec.loss)
     try:
         return _rules_of(outline(spec, shapes).values(), spec.loss, on_path,
-                         lambda t: ex.tree_shape(t, shapes.__getitem__), spec.one_hot)
+                         lambda t: ex.tree_shape(t, shapes.__getitem__), spec.one_hot, spec.functions)
     except Unsupported:
         return ()
 
 
 def _shape(tree, graph):
-    return shape_of(to_sympy(tree, lambda n: graph.quantities[n.id].as_value()))
+    return shape_of(to_sympy(ex.inline(tree, graph.spec.functions), lambda n: graph.quantities[n.id].as_value()))
 
 
 def _value(tree):
@@ -343,6 +354,9 @@ def _vjp(tree, G, shape, whole: str | None = None):
         if tree.fn in DERIVATIVE_OF:
             Y = MSym(whole) if whole else _value(tree)
             return _vjp(arg, had(G, DERIVATIVE_OF[tree.fn](Y, _value(arg))), shape)
+        if tree.fn not in ex.FUNCTIONS:
+            # f of the spec's [functions]: dL/dA = dL/dY ⊙ f′(A), f′ by sympy.diff of its body
+            return _vjp(arg, had(G, MDer(tree.fn, _value(arg))), shape)
         raise Unsupported(tree.fn)
     raise Unsupported(tree)
 
@@ -371,6 +385,32 @@ def _as_matrix(name, values_or_adj, graph):
     return [vals[i * c:(i + 1) * c] for i in range(r)]
 
 
+def scalar_value(tree, param: str, x, ctx):
+    """The value of a function body (a tree in `param`, numbers and built-in functions) at the
+    number x, in the arithmetic of `ctx` (for checking f and f′ of [functions])."""
+    if isinstance(tree, ex.Name):
+        return x
+    if isinstance(tree, ex.Num):
+        return ctx.const(tree.value)
+    if isinstance(tree, ex.Neg):
+        return -scalar_value(tree.operand, param, x, ctx)
+    if isinstance(tree, ex.Bin):
+        first, rest = ex.spine(tree) if ex.is_chain(tree) else (tree.left, [(tree.op, tree.right)])
+        value = scalar_value(first, param, x, ctx)
+        for op, t in rest:
+            b = scalar_value(t, param, x, ctx)
+            value = {"+": lambda: value + b, "-": lambda: value - b, "*": lambda: value * b,
+                     "/": lambda: value / b, "^": lambda: ctx.pow(value, b)}[op]()
+        return value
+    if isinstance(tree, ex.Call):
+        a = scalar_value(tree.args[0], param, x, ctx)
+        if tree.fn == "max":
+            b = scalar_value(tree.args[1], param, x, ctx)
+            return a if bool(a >= b) else b
+        return ctx.func(tree.fn, a)
+    raise AssertionError(tree)
+
+
 def evaluate(m, state, ctx, graph):
     if isinstance(m, MSym):
         return _as_matrix(m.name, state.adjoint if m.adjoint else state.values, graph)
@@ -391,6 +431,15 @@ def evaluate(m, state, ctx, graph):
         v = evaluate(m.x, state, ctx, graph)
         n = ctx.const(m.n)
         return _zip(v, v, lambda x, y: ctx.pow(x, n))
+    if isinstance(m, MDer):
+        fn = graph.spec.functions[m.fn]
+        d = derivative_tree(fn)
+        v = evaluate(m.x, state, ctx, graph)
+        return _zip(v, v, lambda x, y: scalar_value(d, fn.param, x, ctx))
+    if isinstance(m, MFun) and m.fn in graph.spec.functions:
+        fn = graph.spec.functions[m.fn]
+        v = evaluate(m.x, state, ctx, graph)
+        return _zip(v, v, lambda x, y: scalar_value(fn.tree, fn.param, x, ctx))
     if isinstance(m, MFun):
         v = evaluate(m.x, state, ctx, graph)
         if m.fn == "ones":

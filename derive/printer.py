@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 
 import sympy as sp
@@ -148,6 +149,21 @@ def call(name: str, arg: str) -> str:
     return f"{name}({arg})"
 
 
+def function_name(fn: str) -> str:
+    """The LaTeX of the name of a function of the spec's [functions]: f, \\phi, \\operatorname{act}."""
+    if fn in GREEK:
+        return "\\" + fn
+    if len(fn) == 1:
+        return fn
+    escaped = fn.replace("_", "\\_")
+    return f"\\operatorname{{{escaped}}}"
+
+
+def function_prime(fn: str) -> str:
+    """f′'s name: f', \\operatorname{act}'."""
+    return function_name(fn) + "'"
+
+
 def indicator(arg: str) -> str:
     """The derivative of ReLU, the indicator 1[x > 0] (0 at x = 0, derive's stated convention)."""
     if "\\begin{pmatrix}" in arg:    # brackets as tall as the matrices inside them
@@ -198,10 +214,29 @@ def shaped_latex(shaped, transpose: bool = False) -> str:
     if shaped.shape == ():
         return number(shaped.values[0].text)
     r, c = shaped.shape
-    cells = [[number(shaped.values[i * c + j].text) for j in range(c)] for i in range(r)]
+    texts = [v.text for v in shaped.values]
+    if any("e" in t for t in texts):   # one style per matrix: no −0.000162118 beside −6.16643×10⁻⁵
+        texts = [_scientific(t) if "e" not in t and _below_thousandth(t) else t for t in texts]
+    cells = [[number(texts[i * c + j]) for j in range(c)] for i in range(r)]
     if transpose:
         cells = [list(col) for col in zip(*cells)]
     return pmatrix(cells)
+
+
+def _below_thousandth(text: str) -> bool:
+    """A plain decimal of size below 10⁻³ (0.000162118), not 0."""
+    t = text.lstrip("-")
+    return t.startswith("0.000") and t.strip("0.") != ""
+
+
+def _scientific(text: str) -> str:
+    """A plain decimal in scientific notation with the same significant digits:
+    −0.000162118 → −1.62118e-4 (trailing zeros kept: they are significant)."""
+    d = Decimal(text)
+    sign, digits, exp = d.as_tuple()
+    ds = "".join(map(str, digits)).lstrip("0")
+    mant = ds[0] + ("." + ds[1:] if len(ds) > 1 else "")
+    return f"{'-' if sign else ''}{mant}e{d.adjusted()}"
 
 
 # ---------------------------------------------------------------- SymPy expressions
@@ -324,7 +359,7 @@ class PiecePrinter(Printer):
     `Shaped` each), with the engine's matrices substituted.
     """
     _default_settings = {"names": {}, "shapes": None, "subst": None, "step": 0, "stepped": frozenset(),
-                         "loss": "L", "value": None, "adjoint": None}
+                         "loss": "L", "value": None, "adjoint": None, "local": None}
 
     def __init__(self, settings=None):
         super().__init__(settings)
@@ -443,7 +478,7 @@ class PiecePrinter(Printer):
             return Piece(f"\\sum {at}", MUL)
         name = {"sigmoid": "\\sigma", "tanh": "\\tanh", "log": "\\log", "relu": "\\operatorname{ReLU}",
                 "softplus": "\\operatorname{softplus}", "mean": "\\operatorname{mean}",
-                "softmax": "\\operatorname{softmax}"}[fn]
+                "softmax": "\\operatorname{softmax}"}.get(fn) or function_name(fn)   # else one of [functions]
         if _is_pmatrix(a.tex):  # σ of a written-out matrix: its own parentheses suffice
             return Piece(f"{name} {a.tex}", ATOM)
         chunks = ()
@@ -526,6 +561,10 @@ class PiecePrinter(Printer):
     def _print_MFun(self, m) -> Piece:
         if m.fn == "ones":
             return Piece("1", ATOM)
+        if m.fn == "step" and self.numeric and self._settings["local"] is not None:
+            shaped = self._settings["local"](m)     # ReLU′'s 0s and 1s, not 1[(W)·(x) > 0] unevaluated
+            if shaped is not None:
+                return Piece(shaped_latex(shaped), ATOM)
         x = self.piece(m.x)
         if m.fn == "step":
             return Piece(indicator(x.tex), ATOM)
@@ -534,7 +573,19 @@ class PiecePrinter(Printer):
         name = {"sigmoid": "\\sigma", "tanh": "\\tanh", "exp": "\\exp", "log": "\\log",
                 "relu": "\\operatorname{ReLU}",
                 "sum": "\\operatorname{sum}"}.get(m.fn, f"\\operatorname{{{m.fn}}}")
+        if m.fn not in ex.FUNCTIONS and m.fn not in ("ones", "step"):
+            name = function_name(m.fn)    # one of the spec's [functions]
         return Piece(call(name, x.tex), ATOM)
+
+    def _print_MDer(self, m) -> Piece:
+        """f′(A) of a function of [functions]; with numbers, its value (`local(m)`, a Shaped)."""
+        if self.numeric and self._settings["local"] is not None:
+            shaped = self._settings["local"](m)
+            if shaped is not None:
+                tex = shaped_latex(shaped)
+                return Piece(tex, NEG if tex.startswith("-") else ATOM)
+        x = self.piece(m.x)
+        return Piece(call(function_prime(m.fn), x.tex), ATOM)
 
 
 class TreePrinter(PiecePrinter):
@@ -560,8 +611,8 @@ def _is_pmatrix(tex: str) -> bool:
 class MatrixPrinter(PiecePrinter):
     """A `PiecePrinter` for matrix-form rules (see there for the arguments)."""
 
-    def __init__(self, names: dict, loss: str, value=None, adjoint=None):
-        super().__init__({"names": names, "loss": loss, "value": value, "adjoint": adjoint})
+    def __init__(self, names: dict, loss: str, value=None, adjoint=None, local=None):
+        super().__init__({"names": names, "loss": loss, "value": value, "adjoint": adjoint, "local": local})
 
 
 # ---------------------------------------------------------------- claims as written
@@ -840,6 +891,9 @@ class TextPrinter(Printer):
         if m.fn == "ones":
             return "1"
         return f"{m.fn}({self._print(m.x)})"
+
+    def _print_MDer(self, m):
+        return f"{m.fn}'({self._print(m.x)})"
 
 
 def text(formula, **settings) -> str:

@@ -217,8 +217,12 @@ def _target_remark(s, target: str, output: str):
         return None
     if len(value.entries) == 1:
         shown = f"{s.names[target]} = {pr.fraction(value.entries[0])}"
-    elif len(outside) == len(value.entries):      # every entry: the target itself
-        shown = f"{s.names[target]} = {s.value_tex(target)}"
+    elif len(outside) == len(value.entries):      # every entry: the target itself, on the line:
+        # a vector as (2, 3)ᵀ (a display-size pmatrix pushed the line of text apart)
+        r, c = value.shape
+        row = ", ".join(pr.fraction(q) for q in value.entries)
+        shown = f"{s.names[target]} = " + (f"\\left({row}\\right)^{{\\top}}" if c == 1 else
+                                           f"\\left({row}\\right)" if r == 1 else s.value_tex(target))
     else:                                         # the entries outside, each named
         entries = s.g.quantities[target].entries
         shown = ", ".join(f"{s.edisp(entries[i])} = {pr.fraction(value.entries[i])}" for i in outside)
@@ -238,7 +242,11 @@ def _hidden_steps(s) -> list:
         q = s.g.quantities[name]
         before, after = s.sol.shaped(name, "value", 0), s.sol.shaped(name, "value", k)
         for entry, b, a in zip(q.entries, before.values, after.values):
-            if Decimal(b.text) == Decimal(a.text) and a.approx != b.approx:   # 0.2 → 0.200000
+            # 0.2 → 0.200000 though it changed: by its exact values (house-price's w3 moves by 3.5e-18,
+            # below a float's resolution, and was left out of "w1, w2, w4, …")
+            changed = a.exact != b.exact if a.exact is not None and b.exact is not None else \
+                a.exact is not None or b.exact is not None or a.approx != b.approx
+            if Decimal(b.text) == Decimal(a.text) and changed:
                 hidden.append((name, entry))
     if not hidden:
         return []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import expr as ex
 from . import printer as pr
+from .graph import derivative_tree, function_sympy
 from .handout import After, Row, Setting, Step, Update
 from .layout import Eq, layout, one, pack, paren, relation, shown, shown_exact
 
@@ -45,30 +46,56 @@ FUNCTION_DEFINITIONS = {   # the functions a definition may use that need a word
              f"\\operatorname{{ReLU}}'(z) = {pr.indicator('z')} = \\begin{{cases}} 1 & z > 0 \\\\ 0 & z \\le 0 \\end{{cases}}"),
     "softplus": ("\\operatorname{softplus}(z) = \\ln\\left(1 + e^{z}\\right)",
                  "\\operatorname{softplus}'(z) = \\sigma(z)"),
-    "mean": ("\\operatorname{mean}(v) = \\frac{1}{n} \\sum_{i=1}^{n} v_{i}", ""),
-    "softmax": ("\\operatorname{softmax}(z)_{i} = \\frac{e^{z_{i}}}{\\sum_{j} e^{z_{j}}}", ""),
+    "mean": ("\\operatorname{mean}(v) = \\frac{1}{n} \\sum_{i=1}^{n} v_{i}",
+             "\\frac{\\partial \\operatorname{mean}(v)}{\\partial v_{i}} = \\frac{1}{n}"),
+    "softmax": ("\\operatorname{softmax}(z)_{i} = \\frac{e^{z_{i}}}{\\sum_{j} e^{z_{j}}}",
+                "\\frac{\\partial \\operatorname{softmax}(z)_{i}}{\\partial z_{j}} = "
+                "\\operatorname{softmax}(z)_{i} \\left(\\mathbf{1}[i = j] - \\operatorname{softmax}(z)_{j}\\right)"),
     "log": ("\\log z = \\ln z", "\\log'(z) = \\frac{1}{z}"),
-    "sum": ("\\sum v = v_{1} + v_{2} + \\dots + v_{n}", ""),
-    "frobenius": ("\\left\\lVert A \\right\\rVert_{F} = \\sqrt{\\textstyle\\sum_{i,j} a_{ij}^{2}}", ""),
+    "sum": ("\\sum v = v_{1} + v_{2} + \\dots + v_{n}", "\\frac{\\partial \\sum v}{\\partial v_{i}} = 1"),
+    "frobenius": ("\\left\\lVert A \\right\\rVert_{F} = \\sqrt{\\textstyle\\sum_{i,j} a_{ij}^{2}} "
+                  "\\ \\left(A = (a_{ij})\\right)",
+                  "\\frac{\\partial \\left\\lVert A \\right\\rVert_{F}}{\\partial a_{ij}} = "
+                  "\\frac{a_{ij}}{\\left\\lVert A \\right\\rVert_{F}}"),
     "norm2": ("\\left\\lVert A \\right\\rVert_{2} = \\sqrt{\\lambda_{\\max}\\left(A^{\\top} A\\right)}", ""),
     "odot": ("(a \\odot b)_{i} = a_{i} b_{i}", ""),
 }
 
 
 def functions_used(s: Setting) -> tuple:
-    """(definition, derivative) LaTeX of the functions the definitions use, in order of first use."""
+    """(definition, derivative) LaTeX of the functions the definitions use, in order of first use:
+    the spec's own [functions] too (f(x) = 2·x, f′(x) = 2), and the functions their bodies use."""
     seen: list = []
-    for d in s.spec.forward:
-        stack = [d.tree]
+    own = s.spec.functions
+
+    def walk(tree, in_body: bool):
+        stack = [tree]
         while stack:
             n = stack.pop()
+            if isinstance(n, ex.Call) and n.fn in own and n.fn not in seen:
+                seen.append(n.fn)
+                walk(own[n.fn].body, True)
             if isinstance(n, ex.Call) and n.fn in FUNCTION_DEFINITIONS and n.fn not in seen:
                 seen.append(n.fn)
-            if isinstance(n, ex.Bin) and n.op == "*" and "odot" not in seen \
+            if not in_body and isinstance(n, ex.Bin) and n.op == "*" and "odot" not in seen \
                     and shape_of(s, n.left) and shape_of(s, n.right):    # printed a ⊙ b
                 seen.append("odot")
             stack.extend(reversed(ex.children(n)))
-    return tuple(FUNCTION_DEFINITIONS[f] for f in seen)
+
+    for d in s.spec.forward:
+        walk(d.shown, False)
+    return tuple(own_function(own[f]) if f in own else FUNCTION_DEFINITIONS[f] for f in seen)
+
+
+def own_function(fn) -> tuple:
+    """(f(x) = body, f′(x) = its derivative) of a function of [functions], the derivative by
+    sympy.diff (`graph.function_sympy`), written in the expression language where it can be."""
+    x = fn.param
+    tree = pr.TreePrinter({x: x}, lambda n: ())
+    name = pr.function_name(fn.name)
+    d = derivative_tree(fn)
+    d_tex = tree.tex(d) if d is not None else pr.latex(function_sympy(fn)[1], {})
+    return (f"{pr.call(name, x)} = {tree.tex(fn.body)}", f"{pr.call(pr.function_prime(fn.name), x)} = {d_tex}")
 
 
 def function_eq(defs) -> Eq | None:
@@ -82,7 +109,7 @@ def function_eq(defs) -> Eq | None:
 # ---------------------------------------------------------------- forward pass
 def step(s: Setting, name: str, k: int = 0, formula: bool = True) -> Step:
     q = s.g.quantities[name]
-    tree = q.tree
+    tree = q.shown      # as written: h = f(W x), not f's body
     lhs = s.disp(name, k)
     parts = []
     sym = pr.TreePrinter(s.names, s.shape, step=k, stepped=s.changes)
@@ -141,6 +168,12 @@ def intermediate(s: Setting, tree, k: int, exact: bool = True) -> list:
         const = pr.TreePrinter(s.names, s.shape).tex(tree.left)
         rel = "=" if exact and relation(v.values) == "=" else "\\approx"
         return [(rel, [("", const), ("\\cdot", paren(pr.shaped_latex(v)))])]
+    if isinstance(tree, ex.Call) and tree.fn in s.spec.functions and not isinstance(tree.args[0], (ex.Name, ex.Num)):
+        # f(W x) = f(its value), then the value: the argument's numbers before f is applied
+        v = s.eval(tree.args[0], k)
+        rel = "=" if exact and relation(v.values) == "=" else "\\approx"
+        arg, name = pr.shaped_latex(v), pr.function_name(tree.fn)
+        return [(rel, one(f"{name} {arg}" if v.shape else pr.call(name, arg)))]
     return []
 
 

@@ -21,10 +21,13 @@ import re
 from dataclasses import fields, replace
 from fractions import Fraction
 
+import sympy as sp
+
 from . import expr as ex
 from . import matrixform as mf
 from . import printer as pr
 from .handout import Block, Delta, Grad, Layer, Section, Setting, distances
+from .rounding import Number
 from .layout import dedupe, group, join, layout, one, paren, relation, shown, sum_chunks
 
 DELTA = "\x00δ:"            # marks a matrix rule's name that stands for an error signal (see _mdelta)
@@ -36,6 +39,7 @@ class Backward:
         self.s = setting
         self.reg_adj: dict = {}      # entry (or matrix name) -> where its adjoint was derived
         self.where = ""              # the display of the section being written
+        self.seen: list = []         # the Numbers a line of numbers shows (for its "=" or "≈")
 
     # ---------------------------------------------------------------- backward pass (layers of δ)
     def layers(self) -> tuple:
@@ -92,9 +96,33 @@ class Backward:
             terms.append(_merge_identities(head + [("l", c, X, f, calc.local(c, X))]))
         return terms
 
-    def _tex(self, terms, mode: str) -> list:
+    def _shown(self, n) -> str:
+        self.seen.append(n)
+        return shown(n)
+
+    def _rel(self, prev: str = "=") -> str:
+        """'=' when the line before is exact (`prev`) and every number the line shows is, else '≈'
+        (the worked solution's convention: '=' marks an exact value)."""
+        rel = relation(self.seen) if prev == "=" else "\\approx"
+        self.seen = []
+        return rel
+
+    def _own_prime(self, of, wrt):
+        """The name of the function of [functions] when entry `of` is that function of the entry
+        `wrt` alone (out = f(net), or h = f(z) entry by entry), else None."""
+        q = self.s.g.quantities[of.quantity]
+        t = q.written
+        if isinstance(t, ex.Call) and t.fn in self.s.spec.functions and isinstance(t.args[0], ex.Name) \
+                and t.args[0].id == wrt.quantity and (q.is_scalar or wrt.index == of.index):
+            return t.fn
+        return None
+
+    def _tex(self, terms, mode: str, label: bool = False) -> list:
         """Chunks of a sum of products: mode 'sym' (∂-notation), 'formula', 'num' (the formulas with
-        the numbers substituted) or 'val' (every factor by its value)."""
+        the numbers substituted) or 'val' (every factor by its value; with `label`, a local
+        derivative that is a product or sum is labelled by its formula, so that a line following
+        the formula directly still shows where each number comes from: 2.28973e-11 under h₁(1 − h₁)).
+        The numbers shown are recorded in `seen`."""
         s = self.s
         chunks = []
         for i, prod in enumerate(terms):
@@ -102,10 +130,10 @@ class Backward:
             several = len(prod if mode == "sym" else [f for f in prod if not (f[0] == "l" and f[3] == 1)]) > 1
             for f in prod:
                 if f[0] == "d":
-                    v = shown(s.sol.adjoint(f[1])) if mode in ("num", "val") else self.delta_sym[f[1]]
+                    v = self._shown(s.sol.adjoint(f[1])) if mode in ("num", "val") else self.delta_sym[f[1]]
                     parts.append(paren(v) if several else v)
                 elif f[0] == "g" and mode == "val":
-                    parts.append(paren(shown(s.sol.adjoint(f[2]))))
+                    parts.append(paren(self._shown(s.sol.adjoint(f[2]))))
                 elif f[0] == "g":
                     parts.append(f"\\left({join(self._tex(f[1], mode))}\\right)")
                 elif mode == "sym":
@@ -114,13 +142,21 @@ class Backward:
                     formula = f[3]
                     if formula == 1:
                         continue
+                    own = self._own_prime(f[1], f[2])
+                    if own is not None and mode in ("formula", "num"):
+                        # out = f(net) with f of [functions]: the factor is f′(net), f′(0.15)
+                        arg = s.edisp(f[2]) if mode == "formula" else pr.number(self._shown(s.sol.value(f[2], 0)))
+                        parts.append(pr.call(pr.function_prime(own), arg))
+                        continue
                     if mode == "val":
-                        tex = shown(s.sol.local(f[4]))
+                        tex = self._shown(s.sol.local(f[4]))
+                        if label and isinstance(formula, (sp.Mul, sp.Add)):
+                            tex = f"\\underbrace{{{tex}}}_{{{pr.latex(formula, s.names)}}}"
                         tex = paren(tex) if several else tex
                     elif mode == "formula":
                         tex = pr.latex(formula, s.names)
                     else:
-                        tex = pr.latex(formula, s.names, values=lambda e: s.sol.value(e, 0).text)
+                        tex = pr.latex(formula, s.names, values=lambda e: self._shown(s.sol.value(e, 0)))
                     if mode != "val" and several and pr.needs_parens_in_product(formula):
                         tex = f"\\left({tex}\\right)"
                     parts.append(tex)
@@ -145,10 +181,15 @@ class Backward:
             n = s.sol.adjoint(X)
             value = shown(n)
             breaks = (2, len(parts))
+            self.seen = []
             num = self._tex(terms, "num")
-            if not pr.rounds_to_one(join(num)):     # no 1.00000·(1 − 1.00000) for a saturated unit
-                parts.append(("=", num))
-            parts += [("=", self._tex(terms, "val")), (relation([n]), one(value))]
+            rel = self._rel()
+            skipped = pr.rounds_to_one(join(num))   # no 1.00000·(1 − 1.00000) for a saturated unit
+            if not skipped:
+                parts.append((rel, num))
+            val = self._tex(terms, "val", label=skipped)
+            rel = self._rel("=" if skipped else rel)
+            parts += [(rel, val), (relation([n]) if rel == "=" else "\\approx", one(value))]
         return Delta(X.quantity, sym, s.edisp(X), layout(sym, parts, breaks), value)
 
     def grad(self, name: str, entry) -> Grad:
@@ -168,7 +209,10 @@ class Backward:
         if s.numeric:
             n = s.sol.adjoint(entry)
             value = shown(n)
-            parts += [("=", self._tex(terms, "num")), (relation([n]), one(value))]
+            self.seen = []
+            num = self._tex(terms, "num")
+            rel = self._rel()
+            parts += [(rel, num), (relation([n]) if rel == "=" else "\\approx", one(value))]
             breaks = (2,)
         return Grad(name, s.edisp(entry), layout(lhs, parts, breaks), value)
 
@@ -246,10 +290,16 @@ class Backward:
         if not s.numeric:
             return sym, None
 
-        def value(n):
-            return s.sol.shaped(n[len(DELTA):], "adjoint", 0) if n.startswith(DELTA) else s.sol.shaped(n, "value", 0)
+        def seen(shaped):
+            if shaped is not None:
+                self.seen.extend(shaped.values)
+            return shaped
 
-        return sym, pr.MatrixPrinter(names, s.L, value=value, adjoint=lambda n: s.sol.shaped(n, "adjoint", 0))
+        def value(n):
+            return seen(s.sol.shaped(n[len(DELTA):], "adjoint", 0) if n.startswith(DELTA) else s.sol.shaped(n, "value", 0))
+
+        return sym, pr.MatrixPrinter(names, s.L, value=value, adjoint=lambda n: seen(s.sol.shaped(n, "adjoint", 0)),
+                                     local=lambda m: seen(local_value(s, m)))
 
     def matrix_delta(self, name: str) -> Delta:
         s = self.s
@@ -275,7 +325,13 @@ class Backward:
             first_num = len(parts)
             shaped = s.sol.shaped(name, "adjoint", 0)
             value = pr.shaped_latex(shaped)
-            parts += [("=", num.chunks(full)), ("=", num.chunks(rule)), (relation(shaped.values), one(value))]
+            self.seen = []
+            full_num = num.chunks(full)
+            rel_full = self._rel()
+            rule_num = num.chunks(rule)
+            rel_rule = self._rel(rel_full)
+            parts += [(rel_full, full_num), (rel_rule, rule_num),
+                      (relation(shaped.values) if rel_rule == "=" else "\\approx", one(value))]
         else:
             first_num = len(dedupe(parts))
         return Delta(name, d, s.names[name], layout(d, dedupe(parts), (2, first_num)), value, one_hot)
@@ -290,7 +346,10 @@ class Backward:
         if num is not None:
             shaped = s.sol.shaped(name, "adjoint", 0)
             value = pr.shaped_latex(shaped)
-            parts += [("=", num.chunks(expr)), (relation(shaped.values), one(value))]
+            self.seen = []
+            expr_num = num.chunks(expr)
+            rel = self._rel()
+            parts += [(rel, expr_num), (relation(shaped.values) if rel == "=" else "\\approx", one(value))]
         return Grad(name, s.names[name], layout(lhs, dedupe(parts), (1,)), value)
 
     def _closed(self, entry) -> list:
@@ -375,6 +434,53 @@ class Backward:
         return Block(target, inline, X, "matrix", layout(target, shown_rule), (), layout(target, parts),
                      tuple(self.s.names[t.consumer] for t in rule.terms), t_name)
 
+
+
+def local_value(s: Setting, m):
+    """The engine's value of f′(A) (a `matrixform.MDer`, f of the spec's [functions]) at the
+    start, in A's shape (a constant f′ too: f(x) = 2x gives a matrix of 2s), or of relu′(A) =
+    1[A > 0] (`MFun("step")`), or None when A is not an expression of the language."""
+    arg = _tree_of_m(m.x)
+    if isinstance(m, mf.MFun) and m.fn == "step":     # relu′(A) = 1[A > 0], with relu′(0) = 0
+        if arg is None:
+            return None
+        at = s.eval(arg, 0)
+        one, zero = Number("1", Fraction(1), 1.0, True), Number("0", Fraction(0), 0.0, True)
+        return replace(at, values=tuple(one if (v.exact > 0 if v.exact is not None else v.approx > 0) else zero
+                                        for v in at.values))
+    d = mf.derivative_tree(s.spec.functions[m.fn])
+    if arg is None or d is None:
+        return None
+    at = s.eval(arg, 0)
+    v = s.eval(ex.substitute(d, s.spec.functions[m.fn].param, arg), 0)
+    if v.shape == () and at.shape != ():
+        v = replace(at, values=v.values * len(at.values))
+    return v
+
+
+def _tree_of_m(m):
+    """A matrix expression of quantities (no adjoints) as a tree of the expression language."""
+    if isinstance(m, mf.MSym):
+        return None if m.adjoint or m.name.startswith(DELTA) else ex.Name(m.name)
+    if isinstance(m, mf.MNum):
+        q = m.value
+        n = ex.Num(Fraction(abs(q.numerator)), str(abs(q.numerator)))
+        t = n if q.denominator == 1 else ex.Bin("/", n, ex.Num(Fraction(q.denominator), str(q.denominator)))
+        return ex.Neg(t) if q < 0 else t
+    if isinstance(m, mf.MT):
+        x = _tree_of_m(m.x)
+        return None if x is None else ex.Call("transpose", (x,))
+    if isinstance(m, (mf.MMul, mf.MHad, mf.MAdd)):
+        a, b = _tree_of_m(m.a), _tree_of_m(m.b)
+        op = "@" if isinstance(m, mf.MMul) else "*" if isinstance(m, mf.MHad) else "+" if m.sign > 0 else "-"
+        return None if a is None or b is None else ex.Bin(op, a, b)
+    if isinstance(m, mf.MPow):
+        x = _tree_of_m(m.x)
+        return None if x is None else ex.Bin("^", x, _tree_of_m(mf.MNum(m.n)))
+    if isinstance(m, mf.MFun) and m.fn not in ("ones", "step"):
+        x = _tree_of_m(m.x)
+        return None if x is None else ex.Call(m.fn, (x,))
+    return None
 
 
 def _has_closed_delta(back, terms) -> bool:

@@ -30,7 +30,12 @@ MAX_ENTRIES = 10_000_000    # scalar values (data + parameters) in one spec (the
 MAX_FORWARD = 500           # [forward] definitions
 
 TOP_KEYS = {"title", "source", "title_zh", "source_zh", "lang", "symbolic", "data", "parameters", "forward", "train", "latex",
-            "dataset", "predict", "one_hot"}
+            "dataset", "predict", "one_hot", "functions"}
+MAX_FUNCTIONS = 50          # [functions] definitions
+FUNCTION_PARAM = "x"        # the one argument of a function of [functions]
+# what a function's body may not use: it is a function of one number, applied entry by entry
+NOT_IN_BODY = {"@": "'@' (a matrix product)", "sum": "sum()", "mean": "mean()", "transpose": "transpose()",
+               "softmax": "softmax()", "norm2": "norm2()", "frobenius": "frobenius()"}
 TRAIN_KEYS = {"loss", "learning_rate", "update", "steps", *ds.TRAINING_KEYS}
 LANGS = ("en", "zh")
 
@@ -55,7 +60,23 @@ class Value:
 class Definition:
     name: str
     text: str
-    tree: object
+    tree: object            # what is computed: the calls of [functions] replaced by their bodies
+    written: object = None  # the tree as written (f(W @ x)) when it calls a function of [functions]
+
+    @property
+    def shown(self):
+        """The tree as written, for the documents."""
+        return self.written if self.written is not None else self.tree
+
+
+@dataclass(frozen=True)
+class UserFunction:
+    """A function of the spec's [functions] table: `f = "2*x"` is f(x) = 2x, applied entry by entry."""
+    name: str
+    param: str              # its argument, always FUNCTION_PARAM
+    text: str               # the body as written
+    body: object            # the body's tree as written (may call functions defined before it)
+    tree: object            # the body with those calls inlined (only param, numbers, built-ins)
 
 
 @dataclass(frozen=True)
@@ -81,6 +102,7 @@ class Spec:
     one_hot: tuple = ()           # data names declared one-hot: entries 0 or 1, each column sums to 1
     title_zh: str = ""            # the title and source in Chinese (optional; zh documents use them)
     source_zh: str = ""
+    functions: dict = field(default_factory=dict)   # name -> UserFunction ([functions]), in order
 
     @property
     def is_symbolic(self) -> bool:
@@ -196,14 +218,14 @@ def _name_ok(name: str, path: str, key: str):
         raise DeriveError(f"{name!r} is a function name and cannot be a quantity", file=path, key=key)
 
 
-def _cycle_through(start: str, used: str, forward_raw: dict) -> list[str] | None:
+def _cycle_through(start: str, used: str, forward_raw: dict, functions=()) -> list[str] | None:
     """A chain start -> used -> … -> start through the [forward] texts, if there is one."""
     def uses(n):
         text = forward_raw.get(n)
         if not isinstance(text, str):
             return set()
         try:
-            return ex.names_in(ex.parse(text))
+            return ex.names_in(ex.parse(text, functions))
         except DeriveError:
             return set()
 
@@ -288,6 +310,8 @@ def spec_from_dict(doc: dict, *, sid: str, path: str, base_dir: Path | None = No
     for name in symbolic_raw:
         define(name, "symbolic")
 
+    functions = _functions(_table(doc, "functions", path), defined, path)
+
     forward_raw = _table(doc, "forward", path)
     if not forward_raw:
         raise DeriveError("required: at least one definition in [forward]", file=path, key="forward")
@@ -297,25 +321,28 @@ def spec_from_dict(doc: dict, *, sid: str, path: str, base_dir: Path | None = No
     for name, text in forward_raw.items():
         key = f"forward.{name}"
         _name_ok(name, path, key)
+        if name in functions:
+            raise DeriveError(f"{name!r} is already a function of [functions]", file=path, key=key)
         if not isinstance(text, str):
             raise DeriveError(f"expected an expression as a string, got {_describe(text)}", file=path, key=key)
         try:
-            tree = ex.parse(text)
+            written = ex.parse(text, functions)
         except DeriveError as e:
             raise e.located(file=path, key=key) from None
+        tree = ex.inline(written, functions)
         for used in sorted(ex.names_in(tree)):
             if used == name:
                 raise DeriveError(f"{name!r} is defined in terms of itself (a cycle)", file=path, key=key)
             if used not in defined:
                 if used in forward_raw:
-                    cycle = _cycle_through(name, used, forward_raw)
+                    cycle = _cycle_through(name, used, forward_raw, functions)
                     why = (f"is part of a cycle: {' -> '.join(cycle)}" if cycle
                            else "is used before its definition (definitions are read in order)")
                 else:
                     why = "is not defined"
                 raise DeriveError(f"{used!r} {why}", file=path, key=key)
         define(name, key)
-        forward.append(Definition(name, text, tree))
+        forward.append(Definition(name, text, tree, written if tree is not written else None))
 
     _check_keys(train, TRAIN_KEYS, path, "train")
     loss = train.get("loss", forward[-1].name)
@@ -378,8 +405,68 @@ def spec_from_dict(doc: dict, *, sid: str, path: str, base_dir: Path | None = No
         symbolic=tuple(symbolic_raw), forward=tuple(forward), loss=loss,
         learning_rate=learning_rate, update=update, steps=steps, latex=latex,
         warnings=tuple(warnings), dataset=dataset, training=training, predictions=predictions,
-        one_hot=one_hot, title_zh=zh["title_zh"], source_zh=zh["source_zh"],
+        one_hot=one_hot, title_zh=zh["title_zh"], source_zh=zh["source_zh"], functions=functions,
     )
+
+
+def _functions(table: dict, defined: dict, path: str) -> dict:
+    """[functions]: name -> UserFunction.  `f = "2*x"` defines f(x) = 2x: a body in the expression
+    language of one argument, always named x, which may use numbers, the elementwise built-in
+    functions and the functions defined before it in the table (so no recursion)."""
+    if len(table) > MAX_FUNCTIONS:
+        raise LimitError(f"more than {MAX_FUNCTIONS} functions", file=path, key="functions")
+    out: dict = {}
+    for name, text in table.items():
+        key = f"functions.{name}"
+        if not ex._TOKEN.fullmatch(name) or not (name[0].isalpha() or name[0] == "_") or not name.isascii() \
+                or not name.replace("_", "a").isalnum():
+            raise DeriveError(f"{name!r} is not a valid function name (letters, digits and _, not starting "
+                              "with a digit)", file=path, key=key)
+        if name in ex.FUNCTIONS:
+            raise DeriveError(f"{name!r} is a built-in function; give yours another name", file=path, key=key)
+        if name in defined:
+            raise DeriveError(f"{name!r} is already defined by {defined[name]}; a function needs a name "
+                              "of its own", file=path, key=key)
+        if name == FUNCTION_PARAM:
+            raise DeriveError(f"{name!r} is the name of every function's argument; give the function "
+                              "another name", file=path, key=key)
+        if not isinstance(text, str):
+            raise DeriveError(f"expected the function's body as a string in its argument {FUNCTION_PARAM}, "
+                              f"such as \"2*{FUNCTION_PARAM}\"; got {_describe(text)}", file=path, key=key)
+        if not text.strip():
+            raise DeriveError(f"empty body; write the function of {FUNCTION_PARAM}, such as \"2*{FUNCTION_PARAM}\"",
+                              file=path, key=key)
+        later = [n for n in table if n not in out]
+        try:
+            body = ex.parse(text, (*out, *later))
+        except DeriveError as e:
+            raise e.located(file=path, key=key) from None
+        for called in ex.calls(body, later):
+            why = "calls itself (a function may not be recursive)" if called == name else \
+                f"calls {called!r}, which is defined after it: a function may call only the functions " \
+                "above it in [functions] (no recursion)"
+            raise DeriveError(why, file=path, key=key)
+        names = ex.ordered_names(body)
+        others = [n for n in names if n != FUNCTION_PARAM]
+        if others:
+            what = "a function of [functions]" if others[0] in table else \
+                f"defined by {defined[others[0]]}" if others[0] in defined else "not defined"
+            raise DeriveError(f"the body uses {others[0]!r} ({what}); a function's body may use only its "
+                              f"argument {FUNCTION_PARAM}, numbers and functions", file=path, key=key)
+        if FUNCTION_PARAM not in names:
+            raise DeriveError(f"the body does not use the argument {FUNCTION_PARAM}: a function of [functions] "
+                              f"is a function of {FUNCTION_PARAM}, such as \"2*{FUNCTION_PARAM}\"", file=path, key=key)
+        stack = [body]
+        while stack:
+            n = stack.pop()
+            op = n.op if isinstance(n, ex.Bin) else n.fn if isinstance(n, ex.Call) else None
+            if op in NOT_IN_BODY or isinstance(n, ex.Index):
+                what = NOT_IN_BODY[op] if op in NOT_IN_BODY else "an index [i]"
+                raise DeriveError(f"the body uses {what}; a function of [functions] takes one number and is "
+                                  "applied to a vector or matrix entry by entry", file=path, key=key)
+            stack.extend(ex.children(n))
+        out[name] = UserFunction(name, FUNCTION_PARAM, text, body, ex.inline(body, out))
+    return out
 
 
 def _one_hot(raw, data: dict, path: str) -> tuple:

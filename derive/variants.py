@@ -347,6 +347,8 @@ def spec_toml(spec: Spec, source: str) -> str:
     for table, values in (("data", spec.data), ("parameters", spec.parameters)):
         if values:
             out += ["", f"[{table}]"] + [f"{k} = {_toml_value(v, f'{table}.{k}')}" for k, v in values.items()]
+    if spec.functions:
+        out += ["", "[functions]"] + [f"{f.name} = {_s(f.text)}" for f in spec.functions.values()]
     out += ["", "[forward]"] + [f"{d.name} = {_s(d.text)}" for d in spec.forward]
     out += ["", "[train]", f"loss = {_s(spec.loss)}"]
     if spec.learning_rate is not None:
