@@ -60,6 +60,7 @@ class Dataset:
     columns: dict                   # name -> tuple of entry tuples (row-major Fractions), one per sample
     derived: dict = field(default_factory=dict)   # name -> (text or list of texts, trees)
     origin: str = "inline"          # "inline", the file name, or "generated (n = 100, seed = 0)"
+    drawn: dict = field(default_factory=dict)     # a generated input's name -> (distribution, its args)
 
     @property
     def names(self) -> tuple:
@@ -379,7 +380,7 @@ def _generated(table, data: dict, path: str) -> Dataset:
     n = whole(table["n"], path, f"{base}.n", 1, MAX_SAMPLES)
     seed = whole(table.get("seed", 0), path, f"{base}.seed", 0)
     rng = np.random.default_rng(seed)
-    columns, derived = {}, {}
+    columns, derived, drawn = {}, {}, {}
     for name, spec in table.items():
         if name in ("n", "seed"):
             continue
@@ -390,6 +391,7 @@ def _generated(table, data: dict, path: str) -> Dataset:
             if n * size > MAX_SAMPLE_VALUES:
                 raise LimitError(f"{n * size} values; the limit is {MAX_SAMPLE_VALUES}", file=path, key=key)
             dist, args = _distribution(spec, path, key)
+            drawn[name] = (dist, args)
             flat = draw(rng, dist, args, n * size)
             columns[name] = tuple(tuple(flat[i * size:(i + 1) * size]) for i in range(n))
         elif isinstance(spec, (str, list)):
@@ -417,7 +419,7 @@ def _generated(table, data: dict, path: str) -> Dataset:
                               file=path, key=key)
     if not columns:
         raise DeriveError("no input is drawn (give e.g. x = { distribution = \"normal\" })", file=path, key=base)
-    return _checked(Dataset(n, columns, derived, origin=f"generated (n = {n}, seed = {seed})"), path)
+    return _checked(Dataset(n, columns, derived, origin=f"generated (n = {n}, seed = {seed})", drawn=drawn), path)
 
 
 # ---------------------------------------------------------------- [train]: the run's options

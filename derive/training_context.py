@@ -98,6 +98,8 @@ class TrainingSection:
     sweep_agrees: bool = True       # … and every one is what the runs show
     table_names: tuple = ()         # LaTeX names of the dataset's columns (a small dataset is listed)
     table_rows: tuple = ()          # one tuple of LaTeX values per sample
+    drawn: tuple = ()               # a generated dataset's inputs: (LaTeX name, distribution, (a, b) LaTeX)
+    drawn_rules: tuple = ()         # … and its labels computed from them: LaTeX "y_t = (Σx, Σx)ᵀ"
 
 
 TABLE_ROWS = 10           # a dataset of at most this many samples is listed in the handout
@@ -201,6 +203,7 @@ def training_context(spec: Spec, lang: str, digits: int = 10) -> TrainingSection
             diverged=tr.diverged, reason=tr.reason, output=names[plan.output], predictions=tuple(preds),
             first_step=first, first_param=first_param, certified=tr.certified, precision=tr.precision)
         section.update(_table(spec, shapes, names))
+        section.update(_drawn_description(spec, shapes, names))
     else:
         section.update(samples=1, origin="", origin_args=(), epochs=0, mode="sgd", batch_size=None, shuffled=None,
                        optimizer=opts.optimizer, hyper=(), eta=pr.fraction(spec.learning_rate), init=None,
@@ -223,6 +226,24 @@ def training_context(spec: Spec, lang: str, digits: int = 10) -> TrainingSection
             sweep_ymax=_g(top) if (top := plot.clip_top([(None, r.training.history_floats) for r in runs]))
             else "")
     return TrainingSection(**section)
+
+
+def _drawn_description(spec: Spec, shapes: dict, names: dict) -> dict:
+    """What a generated dataset is drawn from, for the prose: each input's distribution and its
+    two parameters, and the rule of each label (relu-2-4-2: x from the normal distribution with
+    mean 0 and standard deviation 1, y_t = (Σx, Σx)ᵀ) — the page said only "drawn at random"."""
+    d = spec.dataset
+    if d is None or not getattr(d, "drawn", None):
+        return {}
+    drawn = tuple((names[n], dist, tuple(pr.fraction(args[k]) for k in ds.DISTRIBUTIONS[dist]))
+                  for n, (dist, args) in d.drawn.items())
+    printer = pr.TreePrinter(names, lambda n: shapes.get(n, ()))
+    rules = []
+    for n, (texts, trees, is_list) in d.derived.items():
+        texs = [printer.tex(tr) for tr in trees]
+        rules.append(f"{names[n]} = " + (f"\\left({', '.join(texs)}\\right)^{{\\top}}" if is_list and len(texs) > 1
+                                          else texs[0]))
+    return {"drawn": drawn, "drawn_rules": tuple(rules)}
 
 
 def _table(spec: Spec, shapes: dict, names: dict) -> dict:

@@ -1110,3 +1110,48 @@ def test_odot_is_explained_only_where_the_page_uses_it(lang):
         uses = "\\odot" in rest
         assert ("$`\\odot`$" in intro) == uses, (pid, uses)
     assert "\\odot" not in backward_part(text("matrix-linear", lang=lang, digits=6)).split("\n\n### ", 1)[1]
+    v = reference.numbers("relu-2-4-2")
+    md = text("relu-2-4-2", "md", "en")
+    pre = reference._matvec(v["W_hidden"], v["x"])
+    grad = _equations(md, LHS)
+    body = next(b for k, b in grad.items() if "hidden" in k)
+    assert f"\\odot {indicator_tex(pre)}\\right)" in body and "\\mathbf{1}\\left[" not in body
+    assert "\\frac{2}{2} \\left(y_{m} - y_{t}\\right) = y_{m} - y_{t}" in deltas(md)["m"]
+    spec = (ROOT / "derive" / "problems" / "relu-2-4-2.toml").read_text()
+    spec = spec.replace("W_hidden = [[1, 2],", "W_hidden = [[-1, 0.5],")
+    (tmp_path / "dead.toml").write_text(spec)
+    out = run_cli("render", str(tmp_path / "dead.toml"), "--lang", "en").stdout
+    w = [[-1, 0.5]] + [list(r) for r in v["W_hidden"][1:]]
+    pre = reference._matvec(w, v["x"])
+    assert pre[0] < 0 and all(p > 0 for p in pre[1:])
+    body = next(b for k, b in _equations(out, LHS).items() if "hidden" in k)
+    assert f"\\odot {indicator_tex(pre)}\\right)" in body
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_training_says_what_the_samples_are_drawn_from_and_where_it_starts(lang):
+    """relu-2-4-2's training: the distribution of the drawn inputs and its parameters, as the spec's
+    [dataset.generate] gives them (read here from the TOML), and the rule of the label — not only
+    'drawn at random (n = 100, seed = 0)' in ASCII; that it starts from the worked step's parameters
+    (alice draws its own and says so instead).  (The update rule's p and g are defined in the
+    text: test_training_rule_says_what_p_and_g_are.)"""
+    gen = tomllib.loads((ROOT / "derive" / "problems" / "relu-2-4-2.toml").read_text())["dataset"]["generate"]
+    for fmt in ("md", "tex"):
+        out = text("relu-2-4-2", fmt, lang)
+        train = out.split("## Training" if lang == "en" else "## 训练", 1)[-1] if fmt == "md" else \
+            out.split("\\section{Training}" if lang == "en" else "\\section{训练}", 1)[1]
+        train = train.split("The loss during training" if lang == "en" else "训练过程中的损失", 1)[0]
+        assert "n = 100" not in train
+        assert str(gen["n"]) in train and f"{gen['x']['distribution']}" in train or lang == "zh"
+        mean, std = gen["x"]["mean"], gen["x"]["std"]
+        if lang == "en":
+            assert re.search(rf"normal distribution \(mean \$`?{mean}`?\$, standard deviation \$`?{std}`?\$\)", train), train
+            assert f"seed {gen['seed']}" in train and "starts from the parameters of the worked step" in train
+        else:
+            assert re.search(rf"正态分布（均值 \$`?{mean}`?\$，标准差 \$`?{std}`?\$）", train), train
+            assert f"种子为 {gen['seed']}" in train and "训练从上面那一步所用的参数值" in train
+        assert gen["y_t"] == ["sum(x)", "sum(x)"]
+        assert "y_{t} = \\left(\\sum x, \\sum x\\right)^{\\top}" in train
+        alice = text("alice", fmt, lang)
+        assert ("starts from the parameters of the worked step" not in alice
+                and "训练从上面那一步所用的参数值" not in alice)
