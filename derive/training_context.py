@@ -100,6 +100,7 @@ class TrainingSection:
     table_rows: tuple = ()          # one tuple of LaTeX values per sample
     drawn: tuple = ()               # a generated dataset's inputs: (LaTeX name, distribution, (a, b) LaTeX)
     drawn_rules: tuple = ()         # … and its labels computed from them: LaTeX "y_t = (Σx, Σx)ᵀ"
+    line_styles: tuple = plot.PGF_LINE_STYLES   # one per curve of a plot of several (pgfplots)
 
 
 TABLE_ROWS = 10           # a dataset of at most this many samples is listed in the handout
