@@ -260,7 +260,8 @@ def test_rejection_without_one_hot_names_the_general_formula(tmp_path):
     text = (problems_dir() / "softmax-3.toml").read_text().replace('one_hot = ["t"]\n', "")
     (tmp_path / "s.toml").write_text(text)
     md = run_cli("render", str(tmp_path / "s.toml"), "--lang", "en").stdout
-    assert re.search(SUM_T + " =", md), md
+    # "≈" when the numbers after it are rounded (the worked solutions' "= only for exact values")
+    assert re.search(SUM_T + r" (=|\\approx)", md), md
     assert "overset" not in md
 
 

@@ -182,9 +182,16 @@ def reference_answers(spec_file: Path) -> dict:
         return out
 
 
+def _variant_sections(text: str) -> list:
+    """The sections of a bank's Markdown, split at its --- rules, not at the --- lines of the
+    Mermaid blocks' frontmatter."""
+    return re.sub(r"```mermaid\n.*?\n```", "", text, flags=re.S).split("\n---\n")
+
+
 def _key_rows(text: str) -> list:
-    """Per variant section (split at ---): the answers of its key table, in order."""
-    sections = text.split("\n---\n")
+    """Per variant section (split at ---, outside the Mermaid blocks, whose frontmatter has ---
+    lines of its own): the answers of its key table, in order."""
+    sections = _variant_sections(text)
     rows = []
     for sec in sections:
         # an answer with its exact value after it (a short exact value: '$`0.1308`$ (exactly $`0.13075`$)')
@@ -212,7 +219,7 @@ def test_every_key_number_against_the_reference(bank, tmp_path):
     # an exact value given beside an answer is the reference's value
     text = files["two-two-two.variants.key.en.md"].decode()
     seen = 0
-    for vp, sec in zip(bank.variants, text.split("\n---\n")):
+    for vp, sec in zip(bank.variants, _variant_sections(text)):
         ref = reference_answers(tmp_path / f"{vp.spec.id}.toml")
         cells = re.findall(r"^\| \d+ \| \$`.*?`\$ \| \$`.*?`\$(?: \(exactly \$`(-?[\d.]+)`\$\))? \|$", sec, re.M)
         for (quantity, _flat, _row), exact in zip(vr.asked(vp, DIGITS), cells):
@@ -222,7 +229,7 @@ def test_every_key_number_against_the_reference(bank, tmp_path):
     assert seen, "no short exact value in the bank (net_h1 = 0.13075 of variant 1)"
         # the sheet holds the numbers of its variant
     sheet = files["two-two-two.variants.en.md"].decode()
-    assert sheet.count("\n---\n") == 4 and "variant 5" in sheet and "variant 6" not in sheet
+    assert len(_variant_sections(sheet)) == 5 and "variant 5" in sheet and "variant 6" not in sheet
     assert not any(_key_rows(sheet)[i] for i in range(5))          # a sheet has no answers
 
 
