@@ -1,5 +1,6 @@
 """`derive build`: every built-in problem's handouts (Markdown and LaTeX, English and Chinese, PDFs
-with --pdf; the interactive HTML page in English), the errata of its source document, an exercise sheet and its answer key
+with --pdf; the interactive HTML page in English), the errata of its source document (with --pdf
+its PDFs too), an exercise sheet and its answer key
 (exercises/ID.LANG.md|tex and exercises/ID.key.LANG.md|tex), a bank of 5 two-two-two variants with
 its Moodle quiz (exercises/two-two-two.variants/, as `derive exercise` writes it), and an index,
 into one directory (output/).
@@ -270,6 +271,8 @@ def _build_problem(pid: str, files: dict, claims_path: str | None, pdf: bool, te
             docs, steps = reports[lang]
             for efmt, etext in docs.items():
                 files[f"errata/{errata_name(pid, lang, efmt)}"] = etext.encode("utf-8")
+                if efmt == "tex" and pdf:       # --pdf compiles every .tex the build writes
+                    files[f"errata/{errata_name(pid, lang, efmt)[:-4]}.pdf"] = compile_pdf(etext)
             errata = {"md": f"errata/{errata_name(pid, lang, 'md')}",
                       "tex": f"errata/{errata_name(pid, lang, 'tex')}", "steps": steps}
             names[f"{lang}_errata"] = errata["md"]

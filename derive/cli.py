@@ -634,7 +634,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("-o", "--out", "--output", dest="out", default="output", metavar="DIR",
                    help="the directory to write (--out is the same option) (default: %(default)s)")
     b.add_argument("--pdf", action="store_true",
-                   help="also compile every handout to PDF with XeLaTeX (default: no PDFs)")
+                   help="also compile every .tex it writes (handouts, errata, sheets and keys) to PDF with XeLaTeX (default: no PDFs)")
     b.add_argument("--force", action="store_true",
                    help="build into a directory that is not derive's own; a file derive did not write is "
                         "still never overwritten or deleted (default: refuse)")

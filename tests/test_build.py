@@ -188,3 +188,25 @@ def test_the_collector_is_paused_while_rendering_and_restored(monkeypatch):
         assert not gc.isenabled()           # off before: still off
     finally:
         gc.enable()
+
+
+def test_pdf_build_compiles_every_tex_it_writes_the_errata_too(monkeypatch):
+    """`derive build --pdf` compiled the handouts and the sheets but not the errata: every .tex of a
+    problem's share (alice: handouts, errata, sheets and keys, both languages) now has its PDF,
+    compiled from that .tex's own text (a recording stand-in for the compiler; the real
+    compilations of the same texts are the tex tests')."""
+    compiled = []
+
+    def fake_compile(tex, engine="xelatex"):
+        compiled.append(tex)
+        return b"%PDF-" + str(len(compiled)).encode()
+    monkeypatch.setattr(build_mod, "compile_pdf", fake_compile)
+    files: dict = {}
+    build_mod._build_problem("alice", files, dict(builtin_claims())["alice"], True, None, html=False)
+    texs = sorted(n for n in files if n.endswith(".tex"))
+    assert any(n.startswith("errata/") for n in texs)
+    for name in texs:
+        pdf = name[:-4] + ".pdf"
+        assert pdf in files, name
+        assert compiled[int(files[pdf][5:]) - 1] == files[name].decode("utf-8"), name
+    assert len(compiled) == len(texs)
