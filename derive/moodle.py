@@ -352,16 +352,6 @@ def _solution_with_diagram(fragment: str, alt: str) -> str:
     return fragment.replace("<figure>\n<figcaption>", f"<figure>\n{_img(alt)}\n<figcaption>", 1)
 
 
-def feedback_html(bank, *, lang: str, template_dir: str | None = None) -> list:
-    """The general feedback's worked solution of each variant (`htmlpage.solution_fragment`, no
-    inline diagram: the question shows it), computed by worker processes for a large bank (unless
-    they are in the bank's frame; `prepare` sends the parent the questions they are in, not them)."""
-    n = len(bank.variants)
-    if bank.frame is not None and all(_key("fragment", lang, template_dir, i) in bank.frame.memo for i in range(n)):
-        return [variant_fragment(bank, i, lang, template_dir) for i in range(n)]
-    return br.parallel_map(_fragment_task(lang, template_dir), bank, n, br.jobs_for(n, PARALLEL))
-
-
 def _key(kind: str, lang: str, template_dir, i: int) -> tuple:
     return ("moodle", kind, lang, template_dir, i)
 
@@ -382,16 +372,6 @@ def variant_blanks(bank, i: int, lang: str, template_dir: str | None = None) -> 
         x = vr.document_strings(bank, "md", lang, template_dir)[3]
         return blanks(bank.variants[i], bank.digits, lang, x, bank.frame)
     return _remember(bank, _key("blanks", lang, template_dir, i), make)
-
-
-class _fragment_task:
-    """variant_fragment(bank, i, lang, template_dir) as a picklable function of (bank, i)."""
-
-    def __init__(self, lang: str, template_dir: str | None):
-        self.lang, self.template_dir = lang, template_dir
-
-    def __call__(self, bank, i: int) -> str:
-        return variant_fragment(bank, i, self.lang, self.template_dir)
 
 
 class _variant_task:
@@ -626,5 +606,5 @@ class _questions_task:
         return variant_questions(bank, i, self.lang, self.style, self.template_dir)
 
 
-__all__ = ["Blank", "Choice", "STYLES", "blanks", "draw_prepared", "feedback_html", "prepare", "variant_blanks", "variant_fragment", "cloze_blank", "cloze_escape", "exponent", "quiz",
+__all__ = ["Blank", "Choice", "STYLES", "blanks", "draw_prepared", "prepare", "variant_blanks", "variant_fragment", "cloze_blank", "cloze_escape", "exponent", "quiz",
            "tolerance"]
