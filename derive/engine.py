@@ -1265,22 +1265,23 @@ def _rounded(ctx, x, n: int):
     Jacobians of every world whose forward values are the true ones): memoised on those."""
     if isinstance(x, arb) and isinstance(ctx, BallArrays):
         m, e = x.mid().man_exp()
-        m = int(m)
         if m == 0:
             return x
-        key = (m, int(e), n, flint.ctx.prec)
+        key = (int(m), int(e), n, flint.ctx.prec)
         got = _ROUNDED.get(key)
         if got is None:
             if len(_ROUNDED) >= MAX_ROUNDED:
                 _ROUNDED.clear()
-            e = key[1]
-            q = Fraction(m * 2 ** e) if e >= 0 else Fraction(m, 2 ** -e)
-            r, d = rounded_parts(q, n)
-            got = _ROUNDED[key] = _exact_entry(ctx, Fraction(r * 10 ** d) if d >= 0 else Fraction(r, 10 ** -d))
+            got = _ROUNDED[key] = _rounded_exact(ctx, _ball_exact(x.mid()), n)
         return got
     q = x if not isinstance(x, arb) else _ball_exact(x.mid())
     if q is None or q == 0:
         return x
+    return _rounded_exact(ctx, q, n)
+
+
+def _rounded_exact(ctx, q: Fraction, n: int):
+    """The nonzero exact value q rounded to n significant digits, as an entry of ctx."""
     m, e = rounded_parts(q, n)
     return _exact_entry(ctx, Fraction(m * 10 ** e) if e >= 0 else Fraction(m, 10 ** -e))
 
