@@ -156,10 +156,6 @@ def numbered(spec: Spec, values: tuple, n: int) -> Spec:
     return replace(spec, id=vid, path=f"{vid}.toml", data=values[0], parameters=values[1], warnings=())
 
 
-def _variant_spec(spec: Spec, rng: random.Random, names: tuple, explicit: bool, n: int) -> Spec:
-    return numbered(spec, _drawn_values(spec, rng, names, explicit), n)
-
-
 def variant_id(base_id: str, n: int) -> str:
     return f"{base_id}-v{n:02d}" if n < 100 else f"{base_id}-v{n}"
 

@@ -373,7 +373,7 @@ def test_degenerate_reads_the_numbers_it_judges_as_the_full_solution_has_them(pi
     for seed in range(3):
         rng = random.Random(seed)
         for n in range(15):
-            spec = vr._variant_spec(base.spec, rng, names, seed == 2, n + 1)
+            spec = vr.numbered(base.spec, vr._drawn_values(base.spec, rng, names, seed == 2), n + 1)
             vp, full = frame.problem(spec, (vr.CHECK_DIGITS, DIGITS)), frame.problem(spec, (vr.CHECK_DIGITS,))
             try:
                 why = vr.degenerate(vp)
