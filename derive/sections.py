@@ -107,6 +107,12 @@ class Backward:
         self.seen = []
         return rel
 
+    @staticmethod
+    def _last(rel: str, values) -> str:
+        """The relation before a line's final value: that of the value itself (`relation`) after
+        an exact line, '≈' once a line before it was rounded."""
+        return relation(values) if rel == "=" else "\\approx"
+
     def _own_prime(self, of, wrt):
         """The name of the function of [functions] when entry `of` is that function of the entry
         `wrt` alone (out = f(net), or h = f(z) entry by entry), else None."""
@@ -189,7 +195,7 @@ class Backward:
                 parts.append((rel, num))
             val = self._tex(terms, "val", label=skipped)
             rel = self._rel("=" if skipped else rel)
-            parts += [(rel, val), (relation([n]) if rel == "=" else "\\approx", one(value))]
+            parts += [(rel, val), (self._last(rel, [n]), one(value))]
         return Delta(X.quantity, sym, s.edisp(X), layout(sym, parts, breaks), value)
 
     def grad(self, name: str, entry) -> Grad:
@@ -212,7 +218,7 @@ class Backward:
             self.seen = []
             num = self._tex(terms, "num")
             rel = self._rel()
-            parts += [(rel, num), (relation([n]) if rel == "=" else "\\approx", one(value))]
+            parts += [(rel, num), (self._last(rel, [n]), one(value))]
             breaks = (2,)
         return Grad(name, s.edisp(entry), layout(lhs, parts, breaks), value)
 
@@ -331,7 +337,7 @@ class Backward:
             rule_num = num.chunks(rule)
             rel_rule = self._rel(rel_full)
             parts += [(rel_full, full_num), (rel_rule, rule_num),
-                      (relation(shaped.values) if rel_rule == "=" else "\\approx", one(value))]
+                      (self._last(rel_rule, shaped.values), one(value))]
         else:
             first_num = len(dedupe(parts))
         return Delta(name, d, s.names[name], layout(d, dedupe(parts), (2, first_num)), value, one_hot)
@@ -349,7 +355,7 @@ class Backward:
             self.seen = []
             expr_num = num.chunks(expr)
             rel = self._rel()
-            parts += [(rel, expr_num), (relation(shaped.values) if rel == "=" else "\\approx", one(value))]
+            parts += [(rel, expr_num), (self._last(rel, shaped.values), one(value))]
         return Grad(name, s.names[name], layout(lhs, dedupe(parts), (1,)), value)
 
     def _closed(self, entry) -> list:
